@@ -1,0 +1,255 @@
+/* searchctl bench: latency of one sequence (batch 1) per length, its GFLOP/s, that against the
+ * cblas_sgemm throughput measured in the same run, the share of time spent outside matrix
+ * products, and the speed-up of a pruned schedule. A random-weight checkpoint of any shape
+ * (--shape) is written by mkmodel's library into a temp folder first. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/offline_args.h"
+#include "client/searchctl.h"
+#include "engine/en_flops.h"
+#include "engine/en_forward.h"
+#include "engine/en_kernels.h"
+#include "tools/mkmodel_lib.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median over repetitions of fn(arg): at least 5 runs and about `budget_ms`, after a warm-up. */
+typedef void (*bench_fn)(void *arg);
+static double median_ms(bench_fn fn, void *arg, double budget_ms) {
+    double t[201];
+    fn(arg);
+    int reps = 0;
+    double start = now_ms();
+    while (reps < 201 && (reps < 5 || now_ms() - start < budget_ms)) {
+        double t0 = now_ms();
+        fn(arg);
+        t[reps++] = now_ms() - t0;
+    }
+    qsort(t, reps, sizeof t[0], cmp_double);
+    return t[reps / 2];
+}
+
+typedef struct fwd_arg {
+    en_ctx *c;
+    const int32_t *ids;
+    int n;
+    const sc_schedule *s;
+    float logits[EN_MAX_LABELS];
+} fwd_arg;
+
+static void run_forward(void *p) {
+    fwd_arg *a = p;
+    en_forward(a->c, a->ids, NULL, a->n, a->s->metric, a->s->ratios, a->logits, NULL, NULL);
+}
+
+/* The matrix products of one forward pass alone, same shapes and order, on scratch buffers. */
+typedef struct gemm_arg {
+    const en_model *m;
+    int n;
+    const sc_schedule *s;
+    float *a, *b; // scratch, large enough for any operand
+} gemm_arg;
+
+static void run_gemms(void *p) {
+    gemm_arg *g = p;
+    const en_config *cfg = &g->m->cfg;
+    int H = cfg->hidden, F = cfg->ffn, heads = cfg->heads, d = H / heads, n = g->n;
+    for (int l = 0; l < cfg->layers; l++) {
+        const en_layer_weights *w = &g->m->w.layer[l];
+        int k = en_keep_count(g->s->ratios[l], g->n, n);
+        en_gemm(n, 3 * H, H, 1.f, g->a, H, w->wqkv, H, 1, 0.f, g->b, 3 * H);
+        for (int h = 0; h < heads; h++)
+            en_gemm(n, n, d, 1.f, g->b + h * d, 3 * H, g->b + H + h * d, 3 * H, 1, 0.f, g->a, n);
+        for (int h = 0; h < heads; h++)
+            en_gemm(k, d, n, 1.f, g->a, n, g->b + 2 * H + h * d, 3 * H, 0, 0.f, g->b + h * d, H);
+        en_gemm(k, H, H, 1.f, g->b, H, w->wo, H, 1, 1.f, g->a, H);
+        en_gemm(k, F, H, 1.f, g->a, H, w->w1, H, 1, 0.f, g->b, F);
+        en_gemm(k, H, F, 1.f, g->b, F, w->w2, F, 1, 1.f, g->a, H);
+        n = k;
+    }
+}
+
+typedef struct sgemm_arg {
+    int m, n, k;
+    float *a, *b, *c;
+} sgemm_arg;
+
+static void run_sgemm(void *p) {
+    sgemm_arg *s = p;
+    en_gemm(s->m, s->n, s->k, 1.f, s->a, s->k, s->b, s->k, 1, 0.f, s->c, s->n);
+}
+
+static int parse_shape(const char *text, mk_opts *o) {
+    int L, H, heads, F;
+    char tail;
+    if (sscanf(text, "%d,%d,%d,%d%c", &L, &H, &heads, &F, &tail) != 4 || L < 1 || L > 64 ||
+        H < 1 || heads < 1 || H % heads || F < 1)
+        return -1;
+    o->layers = L;
+    o->hidden = H;
+    o->heads = heads;
+    o->ffn = F;
+    return 0;
+}
+
+static void bench_usage(FILE *to) {
+    fputs("usage: searchctl bench [--model DIR | --shape L,H,heads,FFN] [--threads N]\n"
+          "                       [--lengths 32,64,128,256,512] [--schedule S | --ratios R,..]\n"
+          "                       [--json]\n"
+          "Batch-1 latency per length (median), GFLOP/s, the fraction of this machine's\n"
+          "cblas_sgemm throughput, the time outside matrix products, and with a schedule the\n"
+          "pruned latency and its ratio to the full one. --shape benchmarks random weights.\n",
+          to);
+}
+
+int cmd_bench(int argc, char **argv) {
+    offline_args a;
+    int rest = 0;
+    if (offline_args_parse(argc, argv, &a, &rest) || a.help || rest < argc) {
+        bench_usage(a.help ? stdout : stderr);
+        return a.help ? 0 : 2;
+    }
+    char tmpdir[] = "/tmp/searchctl-bench-XXXXXX";
+    int made_tmp = 0;
+    if (a.shape) {
+        mk_opts o;
+        mk_opts_init(&o);
+        if (parse_shape(a.shape, &o) != 0) {
+            fprintf(stderr, "searchctl bench: --shape takes L,H,heads,FFN, not '%s'\n", a.shape);
+            return 2;
+        }
+        en_diag diag = {{0}};
+        if (!mkdtemp(tmpdir) || mk_write_model(tmpdir, &o, &diag) != 0) {
+            fprintf(stderr, "searchctl bench: cannot write a random model: %s\n", diag.msg);
+            return 1;
+        }
+        made_tmp = 1;
+        a.model = tmpdir;
+    }
+    en_model *m = NULL;
+    sc_schedule s, full;
+    int rc = offline_load(&a, &m, &s);
+    if (made_tmp) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "searchctl bench: could not remove %s\n", tmpdir);
+    }
+    if (rc)
+        return 1;
+    int pruned = a.schedule || a.ratios;
+    sc_schedule_full(&full, s.metric, m->cfg.layers);
+    int threads = a.threads > 0 ? a.threads : 1;
+    en_set_blas_threads(threads);
+
+    int lengths[32], nlen = 0;
+    const char *p = a.lengths ? a.lengths : "32,64,128,256,512";
+    while (*p && nlen < 32) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 2) {
+            fprintf(stderr, "searchctl bench: bad --lengths '%s'\n", a.lengths);
+            en_model_free(m);
+            return 2;
+        }
+        if (v <= m->cfg.max_pos)
+            lengths[nlen++] = (int)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+    const en_config *cfg = &m->cfg;
+    size_t big = (size_t)m->cfg.max_pos * (cfg->ffn > cfg->max_pos ? cfg->ffn : cfg->max_pos) * 4;
+    gemm_arg g = {.m = m, .a = calloc(big, sizeof(float)), .b = calloc(big, sizeof(float))};
+    /* this machine's sgemm: an FFN-shaped product at the longest length */
+    int maxlen = 0;
+    for (int i = 0; i < nlen; i++)
+        maxlen = lengths[i] > maxlen ? lengths[i] : maxlen;
+    sgemm_arg sg = {maxlen > 0 ? maxlen : 128, cfg->ffn, cfg->hidden, g.a, g.b, g.a + big / 2};
+    double sg_ms = median_ms(run_sgemm, &sg, 300);
+    double sgemm_gflops = 2.0 * sg.m * sg.n * sg.k / (sg_ms * 1e6);
+
+    en_ctx *c = NULL;
+    int32_t *ids = malloc(sizeof(int32_t) * cfg->max_pos);
+    if (!g.a || !g.b || !ids || en_ctx_new(m, cfg->max_pos, &c) != 0) {
+        fputs("searchctl bench: out of memory\n", stderr);
+        en_model_free(m);
+        return 1;
+    }
+    srand(1);
+    for (int i = 0; i < cfg->max_pos; i++)
+        ids[i] = 5 + rand() % (cfg->vocab_size - 5);
+    char stext[64 + 8 * EN_MAX_LAYERS];
+    sc_schedule_format(&s, stext, sizeof stext);
+    json_t *rows = json_array();
+    if (!a.json) {
+        printf("model: %d layers, hidden %d, %d heads, FFN %d; %d BLAS thread%s; sgemm %dx%dx%d: "
+               "%.1f GFLOP/s\n",
+               cfg->layers, cfg->hidden, cfg->heads, cfg->ffn, threads, threads > 1 ? "s" : "",
+               sg.m, sg.n, sg.k, sgemm_gflops);
+        printf("%6s %10s %9s %8s %11s %9s", "length", "full ms", "GFLOP/s", "of sgemm",
+               "matmul ms", "other");
+        if (pruned)
+            printf(" %10s %8s %8s", "pruned ms", "flops", "time");
+        printf("\n");
+    }
+    for (int li = 0; li < nlen; li++) {
+        int n = lengths[li];
+        ids[0] = 2;
+        fwd_arg fa = {.c = c, .ids = ids, .n = n, .s = &full};
+        double full_ms = median_ms(run_forward, &fa, 400);
+        g.n = n;
+        g.s = &full;
+        double mm_ms = median_ms(run_gemms, &g, 300);
+        double flops = en_flops_sequence(cfg, n, NULL);
+        double gflops = flops / (full_ms * 1e6);
+        double other = 1 - mm_ms / full_ms;
+        json_t *row = json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "length", n, "full_ms", full_ms,
+                                "gflops", gflops, "of_sgemm", gflops / sgemm_gflops, "matmul_ms",
+                                mm_ms, "other_fraction", other);
+        if (!a.json)
+            printf("%6d %10.3f %9.1f %7.0f%% %11.3f %8.1f%%", n, full_ms, gflops,
+                   100 * gflops / sgemm_gflops, mm_ms, 100 * other);
+        if (pruned) {
+            fa.s = &s;
+            double pr_ms = median_ms(run_forward, &fa, 400);
+            double fr = en_flops_sequence(cfg, n, s.ratios) / flops;
+            json_object_set_new(row, "pruned_ms", json_real(pr_ms));
+            json_object_set_new(row, "flops_ratio", json_real(fr));
+            json_object_set_new(row, "time_ratio", json_real(pr_ms / full_ms));
+            if (!a.json)
+                printf(" %10.3f %8.3f %8.3f", pr_ms, fr, pr_ms / full_ms);
+        }
+        if (!a.json)
+            printf("\n");
+        json_array_append_new(rows, row);
+    }
+    if (a.json)
+        print_json(json_pack("{s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:o}", "layers", cfg->layers,
+                             "hidden", cfg->hidden, "heads", cfg->heads, "ffn", cfg->ffn,
+                             "threads", threads, "sgemm_gflops", sgemm_gflops, "schedule", stext,
+                             "lengths", rows));
+    else {
+        if (pruned)
+            printf("schedule: %s\n", stext);
+        json_decref(rows);
+    }
+    free(ids);
+    free(g.a);
+    free(g.b);
+    en_ctx_free(c);
+    en_model_free(m);
+    return 0;
+}

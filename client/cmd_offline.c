@@ -1,0 +1,149 @@
+/* Offline commands: classify, eval (bench lives in cmd_bench.c). They run the engine in this
+ * process; no daemon needed. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/offline_args.h"
+#include "client/searchctl.h"
+#include "engine/en_dataset.h"
+#include "engine/en_flops.h"
+
+static void classify_usage(FILE *to) {
+    fputs("usage: searchctl classify --model DIR [--schedule S | --ratios R,.. [--metric M]]\n"
+          "                          [--pair TEXT_B] [--json] TEXT...\n"
+          "Prints the predicted label and the probability of each label for each TEXT.\n",
+          to);
+}
+
+int cmd_classify(int argc, char **argv) {
+    offline_args a;
+    int texts_at = 0;
+    int rc = offline_args_parse(argc, argv, &a, &texts_at);
+    if (rc || a.help) {
+        classify_usage(a.help ? stdout : stderr);
+        return a.help ? 0 : 2;
+    }
+    if (texts_at >= argc) {
+        fputs("searchctl classify: no TEXT given\n", stderr);
+        classify_usage(stderr);
+        return 2;
+    }
+    en_model *m = NULL;
+    sc_schedule s;
+    if (offline_load(&a, &m, &s) != 0)
+        return 1;
+    en_ctx *c = NULL;
+    int32_t *ids = malloc(sizeof(int32_t) * m->cfg.max_pos);
+    int32_t *types = malloc(sizeof(int32_t) * m->cfg.max_pos);
+    if (!ids || !types || en_ctx_new(m, m->cfg.max_pos, &c) != 0) {
+        fputs("searchctl classify: out of memory\n", stderr);
+        rc = 1;
+        goto done;
+    }
+    json_t *out = a.json ? json_array() : NULL;
+    for (int i = texts_at; i < argc && rc == 0; i++) {
+        int n = 0;
+        en_diag diag;
+        float logits[EN_MAX_LABELS];
+        rc = en_tokenize(m->tok, argv[i], a.pair, m->cfg.max_pos, ids, types, &n, &diag);
+        if (rc == 0)
+            rc = en_forward(c, ids, types, n, s.metric, s.ratios, logits, NULL, NULL);
+        if (rc) {
+            fprintf(stderr, "searchctl classify: '%s': %s\n", argv[i], en_strerror(rc));
+            rc = 1;
+            break;
+        }
+        double prob[EN_MAX_LABELS];
+        int best = softmax_argmax(logits, m->cfg.num_labels, prob);
+        double flops = en_flops_sequence(&m->cfg, n, s.ratios);
+        double ratio = flops / en_flops_sequence(&m->cfg, n, NULL);
+        if (out) {
+            json_t *probs = json_object();
+            for (int k = 0; k < m->cfg.num_labels; k++)
+                json_object_set_new(probs, m->cfg.labels[k], json_real(prob[k]));
+            json_array_append_new(out, json_pack("{s:s, s:s, s:i, s:o, s:i, s:f}", "text",
+                                                 argv[i], "label", m->cfg.labels[best], "label_id",
+                                                 best, "probabilities", probs, "tokens", n,
+                                                 "flops_ratio", ratio));
+            continue;
+        }
+        printf("%-10s", m->cfg.labels[best]);
+        for (int k = 0; k < m->cfg.num_labels; k++)
+            printf(" %s=%.4f", m->cfg.labels[k], prob[k]);
+        printf("  (%d tokens, %.0f%% FLOPs)  %s\n", n, 100 * ratio, argv[i]);
+    }
+    if (out) {
+        if (rc == 0)
+            print_json(out);
+        json_decref(out);
+    }
+done:
+    free(ids);
+    free(types);
+    en_ctx_free(c);
+    en_model_free(m);
+    return rc;
+}
+
+static void eval_usage(FILE *to) {
+    fputs("usage: searchctl eval --model DIR --data FILE [--schedule S | --ratios R,.. --metric M]\n"
+          "                      [--threads N] [--json]\n"
+          "Accuracy, mean FLOPs and FLOPs ratio against the unpruned model, and mean latency per\n"
+          "sequence, of the model under the schedule on a labelled TSV file.\n",
+          to);
+}
+
+int cmd_eval(int argc, char **argv) {
+    offline_args a;
+    int rest = 0;
+    int rc = offline_args_parse(argc, argv, &a, &rest);
+    if (rc || a.help || rest < argc || !a.data) {
+        if (!a.help && !rc)
+            fputs(rest < argc ? "searchctl eval: unexpected argument\n"
+                              : "searchctl eval: --data FILE is required\n",
+                  stderr);
+        eval_usage(a.help ? stdout : stderr);
+        return a.help ? 0 : 2;
+    }
+    en_model *m = NULL;
+    sc_schedule s;
+    if (offline_load(&a, &m, &s) != 0)
+        return 1;
+    en_dataset *d = NULL;
+    en_diag diag;
+    rc = en_dataset_load(a.data, m, &d, &diag);
+    if (rc) {
+        fprintf(stderr, "searchctl eval: %s\n", diag.msg);
+        en_model_free(m);
+        return 1;
+    }
+    en_eval_opts o = {.metric = s.metric, .ratios = s.ratios, .threads = a.threads};
+    en_eval_result r = {0};
+    rc = en_eval(m, d, &o, &r, &diag);
+    if (rc) {
+        fprintf(stderr, "searchctl eval: %s\n", diag.msg);
+    } else {
+        char text[64 + 8 * EN_MAX_LAYERS];
+        sc_schedule_format(&s, text, sizeof text);
+        if (a.json) {
+            print_json(json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i}", "schedule", text,
+                                 "n", r.n, "correct", r.correct, "accuracy", r.accuracy, "flops",
+                                 r.mean_flops, "flops_ratio", r.flops_ratio, "latency_ms",
+                                 r.latency_ms, "seconds", r.seconds, "threads",
+                                 a.threads > 0 ? a.threads : 1));
+        } else {
+            printf("schedule    %s\n", text);
+            printf("examples    %d (%s)\n", r.n, a.data);
+            printf("accuracy    %.4f (%d correct)\n", r.accuracy, r.correct);
+            printf("flops       %.4g per sequence, %.4f of unpruned (%.4g)\n", r.mean_flops,
+                   r.flops_ratio, r.base_flops);
+            printf("latency     %.3f ms per sequence (%d thread%s, %.2f s in all)\n", r.latency_ms,
+                   a.threads > 0 ? a.threads : 1, a.threads > 1 ? "s" : "", r.seconds);
+        }
+    }
+    en_dataset_free(d);
+    en_model_free(m);
+    return rc ? 1 : 0;
+}

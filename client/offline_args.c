@@ -1,0 +1,135 @@
+#include "client/offline_args.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef SEARCHD_DEMO_MODEL_DIR
+#define SEARCHD_DEMO_MODEL_DIR "models/sst2-bert-L4-H128-demo"
+#endif
+
+const char *demo_model_dir(void) {
+    const char *env = getenv("SEARCHD_DEMO_MODEL");
+    return env && *env ? env : SEARCHD_DEMO_MODEL_DIR;
+}
+
+/* One row per option taking a value: its name and where the value goes. */
+static const char **value_slot(offline_args *a, const char *name) {
+    static const struct {
+        const char *name;
+        size_t offset;
+    } table[] = {
+        {"--model", offsetof(offline_args, model)},
+        {"--data", offsetof(offline_args, data)},
+        {"--schedule", offsetof(offline_args, schedule)},
+        {"--ratios", offsetof(offline_args, ratios)},
+        {"--metric", offsetof(offline_args, metric)},
+        {"--pair", offsetof(offline_args, pair)},
+        {"--shape", offsetof(offline_args, shape)},
+        {"--lengths", offsetof(offline_args, lengths)},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(name, table[i].name) == 0)
+            return (const char **)((char *)a + table[i].offset);
+    return NULL;
+}
+
+int offline_args_parse(int argc, char **argv, offline_args *a, int *rest) {
+    memset(a, 0, sizeof *a);
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0)
+            break;
+        if (strcmp(arg, "--json") == 0) {
+            a->json = 1;
+            continue;
+        }
+        if (strcmp(arg, "--help") == 0) {
+            a->help = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "searchctl %s: %s needs a value\n", argv[0], arg);
+            return 2;
+        }
+        if (strcmp(arg, "--threads") == 0) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 64) {
+                fprintf(stderr, "searchctl %s: --threads takes 1..64, not '%s'\n", argv[0],
+                        argv[i]);
+                return 2;
+            }
+            a->threads = (int)v;
+            continue;
+        }
+        const char **slot = value_slot(a, arg);
+        if (!slot) {
+            fprintf(stderr, "searchctl %s: unknown option %s\n", argv[0], arg);
+            return 2;
+        }
+        *slot = argv[++i];
+    }
+    *rest = i;
+    return 0;
+}
+
+int offline_load(const offline_args *a, en_model **m, sc_schedule *s) {
+    const char *dir = a->model ? a->model : demo_model_dir();
+    en_diag diag = {{0}};
+    int rc = en_model_load(dir, m, &diag);
+    if (rc) {
+        fprintf(stderr, "searchctl: cannot load model: %s\n", diag.msg[0] ? diag.msg : en_strerror(rc));
+        return 1;
+    }
+    en_metric metric = EN_METRIC_ATTN;
+    if (a->metric && en_metric_parse(a->metric, &metric) != 0) {
+        fprintf(stderr, "searchctl: unknown metric '%s' (attn, power, cls or context)\n", a->metric);
+        goto fail;
+    }
+    if (a->schedule && a->ratios) {
+        fputs("searchctl: give --schedule or --ratios, not both\n", stderr);
+        goto fail;
+    }
+    const char *text = a->schedule;
+    char buf[1024];
+    if (a->ratios) {
+        snprintf(buf, sizeof buf, "%s:%s", en_metric_name(metric), a->ratios);
+        text = buf;
+    }
+    if (!text) {
+        sc_schedule_full(s, metric, (*m)->cfg.layers);
+        return 0;
+    }
+    rc = sc_schedule_parse(text, (*m)->cfg.layers, s, &diag);
+    if (rc == 0)
+        return 0;
+    fprintf(stderr, "searchctl: bad schedule '%s': %s\n", text, diag.msg);
+fail:
+    en_model_free(*m);
+    *m = NULL;
+    return 1;
+}
+
+void print_json(json_t *v) {
+    char *text = json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    if (text)
+        puts(text);
+    free(text);
+    json_decref(v);
+}
+
+int softmax_argmax(const float *logits, int n, double *prob) {
+    int best = 0;
+    for (int k = 1; k < n; k++)
+        if (logits[k] > logits[best])
+            best = k;
+    double sum = 0;
+    for (int k = 0; k < n; k++)
+        sum += prob[k] = exp((double)logits[k] - logits[best]);
+    for (int k = 0; k < n; k++)
+        prob[k] /= sum;
+    return best;
+}

@@ -1,0 +1,41 @@
+#pragma once
+/* Options shared by searchctl's offline commands (classify, eval, bench) and the helpers they
+ * share: loading the model and the schedule with a message on failure, JSON output. */
+
+#include <jansson.h>
+
+#include "engine/en_model.h"
+#include "schedules/sc_schedule.h"
+
+typedef struct offline_args {
+    const char *model;    // --model DIR (default: the embedded demo model)
+    const char *data;     // --data FILE
+    const char *schedule; // --schedule attn:1,0.9,..
+    const char *ratios;   // --ratios 1,0.9,..
+    const char *metric;   // --metric attn|power|cls|context
+    const char *pair;     // --pair TEXT_B
+    const char *shape;    // --shape L,H,heads,FFN
+    const char *lengths;  // --lengths 32,64,..
+    int threads;          // --threads N
+    int json;             // --json
+    int help;             // --help
+} offline_args;
+
+/// Parses argv[1..] (argv[0] is the command); stops at the first argument that is not an
+/// option and stores its index in `*rest` (argc when all were options). Prints the problem and
+/// returns 2 on a bad option. Strings are borrowed from argv.
+int offline_args_parse(int argc, char **argv, offline_args *a, int *rest);
+
+/// Loads the model of `a` into `*m` (caller frees with en_model_free) and its schedule into
+/// `*s` (no pruning when neither --schedule nor --ratios is given). Prints the reason and
+/// returns 1 on failure.
+int offline_load(const offline_args *a, en_model **m, sc_schedule *s);
+
+/// Prints a JSON value (stolen: its reference is released) on stdout, with a newline.
+void print_json(json_t *v);
+
+/// Softmax of `n` logits into `prob`; returns the index of the largest.
+int softmax_argmax(const float *logits, int n, double *prob);
+
+/// Where the embedded demo model is: $SEARCHD_DEMO_MODEL, else the path compiled in.
+const char *demo_model_dir(void);

@@ -1,0 +1,67 @@
+#pragma once
+/* The forward pass with token pruning, exactly as shared/spec/pruning.md says: after each
+ * layer's attention only the k_l most important tokens go on ([CLS] always kept, ties to the
+ * lower index, kept rows in original order); the rows are physically removed, so the FFN and
+ * the next layers run on fewer rows.
+ *
+ * An en_ctx is one caller's run state: every buffer is allocated once, for the longest input,
+ * and nothing is allocated inside a forward call. Many contexts may share one model. */
+
+#include <stdint.h>
+
+#include "en_model.h"
+
+typedef enum en_metric {
+    EN_METRIC_ATTN = 0, // s_j = sum_h sum_i A_h[i][j]
+    EN_METRIC_POWER,    // s_j = sum_h sum_{i != j} A_h[i][j]
+    EN_METRIC_CLS,      // s_j = sum_h A_h[0][j]
+    EN_METRIC_CONTEXT,  // s_j = sum_h ||V_h[j]|| * sum_i A_h[i][j]
+    EN_METRIC_COUNT
+} en_metric;
+
+/// "attn", "power", "cls", "context"; NULL for an out-of-range value. Static storage.
+const char *en_metric_name(en_metric m);
+/// Parses a metric name into `*out`; EN_ESCHEDULE when unknown.
+int en_metric_parse(const char *name, en_metric *out);
+
+/// k_l = clamp(floor(r * n0 + 0.5), 1, n_in): the rows a layer keeps.
+int en_keep_count(double ratio, int n0, int n_in);
+
+/// Checks a schedule: `layers` ratios in (0, 1], non-increasing. EN_ESCHEDULE with a message
+/// naming the offending layer otherwise.
+int en_ratios_check(const double *ratios, int layers, en_diag *diag);
+
+typedef struct en_ctx en_ctx;
+
+/// Makes a run state for sequences of up to `max_len` tokens (<= the model's max_pos), BLAS
+/// single-threaded unless en_set_blas_threads() says otherwise. `*out` is owned by the caller
+/// (free with en_ctx_free()); `m` is borrowed and must outlive it.
+int en_ctx_new(const en_model *m, int max_len, en_ctx **out);
+void en_ctx_free(en_ctx *c);
+
+/// Whole forward pass of one unpadded sequence. `ratios` has cfg.layers entries, or is NULL for
+/// no pruning. `logits` receives cfg.num_labels floats. `kept`, when not NULL, receives for each
+/// layer l the kept positions as indices into the original sequence: kept[l * n + i] for
+/// i < k_l (caller-owned, cfg.layers * n entries); `kept_n`, when not NULL, receives k_l.
+/// Errors: EN_EINPUT (n < 1, n > max_len, id or type out of range), EN_ESCHEDULE.
+int en_forward(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n, en_metric metric,
+               const double *ratios, float *logits, int32_t *kept, int *kept_n);
+
+/* Step by step, so a caller (the schedule search) can cache the hidden state after a prefix
+ * of layers and resume from it with another schedule for the remaining layers. */
+
+/// Embeddings of the sequence: the state becomes layer 0's input, n0 = n rows.
+int en_ctx_begin(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n);
+/// Runs layer `l` on the current state and keeps `keep` rows (1 <= keep <= current rows).
+int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric);
+/// Pooler and classifier on row 0 of the current state; writes cfg.num_labels logits.
+int en_ctx_finish(en_ctx *c, float *logits);
+/// The current state: `*rows` rows of H floats at `*x` and their original positions at `*pos`,
+/// plus the original length `*n0`. Pointers are borrowed, valid until the next call on `c`.
+void en_ctx_state(const en_ctx *c, int *n0, int *rows, const float **x, const int32_t **pos);
+/// Replaces the current state with a copy of one saved by the caller from en_ctx_state().
+int en_ctx_set_state(en_ctx *c, int n0, int rows, const float *x, const int32_t *pos);
+
+/// Sets the number of BLAS threads for this process (OpenBLAS is process-wide). Workers that
+/// run sequences in parallel keep it at 1.
+void en_set_blas_threads(int n);

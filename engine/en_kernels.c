@@ -1,0 +1,161 @@
+#include "en_kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+void en_gemm(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+             int b_trans, float beta, float *c, int ldc) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, m, n, k, alpha,
+                a, lda, b, ldb, beta, c, ldc);
+}
+
+void en_gemm_ref(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                 int ldb, int b_trans, float beta, float *c, int ldc) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double acc = 0;
+            for (int p = 0; p < k; p++)
+                acc += (double)a[(size_t)i * lda + p] *
+                       (b_trans ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j]);
+            float *out = &c[(size_t)i * ldc + j];
+            *out = (float)(alpha * acc + (beta == 0 ? 0.0 : (double)beta * *out));
+        }
+}
+
+void en_add_bias(float *x, int rows, int cols, const float *bias) {
+    for (int r = 0; r < rows; r++) {
+        float *row = x + (size_t)r * cols;
+        for (int j = 0; j < cols; j++)
+            row[j] += bias[j];
+    }
+}
+
+/* Reductions kept in 16 independent lanes so they vectorize without -ffast-math (a plain
+ * float sum is a serial dependency the compiler may not reorder). */
+enum { LANES = 16 };
+
+static inline float sum_lanes(const float *x, int n) {
+    float acc[LANES] = {0};
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int t = 0; t < LANES; t++)
+            acc[t] += x[j + t];
+    float s = 0;
+    for (int t = 0; t < LANES; t++)
+        s += acc[t];
+    for (; j < n; j++)
+        s += x[j];
+    return s;
+}
+
+static inline float sum_sq_dev_lanes(const float *x, int n, float mean) {
+    float acc[LANES] = {0};
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int t = 0; t < LANES; t++)
+            acc[t] += (x[j + t] - mean) * (x[j + t] - mean);
+    float s = 0;
+    for (int t = 0; t < LANES; t++)
+        s += acc[t];
+    for (; j < n; j++)
+        s += (x[j] - mean) * (x[j] - mean);
+    return s;
+}
+
+static inline float max_lanes(const float *x, int n) {
+    float acc[LANES];
+    for (int t = 0; t < LANES; t++)
+        acc[t] = x[0];
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int t = 0; t < LANES; t++)
+            acc[t] = x[j + t] > acc[t] ? x[j + t] : acc[t];
+    float m = acc[0];
+    for (int t = 1; t < LANES; t++)
+        m = acc[t] > m ? acc[t] : m;
+    for (; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+void en_layernorm(float *x, int rows, int cols, const float *g, const float *b, double eps) {
+    for (int r = 0; r < rows; r++) {
+        float *row = x + (size_t)r * cols;
+        float mean = sum_lanes(row, cols) / (float)cols;
+        float var = sum_sq_dev_lanes(row, cols, mean) / (float)cols;
+        float inv = (float)(1.0 / sqrt((double)var + eps));
+        for (int j = 0; j < cols; j++)
+            row[j] = (row[j] - mean) * inv * g[j] + b[j];
+    }
+}
+
+/* Rational approximation of erf on [-4, 4] (beyond it erf is +-1 in float), the one Eigen and
+ * XLA use: odd polynomial over even polynomial, only multiply-adds, so the GELU loop vectorizes
+ * where libm's erff would not. */
+static inline float erf_inline(float x) {
+    x = x > 4.f ? 4.f : x;
+    x = x < -4.f ? -4.f : x;
+    float x2 = x * x;
+    float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
+    p = x2 * p + -2.10102402082508e-06f;
+    p = x2 * p + -5.69250639462346e-05f;
+    p = x2 * p + -7.34990630326855e-04f;
+    p = x2 * p + -2.95459980854025e-03f;
+    p = x2 * p + -1.60960333262415e-02f;
+    p = x * p;
+    float q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
+    q = x2 * q + -1.68282697438203e-03f;
+    q = x2 * q + -7.37332916720468e-03f;
+    q = x2 * q + -1.42647390514189e-02f;
+    return p / q;
+}
+
+float en_erf(float x) {
+    return erf_inline(x);
+}
+
+void en_gelu(float *x, size_t count) {
+    for (size_t i = 0; i < count; i++)
+        x[i] = 0.5f * x[i] * (1.f + erf_inline(x[i] * 0.70710678118654752f));
+}
+
+/* exp by range reduction x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r and 2^n
+ * put straight into the exponent bits; branch-free so the softmax loop vectorizes. Inputs below
+ * -87 flush to 0, which is what softmax wants. */
+static inline float exp_inline(float x) {
+    x = x < -87.f ? -87.f : x;
+    x = x > 88.f ? 88.f : x;
+    /* round to nearest by adding 1.5 * 2^23: floorf() would stop the loop vectorizing */
+    float n = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+float en_exp(float x) {
+    return exp_inline(x);
+}
+
+void en_softmax_rows(float *x, int rows, int cols, int ld) {
+    for (int r = 0; r < rows; r++) {
+        float *row = x + (size_t)r * ld;
+        float max = max_lanes(row, cols);
+        for (int j = 0; j < cols; j++)
+            row[j] = exp_inline(row[j] - max);
+        float inv = 1.f / sum_lanes(row, cols);
+        for (int j = 0; j < cols; j++)
+            row[j] *= inv;
+    }
+}

@@ -1,0 +1,40 @@
+#pragma once
+/* Internal to the search: schedules on the 0.05 grid, the simple families that seed the
+ * search, and the monotone mutations and crossover that improve on them. Pure functions of a
+ * seeded generator, so a search is deterministic for its seed. */
+
+#include <stdint.h>
+
+#include "sc_schedule.h"
+
+/// Ratios are multiples of 1 / SC_GRID: short canonical forms, and nearby schedules keep the
+/// same token counts on short sentences, which prefix sharing turns into saved work.
+#define SC_GRID 20
+
+typedef struct sc__rng {
+    uint64_t s;
+} sc__rng;
+
+void sc__rng_seed(sc__rng *r, uint64_t seed);
+uint64_t sc__rand(sc__rng *r);
+/// Uniform in [0, n).
+int sc__rand_below(sc__rng *r, int n);
+
+/// Grid levels (1..SC_GRID) of a schedule's ratios, rounded to the nearest level.
+void sc__levels(const sc_schedule *s, int *lv);
+/// The schedule with those levels (made non-increasing and clamped to 1..SC_GRID first).
+void sc__from_levels(int *lv, int layers, en_metric metric, sc_schedule *out);
+
+/// Writes the simple families for `layers` layers and metric `m` into `out` (caller-owned, at
+/// least SC_FAMILY_MAX entries): one ratio for every layer, and linear ramps that keep the first
+/// one or two layers whole. Returns how many.
+#define SC_FAMILY_MAX 32
+int sc__families(int layers, en_metric m, sc_schedule *out);
+
+/// A child of `p` (and, for crossover, `q`; borrowed, same layer count): one monotone mutation
+/// (lower or raise one layer and carry the change on so ratios stay non-increasing, lower the
+/// tail to the floor, change the metric) or a one-point crossover.
+void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, sc_schedule *child);
+
+/// Makes `s` one grid step cheaper at its deepest layer above the floor; 0 when it cannot.
+int sc__cheapen(sc_schedule *s);

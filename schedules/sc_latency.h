@@ -1,0 +1,35 @@
+#pragma once
+/* A latency model measured on this CPU with the engine's own kernels: per layer, the cost as a
+ * function of the rows coming in (n) and going out (k), fitted from a short calibration, plus
+ * embeddings and head. Predicts a schedule's mean latency on a data set from its lengths. */
+
+#include "engine/en_model.h"
+#include "sc_hardware.h"
+#include "sc_schedule.h"
+
+#define SC_LAT_TERMS 6
+
+typedef struct sc_latency_model {
+    sc_hw hw;                    // the host it was measured on
+    // One layer with n rows in and k kept: ms = sum layer[t] * term_t(n, k), terms 1, n, k,
+    // n*n, k*n and [k < n] (selection and gather run only when the layer prunes); the same
+    // structure as the FLOPs formula (QKV ~ n, scores ~ n*n, context ~ k*n, output+FFN ~ k).
+    double layer[SC_LAT_TERMS];
+    double fixed_ms;             // embeddings + head, per sequence
+    double calib_seconds;        // how long the calibration took
+    double fit_error;            // median relative error on the calibration points
+} sc_latency_model;
+
+/// Measures `m` on this host with `threads` BLAS threads for about `seconds` seconds: random
+/// sequences of 2 to 128 tokens under random schedules, each en_ctx_layer() call timed, the
+/// median of repeats fitted by least squares on relative error. Leaves BLAS at 1 thread.
+int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_latency_model *out,
+                         en_diag *diag);
+
+/// Predicted mean latency (ms) per sequence of `s` over sequences of the given lengths
+/// (borrowed, `count` entries): what en_eval() measures with one worker of the same threads.
+double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, const sc_schedule *s,
+                          const int *lengths, int count);
+
+/// Predicted ms of one layer with n rows in and k kept.
+double sc_latency_layer(const sc_latency_model *lm, int n, int k);

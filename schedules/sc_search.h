@@ -1,0 +1,65 @@
+#pragma once
+/* Search for per-layer keep ratios and metric: builds the Pareto frontier of held-out accuracy
+ * against cost. Seeds with simple families (one ratio for all layers; a linear ramp keeping the
+ * first layers whole), then improves by evolutionary search. Shares the hidden states of common
+ * layer prefixes, evaluates on growing subsets and drops hopeless candidates early, and uses
+ * every worker thread. Deterministic for a given seed. */
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "engine/en_dataset.h"
+#include "sc_frontier.h"
+#include "sc_latency.h"
+
+typedef struct sc_progress {
+    int done, total;       // candidates evaluated / planned
+    double best_accuracy;  // best held-out-free (search part) accuracy meeting the budget so far
+    double best_cost;      // its flops ratio
+} sc_progress;
+
+typedef struct sc_search_opts {
+    uint64_t seed;
+    int threads;                 // worker threads (<= 0: all cores)
+    double holdout_fraction;     // when no holdout set is given: seeded stratified split
+                                 // (default 0.5: the drop bound needs a large held-out part)
+    sc_query budget;             // what the caller asked for; guides the search (all unset: whole frontier)
+    const sc_latency_model *lat; // borrowed; may be NULL (latency_ms then 0)
+    int generations;             // <= 0: default (SC_SEARCH_GENERATIONS)
+    int children;                // candidates per generation (<= 0: SC_SEARCH_CHILDREN)
+    void (*progress)(void *ud, const sc_progress *p); // called from a search thread; may be NULL
+    void *progress_ud;
+    atomic_int *cancel;          // borrowed; when set non-zero the search stops with EN_ECANCELED
+    sc_frontier *families;       // NULL, or receives (caller frees) the simple-family schedules
+                                 // on the search part's frontier, measured like the records
+} sc_search_opts;
+
+#define SC_SEARCH_GENERATIONS 14
+#define SC_SEARCH_CHILDREN 20
+
+void sc_search_opts_default(sc_search_opts *o);
+
+typedef struct sc_search_stats {
+    double seconds;
+    int candidates;              // schedules evaluated
+    long layer_evals;            // sequence-layers actually run
+    long layer_evals_saved;      // sequence-layers skipped by prefix sharing and early drops
+    double family_best_accuracy; // best simple-family held-out accuracy at the chosen budget
+    double gain_over_families;   // held-out accuracy gained over it at equal FLOPs (mean over frontier)
+    int dropped_early;           // candidates dropped after the first subset
+    int search_examples;         // size of the search part
+    int holdout_examples;        // size of the held-out part
+} sc_search_stats;
+
+/// Runs a search of `m` on `data` (borrowed), held out on `holdout` (NULL: split `data`).
+/// On success `*out` owns a new frontier (free with sc_frontier_free). SC_EONECLASS,
+/// EN_EDATA (empty), EN_ECANCELED, SC_EBUDGET.
+///
+/// Candidates are ranked on the search part by a lower confidence bound on their accuracy
+/// (the unpruned accuracy minus the paired drop bound), so a schedule that only looks good by
+/// flipping a few wrong answers right is not preferred to one that agrees with the model. The
+/// frontier is the search part's Pareto set of that bound against FLOPs (plus the simple
+/// families' own Pareto set), measured on the held-out part only.
+int sc_search_run(const en_model *m, const en_dataset *data, const en_dataset *holdout,
+                  const sc_search_opts *opts, sc_frontier *out, sc_search_stats *stats,
+                  en_diag *diag);

@@ -1,0 +1,14 @@
+#pragma once
+/* The engine's Check suites and the helpers they share. */
+#include <check.h>
+
+#include "engine/en_model.h"
+
+Suite *kernels_suite(void);
+Suite *forward_suite(void);
+Suite *dataset_suite(void);
+
+/// `$SEARCHD_SHARED/<rel>` into `buf`; fails the test when SEARCHD_SHARED is unset.
+const char *shared_path(char *buf, size_t len, const char *rel);
+/// Loads a model or fails the test with the loader's message. Owned by the caller.
+en_model *load_model_or_fail(const char *dir);

@@ -1,0 +1,29 @@
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "test_engine.h"
+
+const char *shared_path(char *buf, size_t len, const char *rel) {
+    const char *root = getenv("SEARCHD_SHARED");
+    ck_assert_msg(root != NULL, "SEARCHD_SHARED is not set");
+    snprintf(buf, len, "%s/%s", root, rel);
+    return buf;
+}
+
+en_model *load_model_or_fail(const char *dir) {
+    en_model *m = NULL;
+    en_diag diag = {{0}};
+    int rc = en_model_load(dir, &m, &diag);
+    ck_assert_msg(rc == 0, "loading %s: %s (%s)", dir, en_strerror(rc), diag.msg);
+    return m;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(kernels_suite());
+    srunner_add_suite(sr, forward_suite());
+    srunner_add_suite(sr, dataset_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
