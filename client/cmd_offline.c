@@ -89,7 +89,7 @@ done:
 
 static void eval_usage(FILE *to) {
     fputs("usage: searchctl eval --model DIR --data FILE [--schedule S | --ratios R,.. --metric M]\n"
-          "                      [--threads N] [--json]\n"
+          "                      [--threads N | --blas-threads N] [--json]\n"
           "Accuracy, mean FLOPs and FLOPs ratio against the unpruned model, and mean latency per\n"
           "sequence, of the model under the schedule on a labelled TSV file.\n",
           to);
@@ -119,7 +119,16 @@ int cmd_eval(int argc, char **argv) {
         en_model_free(m);
         return 1;
     }
-    en_eval_opts o = {.metric = s.metric, .ratios = s.ratios, .threads = a.threads};
+    if (a.threads > 1 && a.blas_threads > 1) {
+        fputs("searchctl eval: give --threads (parallel sequences) or --blas-threads (one\n"
+              "sequence at a time, BLAS in parallel), not both\n",
+              stderr);
+        en_dataset_free(d);
+        en_model_free(m);
+        return 2;
+    }
+    en_eval_opts o = {
+        .metric = s.metric, .ratios = s.ratios, .threads = a.threads, .blas_threads = a.blas_threads};
     en_eval_result r = {0};
     rc = en_eval(m, d, &o, &r, &diag);
     if (rc) {
@@ -128,19 +137,23 @@ int cmd_eval(int argc, char **argv) {
         char text[64 + 8 * EN_MAX_LAYERS];
         sc_schedule_format(&s, text, sizeof text);
         if (a.json) {
-            print_json(json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i}", "schedule", text,
+            print_json(json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i, s:i}", "schedule", text,
                                  "n", r.n, "correct", r.correct, "accuracy", r.accuracy, "flops",
                                  r.mean_flops, "flops_ratio", r.flops_ratio, "latency_ms",
                                  r.latency_ms, "seconds", r.seconds, "threads",
-                                 a.threads > 0 ? a.threads : 1));
+                                 a.threads > 0 ? a.threads : 1, "blas_threads",
+                                 a.blas_threads > 0 ? a.blas_threads : 1));
         } else {
             printf("schedule    %s\n", text);
             printf("examples    %d (%s)\n", r.n, a.data);
             printf("accuracy    %.4f (%d correct)\n", r.accuracy, r.correct);
             printf("flops       %.4g per sequence, %.4f of unpruned (%.4g)\n", r.mean_flops,
                    r.flops_ratio, r.base_flops);
-            printf("latency     %.3f ms per sequence (%d thread%s, %.2f s in all)\n", r.latency_ms,
-                   a.threads > 0 ? a.threads : 1, a.threads > 1 ? "s" : "", r.seconds);
+            printf("latency     %.3f ms per sequence (wall time / n; %d worker%s, %d BLAS thread%s; "
+                   "%.2f s in all)\n",
+                   r.latency_ms, a.threads > 0 ? a.threads : 1, a.threads > 1 ? "s" : "",
+                   a.blas_threads > 0 ? a.blas_threads : 1, a.blas_threads > 1 ? "s" : "",
+                   r.seconds);
         }
     }
     en_dataset_free(d);

@@ -54,15 +54,17 @@ int offline_args_parse(int argc, char **argv, offline_args *a, int *rest) {
             fprintf(stderr, "searchctl %s: %s needs a value\n", argv[0], arg);
             return 2;
         }
-        if (strcmp(arg, "--threads") == 0) {
+        int *count = strcmp(arg, "--threads") == 0        ? &a->threads
+                     : strcmp(arg, "--blas-threads") == 0 ? &a->blas_threads
+                                                          : NULL;
+        if (count) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
             if (*end || v < 1 || v > 64) {
-                fprintf(stderr, "searchctl %s: --threads takes 1..64, not '%s'\n", argv[0],
-                        argv[i]);
+                fprintf(stderr, "searchctl %s: %s takes 1..64, not '%s'\n", argv[0], arg, argv[i]);
                 return 2;
             }
-            a->threads = (int)v;
+            *count = (int)v;
             continue;
         }
         const char **slot = value_slot(a, arg);

@@ -16,7 +16,8 @@ typedef struct offline_args {
     const char *pair;     // --pair TEXT_B
     const char *shape;    // --shape L,H,heads,FFN
     const char *lengths;  // --lengths 32,64,..
-    int threads;          // --threads N
+    int threads;          // --threads N: worker threads, each single-threaded in BLAS
+    int blas_threads;     // --blas-threads N: BLAS threads of a single worker
     int json;             // --json
     int help;             // --help
 } offline_args;
