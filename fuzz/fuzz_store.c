@@ -8,9 +8,6 @@
 #include "schedules/sc_store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-/* Internal to sc_store.c: sc_store_read() on a buffer. */
-int sc__store_decode(const void *buf, size_t size, const char *name, void **data, size_t *len,
-                     en_diag *diag);
 
 static void parse_json(const void *text, size_t len) {
     json_t *j = json_loadb(text, len, 0, NULL);
@@ -31,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     void *payload;
     size_t len;
     en_diag d;
-    if (sc__store_decode(data, size, "fuzz", &payload, &len, &d) == 0) {
+    if (sc_store_decode(data, size, "fuzz", &payload, &len, &d) == 0) {
         parse_json(payload, len);
         free(payload);
     }

@@ -22,7 +22,7 @@ typedef struct sc_latency_model {
 
 /// Measures `m` on this host with `threads` BLAS threads for about `seconds` seconds: random
 /// sequences of 2 to 128 tokens under random schedules, each en_ctx_layer() call timed, the
-/// median of repeats fitted by least squares on relative error. Leaves BLAS at 1 thread.
+/// mean of repeats fitted by least squares on relative error. Leaves BLAS at 1 thread.
 int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_latency_model *out,
                          en_diag *diag);
 

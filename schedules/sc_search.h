@@ -34,8 +34,8 @@ typedef struct sc_search_opts {
                                  // on the search part's frontier, measured like the records
 } sc_search_opts;
 
-#define SC_SEARCH_GENERATIONS 14
-#define SC_SEARCH_CHILDREN 20
+#define SC_SEARCH_GENERATIONS 16 // at most: with max_drop it stops once the answer stops improving
+#define SC_SEARCH_CHILDREN 16
 
 void sc_search_opts_default(sc_search_opts *o);
 

@@ -20,6 +20,11 @@ int sc_store_write(const char *path, const void *data, size_t len, en_diag *diag
 /// SC_EVERSION, SC_ECHECKSUM or -errno otherwise, with a message naming the file.
 int sc_store_read(const char *path, void **data, size_t *len, en_diag *diag);
 
+/// sc_store_read() on a whole file already in memory: `buf` (borrowed, `size` bytes); `name`
+/// names it in messages. Same results and ownership as sc_store_read().
+int sc_store_decode(const void *buf, size_t size, const char *name, void **data, size_t *len,
+                    en_diag *diag);
+
 /// Moves a damaged file aside to `<path>.damaged-<unix time>` so it is kept for inspection.
 int sc_store_set_aside(const char *path, en_diag *diag);
 

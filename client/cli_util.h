@@ -1,0 +1,24 @@
+#pragma once
+/* Small helpers any searchctl command can use: loading a model or a data set with the engine's
+ * message printed on failure, parsing budgets like "1%", and a progress bar on stderr. */
+
+#include "engine/en_dataset.h"
+
+/// Loads the checkpoint folder `dir` into `*m` (owned by the caller: en_model_free). On failure
+/// prints "searchctl: <what is wrong>" on stderr and returns 1; 0 on success.
+int cli_load_model(const char *dir, en_model **m);
+
+/// Loads the TSV `path` for model `m` (borrowed) into `*d` (owned by the caller:
+/// en_dataset_free). On failure prints the engine's message (file and line) and returns 1.
+int cli_load_data(const char *path, const en_model *m, en_dataset **d);
+
+/// Parses a share: "0.01", "1%" or "1.5%" into 0.01 / 0.015. Returns 0, or -1 when it is not a
+/// number or is negative.
+int cli_parse_share(const char *text, double *out);
+
+/// Draws "label [#####.....] done/total note" on stderr, in place, when stderr is a terminal;
+/// does nothing otherwise. `note` (borrowed) may be NULL.
+void cli_progress(const char *label, int done, int total, const char *note);
+
+/// Ends a progress line (a newline when a bar was drawn).
+void cli_progress_end(void);

@@ -1,0 +1,680 @@
+/* searchctl's daemon commands: each is one or a few calls through the client library, printed
+ * for people or, with --json, as the daemon's reply in JSON. `classify --daemon` is the
+ * inference client: it asks searchd for the schedule, runs the engine here under it, and
+ * switches to a new schedule when searchd says the frontier changed. */
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/cli_util.h"
+#include "client/offline_args.h"
+#include "client/sdc.h"
+#include "client/searchctl.h"
+#include "engine/en_forward.h"
+#include "schedules/sc_schedule.h"
+
+typedef struct dargs {
+    const char *socket, *connect;
+    const char *model, *path, *data, *holdout, *name;
+    const char *max_drop, *max_flops, *max_latency, *minimize;
+    int json, force, watch, no_wait, help;
+    int timeout_ms;
+    int count; // watch / classify --watch: stop after this many notifications (0: never)
+    int rest;  // first positional argument
+} dargs;
+
+static const char *const commands[] = {"ping",   "info",     "add",    "remove",   "tune",
+                                       "status", "cancel",   "get",    "frontier", "watch",
+                                       "retune", "classify", "models", "profile",  NULL};
+
+int cmd_is_daemon(const char *name) {
+    for (const char *const *c = commands; *c; c++)
+        if (strcmp(*c, name) == 0 && strcmp(name, "tune") != 0 && strcmp(name, "classify") != 0)
+            return 1;
+    return 0;
+}
+
+static void usage(const char *cmd, FILE *to) {
+    fprintf(to,
+            "usage: searchctl %s [--socket PATH | --connect HOST:PORT] [--json] [--timeout MS]\n",
+            cmd);
+    fputs("  ping                                 is searchd there?\n"
+          "  info | models                        version, hardware, registered models\n"
+          "  add --path DIR --data FILE [--holdout FILE] [--name NAME]\n"
+          "  remove MODEL\n"
+          "  tune --daemon --model MODEL [--max-drop 1% | --max-flops 0.5 | --max-latency MS]\n"
+          "       [--no-wait]                     progress bar until the job is done\n"
+          "  status JOB | cancel JOB\n"
+          "  get --model MODEL (--max-drop 1% | --max-flops 0.5 | --max-latency MS)\n"
+          "      [--minimize latency|flops]\n"
+          "  frontier --model MODEL\n"
+          "  watch [--model MODEL] [--count N]   print schedule.updated as it comes\n"
+          "  retune [--model MODEL] [--force]\n"
+          "  profile --model MODEL                the latency model and its fingerprint\n"
+          "  classify --daemon --model MODEL [budget] [--watch [--count N]] [TEXT...]\n"
+          "       (no TEXT: one text per line of stdin; picks up new schedules as notified)\n"
+          "MODEL is a model id or the name given to add. The default socket is\n"
+          "$XDG_RUNTIME_DIR/searchd.sock, else /tmp/searchd-$UID.sock.\n",
+          to);
+}
+
+static int parse(int argc, char **argv, dargs *a) {
+    memset(a, 0, sizeof *a);
+    a->timeout_ms = 30000;
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *o = argv[i];
+        const char **str = NULL;
+        if (strcmp(o, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strncmp(o, "--", 2) != 0) break;
+        if (strcmp(o, "--json") == 0)
+            a->json = 1;
+        else if (strcmp(o, "--force") == 0)
+            a->force = 1;
+        else if (strcmp(o, "--watch") == 0)
+            a->watch = 1;
+        else if (strcmp(o, "--no-wait") == 0)
+            a->no_wait = 1;
+        else if (strcmp(o, "--daemon") == 0)
+            ;
+        else if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0)
+            a->help = 1;
+        else if (strcmp(o, "--timeout") == 0 || strcmp(o, "--count") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "searchctl: %s needs a value\n", o);
+                return 2;
+            }
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 0 || v > INT_MAX) {
+                fprintf(stderr, "searchctl: %s takes a non-negative integer\n", o);
+                return 2;
+            }
+            *(strcmp(o, "--count") == 0 ? &a->count : &a->timeout_ms) = (int)v;
+        } else {
+            static const struct {
+                const char *name;
+                size_t off;
+            } opts[] = {
+                {"--socket", offsetof(dargs, socket)},
+                {"--connect", offsetof(dargs, connect)},
+                {"--model", offsetof(dargs, model)},
+                {"--path", offsetof(dargs, path)},
+                {"--data", offsetof(dargs, data)},
+                {"--holdout", offsetof(dargs, holdout)},
+                {"--name", offsetof(dargs, name)},
+                {"--max-drop", offsetof(dargs, max_drop)},
+                {"--max-flops", offsetof(dargs, max_flops)},
+                {"--max-latency", offsetof(dargs, max_latency)},
+                {"--minimize", offsetof(dargs, minimize)},
+            };
+            for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !str; k++)
+                if (strcmp(o, opts[k].name) == 0)
+                    str = (const char **)(void *)((char *)a + opts[k].off);
+            if (!str) {
+                fprintf(stderr, "searchctl: unknown option '%s'\n", o);
+                return 2;
+            }
+            if (i + 1 >= argc) {
+                fprintf(stderr, "searchctl: %s needs a value\n", o);
+                return 2;
+            }
+            *str = argv[++i];
+        }
+    }
+    a->rest = i;
+    return 0;
+}
+
+static int connect_to(const dargs *a, sdc_client **c) {
+    sp_diag dg;
+    char path[256];
+    int rc = a->connect
+                 ? sdc_connect_tcp(a->connect, c, &dg)
+                 : sdc_connect_unix(a->socket ? a->socket : sdc_default_socket(path, sizeof path),
+                                    c, &dg);
+    if (rc) fprintf(stderr, "searchctl: %s\n", dg.msg);
+    return rc ? 1 : 0;
+}
+
+/* One call; on failure prints the daemon's message and returns 1. */
+static int call(sdc_client *c, const dargs *a, const char *method, const sdc_arg *args, int n,
+                sdc_reply *r) {
+    sp_diag dg;
+    int rc = sdc_call(c, method, args, n, a->timeout_ms, r, &dg);
+    if (rc) {
+        fprintf(stderr, "searchctl: %s: %s (%d)\n", method, dg.msg, rc);
+        return 1;
+    }
+    return 0;
+}
+
+static void print_reply_json(const msgpack_object *o) {
+    print_json(sdc_to_json(o));
+}
+
+static const msgpack_object *get(const msgpack_object *map, const char *key) {
+    return sp_map_get(map, key);
+}
+
+static double num(const msgpack_object *map, const char *key) {
+    double v = NAN;
+    const msgpack_object *o = get(map, key);
+    if (o) sp_obj_num(o, &v);
+    return v;
+}
+
+static const char *str(const msgpack_object *map, const char *key, char *buf, size_t cap) {
+    if (sp_get_str(map, key, 1, buf, cap, NULL) != 0) snprintf(buf, cap, "?");
+    return buf;
+}
+
+/* --max-drop / --max-flops / --max-latency / --minimize into arguments; returns the count
+ * added or -1 after printing the problem. */
+static int budget_args(const dargs *a, sdc_arg *args) {
+    int n = 0;
+    double v;
+    if (a->max_drop) {
+        if (cli_parse_share(a->max_drop, &v) != 0) {
+            fprintf(stderr, "searchctl: --max-drop takes 0.01 or 1%%, not '%s'\n", a->max_drop);
+            return -1;
+        }
+        args[n++] = SDC_ARG_NUM("max_drop", v);
+    }
+    if (a->max_flops) {
+        if (cli_parse_share(a->max_flops, &v) != 0) {
+            fprintf(stderr, "searchctl: --max-flops takes 0.5 or 50%%, not '%s'\n", a->max_flops);
+            return -1;
+        }
+        args[n++] = SDC_ARG_NUM("max_flops", v);
+    }
+    if (a->max_latency) {
+        char *end;
+        v = strtod(a->max_latency, &end);
+        if (*end || !(v > 0)) {
+            fprintf(stderr, "searchctl: --max-latency takes milliseconds, not '%s'\n",
+                    a->max_latency);
+            return -1;
+        }
+        args[n++] = SDC_ARG_NUM("max_latency_ms", v);
+    }
+    if (a->minimize) args[n++] = SDC_ARG_STR("minimize", a->minimize);
+    return n;
+}
+
+static void print_record(const msgpack_object *r) {
+    char sched[600], hw[300];
+    printf("%s\n  accuracy %.2f%% (unpruned %.2f%%), drop %.2f%% (95%% upper bound %.2f%%)\n"
+           "  FLOPs %.1f%% of unpruned, predicted latency %.3f ms on %s\n",
+           str(r, "schedule", sched, sizeof sched), 100 * num(r, "accuracy"),
+           100 * num(r, "baseline_accuracy"), 100 * num(r, "drop"), 100 * num(r, "drop_upper"),
+           100 * num(r, "flops_ratio"), num(r, "latency_ms"), str(r, "hardware", hw, sizeof hw));
+}
+
+static void print_model_line(const msgpack_object *m) {
+    char id[32], name[128], hw[300];
+    double layers = num(m, "layers"), schedules = num(m, "schedules");
+    printf("%s  %-16s %2.0f layers  %3.0f schedules  %s\n", str(m, "model", id, sizeof id),
+           str(m, "name", name, sizeof name), layers, schedules, str(m, "hardware", hw, sizeof hw));
+}
+
+static int do_info(sdc_client *c, const dargs *a, int list_only) {
+    sdc_reply r;
+    int rc = call(c, a, list_only ? "model.list" : "info", NULL, 0, &r);
+    if (rc == 0 && a->json) {
+        print_reply_json(r.result);
+    } else if (rc == 0 && list_only) {
+        for (uint32_t i = 0; i < r.result->via.array.size; i++)
+            print_model_line(&r.result->via.array.ptr[i]);
+    } else if (rc == 0) {
+        char v[32], hw[300];
+        printf("searchd %s, up %.0f s, %.0f connection(s), jobs: %.0f running, %.0f queued\n"
+               "hardware: %s\n",
+               str(r.result, "version", v, sizeof v), num(r.result, "uptime"),
+               num(r.result, "connections"), num(r.result, "jobs_running"),
+               num(r.result, "jobs_queued"), str(r.result, "hardware", hw, sizeof hw));
+        const msgpack_object *models = get(r.result, "models");
+        for (uint32_t i = 0; models && i < models->via.array.size; i++)
+            print_model_line(&models->via.array.ptr[i]);
+        const msgpack_object *dmg = get(r.result, "damaged");
+        for (uint32_t i = 0; dmg && i < dmg->via.array.size; i++) {
+            char f[1200], e[600];
+            printf("damaged state file set aside: %s: %s\n",
+                   str(&dmg->via.array.ptr[i], "file", f, sizeof f),
+                   str(&dmg->via.array.ptr[i], "error", e, sizeof e));
+        }
+    }
+    sdc_reply_free(&r);
+    return rc;
+}
+
+/* A path as searchd must see it: absolute, since its working directory is not ours. */
+static const char *absolute(const char *p, char *buf) {
+    if (!p) return NULL;
+    return realpath(p, buf) ? buf : p;
+}
+
+static int do_add(sdc_client *c, const dargs *a, int argc, char **argv) {
+    const char *path = a->path ? a->path : a->model ? a->model : a->rest < argc ? argv[a->rest] : 0;
+    if (!path || !a->data) {
+        fputs("searchctl add: needs --path DIR and --data FILE\n", stderr);
+        return 2;
+    }
+    char p1[PATH_MAX], p2[PATH_MAX], p3[PATH_MAX];
+    sdc_arg args[4] = {SDC_ARG_STR("path", absolute(path, p1)),
+                       SDC_ARG_STR("data", absolute(a->data, p2))};
+    int n = 2;
+    if (a->holdout) args[n++] = SDC_ARG_STR("holdout", absolute(a->holdout, p3));
+    if (a->name) args[n++] = SDC_ARG_STR("name", a->name);
+    sdc_reply r;
+    dargs slow = *a;
+    slow.timeout_ms = a->timeout_ms > 300000 ? a->timeout_ms : 300000; // load + calibration
+    int rc = call(c, &slow, "model.add", args, n, &r);
+    if (rc == 0 && a->json) {
+        print_reply_json(r.result);
+    } else if (rc == 0) {
+        char id[32], name[128], hw[300];
+        printf("model %s (%s): %.0f layers, %.0f examples, profiled in %.2f s on %s\n",
+               str(r.result, "model", id, sizeof id), str(r.result, "name", name, sizeof name),
+               num(r.result, "layers"), num(r.result, "examples"), num(r.result, "seconds"),
+               str(r.result, "hardware", hw, sizeof hw));
+    }
+    sdc_reply_free(&r);
+    return rc;
+}
+
+static int need_model(const dargs *a, int argc, char **argv, const char **model) {
+    *model = a->model ? a->model : a->rest < argc ? argv[a->rest] : NULL;
+    if (!*model) {
+        fputs("searchctl: which model? give --model ID (see searchctl info)\n", stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static int simple(sdc_client *c, const dargs *a, const char *method, const sdc_arg *args, int n) {
+    sdc_reply r;
+    int rc = call(c, a, method, args, n, &r);
+    if (rc == 0) {
+        if (r.result->type == MSGPACK_OBJECT_STR) { // e.g. "pong"
+            json_t *v = sdc_to_json(r.result);
+            char *text = json_dumps(v, JSON_ENCODE_ANY);
+            printf("%s\n", text ? text : "?");
+            free(text);
+            json_decref(v);
+        } else if (a->json || r.result->type != MSGPACK_OBJECT_MAP) {
+            print_reply_json(r.result);
+        } else {
+            for (uint32_t i = 0; i < r.result->via.map.size; i++) {
+                const msgpack_object_kv *kv = &r.result->via.map.ptr[i];
+                json_t *v = sdc_to_json(&kv->val);
+                char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+                printf("%.*s: %s\n", (int)kv->key.via.str.size, kv->key.via.str.ptr,
+                       text ? text : "?");
+                free(text);
+                json_decref(v);
+            }
+        }
+    }
+    sdc_reply_free(&r);
+    return rc;
+}
+
+static int wait_job(sdc_client *c, const dargs *a, double job) {
+    for (;;) {
+        sdc_note n;
+        sp_diag dg;
+        int rc = sdc_next_notification(c, -1, &n, &dg);
+        if (rc) {
+            cli_progress_end();
+            fprintf(stderr, "searchctl tune: %s\n", dg.msg);
+            return 1;
+        }
+        if (num(n.params, "job") != job) {
+            sdc_note_free(&n);
+            continue;
+        }
+        if (strcmp(n.method, "job.progress") == 0) {
+            char note[64];
+            snprintf(note, sizeof note, "best %.2f%% at %.0f%% FLOPs", 100 * num(n.params, "best"),
+                     100 * num(n.params, "best_flops_ratio"));
+            if (a->json)
+                print_reply_json(n.params);
+            else
+                cli_progress("tune", (int)num(n.params, "done"), (int)num(n.params, "total"), note);
+        } else if (strcmp(n.method, "job.done") == 0) {
+            cli_progress_end();
+            char status[32], err[600] = "";
+            str(n.params, "status", status, sizeof status);
+            if (get(n.params, "error")) str(n.params, "error", err, sizeof err);
+            if (a->json)
+                print_reply_json(n.params);
+            else
+                printf("job %.0f %s in %.1f s%s%s\n", job, status, num(n.params, "seconds"),
+                       err[0] ? ": " : "", err);
+            rc = strcmp(status, "done") == 0 ? 0 : 1;
+            sdc_note_free(&n);
+            return rc;
+        }
+        sdc_note_free(&n);
+    }
+}
+
+static int do_tune(sdc_client *c, const dargs *a, const char *model) {
+    sdc_arg args[6] = {SDC_ARG_STR("model", model)};
+    int nb = budget_args(a, args + 1);
+    if (nb < 0) return 2;
+    int n = 1 + nb;
+    if (a->minimize) n--; // tune takes no 'minimize'
+    sdc_reply r;
+    int rc = call(c, a, "tune", args, n, &r);
+    double job = rc == 0 ? num(r.result, "job") : 0;
+    if (rc == 0 && (a->no_wait || !a->json))
+        a->json ? print_reply_json(r.result) : (void)printf("job %.0f queued\n", job);
+    sdc_reply_free(&r);
+    if (rc || a->no_wait) return rc;
+    if ((rc = wait_job(c, a, job)) != 0 || nb == 0 || a->json) return rc;
+    // Show what the budget now gets.
+    if ((rc = call(c, a, "schedule.get", args, 1 + nb, &r)) == 0) {
+        printf("chosen: ");
+        print_record(r.result);
+    }
+    sdc_reply_free(&r);
+    return rc;
+}
+
+static int do_get(sdc_client *c, const dargs *a, const char *model) {
+    sdc_arg args[6] = {SDC_ARG_STR("model", model)};
+    int nb = budget_args(a, args + 1);
+    if (nb < 0) return 2;
+    if (nb == (a->minimize ? 1 : 0)) {
+        fputs("searchctl get: give --max-drop 1%, --max-flops 0.5 or --max-latency MS\n", stderr);
+        return 2;
+    }
+    sdc_reply r;
+    int rc = call(c, a, "schedule.get", args, 1 + nb, &r);
+    if (rc == 0) a->json ? print_reply_json(r.result) : print_record(r.result);
+    sdc_reply_free(&r);
+    return rc;
+}
+
+static int do_frontier(sdc_client *c, const dargs *a, const char *model) {
+    sdc_arg args[1] = {SDC_ARG_STR("model", model)};
+    sdc_reply r;
+    int rc = call(c, a, "schedule.frontier", args, 1, &r);
+    if (rc == 0 && a->json) {
+        print_reply_json(r.result);
+    } else if (rc == 0) {
+        printf("%-8s %-9s %-9s %-9s %-10s  %s\n", "FLOPs", "accuracy", "drop", "drop_up", "latency",
+               "schedule");
+        for (uint32_t i = 0; i < r.result->via.array.size; i++) {
+            const msgpack_object *e = &r.result->via.array.ptr[i];
+            char s[600];
+            printf("%6.1f%%  %7.2f%%  %7.2f%%  %7.2f%%  %7.3f ms  %s\n",
+                   100 * num(e, "flops_ratio"), 100 * num(e, "accuracy"), 100 * num(e, "drop"),
+                   100 * num(e, "drop_upper"), num(e, "latency_ms"),
+                   str(e, "schedule", s, sizeof s));
+        }
+    }
+    sdc_reply_free(&r);
+    return rc;
+}
+
+static void print_note(const dargs *a, const sdc_note *n) {
+    if (a->json) {
+        json_t *j = json_pack("{s:s, s:o}", "method", n->method, "params",
+                              n->params ? sdc_to_json(n->params) : json_null());
+        print_json(j);
+    } else {
+        char model[32] = "", reason[32] = "";
+        if (n->params) {
+            str(n->params, "model", model, sizeof model);
+            if (get(n->params, "reason")) str(n->params, "reason", reason, sizeof reason);
+        }
+        printf("%s %s%s%s\n", n->method, model, reason[0] ? " " : "", reason);
+    }
+    fflush(stdout);
+}
+
+static int subscribe(sdc_client *c, const dargs *a, const char *model) {
+    sdc_arg args[1] = {SDC_ARG_STR("model", model)};
+    sdc_reply r;
+    int rc = call(c, a, "subscribe", args, 1, &r);
+    sdc_reply_free(&r);
+    return rc;
+}
+
+static int do_watch(sdc_client *c, const dargs *a) {
+    if (a->model) {
+        if (subscribe(c, a, a->model)) return 1;
+    } else { // every registered model
+        sdc_reply r;
+        if (call(c, a, "model.list", NULL, 0, &r)) {
+            sdc_reply_free(&r);
+            return 1;
+        }
+        for (uint32_t i = 0; i < r.result->via.array.size; i++) {
+            char id[32];
+            if (subscribe(c, a, str(&r.result->via.array.ptr[i], "model", id, sizeof id))) {
+                sdc_reply_free(&r);
+                return 1;
+            }
+        }
+        sdc_reply_free(&r);
+    }
+    if (!a->json)
+        fprintf(stderr, "watching %s; Ctrl-C to stop\n", a->model ? a->model : "all models");
+    for (int seen = 0; a->count == 0 || seen < a->count; seen++) {
+        sdc_note n;
+        sp_diag dg;
+        if (sdc_next_notification(c, -1, &n, &dg)) {
+            fprintf(stderr, "searchctl watch: %s\n", dg.msg);
+            return 1;
+        }
+        print_note(a, &n);
+        sdc_note_free(&n);
+    }
+    return 0;
+}
+
+/* ---- classify --daemon ---- */
+
+typedef struct infer {
+    en_model *m;
+    en_ctx *ctx;
+    int32_t *ids, *types;
+    sc_schedule s;
+    char text[600];
+} infer;
+
+/* Asks searchd for the schedule under the budget and parses it for the local model. */
+static int fetch_schedule(sdc_client *c, const dargs *a, const sdc_arg *args, int n, infer *in) {
+    sdc_reply r;
+    int rc = call(c, a, "schedule.get", args, n, &r);
+    if (rc == 0) {
+        en_diag diag;
+        str(r.result, "schedule", in->text, sizeof in->text);
+        if (sc_schedule_parse(in->text, in->m->cfg.layers, &in->s, &diag) != 0) {
+            fprintf(stderr, "searchctl classify: schedule from searchd: %s\n", diag.msg);
+            rc = 1;
+        } else if (!a->json) {
+            fprintf(stderr, "schedule %s (FLOPs %.1f%%, drop bound %.2f%%)\n", in->text,
+                    100 * num(r.result, "flops_ratio"), 100 * num(r.result, "drop_upper"));
+        }
+    }
+    sdc_reply_free(&r);
+    return rc;
+}
+
+static int classify_one(const dargs *a, infer *in, const char *text) {
+    en_diag diag;
+    int n;
+    float logits[EN_MAX_LABELS];
+    const en_config *cfg = &in->m->cfg;
+    int rc = en_tokenize(in->m->tok, text, NULL, cfg->max_pos, in->ids, in->types, &n, &diag);
+    if (rc == 0)
+        rc = en_forward(in->ctx, in->ids, in->types, n, in->s.metric, in->s.ratios, logits, NULL,
+                        NULL);
+    if (rc) {
+        fprintf(stderr, "searchctl classify: '%s': %s\n", text, en_strerror(rc));
+        return 1;
+    }
+    double prob[EN_MAX_LABELS];
+    int best = softmax_argmax(logits, cfg->num_labels, prob);
+    if (a->json) {
+        json_t *probs = json_object();
+        for (int k = 0; k < cfg->num_labels; k++)
+            json_object_set_new(probs, cfg->labels[k], json_real(prob[k]));
+        print_json(json_pack("{s:s, s:s, s:o, s:s}", "text", text, "label", cfg->labels[best],
+                             "probabilities", probs, "schedule", in->text));
+    } else {
+        printf("%-10s p=%.4f  %s\n", cfg->labels[best], prob[best], text);
+    }
+    fflush(stdout);
+    return 0;
+}
+
+/* Takes every queued or readable notification; 1 when the frontier of our model changed. */
+static int updated(sdc_client *c, int timeout_ms) {
+    int changed = 0;
+    for (;;) {
+        sdc_note n;
+        if (sdc_next_notification(c, timeout_ms, &n, NULL) != 0) return changed;
+        changed |= strcmp(n.method, "schedule.updated") == 0;
+        sdc_note_free(&n);
+        timeout_ms = 0;
+    }
+}
+
+static int do_classify(sdc_client *c, const dargs *a, const char *model, int argc, char **argv) {
+    sdc_arg args[6] = {SDC_ARG_STR("model", model)};
+    int nb = budget_args(a, args + 1);
+    if (nb < 0) return 2;
+    if (nb == (a->minimize ? 1 : 0))
+        args[1 + nb++] = SDC_ARG_NUM("max_drop", 0.01); // the usual promise: under 1% drop
+    // Where are the weights? searchd knows the path it registered.
+    sdc_arg margs[1] = {SDC_ARG_STR("model", model)};
+    sdc_reply r;
+    if (call(c, a, "model.list", NULL, 0, &r)) {
+        sdc_reply_free(&r);
+        return 1;
+    }
+    char path[1100] = "", id[32];
+    for (uint32_t i = 0; i < r.result->via.array.size; i++) {
+        const msgpack_object *e = &r.result->via.array.ptr[i];
+        char name[128];
+        if (strcmp(str(e, "model", id, sizeof id), model) == 0 ||
+            strcmp(str(e, "name", name, sizeof name), model) == 0)
+            str(e, "path", path, sizeof path);
+    }
+    sdc_reply_free(&r);
+    if (!path[0]) {
+        fprintf(stderr, "searchctl classify: searchd has no model '%s'\n", model);
+        return 1;
+    }
+    infer in = {0};
+    int rc = cli_load_model(path, &in.m);
+    if (rc == 0) {
+        in.ids = malloc(sizeof(int32_t) * (size_t)in.m->cfg.max_pos);
+        in.types = malloc(sizeof(int32_t) * (size_t)in.m->cfg.max_pos);
+        if (!in.ids || !in.types || en_ctx_new(in.m, in.m->cfg.max_pos, &in.ctx) != 0) {
+            fputs("searchctl classify: out of memory\n", stderr);
+            rc = 1;
+        }
+    }
+    if (rc == 0) rc = call(c, a, "subscribe", margs, 1, &r);
+    sdc_reply_free(&r);
+    if (rc == 0) rc = fetch_schedule(c, a, args, 1 + nb, &in);
+    int first = a->model ? a->rest : a->rest + 1; // the model may be the first positional
+    if (rc == 0 && first < argc) {
+        // Texts on the command line; with --watch, classify them again under each new schedule.
+        for (int round = 0; rc == 0; round++) {
+            for (int i = first; i < argc && rc == 0; i++)
+                rc = classify_one(a, &in, argv[i]);
+            if (!a->watch || (a->count && round >= a->count)) break;
+            while (rc == 0 && !updated(c, -1))
+                ;
+            if (rc == 0) rc = fetch_schedule(c, a, args, 1 + nb, &in);
+        }
+    } else if (rc == 0) {
+        // One text per line of stdin; a new schedule is picked up between lines.
+        char line[8192];
+        while (rc == 0 && fgets(line, sizeof line, stdin)) {
+            line[strcspn(line, "\r\n")] = '\0';
+            if (updated(c, 0)) rc = fetch_schedule(c, a, args, 1 + nb, &in);
+            if (rc == 0 && line[0]) rc = classify_one(a, &in, line);
+        }
+    }
+    en_ctx_free(in.ctx);
+    free(in.ids);
+    free(in.types);
+    en_model_free(in.m);
+    return rc;
+}
+
+int cmd_daemon(const char *name, int argc, char **argv) {
+    dargs a;
+    int rc = parse(argc, argv, &a);
+    if (rc || a.help) {
+        usage(name, a.help ? stdout : stderr);
+        return a.help ? 0 : rc;
+    }
+    sdc_client *c = NULL;
+    if (connect_to(&a, &c)) return 1;
+    const char *model = NULL;
+    char jobtext[32] = "";
+    if (a.rest < argc) snprintf(jobtext, sizeof jobtext, "%s", argv[a.rest]);
+    if (strcmp(name, "ping") == 0) {
+        rc = simple(c, &a, "ping", NULL, 0);
+    } else if (strcmp(name, "info") == 0 || strcmp(name, "models") == 0) {
+        rc = do_info(c, &a, strcmp(name, "models") == 0);
+    } else if (strcmp(name, "add") == 0) {
+        rc = do_add(c, &a, argc, argv);
+    } else if (strcmp(name, "status") == 0 || strcmp(name, "cancel") == 0) {
+        char *end;
+        double job = strtod(jobtext, &end);
+        if (!jobtext[0] || *end) {
+            fprintf(stderr, "searchctl %s: give the job number\n", name);
+            rc = 2;
+        } else {
+            sdc_arg args[1] = {SDC_ARG_NUM("job", job)};
+            rc = simple(c, &a, strcmp(name, "status") == 0 ? "job.status" : "job.cancel", args, 1);
+        }
+    } else if (strcmp(name, "watch") == 0) {
+        rc = do_watch(c, &a);
+    } else if (strcmp(name, "retune") == 0) {
+        sdc_arg args[2];
+        int n = 0;
+        if (a.model) args[n++] = SDC_ARG_STR("model", a.model);
+        if (a.force) args[n++] = SDC_ARG_BOOL("force", 1);
+        a.timeout_ms = a.timeout_ms > 600000 ? a.timeout_ms : 600000;
+        rc = simple(c, &a, "retune", args, n);
+    } else if ((rc = need_model(&a, argc, argv, &model)) == 0) {
+        if (strcmp(name, "remove") == 0) {
+            sdc_arg args[1] = {SDC_ARG_STR("model", model)};
+            rc = simple(c, &a, "model.remove", args, 1);
+        } else if (strcmp(name, "tune") == 0) {
+            rc = do_tune(c, &a, model);
+        } else if (strcmp(name, "get") == 0) {
+            rc = do_get(c, &a, model);
+        } else if (strcmp(name, "profile") == 0) {
+            sdc_arg args[1] = {SDC_ARG_STR("model", model)};
+            rc = simple(c, &a, "profile", args, 1);
+        } else if (strcmp(name, "frontier") == 0) {
+            rc = do_frontier(c, &a, model);
+        } else if (strcmp(name, "classify") == 0) {
+            rc = do_classify(c, &a, model, argc, argv);
+        } else {
+            fprintf(stderr, "searchctl: unknown daemon command '%s'\n", name);
+            rc = 2;
+        }
+    }
+    sdc_close(c);
+    return rc;
+}

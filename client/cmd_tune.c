@@ -1,0 +1,413 @@
+/* searchctl tune: an offline schedule search (no daemon), right after fine-tuning. Calibrates
+ * the latency model, searches, prints the frontier with predicted and measured latency, the
+ * simple families it beats, and the schedule that answers the budget. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/cli_util.h"
+#include "client/offline_args.h"
+#include "client/searchctl.h"
+#include "schedules/sc_error.h"
+#include "schedules/sc_search.h"
+
+typedef struct tune_args {
+    const char *model, *data, *holdout;
+    sc_query budget;
+    uint64_t seed;
+    int threads, json, generations, children, latency_examples;
+    double holdout_fraction, calib_seconds;
+} tune_args;
+
+static int parse(int argc, char **argv, tune_args *a);
+static void usage(FILE *to);
+static void on_progress(void *ud, const sc_progress *p);
+static int measure(const en_model *m, const en_dataset *d, int count, const sc_frontier *f,
+                   const sc_latency_model *lm, double *predicted, double *measured,
+                   double *median_err);
+static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_frontier *f,
+                       const sc_frontier *fam, const double *predicted, const double *measured,
+                       double median_err, const sc_search_stats *st, const sc_record *chosen);
+static json_t *record_json(const sc_record *r, double predicted, double measured);
+static double best_family(const sc_frontier *fam, double flops);
+
+int cmd_tune(int argc, char **argv) {
+    tune_args a;
+    int rc = parse(argc, argv, &a);
+    if (rc != 0)
+        return rc;
+    en_model *m = NULL;
+    en_dataset *data = NULL, *hold = NULL;
+    if (cli_load_model(a.model, &m) || cli_load_data(a.data, m, &data) ||
+        (a.holdout && cli_load_data(a.holdout, m, &hold))) {
+        en_dataset_free(data);
+        en_model_free(m);
+        return 1;
+    }
+    int status = 1;
+    en_diag diag = {{0}};
+    sc_latency_model lm;
+    sc_frontier front = {0}, fam = {0};
+    double *measured = NULL, *predicted = NULL;
+    if ((rc = sc_latency_calibrate(m, 1, a.calib_seconds, &lm, &diag)) != 0) {
+        fprintf(stderr, "searchctl tune: latency calibration: %s\n", diag.msg);
+        goto done;
+    }
+    sc_search_opts o;
+    sc_search_opts_default(&o);
+    o.seed = a.seed;
+    o.threads = a.threads;
+    o.budget = a.budget;
+    o.lat = &lm;
+    o.generations = a.generations;
+    o.children = a.children;
+    if (a.holdout_fraction > 0)
+        o.holdout_fraction = a.holdout_fraction;
+    o.progress = on_progress;
+    o.families = &fam;
+    sc_search_stats st;
+    rc = sc_search_run(m, data, hold, &o, &front, &st, &diag);
+    cli_progress_end();
+    if (rc != 0) {
+        fprintf(stderr, "searchctl tune: %s\n", diag.msg[0] ? diag.msg : sc_strerror(rc));
+        goto done;
+    }
+    measured = calloc((size_t)front.count + 1, sizeof *measured);
+    predicted = calloc((size_t)front.count + 1, sizeof *predicted);
+    double median_err = -1;
+    if (!measured || !predicted)
+        goto done;
+    if (a.latency_examples > 0 && measure(m, hold ? hold : data, a.latency_examples, &front,
+                                          &lm, predicted, measured, &median_err) != 0)
+        goto done;
+    // The question asked; without one, the usual: the cheapest within a 1% drop.
+    sc_query q = a.budget;
+    if (q.max_drop < 0 && q.max_flops < 0 && q.max_latency_ms < 0)
+        q.max_drop = 0.01;
+    const sc_record *chosen = NULL, *closest = NULL;
+    rc = sc_frontier_pick(&front, &q, &chosen, &closest, &diag);
+    if (a.json) {
+        json_t *root = json_object();
+        char hw[512];
+        sc_hw_format(&lm.hw, hw, sizeof hw);
+        json_object_set_new(root, "hardware", json_string(hw));
+        json_t *arr = json_array();
+        for (int i = 0; i < front.count; i++)
+            json_array_append_new(arr, record_json(&front.rec[i], predicted[i], measured[i]));
+        json_object_set_new(root, "frontier", arr);
+        json_t *farr = json_array();
+        for (int i = 0; i < fam.count; i++)
+            json_array_append_new(farr, record_json(&fam.rec[i], -1, -1));
+        json_object_set_new(root, "families", farr);
+        if (chosen) {
+            long k = chosen - front.rec;
+            json_object_set_new(root, "chosen", record_json(chosen, predicted[k], measured[k]));
+        } else {
+            json_object_set_new(root, "chosen", json_null());
+            json_object_set_new(root, "error", json_string(diag.msg));
+            long k = closest - front.rec;
+            json_object_set_new(root, "closest", record_json(closest, predicted[k], measured[k]));
+        }
+        json_object_set_new(root, "gain_over_families", json_real(st.gain_over_families));
+        json_object_set_new(root, "latency_median_error",
+                            median_err >= 0 ? json_real(median_err) : json_null());
+        json_object_set_new(
+            root, "search",
+            json_pack("{s:f, s:i, s:I, s:I, s:i, s:i, s:i, s:I}", "seconds", st.seconds,
+                      "candidates", st.candidates, "layer_evals", (json_int_t)st.layer_evals,
+                      "layer_evals_saved", (json_int_t)st.layer_evals_saved, "dropped_early",
+                      st.dropped_early, "search_examples", st.search_examples,
+                      "holdout_examples", st.holdout_examples, "seed", (json_int_t)a.seed));
+        json_object_set_new(root, "latency_model",
+                            json_pack("{s:[f,f,f,f,f,f], s:f, s:f, s:f}", "layer", lm.layer[0],
+                                      lm.layer[1], lm.layer[2], lm.layer[3], lm.layer[4],
+                                      lm.layer[5], "fixed_ms", lm.fixed_ms, "calib_seconds",
+                                      lm.calib_seconds, "fit_error", lm.fit_error));
+        print_json(root);
+    } else {
+        print_text(&a, &lm, &front, &fam, predicted, measured, median_err, &st, chosen);
+        if (!chosen)
+            fprintf(stderr, "searchctl tune: %s\n", diag.msg);
+    }
+    status = chosen ? 0 : 1;
+done:
+    free(measured);
+    free(predicted);
+    sc_frontier_free(&front);
+    sc_frontier_free(&fam);
+    en_dataset_free(hold);
+    en_dataset_free(data);
+    en_model_free(m);
+    return status;
+}
+
+static int parse(int argc, char **argv, tune_args *a) {
+    memset(a, 0, sizeof *a);
+    a->budget.max_drop = a->budget.max_flops = a->budget.max_latency_ms = -1;
+    a->budget.minimize = SC_MIN_FLOPS;
+    a->seed = 1;
+    a->latency_examples = 300;
+    a->calib_seconds = 3;
+    int budgets = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strcmp(o, "--json") == 0) {
+            a->json = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "searchctl tune: %s needs a value (or is unknown)\n", o);
+            return 2;
+        }
+        const char *v = argv[++i];
+        char *end = NULL;
+        double d = 0;
+        if (strcmp(o, "--model") == 0) {
+            a->model = v;
+        } else if (strcmp(o, "--data") == 0) {
+            a->data = v;
+        } else if (strcmp(o, "--holdout") == 0) {
+            a->holdout = v;
+        } else if (strcmp(o, "--max-drop") == 0 || strcmp(o, "--max-flops") == 0) {
+            if (cli_parse_share(v, &d) != 0 || (o[6] == 'f' && d <= 0)) {
+                fprintf(stderr, "searchctl tune: %s takes a share like 0.01 or 1%%, not '%s'\n",
+                        o, v);
+                return 2;
+            }
+            *(o[6] == 'd' ? &a->budget.max_drop : &a->budget.max_flops) = d;
+            budgets++;
+        } else if (strcmp(o, "--max-latency") == 0) {
+            d = strtod(v, &end);
+            if (*end || !(d > 0)) {
+                fprintf(stderr, "searchctl tune: --max-latency takes milliseconds, not '%s'\n",
+                        v);
+                return 2;
+            }
+            a->budget.max_latency_ms = d;
+            a->budget.minimize = SC_MIN_LATENCY;
+            budgets++;
+        } else if (strcmp(o, "--seed") == 0) {
+            a->seed = strtoull(v, &end, 10);
+        } else if (strcmp(o, "--threads") == 0) {
+            a->threads = (int)strtol(v, &end, 10);
+            if (!*end && (a->threads < 1 || a->threads > 64))
+                end = "x";
+        } else if (strcmp(o, "--generations") == 0) {
+            a->generations = (int)strtol(v, &end, 10);
+        } else if (strcmp(o, "--children") == 0) {
+            a->children = (int)strtol(v, &end, 10);
+        } else if (strcmp(o, "--latency-examples") == 0) {
+            a->latency_examples = (int)strtol(v, &end, 10);
+        } else if (strcmp(o, "--holdout-fraction") == 0) {
+            a->holdout_fraction = strtod(v, &end);
+            if (!*end && !(a->holdout_fraction > 0 && a->holdout_fraction < 1))
+                end = "x";
+        } else if (strcmp(o, "--calibrate-seconds") == 0) {
+            a->calib_seconds = strtod(v, &end);
+        } else {
+            fprintf(stderr, "searchctl tune: unknown option %s\n", o);
+            usage(stderr);
+            return 2;
+        }
+        if (end && *end) {
+            fprintf(stderr, "searchctl tune: bad value '%s' for %s\n", v, o);
+            return 2;
+        }
+    }
+    if (budgets > 1) {
+        fputs("searchctl tune: give one of --max-drop, --max-flops and --max-latency\n", stderr);
+        return 2;
+    }
+    if (!a->data) {
+        fputs("searchctl tune: --data FILE is required\n", stderr);
+        usage(stderr);
+        return 2;
+    }
+    if (!a->model)
+        a->model = demo_model_dir();
+    return 0;
+}
+
+static void usage(FILE *to) {
+    fputs("usage: searchctl tune --model DIR --data FILE [--holdout FILE]\n"
+          "                      [--max-drop 0.01 | --max-flops 0.5 | --max-latency MS]\n"
+          "                      [--seed N] [--threads N] [--json]\n"
+          "Searches keep ratios and the importance metric; prints the frontier of held-out\n"
+          "accuracy against cost and the schedule answering the budget (default: the cheapest\n"
+          "whose one-sided 95% bound on the accuracy drop is under 1%).\n"
+          "  --holdout FILE          held-out set (default: a seeded stratified half of --data)\n"
+          "  --holdout-fraction F    share of --data held out when no --holdout (default 0.5)\n"
+          "  --generations N, --children N   search effort (default at most 16 x 16)\n"
+          "  --latency-examples N    examples timed per frontier schedule to check the latency\n"
+          "                          model (default 300; 0 skips)\n"
+          "  --calibrate-seconds S   latency calibration time (default 3)\n",
+          to);
+}
+
+static void on_progress(void *ud, const sc_progress *p) {
+    (void)ud;
+    char note[96] = "";
+    if (p->best_cost > 0)
+        snprintf(note, sizeof note, "best: accuracy %.4f at %.3f FLOPs (search part)",
+                 p->best_accuracy, p->best_cost);
+    cli_progress("searching", p->done, p->total, note);
+}
+
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Runs every frontier schedule on (up to latency_examples of) `d` with one worker of one
+ * thread, as the latency model was calibrated, and compares with its prediction there. */
+static int measure(const en_model *m, const en_dataset *d, int count, const sc_frontier *f,
+                   const sc_latency_model *lm, double *predicted, double *measured,
+                   double *median_err) {
+    int n = d->count < count ? d->count : count;
+    int *idx = malloc((size_t)n * sizeof *idx), *len = malloc((size_t)n * sizeof *len);
+    double *err = malloc((size_t)(f->count + 1) * sizeof *err);
+    en_dataset *view = NULL;
+    int rc = -1;
+    if (!idx || !len || !err)
+        goto done;
+    for (int i = 0; i < n; i++) {
+        // Spread over the file, not its first lines.
+        idx[i] = (int)((long)i * d->count / n);
+        len[i] = d->ex[idx[i]].n;
+    }
+    if (en_dataset_view(d, idx, n, &view) != 0)
+        goto done;
+    for (int i = 0; i < f->count; i++) {
+        cli_progress("timing", i, f->count, NULL);
+        en_eval_opts eo = {.metric = f->rec[i].schedule.metric,
+                           .ratios = f->rec[i].schedule.ratios, .threads = 1, .blas_threads = 1};
+        en_eval_result res = {0};
+        en_diag diag = {{0}};
+        if (en_eval(m, view, &eo, &res, &diag) != 0) {
+            fprintf(stderr, "searchctl tune: timing: %s\n", diag.msg);
+            goto done;
+        }
+        measured[i] = res.latency_ms;
+        predicted[i] = sc_latency_predict(lm, &m->cfg, &f->rec[i].schedule, len, n);
+        err[i] = fabs(predicted[i] - measured[i]) / measured[i];
+    }
+    cli_progress_end();
+    qsort(err, (size_t)f->count, sizeof *err, cmp_double);
+    *median_err = f->count % 2 ? err[f->count / 2]
+                               : 0.5 * (err[f->count / 2 - 1] + err[f->count / 2]);
+    rc = 0;
+done:
+    en_dataset_free_view(view);
+    free(idx);
+    free(len);
+    free(err);
+    return rc;
+}
+
+static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_frontier *f,
+                       const sc_frontier *fam, const double *predicted, const double *measured,
+                       double median_err, const sc_search_stats *st, const sc_record *chosen) {
+    char hw[512], text[16 + 8 * EN_MAX_LAYERS];
+    sc_hw_format(&lm->hw, hw, sizeof hw);
+    printf("hardware   %s\n", hw);
+    printf("latency    model calibrated in %.1f s (fit error %.1f%% median)\n", lm->calib_seconds,
+           100 * lm->fit_error);
+    printf("data       %d search / %d held-out examples (seed %llu)\n", st->search_examples,
+           st->holdout_examples, (unsigned long long)a->seed);
+    printf("search     %.1f s, %d candidates (%d dropped after the first subset), "
+           "%ld layer-evaluations run, %ld saved (%.0f%%)\n\n",
+           st->seconds, st->candidates, st->dropped_early, st->layer_evals,
+           st->layer_evals_saved,
+           100.0 * st->layer_evals_saved / (double)(st->layer_evals + st->layer_evals_saved + 1));
+    printf("frontier (held-out figures; ms: predicted for the held-out part, then predicted and\n"
+           "measured on the timed examples, 1 worker, 1 thread; vs_fam: accuracy points over the\n"
+           "best simple family with no more FLOPs)\n");
+    printf("  %-36s %6s %7s %7s %7s %8s %6s %6s %6s\n", "schedule", "flops", "ms", "t_pred",
+           "t_meas", "accuracy", "drop", "upper", "vs_fam");
+    for (int i = 0; i < f->count; i++) {
+        const sc_record *r = &f->rec[i];
+        sc_schedule_format(&r->schedule, text, sizeof text);
+        double fb = best_family(fam, r->flops_ratio);
+        char vs[16] = "-";
+        if (fb >= 0)
+            snprintf(vs, sizeof vs, "%+.2f", 100 * (r->accuracy - fb));
+        char meas[16] = "-", pred[16] = "-";
+        if (measured[i] > 0) {
+            snprintf(meas, sizeof meas, "%.3f", measured[i]);
+            snprintf(pred, sizeof pred, "%.3f", predicted[i]);
+        }
+        printf("%s %-36s %6.3f %7.3f %7s %7s %8.4f %5.2f%% %5.2f%% %6s\n",
+               r == chosen ? "*" : " ", text, r->flops_ratio, r->latency_ms, pred, meas,
+               r->accuracy, 100 * r->drop, 100 * r->drop_upper, vs);
+    }
+    if (median_err >= 0)
+        printf("\nlatency model: median error %.1f%% over the frontier (prediction for the timed "
+               "examples vs en_eval, 1 worker, 1 thread)\n",
+               100 * median_err);
+    printf("\nsimple families on their own frontier (held-out):\n");
+    for (int i = 0; i < fam->count; i++) {
+        sc_schedule_format(&fam->rec[i].schedule, text, sizeof text);
+        printf("  %-40s %6.3f flops  accuracy %.4f  drop_upper %5.2f%%\n", text,
+               fam->rec[i].flops_ratio, fam->rec[i].accuracy, 100 * fam->rec[i].drop_upper);
+    }
+    printf("gain over the best family at equal FLOPs: %+.2f points (mean over the frontier)\n",
+           100 * st->gain_over_families);
+    if (!chosen)
+        return;
+    sc_schedule_format(&chosen->schedule, text, sizeof text);
+    printf("\nchosen     %s\n", text);
+    printf("           flops %.3f of unpruned, latency %.3f ms predicted, held-out accuracy "
+           "%.4f (unpruned %.4f), drop %.2f%%, drop_upper %.2f%%\n",
+           chosen->flops_ratio, chosen->latency_ms, chosen->accuracy, chosen->baseline_accuracy,
+           100 * chosen->drop, 100 * chosen->drop_upper);
+    if (a->budget.max_flops < 0 && a->budget.max_latency_ms < 0) {
+        double max_drop = a->budget.max_drop >= 0 ? a->budget.max_drop : 0.01;
+        const sc_record *fb = NULL;
+        for (int i = 0; i < fam->count; i++)
+            if (fam->rec[i].drop_upper < max_drop &&
+                (!fb || fam->rec[i].flops_ratio < fb->flops_ratio))
+                fb = &fam->rec[i];
+        if (fb) {
+            sc_schedule_format(&fb->schedule, text, sizeof text);
+            printf("           the cheapest simple family within that bound, %s, needs %.3f "
+                   "FLOPs (%.0f%% more)\n",
+                   text, fb->flops_ratio, 100 * (fb->flops_ratio / chosen->flops_ratio - 1));
+        }
+    } else if (st->family_best_accuracy >= 0) {
+        printf("           best simple family within the same FLOPs: accuracy %.4f (%+.2f "
+               "points)\n",
+               st->family_best_accuracy, 100 * (chosen->accuracy - st->family_best_accuracy));
+    }
+}
+
+static json_t *record_json(const sc_record *r, double predicted, double measured) {
+    char text[16 + 8 * EN_MAX_LAYERS];
+    sc_schedule_format(&r->schedule, text, sizeof text);
+    json_t *ratios = json_array();
+    for (int l = 0; l < r->schedule.layers; l++)
+        json_array_append_new(ratios, json_real(r->schedule.ratios[l]));
+    json_t *o = json_pack("{s:s, s:s, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "schedule", text,
+                          "metric", en_metric_name(r->schedule.metric), "ratios", ratios,
+                          "flops_ratio", r->flops_ratio, "latency_ms", r->latency_ms,
+                          "accuracy", r->accuracy, "baseline_accuracy", r->baseline_accuracy,
+                          "drop", r->drop, "drop_upper", r->drop_upper, "search_accuracy",
+                          r->search_accuracy);
+    if (measured > 0) { // on the timed examples, next to the prediction for those
+        json_object_set_new(o, "timed_predicted_ms", json_real(predicted));
+        json_object_set_new(o, "timed_measured_ms", json_real(measured));
+    }
+    return o;
+}
+
+static double best_family(const sc_frontier *fam, double flops) {
+    double best = -1;
+    for (int i = 0; i < fam->count; i++)
+        if (fam->rec[i].flops_ratio <= flops && fam->rec[i].accuracy > best)
+            best = fam->rec[i].accuracy;
+    return best;
+}

@@ -1,0 +1,116 @@
+#include "sc_evolve.h"
+
+#include <math.h>
+
+void sc__rng_seed(sc__rng *r, uint64_t seed) {
+    r->s = seed ^ 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 4; i++)
+        sc__rand(r);
+}
+
+/* splitmix64: tiny, and the same sequence on every host. */
+uint64_t sc__rand(sc__rng *r) {
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+int sc__rand_below(sc__rng *r, int n) {
+    return n <= 1 ? 0 : (int)(sc__rand(r) % (uint64_t)n);
+}
+
+void sc__levels(const sc_schedule *s, int *lv) {
+    for (int l = 0; l < s->layers; l++)
+        lv[l] = (int)lround(s->ratios[l] * SC_GRID);
+}
+
+void sc__from_levels(int *lv, int layers, en_metric metric, sc_schedule *out) {
+    sc_schedule_full(out, metric, layers);
+    for (int l = 0; l < layers; l++) {
+        if (lv[l] > SC_GRID)
+            lv[l] = SC_GRID;
+        if (lv[l] < 1)
+            lv[l] = 1;
+        if (l > 0 && lv[l] > lv[l - 1])
+            lv[l] = lv[l - 1];
+        out->ratios[l] = (double)lv[l] / SC_GRID;
+    }
+}
+
+int sc__families(int layers, en_metric m, sc_schedule *out) {
+    int n = 0, lv[EN_MAX_LAYERS];
+    // One ratio for all layers: 0.2 .. 0.8.
+    for (int r = 4; r <= 16; r += 2) {
+        for (int l = 0; l < layers; l++)
+            lv[l] = r;
+        sc__from_levels(lv, layers, m, &out[n++]);
+    }
+    // Linear ramps: the first `whole` layers keep everything, then straight down to `end`.
+    for (int whole = 1; whole <= 2 && whole < layers; whole++) {
+        for (int end = 2; end <= 10; end += 4) { // 0.1, 0.3, 0.5
+            for (int l = 0; l < layers; l++) {
+                double t = l < whole ? 0 : (double)(l - whole + 1) / (layers - whole);
+                lv[l] = (int)lround(SC_GRID - t * (SC_GRID - end));
+            }
+            sc__from_levels(lv, layers, m, &out[n++]);
+        }
+    }
+    return n;
+}
+
+void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, sc_schedule *child) {
+    int L = p->layers, lv[EN_MAX_LAYERS], lq[EN_MAX_LAYERS];
+    en_metric metric = p->metric;
+    sc__levels(p, lv);
+    int op = sc__rand_below(r, 100), l = sc__rand_below(r, L);
+    if (op < 45) { // lower one or two layers; later layers follow so ratios stay non-increasing
+        int times = 1 + (op < 15);
+        for (int t = 0; t < times; t++, l = sc__rand_below(r, L)) {
+            lv[l] -= 1 + sc__rand_below(r, 2);
+            if (lv[l] < 1)
+                lv[l] = 1;
+            for (int j = l + 1; j < L; j++)
+                if (lv[j] > lv[l])
+                    lv[j] = lv[l];
+        }
+    } else if (op < 60) { // raise one layer; earlier layers follow
+        lv[l] += 1 + sc__rand_below(r, 2);
+        if (lv[l] > SC_GRID)
+            lv[l] = SC_GRID;
+        for (int j = 0; j < l; j++)
+            if (lv[j] < lv[l])
+                lv[j] = lv[l];
+    } else if (op < 75 && L > 1) { // one-point crossover: p's first layers, q's last ones
+        sc__levels(q, lq);
+        int cut = 1 + sc__rand_below(r, L - 1);
+        for (int j = cut; j < L; j++)
+            lv[j] = lq[j];
+        if (sc__rand_below(r, 2))
+            metric = q->metric;
+    } else if (op < 85) { // another metric
+        metric = (en_metric)((metric + 1 + sc__rand_below(r, EN_METRIC_COUNT - 1)) %
+                             EN_METRIC_COUNT);
+    } else if (op < 95) { // the tail to the floor: the last layer only feeds [CLS] on
+        int from = L - 1 - sc__rand_below(r, L > 2 ? 2 : 1);
+        for (int j = from; j < L; j++)
+            lv[j] = 1;
+    } else { // everything from layer l one step down
+        for (int j = l; j < L; j++)
+            lv[j] = lv[j] > 1 ? lv[j] - 1 : 1;
+    }
+    sc__from_levels(lv, L, metric, child);
+}
+
+int sc__cheapen(sc_schedule *s) {
+    int lv[EN_MAX_LAYERS];
+    sc__levels(s, lv);
+    for (int l = s->layers - 1; l >= 0; l--) {
+        if (lv[l] > 1) {
+            lv[l]--;
+            sc__from_levels(lv, s->layers, s->metric, s);
+            return 1;
+        }
+    }
+    return 0;
+}

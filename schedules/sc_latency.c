@@ -1,0 +1,257 @@
+#include "sc_latency.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/en_forward.h"
+
+#define MAX_PASSES 15
+#define SCHEDS_PER_LENGTH 5
+
+static const int k_lengths[] = {2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128};
+#define N_LENGTHS ((int)(sizeof k_lengths / sizeof k_lengths[0]))
+
+static void terms(int n, int k, double *t);
+static double now_ms(void);
+static double median(double *v, int n);
+static int fit(const double *x, const double *y, int rows, double *coef);
+static void random_schedule(uint64_t *rng, int layers, int full, sc_schedule *s);
+
+int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_latency_model *out,
+                         en_diag *diag) {
+    const en_config *cfg = &m->cfg;
+    int L = cfg->layers;
+    int max_len = cfg->max_pos < 128 ? cfg->max_pos : 128;
+    memset(out, 0, sizeof *out);
+    sc_hw_detect(threads, &out->hw);
+
+    int n_len = 0;
+    while (n_len < N_LENGTHS && k_lengths[n_len] <= max_len)
+        n_len++;
+    int seqs = n_len * SCHEDS_PER_LENGTH, points = seqs * L;
+    // The design is fixed (same sequences and schedules every pass) so each point's repeats
+    // can be averaged.
+    sc_schedule *sched = calloc((size_t)seqs, sizeof *sched);
+    int32_t *ids = malloc((size_t)max_len * sizeof *ids), *types = calloc((size_t)max_len, 4);
+    double *t_layer = malloc((size_t)MAX_PASSES * points * sizeof *t_layer);
+    double *t_fixed = malloc((size_t)MAX_PASSES * seqs * sizeof *t_fixed);
+    int *pn = malloc((size_t)points * sizeof *pn), *pk = malloc((size_t)points * sizeof *pk);
+    float *logits = malloc((size_t)cfg->num_labels * sizeof *logits);
+    en_ctx *ctx = NULL;
+    int rc = 0;
+    if (!sched || !ids || !types || !t_layer || !t_fixed || !pn || !pk || !logits) {
+        rc = en_fail(diag, EN_ENOMEM, "cannot allocate the calibration buffers");
+        goto done;
+    }
+    if ((rc = en_ctx_new(m, max_len, &ctx)) != 0) {
+        en_fail(diag, rc, "cannot make a run state for calibration: %s", en_strerror(rc));
+        goto done;
+    }
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < max_len; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        // Ordinary word pieces; [CLS]/[SEP] are not needed to time the arithmetic.
+        ids[i] = (int32_t)(rng % (uint64_t)cfg->vocab_size);
+    }
+    for (int q = 0; q < seqs; q++)
+        random_schedule(&rng, L, q % SCHEDS_PER_LENGTH == 0, &sched[q]);
+
+    en_set_blas_threads(threads > 0 ? threads : 1);
+    double t_start = now_ms();
+    int passes = 0;
+    while (passes < MAX_PASSES) {
+        for (int q = 0; q < seqs && rc == 0; q++) {
+            int n0 = k_lengths[q / SCHEDS_PER_LENGTH], n_in = n0;
+            double t0 = now_ms();
+            rc = en_ctx_begin(ctx, ids, types, n0);
+            double fixed = now_ms() - t0;
+            for (int l = 0; l < L && rc == 0; l++) {
+                int k = en_keep_count(sched[q].ratios[l], n0, n_in);
+                double a = now_ms();
+                rc = en_ctx_layer(ctx, l, k, sched[q].metric);
+                t_layer[(size_t)passes * points + q * L + l] = now_ms() - a;
+                pn[q * L + l] = n_in;
+                pk[q * L + l] = k;
+                n_in = k;
+            }
+            double b = now_ms();
+            if (rc == 0)
+                rc = en_ctx_finish(ctx, logits);
+            t_fixed[(size_t)passes * seqs + q] = fixed + now_ms() - b;
+        }
+        if (rc != 0) {
+            en_fail(diag, rc, "calibration run failed: %s", en_strerror(rc));
+            break;
+        }
+        passes++;
+        double elapsed = (now_ms() - t_start) / 1000.0;
+        // At least 3 passes to average, unless one pass alone outlasts the whole budget.
+        if (elapsed >= seconds && (passes >= 3 || elapsed >= 2 * seconds))
+            break;
+    }
+    en_set_blas_threads(1);
+    if (rc != 0)
+        goto done;
+    out->calib_seconds = (now_ms() - t_start) / 1000.0;
+
+    double *x = malloc((size_t)points * SC_LAT_TERMS * sizeof *x);
+    double *y = malloc((size_t)points * sizeof *y);
+    if (!x || !y) {
+        free(x), free(y);
+        rc = en_fail(diag, EN_ENOMEM, "cannot allocate the calibration fit");
+        goto done;
+    }
+    for (int p = 0; p < points; p++) {
+        // The mean, not the median: en_eval() measures wall time, which includes the moments
+        // another process holds the core, and a mean over repeats sees those too.
+        y[p] = 0;
+        for (int r = 0; r < passes; r++)
+            y[p] += t_layer[(size_t)r * points + p] / passes;
+        terms(pn[p], pk[p], &x[p * SC_LAT_TERMS]);
+    }
+    for (int i = 0; i < passes * seqs; i++)
+        out->fixed_ms += t_fixed[i] / (passes * seqs);
+    rc = fit(x, y, points, out->layer);
+    if (rc != 0) {
+        en_fail(diag, rc, "latency fit failed (singular calibration design)");
+    } else {
+        double *err = malloc((size_t)points * sizeof *err);
+        if (err) {
+            for (int p = 0; p < points; p++)
+                err[p] = fabs(sc_latency_layer(out, pn[p], pk[p]) - y[p]) / y[p];
+            out->fit_error = median(err, points);
+            free(err);
+        }
+    }
+    free(x), free(y);
+done:
+    en_ctx_free(ctx);
+    free(sched), free(ids), free(types), free(t_layer), free(t_fixed), free(pn), free(pk);
+    free(logits);
+    return rc;
+}
+
+double sc_latency_layer(const sc_latency_model *lm, int n, int k) {
+    double t[SC_LAT_TERMS], ms = 0;
+    terms(n, k, t);
+    for (int i = 0; i < SC_LAT_TERMS; i++)
+        ms += lm->layer[i] * t[i];
+    return ms;
+}
+
+double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, const sc_schedule *s,
+                          const int *lengths, int count) {
+    if (count <= 0)
+        return 0;
+    double total = 0;
+    for (int i = 0; i < count; i++) {
+        int n0 = lengths[i], n_in = n0;
+        double ms = lm->fixed_ms;
+        for (int l = 0; l < cfg->layers && l < s->layers; l++) {
+            int k = en_keep_count(s->ratios[l], n0, n_in);
+            ms += sc_latency_layer(lm, n_in, k);
+            n_in = k;
+        }
+        total += ms;
+    }
+    return total / count;
+}
+
+static void terms(int n, int k, double *t) {
+    t[0] = 1;
+    t[1] = n;
+    t[2] = k;
+    t[3] = (double)n * n;
+    t[4] = (double)k * n;
+    t[5] = k < n ? 1 : 0;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median of v (reordered in place). */
+static double median(double *v, int n) {
+    if (n <= 0)
+        return 0;
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Least squares on relative error: minimises sum ((x_p . c) / y_p - 1)^2, by the normal
+ * equations on columns scaled to unit maximum (n*n reaches 16384; 1 stays 1). */
+static int fit(const double *x, const double *y, int rows, double *coef) {
+    enum { T = SC_LAT_TERMS };
+    double scale[T] = {0}, a[T][T + 1];
+    memset(a, 0, sizeof a);
+    for (int p = 0; p < rows; p++)
+        for (int i = 0; i < T; i++)
+            if (fabs(x[p * T + i]) > scale[i])
+                scale[i] = fabs(x[p * T + i]);
+    for (int i = 0; i < T; i++)
+        if (scale[i] == 0)
+            scale[i] = 1;
+    for (int p = 0; p < rows; p++) {
+        if (!(y[p] > 0))
+            continue;
+        double r[T];
+        for (int i = 0; i < T; i++)
+            r[i] = x[p * T + i] / scale[i] / y[p];
+        for (int i = 0; i < T; i++) {
+            for (int j = 0; j < T; j++)
+                a[i][j] += r[i] * r[j];
+            a[i][T] += r[i];
+        }
+    }
+    for (int i = 0; i < T; i++)
+        a[i][i] += 1e-9 * (a[i][i] + 1); // keeps an unused term from making it singular
+    for (int c = 0; c < T; c++) {
+        int piv = c;
+        for (int r = c + 1; r < T; r++)
+            if (fabs(a[r][c]) > fabs(a[piv][c]))
+                piv = r;
+        if (fabs(a[piv][c]) < 1e-300)
+            return EN_ERANGE;
+        for (int j = 0; j <= T; j++) {
+            double t = a[c][j];
+            a[c][j] = a[piv][j];
+            a[piv][j] = t;
+        }
+        for (int r = 0; r < T; r++) {
+            if (r == c)
+                continue;
+            double f = a[r][c] / a[c][c];
+            for (int j = c; j <= T; j++)
+                a[r][j] -= f * a[c][j];
+        }
+    }
+    for (int i = 0; i < T; i++)
+        coef[i] = a[i][T] / a[i][i] / scale[i];
+    return 0;
+}
+
+/* A random non-increasing schedule on the 0.05 grid (all ones when `full`). */
+static void random_schedule(uint64_t *rng, int layers, int full, sc_schedule *s) {
+    sc_schedule_full(s, EN_METRIC_ATTN, layers);
+    if (full)
+        return;
+    *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+    s->metric = (en_metric)(*rng % EN_METRIC_COUNT);
+    int step = 20; // ratio = step / 20
+    for (int l = 0; l < layers; l++) {
+        *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+        step -= (int)(*rng % 7);
+        if (step < 1)
+            step = 1;
+        s->ratios[l] = step / 20.0;
+    }
+}

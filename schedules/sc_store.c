@@ -1,0 +1,395 @@
+/* Durable state files and the JSON forms kept in them.
+ *
+ * File layout (little-endian), 32-byte header then the payload:
+ *   0  magic "searchd\n"      8 bytes
+ *   8  version                u32 (SC_STORE_VERSION)
+ *   12 reserved               u32, 0
+ *   16 payload length         u64
+ *   24 checksum               u64: FNV-1a 64 over bytes 8..23 and the payload
+ * FNV-1a changes for any single changed byte (each step is a bijection of the state), which is
+ * what a flipped bit on disk looks like; it is not meant to resist tampering. */
+#include "sc_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sc_error.h"
+
+#define SC_STORE_VERSION 1u
+#define SC_STORE_HEADER 32
+#define SC_STORE_MAX (256u << 20) // refuse to read state files over 256 MiB
+
+static const char sc__magic[8] = {'s', 'e', 'a', 'r', 'c', 'h', 'd', '\n'};
+
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t checksum(const uint8_t *hdr, const void *payload, size_t len) {
+    uint64_t h = fnv1a(14695981039346656037ull, hdr + 8, 16);
+    return fnv1a(h, payload, len);
+}
+
+static int write_all(int fd, const void *buf, size_t len) {
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int fsync_dir_of(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+int sc_store_write(const char *path, const void *data, size_t len, en_diag *diag) {
+    static atomic_uint counter;
+    uint8_t hdr[SC_STORE_HEADER] = {0};
+    memcpy(hdr, sc__magic, 8);
+    put_le(hdr + 8, SC_STORE_VERSION, 4);
+    put_le(hdr + 16, len, 8);
+    put_le(hdr + 24, checksum(hdr, data, len), 8);
+
+    // A name of our own beside the target, so rename() stays within one file system.
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(),
+                     atomic_fetch_add(&counter, 1));
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return en_fail(diag, -ENAMETOOLONG, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int rc = -errno;
+        return en_fail(diag, rc, "%s: cannot create: %s", tmp, strerror(-rc));
+    }
+    int rc = write_all(fd, hdr, sizeof hdr);
+    if (rc == 0 && len > 0) rc = write_all(fd, data, len);
+    if (rc == 0 && fsync(fd) != 0) rc = -errno;
+    if (close(fd) != 0 && rc == 0) rc = -errno;
+    if (rc != 0) {
+        unlink(tmp);
+        return en_fail(diag, rc, "%s: write failed (%s); the previous version is kept", path,
+                       strerror(-rc));
+    }
+    if (rename(tmp, path) != 0) {
+        rc = -errno;
+        unlink(tmp);
+        return en_fail(diag, rc, "%s: rename failed: %s", path, strerror(-rc));
+    }
+    rc = fsync_dir_of(path);
+    if (rc != 0)
+        return en_fail(diag, rc, "%s: fsync of its directory failed: %s", path, strerror(-rc));
+    return 0;
+}
+
+int sc_store_decode(const void *buf, size_t size, const char *name, void **data, size_t *len,
+                     en_diag *diag) {
+    const uint8_t *p = buf;
+    *data = NULL;
+    *len = 0;
+    if (size < SC_STORE_HEADER) {
+        // A prefix of the magic is a file cut short while being written by hand or copied.
+        if (memcmp(p, sc__magic, size < 8 ? size : 8) == 0)
+            return en_fail(diag, SC_ECHECKSUM, "%s: truncated: %zu bytes, the header alone is %d",
+                           name, size, SC_STORE_HEADER);
+        return en_fail(diag, SC_EMAGIC, "%s: not a searchd state file (%zu bytes, no magic)", name,
+                       size);
+    }
+    if (memcmp(p, sc__magic, 8) != 0)
+        return en_fail(diag, SC_EMAGIC, "%s: not a searchd state file (bad magic)", name);
+    uint32_t version = (uint32_t)get_le(p + 8, 4);
+    if (version != SC_STORE_VERSION)
+        return en_fail(diag, SC_EVERSION,
+                       "%s: state file version %u, this searchd reads version %u", name, version,
+                       SC_STORE_VERSION);
+    if (get_le(p + 12, 4) != 0)
+        return en_fail(diag, SC_ECORRUPT, "%s: reserved header field is not zero", name);
+    uint64_t plen = get_le(p + 16, 8);
+    if (plen != size - SC_STORE_HEADER)
+        return en_fail(diag, SC_ECHECKSUM,
+                       "%s: header says %llu payload bytes, the file holds %zu: truncated or "
+                       "extended",
+                       name, (unsigned long long)plen, size - SC_STORE_HEADER);
+    uint64_t want = get_le(p + 24, 8);
+    uint64_t got = checksum(p, p + SC_STORE_HEADER, (size_t)plen);
+    if (want != got)
+        return en_fail(diag, SC_ECHECKSUM,
+                       "%s: checksum mismatch (stored %016llx, computed %016llx)", name,
+                       (unsigned long long)want, (unsigned long long)got);
+    char *out = malloc((size_t)plen + 1);
+    if (!out)
+        return en_fail(diag, EN_ENOMEM, "%s: out of memory for %llu bytes", name,
+                       (unsigned long long)plen);
+    memcpy(out, p + SC_STORE_HEADER, (size_t)plen);
+    out[plen] = '\0';
+    *data = out;
+    *len = (size_t)plen;
+    return 0;
+}
+
+int sc_store_read(const char *path, void **data, size_t *len, en_diag *diag) {
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = -errno;
+        return en_fail(diag, rc, "%s: %s", path, strerror(-rc));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int rc = -errno;
+        close(fd);
+        return en_fail(diag, rc, "%s: %s", path, strerror(-rc));
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > SC_STORE_MAX) {
+        close(fd);
+        return en_fail(diag, SC_ECORRUPT, "%s: not a regular file of at most %u bytes", path,
+                       SC_STORE_MAX);
+    }
+    size_t size = (size_t)st.st_size;
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) {
+        close(fd);
+        return en_fail(diag, EN_ENOMEM, "%s: out of memory", path);
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    int rc = sc_store_decode(buf, got, path, data, len, diag);
+    free(buf);
+    return rc;
+}
+
+int sc_store_set_aside(const char *path, en_diag *diag) {
+    char to[4096];
+    long now = (long)time(NULL);
+    for (int i = 0; i < 100; i++) {
+        int n = i == 0 ? snprintf(to, sizeof to, "%s.damaged-%ld", path, now)
+                       : snprintf(to, sizeof to, "%s.damaged-%ld.%d", path, now, i);
+        if (n < 0 || (size_t)n >= sizeof to)
+            return en_fail(diag, -ENAMETOOLONG, "%s: path too long", path);
+        if (access(to, F_OK) == 0) continue;
+        if (rename(path, to) != 0) {
+            int rc = -errno;
+            return en_fail(diag, rc, "%s: cannot set aside: %s", path, strerror(-rc));
+        }
+        fsync_dir_of(path);
+        return en_fail(diag, 0, "%s: set aside as %s", path, to);
+    }
+    return en_fail(diag, -EEXIST, "%s: too many damaged copies already set aside", path);
+}
+
+/* ---- JSON forms ---- */
+
+json_t *sc_record_to_json(const sc_record *r) {
+    char text[16 + 8 * EN_MAX_LAYERS];
+    if (sc_schedule_format(&r->schedule, text, sizeof text) < 0) text[0] = '\0';
+    json_t *ratios = json_array();
+    for (int i = 0; i < r->schedule.layers; i++)
+        json_array_append_new(ratios, json_real(r->schedule.ratios[i]));
+    const char *metric = en_metric_name(r->schedule.metric);
+    return json_pack("{s:s, s:s, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "schedule", text,
+                     "metric", metric ? metric : "?", "ratios", ratios, "flops_ratio",
+                     r->flops_ratio, "latency_ms", r->latency_ms, "accuracy", r->accuracy,
+                     "baseline_accuracy", r->baseline_accuracy, "drop", r->drop, "drop_upper",
+                     r->drop_upper, "search_accuracy", r->search_accuracy);
+}
+
+/* Reads number `key` of `j` into `*out`, checking it is finite and within [lo, hi]. */
+static int get_num(const json_t *j, const char *where, const char *key, double lo, double hi,
+                   double *out, en_diag *diag) {
+    const json_t *v = json_object_get(j, key);
+    if (!v) return en_fail(diag, SC_ECORRUPT, "%s: missing field '%s'", where, key);
+    if (!json_is_number(v))
+        return en_fail(diag, SC_ECORRUPT, "%s: field '%s' is not a number", where, key);
+    double x = json_number_value(v);
+    if (!isfinite(x) || x < lo || x > hi)
+        return en_fail(diag, SC_ECORRUPT, "%s: field '%s' = %g is outside [%g, %g]", where, key, x,
+                       lo, hi);
+    *out = x;
+    return 0;
+}
+
+static int get_str(const json_t *j, const char *where, const char *key, char *buf, size_t cap,
+                   en_diag *diag) {
+    const json_t *v = json_object_get(j, key);
+    if (!v || !json_is_string(v))
+        return en_fail(diag, SC_ECORRUPT, "%s: field '%s' is missing or not a string", where, key);
+    if (json_string_length(v) >= cap || strlen(json_string_value(v)) != json_string_length(v))
+        return en_fail(diag, SC_ECORRUPT, "%s: field '%s' is too long or holds a NUL", where, key);
+    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+static int record_from_json(const json_t *j, const char *where, sc_record *out, en_diag *diag) {
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j)) return en_fail(diag, SC_ECORRUPT, "%s: not an object", where);
+    char text[16 + 12 * EN_MAX_LAYERS];
+    int rc = get_str(j, where, "schedule", text, sizeof text, diag);
+    if (rc) return rc;
+    en_diag sub;
+    rc = sc_schedule_parse(text, 0, &out->schedule, &sub);
+    if (rc) return en_fail(diag, SC_ECORRUPT, "%s: schedule: %s", where, sub.msg);
+    char metric[16];
+    if ((rc = get_str(j, where, "metric", metric, sizeof metric, diag))) return rc;
+    const char *want = en_metric_name(out->schedule.metric);
+    if (!want || strcmp(metric, want) != 0)
+        return en_fail(diag, SC_ECORRUPT, "%s: metric '%s' disagrees with schedule '%s'", where,
+                       metric, text);
+    const json_t *ratios = json_object_get(j, "ratios");
+    if (!json_is_array(ratios) || (int)json_array_size(ratios) != out->schedule.layers)
+        return en_fail(diag, SC_ECORRUPT, "%s: 'ratios' is not an array of %d numbers", where,
+                       out->schedule.layers);
+    for (int i = 0; i < out->schedule.layers; i++) {
+        const json_t *v = json_array_get(ratios, (size_t)i);
+        if (!json_is_number(v) || fabs(json_number_value(v) - out->schedule.ratios[i]) > 1e-6)
+            return en_fail(diag, SC_ECORRUPT, "%s: ratios[%d] disagrees with schedule '%s'", where,
+                           i, text);
+    }
+    if ((rc = get_num(j, where, "flops_ratio", 0, 2, &out->flops_ratio, diag)) ||
+        (rc = get_num(j, where, "latency_ms", 0, 1e7, &out->latency_ms, diag)) ||
+        (rc = get_num(j, where, "accuracy", 0, 1, &out->accuracy, diag)) ||
+        (rc = get_num(j, where, "baseline_accuracy", 0, 1, &out->baseline_accuracy, diag)) ||
+        (rc = get_num(j, where, "drop", -1, 1, &out->drop, diag)) ||
+        (rc = get_num(j, where, "drop_upper", -1, 2, &out->drop_upper, diag)) ||
+        (rc = get_num(j, where, "search_accuracy", 0, 1, &out->search_accuracy, diag)))
+        return rc;
+    if (fabs(out->baseline_accuracy - out->accuracy - out->drop) > 1e-6)
+        return en_fail(diag, SC_ECORRUPT, "%s: drop %g is not baseline_accuracy - accuracy", where,
+                       out->drop);
+    if (out->drop_upper < out->drop - 1e-9)
+        return en_fail(diag, SC_ECORRUPT, "%s: drop_upper %g is below drop %g", where,
+                       out->drop_upper, out->drop);
+    return 0;
+}
+
+int sc_record_from_json(const json_t *j, sc_record *out, en_diag *diag) {
+    return record_from_json(j, "record", out, diag);
+}
+
+json_t *sc_frontier_to_json(const sc_frontier *f) {
+    json_t *a = json_array();
+    for (int i = 0; f && i < f->count; i++)
+        json_array_append_new(a, sc_record_to_json(&f->rec[i]));
+    return a;
+}
+
+int sc_frontier_from_json(const json_t *j, sc_frontier *out, en_diag *diag) {
+    memset(out, 0, sizeof *out);
+    if (!json_is_array(j)) return en_fail(diag, SC_ECORRUPT, "frontier: not an array");
+    size_t n = json_array_size(j);
+    if (n > 100000) return en_fail(diag, SC_ECORRUPT, "frontier: %zu records, at most 100000", n);
+    sc_record *rec = calloc(n ? n : 1, sizeof *rec);
+    if (!rec) return en_fail(diag, EN_ENOMEM, "frontier: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        char where[48];
+        snprintf(where, sizeof where, "frontier record %zu", i);
+        int rc = record_from_json(json_array_get(j, i), where, &rec[i], diag);
+        if (rc == 0 && i > 0 && rec[i].flops_ratio < rec[i - 1].flops_ratio)
+            rc = en_fail(diag, SC_ECORRUPT, "%s: not sorted cheapest first", where);
+        if (rc == 0 && i > 0 && rec[i].schedule.layers != rec[0].schedule.layers)
+            rc = en_fail(diag, SC_ECORRUPT, "%s: %d layers, record 0 has %d", where,
+                         rec[i].schedule.layers, rec[0].schedule.layers);
+        if (rc) {
+            free(rec);
+            return rc;
+        }
+    }
+    out->rec = rec;
+    out->count = (int)n;
+    return 0;
+}
+
+json_t *sc_latency_to_json(const sc_latency_model *lm) {
+    json_t *layer = json_array();
+    for (int i = 0; i < SC_LAT_TERMS; i++)
+        json_array_append_new(layer, json_real(lm->layer[i]));
+    return json_pack("{s:{s:s, s:s, s:i, s:i, s:s}, s:o, s:f, s:f, s:f}", "hw", "cpu", lm->hw.cpu,
+                     "simd", lm->hw.simd, "cores", lm->hw.cores, "threads", lm->hw.threads, "blas",
+                     lm->hw.blas, "layer", layer, "fixed_ms", lm->fixed_ms, "calib_seconds",
+                     lm->calib_seconds, "fit_error", lm->fit_error);
+}
+
+int sc_latency_from_json(const json_t *j, sc_latency_model *out, en_diag *diag) {
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j)) return en_fail(diag, SC_ECORRUPT, "latency model: not an object");
+    const json_t *hw = json_object_get(j, "hw");
+    if (!json_is_object(hw))
+        return en_fail(diag, SC_ECORRUPT, "latency model: 'hw' is missing or not an object");
+    const char *w = "latency model hw";
+    double cores, threads;
+    int rc;
+    if ((rc = get_str(hw, w, "cpu", out->hw.cpu, sizeof out->hw.cpu, diag)) ||
+        (rc = get_str(hw, w, "simd", out->hw.simd, sizeof out->hw.simd, diag)) ||
+        (rc = get_str(hw, w, "blas", out->hw.blas, sizeof out->hw.blas, diag)) ||
+        (rc = get_num(hw, w, "cores", 1, 65536, &cores, diag)) ||
+        (rc = get_num(hw, w, "threads", 1, 65536, &threads, diag)))
+        return rc;
+    if (cores != floor(cores) || threads != floor(threads))
+        return en_fail(diag, SC_ECORRUPT, "%s: cores and threads must be integers", w);
+    out->hw.cores = (int)cores;
+    out->hw.threads = (int)threads;
+    const json_t *layer = json_object_get(j, "layer");
+    if (!json_is_array(layer) || json_array_size(layer) != SC_LAT_TERMS)
+        return en_fail(diag, SC_ECORRUPT, "latency model: 'layer' is not an array of %d numbers",
+                       SC_LAT_TERMS);
+    for (int i = 0; i < SC_LAT_TERMS; i++) {
+        const json_t *v = json_array_get(layer, (size_t)i);
+        if (!json_is_number(v) || !isfinite(json_number_value(v)))
+            return en_fail(diag, SC_ECORRUPT, "latency model: layer[%d] is not a finite number", i);
+        out->layer[i] = json_number_value(v);
+    }
+    const char *l = "latency model";
+    if ((rc = get_num(j, l, "fixed_ms", -1e7, 1e7, &out->fixed_ms, diag)) ||
+        (rc = get_num(j, l, "calib_seconds", 0, 1e7, &out->calib_seconds, diag)) ||
+        (rc = get_num(j, l, "fit_error", 0, 1e7, &out->fit_error, diag)))
+        return rc;
+    return 0;
+}

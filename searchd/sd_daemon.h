@@ -1,0 +1,236 @@
+#pragma once
+/* The daemon's state, owned by the loop thread: listeners, connections, registered models with
+ * their frontiers and latency profiles, search jobs, and the work handed to the thread pool.
+ *
+ * Threads: everything here is touched only on the loop thread, except what a pool task owns
+ * (its own struct) and a job's progress block (under its mutex). A pool task never sees a
+ * connection: it keeps the requester's connection id and msgid, and the after-callback looks
+ * the connection up, so a client that went away simply gets no reply. */
+
+#include <msgpack.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "engine/en_model.h"
+#include "schedules/sc_frontier.h"
+#include "schedules/sc_hardware.h"
+#include "schedules/sc_latency.h"
+#include "schedules/sc_search.h"
+#include "searchd/sd_options.h"
+#include "searchd/sp_msg.h"
+
+#define SD_VERSION "0.1.0"
+#define SD_ID_LEN 17     // 16 hex digits and a NUL
+#define SD_MAX_SUBS 32   // subscriptions per connection
+#define SD_JOBS_KEPT 100 // finished jobs remembered for job.status
+
+typedef struct sd_daemon sd_daemon;
+
+/// A registered model. Reference counted: pool tasks hold a reference, so model.remove only
+/// unlinks it and the last holder frees it.
+typedef struct sd_model {
+    char id[SD_ID_LEN]; // hex of the weights' FNV-1a hash
+    char name[128];
+    char path[1024], data[1024], holdout[1024]; // holdout may be ""
+    uint64_t weights_hash;
+    int layers;
+    double added;         // unix time
+    en_model *model;      // owned, NULL until a task loaded it
+    sc_frontier frontier; // owned; count 0 until a search finished
+    sc_latency_model lat; // valid when has_lat
+    int has_lat;
+    char hw_text[256]; // sc_hw_format(&lat.hw)
+    int *lengths;      // owned: lengths of the examples latency is predicted over, or NULL
+    int nlengths;
+    int refs;
+    int removed;
+    struct sd_model *next;
+} sd_model;
+
+typedef enum sd_job_state {
+    SD_JOB_QUEUED,
+    SD_JOB_RUNNING,
+    SD_JOB_DONE,
+    SD_JOB_FAILED,
+    SD_JOB_CANCELLED,
+    SD_JOB_INTERRUPTED, // the daemon died while it ran (found at restart)
+} sd_job_state;
+
+const char *sd_job_state_name(sd_job_state s);
+
+/// A search job. Lives in d->jobs from tune until it is trimmed from the history.
+typedef struct sd_job {
+    uint64_t id;
+    sd_daemon *d;
+    char model_id[SD_ID_LEN];
+    sd_model *model;  // reference held while queued or running, else NULL
+    uint64_t conn_id; // who asked; gets job.progress / job.done
+    sc_query budget;
+    sd_job_state state;
+    double created, started, finished;
+    char error[512];
+    uv_work_t work;
+    atomic_int cancel;
+    // Written by the search thread, read by the loop thread: under `lock`.
+    uv_mutex_t lock;
+    sc_progress progress;
+    int progress_new;
+    int has_lock;
+    char cancel_reason[96];
+    // The work's inputs and outputs, touched only by the work function until after-work.
+    char path[1024], data[1024], holdout[1024];
+    const en_model *borrowed; // the model's loaded weights when the job started, or NULL
+    en_model *own_model;      // loaded by the work when the model was not loaded yet
+    sc_latency_model lat;
+    int has_lat;
+    int threads, generations;
+    sc_frontier result;
+    sc_search_stats stats;
+    int *lengths; // lengths of the evaluation examples, handed to the model entry
+    int nlengths;
+    int rc;
+    en_diag wdiag;
+    struct sd_job *next;
+} sd_job;
+
+/// A client connection. Freed in its close callback.
+typedef struct sd_conn {
+    union {
+        uv_pipe_t pipe;
+        uv_tcp_t tcp;
+        uv_stream_t stream;
+        uv_handle_t handle;
+    } h;
+    sd_daemon *d;
+    uint64_t id;
+    msgpack_unpacker unp;
+    msgpack_sbuffer out; // replies gathered while handling one read, written after it
+    size_t queued;       // bytes given to uv_write and not yet written
+    int closing;
+    int close_after_flush;
+    char subs[SD_MAX_SUBS][SD_ID_LEN];
+    int nsubs;
+    struct sd_conn *prev, *next;
+} sd_conn;
+
+typedef struct sd_damaged {
+    char file[1200];
+    char error[512];
+} sd_damaged;
+
+struct sd_daemon {
+    uv_loop_t *loop;
+    sd_options opt;
+    sp_limits limits;
+    uv_pipe_t unix_srv;
+    uv_tcp_t tcp_srv;
+    int has_unix, has_tcp;
+    uv_signal_t sigint, sigterm, sighup;
+    uv_async_t progress_async;
+    int stopping;
+    int finished; // the last handles are closing
+    int sigints;
+    sd_conn *conns;
+    int nconns;
+    uint64_t next_conn_id;
+    sd_model *models;
+    sd_job *jobs; // newest first
+    uint64_t next_job_id;
+    int jobs_running, jobs_queued;
+    int tasks; // pool tasks in flight of any kind
+    int retune_running;
+    sc_hw hw; // this host now (override applied)
+    char hw_text[256];
+    double started;
+    double last_retune_seconds;
+    sd_damaged damaged[32];
+    int ndamaged;
+    msgpack_sbuffer scratch; // result of the request being handled
+    msgpack_packer scratch_pk;
+    long requests;
+};
+
+/* sd_main.c */
+double sd_now(void);
+void sd_log(sd_daemon *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/// Starts a clean shutdown: listeners and connections close, jobs are cancelled and recorded.
+void sd_daemon_stop(sd_daemon *d);
+/// Closes the remaining handles once nothing runs in the pool any more.
+void sd_daemon_maybe_finish(sd_daemon *d);
+
+/* sd_server.c: listeners */
+int sd_server_listen(sd_daemon *d, en_diag *diag);
+void sd_server_close(sd_daemon *d);
+
+/* sd_conn.c: connections */
+/// The connection with this id, or NULL when it has gone.
+sd_conn *sd_conn_find(sd_daemon *d, uint64_t id);
+/// Starts reading a freshly accepted stream (c is zeroed and its handle initialised).
+int sd_conn_start(sd_daemon *d, sd_conn *c);
+/// Appends bytes to the connection's pending output; sd_conn_flush() writes them.
+void sd_conn_send(sd_conn *c, const void *bytes, size_t len);
+void sd_conn_flush(sd_conn *c);
+void sd_conn_close(sd_conn *c);
+/// Sends `[2, method, [params]]`, params packed from d->scratch, and flushes.
+void sd_conn_notify(sd_conn *c, const char *method, const msgpack_sbuffer *params);
+/// Sends a deferred reply (result in `result`, or an error when code < 0) to connection
+/// `conn_id` if it is still there.
+void sd_reply_later(sd_daemon *d, uint64_t conn_id, uint32_t msgid, int code, const char *message,
+                    const msgpack_sbuffer *result);
+/// schedule.updated {model} to every subscriber of `model_id`.
+void sd_notify_updated(sd_daemon *d, const char *model_id, const char *reason);
+
+/* sd_methods.c: the method table */
+/// Handles one request; the reply goes to c->out.
+void sd_dispatch(sd_daemon *d, sd_conn *c, const sp_msg *m);
+
+/* sd_models.c: registry and state directory */
+sd_model *sd_model_find(sd_daemon *d, const char *id);
+void sd_model_ref(sd_model *m);
+void sd_model_unref(sd_model *m);
+/// Restores models, profiles, frontiers and jobs from the state dir; damaged files are set
+/// aside and listed in d->damaged.
+int sd_state_load(sd_daemon *d, en_diag *diag);
+int sd_state_save_model(sd_daemon *d, const sd_model *m);
+int sd_state_save_frontier(sd_daemon *d, const sd_model *m);
+int sd_state_save_latency(sd_daemon *d, const sd_model *m);
+int sd_state_save_jobs(sd_daemon *d);
+int sd_state_save_host(sd_daemon *d);
+void sd_state_remove_model(sd_daemon *d, const char *id);
+/// Reads the fingerprint last stored for the host into `out`: 0 or an error.
+int sd_state_load_host(sd_daemon *d, sc_hw *out);
+void sd_model_set_lat(sd_model *m, const sc_latency_model *lat);
+
+/* sd_jobs.c: search jobs */
+int sd_job_submit(sd_daemon *d, sd_model *m, const sc_query *budget, uint64_t conn_id, sd_job **out,
+                  en_diag *diag);
+sd_job *sd_job_find(sd_daemon *d, uint64_t id);
+int sd_job_cancel(sd_daemon *d, sd_job *j, en_diag *diag);
+void sd_jobs_cancel_all(sd_daemon *d);
+void sd_jobs_progress_cb(uv_async_t *a);
+/// Lengths of the examples of data set `path` as model `em` tokenizes them: `*lengths` is
+/// malloc'ed and owned by the caller. Runs in the pool.
+int sd_lengths_load(const char *path, const en_model *em, int **lengths, int *count, en_diag *diag);
+/// Re-predicts every record's latency with the model's profile over its lengths (when it has
+/// both) and re-ranks the frontier. Loop thread.
+void sd_model_repredict(sd_model *m);
+/// Gives `*lengths` (malloc'ed) to the model unless it has some already; frees it otherwise.
+void sd_model_take_lengths(sd_model *m, int **lengths, int n);
+
+/* sd_tasks.c: model.add and retune in the pool */
+int sd_task_add_model(sd_daemon *d, const char *path, const char *data, const char *holdout,
+                      const char *name, uint64_t conn_id, uint32_t msgid, en_diag *diag);
+/// Compares the fingerprint with each model's profile and re-measures those that differ (all
+/// of them when `force`); `only` limits it to one model. Replies to (conn_id, msgid) when
+/// conn_id != 0.
+int sd_task_retune(sd_daemon *d, const char *only, int force, uint64_t conn_id, uint32_t msgid,
+                   const char *reason, en_diag *diag);
+/// Detects this host's fingerprint with the override applied.
+void sd_hw_detect(sd_daemon *d, sc_hw *out);
+
+/* sd_pack.c: msgpack forms */
+void sd_pack_record(msgpack_packer *pk, const sd_model *m, const sc_record *r);
+void sd_pack_model(msgpack_packer *pk, const sd_model *m);
+void sd_pack_hw(msgpack_packer *pk, const sc_hw *hw);
+void sd_pack_job(msgpack_packer *pk, sd_job *j);

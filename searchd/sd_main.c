@@ -1,0 +1,162 @@
+/* searchd: options, state, listeners, signals, and a clean shutdown proven by uv_loop_close()
+ * returning 0. Runs in the foreground, as systemd expects. */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sd_daemon.h"
+#include "sd_error.h"
+
+static sd_daemon the_daemon; // large; one per process
+
+double sd_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void sd_log(sd_daemon *d, const char *fmt, ...) {
+    (void)d;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "searchd[%ld]: %s\n", (long)getpid(), msg);
+}
+
+void sd_daemon_maybe_finish(sd_daemon *d) {
+    if (!d->stopping || d->finished || d->tasks > 0 || d->nconns > 0) return;
+    d->finished = 1;
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
+    uv_close((uv_handle_t *)&d->progress_async, NULL);
+}
+
+void sd_daemon_stop(sd_daemon *d) {
+    if (d->stopping) return;
+    d->stopping = 1;
+    sd_log(d, "shutting down: %d job(s) running, %d queued, %d connection(s)", d->jobs_running,
+           d->jobs_queued, d->nconns);
+    sd_server_close(d);
+    for (sd_conn *c = d->conns, *next; c; c = next) {
+        next = c->next;
+        sd_conn_close(c);
+    }
+    sd_jobs_cancel_all(d);
+    sd_daemon_maybe_finish(d);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    sd_daemon *d = h->data;
+    if (signum == SIGHUP) {
+        en_diag diag;
+        if (!d->stopping && sd_task_retune(d, NULL, 0, 0, 0, "SIGHUP", &diag) != 0)
+            sd_log(d, "SIGHUP: %s", diag.msg);
+        return;
+    }
+    if (signum == SIGINT && d->stopping) {
+        sd_log(d, "second SIGINT: exiting at once");
+        _exit(130);
+    }
+    sd_daemon_stop(d);
+}
+
+static void free_all(sd_daemon *d) {
+    while (d->models) {
+        sd_model *m = d->models;
+        d->models = m->next;
+        sd_model_unref(m);
+    }
+    while (d->jobs) {
+        sd_job *j = d->jobs;
+        d->jobs = j->next;
+        if (j->has_lock) uv_mutex_destroy(&j->lock);
+        free(j);
+    }
+    msgpack_sbuffer_destroy(&d->scratch);
+}
+
+int main(int argc, char **argv) {
+    sd_daemon *d = &the_daemon;
+    en_diag diag = {{0}};
+    int rc = sd_options_load(&d->opt, argc, argv, &diag);
+    if (rc == 1) {
+        sd_options_usage(stdout);
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "searchd: %s\n", diag.msg);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t loop;
+    if ((rc = uv_loop_init(&loop)) < 0) {
+        fprintf(stderr, "searchd: uv_loop_init: %s\n", uv_strerror(rc));
+        return 1;
+    }
+    d->loop = &loop;
+    d->started = sd_now();
+    d->limits.max_message = (size_t)d->opt.max_message;
+    d->limits.max_depth = d->opt.max_depth;
+    msgpack_sbuffer_init(&d->scratch);
+    msgpack_packer_init(&d->scratch_pk, &d->scratch, msgpack_sbuffer_write);
+
+    sd_hw_detect(d, &d->hw);
+    sc_hw_format(&d->hw, d->hw_text, sizeof d->hw_text);
+    if ((rc = sd_state_load(d, &diag)) != 0) {
+        fprintf(stderr, "searchd: %s\n", diag.msg);
+        free_all(d);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    sc_hw last;
+    if (sd_state_load_host(d, &last) == 0 && !sc_hw_equal(&last, &d->hw)) {
+        char was[256];
+        sc_hw_format(&last, was, sizeof was);
+        sd_log(d, "hardware changed since the last run: was %s, now %s", was, d->hw_text);
+    }
+    sd_state_save_host(d);
+
+    if ((rc = sd_server_listen(d, &diag)) != 0) {
+        fprintf(stderr, "searchd: %s\n", diag.msg);
+        d->stopping = 1;
+        sd_server_close(d);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        free_all(d);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    uv_async_init(&loop, &d->progress_async, sd_jobs_progress_cb);
+    d->progress_async.data = d;
+    uv_signal_t *sigs[] = {&d->sigint, &d->sigterm, &d->sighup};
+    int signums[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(&loop, sigs[i]);
+        sigs[i]->data = d;
+        uv_signal_start(sigs[i], on_signal, signums[i]);
+    }
+    int nmodels = 0;
+    for (sd_model *m = d->models; m; m = m->next)
+        nmodels++;
+    // Models profiled on other hardware (or not at all) are re-measured in the background.
+    if (sd_task_retune(d, NULL, 0, 0, 0, "start", &diag) != 0) sd_log(d, "start: %s", diag.msg);
+    sd_log(d, "searchd %s on %s%s%s; state in %s; %d model(s); hardware %s", SD_VERSION,
+           d->opt.socket, d->opt.listen[0] ? " and " : "", d->opt.listen, d->opt.state_dir, nmodels,
+           d->hw_text);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+    free_all(d);
+    rc = uv_loop_close(&loop);
+    if (rc != 0) {
+        sd_log(d, "uv_loop_close: %s (a handle was left open)", uv_strerror(rc));
+        return 1;
+    }
+    sd_log(d, "stopped cleanly");
+    return 0;
+}

@@ -1,0 +1,395 @@
+/* The methods of the protocol, in one static table: name, handler, arguments it takes, and
+ * where it runs. Loop handlers answer at once from memory; pool handlers hand their work to the
+ * thread pool and answer from its after-callback. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "schedules/sc_error.h"
+#include "sd_daemon.h"
+#include "sd_error.h"
+
+#define SD_DEFER 1 // the handler replies later
+
+typedef struct sd_call {
+    sd_daemon *d;
+    sd_conn *c;
+    uint32_t msgid;
+    const msgpack_object *args; // the map of named arguments, or NULL
+    msgpack_packer *pk;         // the result goes here
+    en_diag diag;
+} sd_call;
+
+typedef int (*sd_handler)(sd_call *k);
+
+typedef struct sd_method {
+    const char *name;
+    sd_handler fn;
+    const char *const *args; // NULL-terminated
+    const char *runs;        // "loop" or "pool": where the work happens
+} sd_method;
+
+/* Copies an sp_ failure into the call's diag. */
+static int sp_err(sd_call *k, int rc, const sp_diag *dg) {
+    return en_fail(&k->diag, rc, "%s", dg->msg);
+}
+
+/* The model named by argument `model`: an id, or a registered name. */
+static int get_model(sd_call *k, sd_model **out) {
+    char id[256];
+    sp_diag dg;
+    int rc = sp_get_str(k->args, "model", 1, id, sizeof id, &dg);
+    if (rc) return sp_err(k, rc, &dg);
+    sd_model *m = sd_model_find(k->d, id);
+    if (!m)
+        return en_fail(&k->diag, SD_ENOMODEL,
+                       "no model '%s' is registered; add it with model.add or see model.list", id);
+    *out = m;
+    return 0;
+}
+
+/* max_drop / max_flops / max_latency_ms / minimize into a query; unset limits are -1. */
+static int get_budget(sd_call *k, sc_query *q, int *nset) {
+    static const char *const names[] = {"max_drop", "max_flops", "max_latency_ms"};
+    double *dst[] = {&q->max_drop, &q->max_flops, &q->max_latency_ms};
+    q->max_drop = q->max_flops = q->max_latency_ms = -1;
+    q->minimize = SC_MIN_LATENCY;
+    *nset = 0;
+    for (int i = 0; i < 3; i++) {
+        sp_diag dg;
+        int rc = sp_get_num(k->args, names[i], 0, dst[i], &dg);
+        if (rc < 0) return sp_err(k, rc, &dg);
+        if (rc == 0) (*nset)++;
+    }
+    if (q->max_drop > 1 || (q->max_drop < 0 && q->max_drop != -1))
+        return en_fail(&k->diag, SP_EPARAMS,
+                       "max_drop is a fraction in [0, 1]: 0.01 means a 1%% accuracy drop");
+    if ((q->max_flops != -1 && (q->max_flops <= 0 || q->max_flops > 1)))
+        return en_fail(&k->diag, SP_EPARAMS,
+                       "max_flops is a fraction of the unpruned FLOPs in (0, 1], e.g. 0.5");
+    if (q->max_latency_ms != -1 && q->max_latency_ms <= 0)
+        return en_fail(&k->diag, SP_EPARAMS, "max_latency_ms must be positive");
+    if (*nset > 1)
+        return en_fail(&k->diag, SP_EPARAMS,
+                       "give one of max_drop, max_flops, max_latency_ms, not %d", *nset);
+    char how[16];
+    sp_diag dg;
+    int rc = sp_get_str(k->args, "minimize", 0, how, sizeof how, &dg);
+    if (rc < 0) return sp_err(k, rc, &dg);
+    if (rc == 0) {
+        if (strcmp(how, "flops") == 0)
+            q->minimize = SC_MIN_FLOPS;
+        else if (strcmp(how, "latency") != 0)
+            return en_fail(&k->diag, SP_EPARAMS, "minimize is \"latency\" or \"flops\", not \"%s\"",
+                           how);
+    }
+    return 0;
+}
+
+static int m_ping(sd_call *k) {
+    sp_pack_str(k->pk, "pong");
+    return 0;
+}
+
+static int m_info(sd_call *k) {
+    sd_daemon *d = k->d;
+    msgpack_packer *pk = k->pk;
+    msgpack_pack_map(pk, 10);
+    sp_pack_kstr(pk, "version", SD_VERSION);
+    sp_pack_kstr(pk, "hardware", d->hw_text);
+    sp_pack_str(pk, "fingerprint");
+    sd_pack_hw(pk, &d->hw);
+    int n = 0;
+    for (sd_model *m = d->models; m; m = m->next)
+        n++;
+    sp_pack_str(pk, "models");
+    msgpack_pack_array(pk, (size_t)n);
+    for (sd_model *m = d->models; m; m = m->next)
+        sd_pack_model(pk, m);
+    sp_pack_kint(pk, "jobs_running", d->jobs_running);
+    sp_pack_kint(pk, "jobs_queued", d->jobs_queued);
+    sp_pack_kint(pk, "connections", d->nconns);
+    sp_pack_knum(pk, "uptime", sd_now() - d->started);
+    sp_pack_knum(pk, "last_retune_seconds", d->last_retune_seconds);
+    sp_pack_str(pk, "damaged");
+    msgpack_pack_array(pk, (size_t)d->ndamaged);
+    for (int i = 0; i < d->ndamaged; i++) {
+        msgpack_pack_map(pk, 2);
+        sp_pack_kstr(pk, "file", d->damaged[i].file);
+        sp_pack_kstr(pk, "error", d->damaged[i].error);
+    }
+    return 0;
+}
+
+static int m_model_add(sd_call *k) {
+    char path[1024], data[1024], holdout[1024] = "", name[128] = "";
+    sp_diag dg;
+    int rc;
+    if ((rc = sp_get_str(k->args, "path", 1, path, sizeof path, &dg)) < 0 ||
+        (rc = sp_get_str(k->args, "data", 1, data, sizeof data, &dg)) < 0 ||
+        (rc = sp_get_str(k->args, "holdout", 0, holdout, sizeof holdout, &dg)) < 0 ||
+        (rc = sp_get_str(k->args, "name", 0, name, sizeof name, &dg)) < 0)
+        return sp_err(k, rc, &dg);
+    if (path[0] != '/' || data[0] != '/' || (holdout[0] && holdout[0] != '/'))
+        return en_fail(&k->diag, SP_EPARAMS,
+                       "path, data and holdout must be absolute: searchd's working directory is "
+                       "not yours");
+    rc = sd_task_add_model(k->d, path, data, holdout, name, k->c->id, k->msgid, &k->diag);
+    return rc < 0 ? rc : SD_DEFER;
+}
+
+static int m_model_list(sd_call *k) {
+    int n = 0;
+    for (sd_model *m = k->d->models; m; m = m->next)
+        n++;
+    msgpack_pack_array(k->pk, (size_t)n);
+    for (sd_model *m = k->d->models; m; m = m->next)
+        sd_pack_model(k->pk, m);
+    return 0;
+}
+
+static int m_model_remove(sd_call *k) {
+    sd_model *m = NULL;
+    int rc = get_model(k, &m);
+    if (rc) return rc;
+    sd_daemon *d = k->d;
+    for (sd_job *j = d->jobs; j; j = j->next)
+        if (j->model == m && (j->state == SD_JOB_QUEUED || j->state == SD_JOB_RUNNING))
+            sd_job_cancel(d, j, NULL);
+    sd_model **pp = &d->models;
+    while (*pp != m)
+        pp = &(*pp)->next;
+    *pp = m->next;
+    m->removed = 1;
+    sd_state_remove_model(d, m->id);
+    msgpack_pack_map(k->pk, 2);
+    sp_pack_kstr(k->pk, "model", m->id);
+    sp_pack_kbool(k->pk, "removed", 1);
+    sd_notify_updated(d, m->id, "removed");
+    sd_model_unref(m);
+    return 0;
+}
+
+static int m_tune(sd_call *k) {
+    sd_model *m = NULL;
+    int rc = get_model(k, &m);
+    if (rc) return rc;
+    sc_query q;
+    int nset;
+    if ((rc = get_budget(k, &q, &nset))) return rc;
+    sd_job *j;
+    if ((rc = sd_job_submit(k->d, m, &q, k->c->id, &j, &k->diag))) return rc;
+    msgpack_pack_map(k->pk, 2);
+    sp_pack_kint(k->pk, "job", (int64_t)j->id);
+    sp_pack_kstr(k->pk, "status", sd_job_state_name(j->state));
+    return 0;
+}
+
+static int get_job(sd_call *k, sd_job **out) {
+    double id;
+    sp_diag dg;
+    int rc = sp_get_num(k->args, "job", 1, &id, &dg);
+    if (rc) return sp_err(k, rc, &dg);
+    sd_job *j = id >= 1 && id == floor(id) ? sd_job_find(k->d, (uint64_t)id) : NULL;
+    if (!j)
+        return en_fail(&k->diag, SD_ENOJOB, "no job %g (searchd remembers the last %d)", id,
+                       SD_JOBS_KEPT);
+    *out = j;
+    return 0;
+}
+
+static int m_job_status(sd_call *k) {
+    sd_job *j;
+    int rc = get_job(k, &j);
+    if (rc) return rc;
+    sd_pack_job(k->pk, j);
+    return 0;
+}
+
+static int m_job_cancel(sd_call *k) {
+    sd_job *j;
+    int rc = get_job(k, &j);
+    if (rc || (rc = sd_job_cancel(k->d, j, &k->diag))) return rc;
+    sd_pack_job(k->pk, j);
+    return 0;
+}
+
+static int m_schedule_get(sd_call *k) {
+    sd_model *m = NULL;
+    int rc = get_model(k, &m);
+    if (rc) return rc;
+    sc_query q;
+    int nset;
+    if ((rc = get_budget(k, &q, &nset))) return rc;
+    if (nset != 1)
+        return en_fail(&k->diag, SP_EMISSING,
+                       "give one of max_drop (e.g. 0.01), max_flops (e.g. 0.5) or max_latency_ms");
+    if (m->frontier.count == 0)
+        return en_fail(&k->diag, SD_ENOFRONTIER, "model %s has no schedules yet: run tune first",
+                       m->id);
+    if (q.max_latency_ms >= 0 && !m->has_lat)
+        return en_fail(&k->diag, SD_ENOPROFILE,
+                       "model %s has no latency profile on this host yet: wait for retune", m->id);
+    const sc_record *best, *closest;
+    rc = sc_frontier_pick(&m->frontier, &q, &best, &closest, &k->diag);
+    if (rc) return rc;
+    sd_pack_record(k->pk, m, best);
+    return 0;
+}
+
+static int m_schedule_frontier(sd_call *k) {
+    sd_model *m = NULL;
+    int rc = get_model(k, &m);
+    if (rc) return rc;
+    msgpack_pack_array(k->pk, (size_t)m->frontier.count);
+    for (int i = 0; i < m->frontier.count; i++)
+        sd_pack_record(k->pk, m, &m->frontier.rec[i]);
+    return 0;
+}
+
+static int m_subscribe(sd_call *k) {
+    sd_model *m = NULL;
+    int rc = get_model(k, &m);
+    if (rc) return rc;
+    sd_conn *c = k->c;
+    int found = 0;
+    for (int i = 0; i < c->nsubs && !found; i++)
+        found = strcmp(c->subs[i], m->id) == 0;
+    if (!found) {
+        if (c->nsubs >= SD_MAX_SUBS)
+            return en_fail(&k->diag, SP_EPARAMS, "at most %d subscriptions per connection",
+                           SD_MAX_SUBS);
+        memcpy(c->subs[c->nsubs++], m->id, SD_ID_LEN);
+    }
+    msgpack_pack_map(k->pk, 2);
+    sp_pack_kstr(k->pk, "model", m->id);
+    sp_pack_kbool(k->pk, "subscribed", 1);
+    return 0;
+}
+
+static int m_unsubscribe(sd_call *k) {
+    char id[256];
+    sp_diag dg;
+    int rc = sp_get_str(k->args, "model", 1, id, sizeof id, &dg);
+    if (rc) return sp_err(k, rc, &dg);
+    sd_model *m = sd_model_find(k->d, id);
+    sd_conn *c = k->c;
+    for (int i = 0; i < c->nsubs; i++)
+        if (strcmp(c->subs[i], m ? m->id : id) == 0) {
+            memmove(c->subs[i], c->subs[c->nsubs - 1], SD_ID_LEN);
+            c->nsubs--;
+            break;
+        }
+    msgpack_pack_map(k->pk, 2);
+    sp_pack_kstr(k->pk, "model", m ? m->id : id);
+    sp_pack_kbool(k->pk, "subscribed", 0);
+    return 0;
+}
+
+static int m_profile(sd_call *k) {
+    sd_model *m = NULL;
+    int rc = get_model(k, &m);
+    if (rc) return rc;
+    if (!m->has_lat)
+        return en_fail(&k->diag, SD_ENOPROFILE, "model %s has no latency profile yet", m->id);
+    msgpack_packer *pk = k->pk;
+    msgpack_pack_map(pk, 9);
+    sp_pack_kstr(pk, "model", m->id);
+    sp_pack_kstr(pk, "hardware", m->hw_text);
+    sp_pack_str(pk, "fingerprint");
+    sd_pack_hw(pk, &m->lat.hw);
+    sp_pack_kbool(pk, "current", sc_hw_equal(&m->lat.hw, &k->d->hw));
+    sp_pack_str(pk, "layer");
+    msgpack_pack_array(pk, SC_LAT_TERMS);
+    for (int i = 0; i < SC_LAT_TERMS; i++)
+        msgpack_pack_double(pk, m->lat.layer[i]);
+    sp_pack_knum(pk, "fixed_ms", m->lat.fixed_ms);
+    sp_pack_knum(pk, "calib_seconds", m->lat.calib_seconds);
+    sp_pack_knum(pk, "fit_error", m->lat.fit_error);
+    sp_pack_kstr(pk, "host_hardware", k->d->hw_text);
+    return 0;
+}
+
+static int m_retune(sd_call *k) {
+    char id[256] = "";
+    sp_diag dg;
+    int rc = sp_get_str(k->args, "model", 0, id, sizeof id, &dg);
+    if (rc < 0) return sp_err(k, rc, &dg);
+    const msgpack_object *force = sp_map_get(k->args, "force");
+    if (force && force->type != MSGPACK_OBJECT_BOOLEAN)
+        return en_fail(&k->diag, SP_ETYPE, "argument 'force' must be a boolean");
+    const char *only = NULL;
+    if (id[0]) {
+        sd_model *m = NULL;
+        if ((rc = get_model(k, &m))) return rc;
+        only = m->id;
+    }
+    rc = sd_task_retune(k->d, only, force && force->via.boolean, k->c->id, k->msgid, "retune",
+                        &k->diag);
+    return rc < 0 ? rc : SD_DEFER;
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define BUDGET "max_drop", "max_flops", "max_latency_ms"
+
+static const sd_method methods[] = {
+    {"ping", m_ping, ARGS(NULL), "loop"},
+    {"info", m_info, ARGS(NULL), "loop"},
+    {"model.add", m_model_add, ARGS("path", "data", "holdout", "name"), "pool"},
+    {"model.list", m_model_list, ARGS(NULL), "loop"},
+    {"model.remove", m_model_remove, ARGS("model"), "loop"},
+    {"tune", m_tune, ARGS("model", BUDGET), "pool"},
+    {"job.status", m_job_status, ARGS("job"), "loop"},
+    {"job.cancel", m_job_cancel, ARGS("job"), "loop"},
+    {"schedule.get", m_schedule_get, ARGS("model", BUDGET, "minimize"), "loop"},
+    {"schedule.frontier", m_schedule_frontier, ARGS("model"), "loop"},
+    {"subscribe", m_subscribe, ARGS("model"), "loop"},
+    {"unsubscribe", m_unsubscribe, ARGS("model"), "loop"},
+    {"profile", m_profile, ARGS("model"), "loop"},
+    {"retune", m_retune, ARGS("model", "force"), "pool"},
+};
+#define N_METHODS (sizeof methods / sizeof methods[0])
+
+static const sd_method *find_method(const char *name, size_t len) {
+    for (size_t i = 0; i < N_METHODS; i++)
+        if (strlen(methods[i].name) == len && memcmp(methods[i].name, name, len) == 0)
+            return &methods[i];
+    return NULL;
+}
+
+void sd_dispatch(sd_daemon *d, sd_conn *c, const sp_msg *m) {
+    sd_call k = {.d = d, .c = c, .msgid = m->msgid, .pk = &d->scratch_pk};
+    d->scratch.size = 0;
+    const sd_method *meth = find_method(m->method, m->method_len);
+    int rc;
+    if (!meth) {
+        char list[400] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < N_METHODS; i++)
+            used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                     methods[i].name);
+        rc = en_fail(&k.diag, SP_EMETHOD, "unknown method '%.*s'; searchd knows: %s",
+                     (int)(m->method_len > 64 ? 64 : m->method_len), m->method, list);
+    } else {
+        sp_diag dg;
+        rc = sp_params_map(m->params, &k.args, &dg);
+        if (rc == 0) rc = sp_check_keys(k.args, meth->args, &dg);
+        if (rc)
+            rc = en_fail(&k.diag, rc, "%s: %s", meth->name, dg.msg);
+        else if (d->stopping)
+            rc = en_fail(&k.diag, SD_ESHUTDOWN, "searchd is shutting down");
+        else
+            rc = meth->fn(&k);
+        if (d->opt.verbose)
+            sd_log(d, "connection %llu: %s -> %d", (unsigned long long)c->id, meth->name, rc);
+    }
+    if (rc == SD_DEFER) return;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
+    if (rc < 0) {
+        sp_pack_error(&pk, m->msgid, rc, k.diag.msg[0] ? k.diag.msg : sd_strerror(rc));
+    } else {
+        sp_pack_result_head(&pk, m->msgid);
+        sd_conn_send(c, d->scratch.data, d->scratch.size);
+    }
+}

@@ -1,0 +1,349 @@
+/* Registered models and the state directory. Every file goes through sc_store (atomic, framed,
+ * checksummed); a file that fails to load is reported, set aside and listed in `info`:
+ *   model-<id>.state     {id, name, path, data, holdout, weights_hash, layers, added}
+ *   frontier-<id>.state  the frontier (sc_frontier_to_json)
+ *   latency-<id>.state   the latency profile, with the fingerprint it was measured on
+ *   jobs.state           {next_job, jobs: [...]}: the job history
+ *   host.state           {fingerprint}: the host as last seen */
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "schedules/sc_error.h"
+#include "schedules/sc_store.h"
+#include "sd_daemon.h"
+#include "sd_error.h"
+
+sd_model *sd_model_find(sd_daemon *d, const char *id) {
+    for (sd_model *m = d->models; m; m = m->next)
+        if (strcmp(m->id, id) == 0) return m;
+    for (sd_model *m = d->models; m; m = m->next)
+        if (m->name[0] && strcmp(m->name, id) == 0) return m;
+    return NULL;
+}
+
+void sd_model_ref(sd_model *m) {
+    m->refs++;
+}
+
+void sd_model_unref(sd_model *m) {
+    if (--m->refs > 0) return;
+    en_model_free(m->model);
+    sc_frontier_free(&m->frontier);
+    free(m->lengths);
+    free(m);
+}
+
+void sd_model_set_lat(sd_model *m, const sc_latency_model *lat) {
+    m->lat = *lat;
+    m->has_lat = 1;
+    sc_hw_format(&m->lat.hw, m->hw_text, sizeof m->hw_text);
+}
+
+static void state_path(sd_daemon *d, char *buf, size_t len, const char *kind, const char *id) {
+    if (id)
+        snprintf(buf, len, "%s/%s-%s.state", d->opt.state_dir, kind, id);
+    else
+        snprintf(buf, len, "%s/%s.state", d->opt.state_dir, kind);
+}
+
+static int save_json(sd_daemon *d, const char *path, json_t *j) {
+    if (!j) return EN_ENOMEM;
+    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(j);
+    if (!text) return EN_ENOMEM;
+    en_diag diag;
+    int rc = sc_store_write(path, text, strlen(text), &diag);
+    free(text);
+    if (rc) sd_log(d, "cannot save state: %s", diag.msg);
+    return rc;
+}
+
+static void damaged(sd_daemon *d, const char *path, const char *why) {
+    en_diag aside;
+    aside.msg[0] = '\0';
+    int rc = sc_store_set_aside(path, &aside);
+    sd_log(d, "damaged state file %s: %s; %s", path, why,
+           rc == 0 ? aside.msg : "could not set it aside");
+    if (d->ndamaged < (int)(sizeof d->damaged / sizeof d->damaged[0])) {
+        sd_damaged *x = &d->damaged[d->ndamaged++];
+        snprintf(x->file, sizeof x->file, "%s", path);
+        snprintf(x->error, sizeof x->error, "%s", why);
+    }
+}
+
+/* Reads a state file as JSON. 0 with *out, -ENOENT when absent, else the file was damaged and
+ * has been set aside. */
+static int load_json(sd_daemon *d, const char *path, json_t **out) {
+    void *data;
+    size_t len;
+    en_diag diag;
+    *out = NULL;
+    int rc = sc_store_read(path, &data, &len, &diag);
+    if (rc == -ENOENT) return rc;
+    if (rc) {
+        damaged(d, path, diag.msg);
+        return rc;
+    }
+    json_error_t err;
+    *out = json_loadb(data, len, 0, &err);
+    free(data);
+    if (!*out) {
+        char why[300];
+        snprintf(why, sizeof why, "bad JSON at line %d: %s", err.line, err.text);
+        damaged(d, path, why);
+        return SC_ECORRUPT;
+    }
+    return 0;
+}
+
+int sd_state_save_model(sd_daemon *d, const sd_model *m) {
+    char path[1200], hash[SD_ID_LEN];
+    state_path(d, path, sizeof path, "model", m->id);
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)m->weights_hash);
+    return save_json(d, path,
+                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:f}", "id", m->id, "name",
+                               m->name, "path", m->path, "data", m->data, "holdout", m->holdout,
+                               "weights_hash", hash, "layers", m->layers, "added", m->added));
+}
+
+int sd_state_save_frontier(sd_daemon *d, const sd_model *m) {
+    char path[1200];
+    state_path(d, path, sizeof path, "frontier", m->id);
+    return save_json(d, path, sc_frontier_to_json(&m->frontier));
+}
+
+int sd_state_save_latency(sd_daemon *d, const sd_model *m) {
+    char path[1200];
+    state_path(d, path, sizeof path, "latency", m->id);
+    return save_json(d, path, sc_latency_to_json(&m->lat));
+}
+
+int sd_state_save_host(sd_daemon *d) {
+    char path[1200];
+    state_path(d, path, sizeof path, "host", NULL);
+    sc_latency_model tmp = {.hw = d->hw};
+    json_t *lat = sc_latency_to_json(&tmp);
+    json_t *hw = json_incref(json_object_get(lat, "hw"));
+    json_decref(lat);
+    return save_json(d, path, json_pack("{s:o, s:f}", "fingerprint", hw, "saved", sd_now()));
+}
+
+int sd_state_load_host(sd_daemon *d, sc_hw *out) {
+    char path[1200];
+    state_path(d, path, sizeof path, "host", NULL);
+    json_t *j;
+    int rc = load_json(d, path, &j);
+    if (rc) return rc;
+    // The fingerprint has the latency model's "hw" form: reuse its validation.
+    sc_latency_model tmp = {0};
+    json_t *wrap = json_pack("{s:O, s:[f,f,f,f,f,f], s:f, s:f, s:f}", "hw",
+                             json_object_get(j, "fingerprint"), "layer", 0., 0., 0., 0., 0., 0.,
+                             "fixed_ms", 0., "calib_seconds", 0., "fit_error", 0.);
+    en_diag diag;
+    rc = wrap ? sc_latency_from_json(wrap, &tmp, &diag) : SC_ECORRUPT;
+    json_decref(wrap);
+    json_decref(j);
+    if (rc) {
+        damaged(d, path, wrap ? diag.msg : "no fingerprint");
+        return rc;
+    }
+    *out = tmp.hw;
+    return 0;
+}
+
+void sd_state_remove_model(sd_daemon *d, const char *id) {
+    static const char *const kinds[] = {"model", "frontier", "latency"};
+    for (int i = 0; i < 3; i++) {
+        char path[1200];
+        state_path(d, path, sizeof path, kinds[i], id);
+        unlink(path);
+    }
+}
+
+int sd_state_save_jobs(sd_daemon *d) {
+    json_t *arr = json_array();
+    for (sd_job *j = d->jobs; j; j = j->next)
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:s, s:s, s:f, s:f, s:f}", "job", (json_int_t)j->id, "model",
+                           j->model_id, "status", sd_job_state_name(j->state), "error", j->error,
+                           "created", j->created, "started", j->started, "finished", j->finished));
+    char path[1200];
+    state_path(d, path, sizeof path, "jobs", NULL);
+    return save_json(d, path,
+                     json_pack("{s:I, s:o}", "next_job", (json_int_t)d->next_job_id, "jobs", arr));
+}
+
+static int str_field(const json_t *j, const char *key, char *buf, size_t cap) {
+    const json_t *v = json_object_get(j, key);
+    if (!json_is_string(v) || json_string_length(v) >= cap) return -1;
+    snprintf(buf, cap, "%s", json_string_value(v));
+    return 0;
+}
+
+static int load_jobs(sd_daemon *d) {
+    char path[1200];
+    state_path(d, path, sizeof path, "jobs", NULL);
+    json_t *j;
+    if (load_json(d, path, &j)) return 0;
+    const json_t *next = json_object_get(j, "next_job"), *arr = json_object_get(j, "jobs");
+    if (!json_is_integer(next) || json_integer_value(next) < 1 || !json_is_array(arr)) {
+        json_decref(j);
+        damaged(d, path, "next_job or jobs missing");
+        return 0;
+    }
+    d->next_job_id = (uint64_t)json_integer_value(next);
+    int interrupted = 0;
+    sd_job **tail = &d->jobs;
+    for (size_t i = 0; i < json_array_size(arr) && i < SD_JOBS_KEPT; i++) {
+        const json_t *e = json_array_get(arr, i);
+        char status[32];
+        sd_job *job = calloc(1, sizeof *job);
+        if (!job) break;
+        const json_t *id = json_object_get(e, "job");
+        if (!json_is_integer(id) || str_field(e, "model", job->model_id, sizeof job->model_id) ||
+            str_field(e, "status", status, sizeof status) ||
+            str_field(e, "error", job->error, sizeof job->error)) {
+            free(job);
+            continue; // one bad entry of a checksummed file: skip it, keep the rest
+        }
+        job->id = (uint64_t)json_integer_value(id);
+        job->d = d;
+        job->created = json_number_value(json_object_get(e, "created"));
+        job->started = json_number_value(json_object_get(e, "started"));
+        job->finished = json_number_value(json_object_get(e, "finished"));
+        job->state = SD_JOB_FAILED;
+        for (int s = SD_JOB_QUEUED; s <= SD_JOB_INTERRUPTED; s++)
+            if (strcmp(status, sd_job_state_name((sd_job_state)s)) == 0)
+                job->state = (sd_job_state)s;
+        if (job->state == SD_JOB_QUEUED || job->state == SD_JOB_RUNNING) {
+            // It was under way when searchd died without a clean shutdown.
+            job->state = SD_JOB_INTERRUPTED;
+            snprintf(job->error, sizeof job->error,
+                     "searchd stopped without a clean shutdown while this job was %s; run tune "
+                     "again",
+                     status);
+            if (job->finished <= 0) job->finished = sd_now();
+            interrupted++;
+        }
+        *tail = job;
+        tail = &job->next;
+    }
+    json_decref(j);
+    if (interrupted) {
+        sd_log(d, "%d job(s) were interrupted by the previous searchd; recorded", interrupted);
+        sd_state_save_jobs(d);
+    }
+    return 0;
+}
+
+static int load_model(sd_daemon *d, const char *id) {
+    char path[1200];
+    state_path(d, path, sizeof path, "model", id);
+    json_t *j;
+    if (load_json(d, path, &j)) return 0;
+    sd_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        json_decref(j);
+        return EN_ENOMEM;
+    }
+    char hash[32];
+    const json_t *layers = json_object_get(j, "layers");
+    int bad = str_field(j, "id", m->id, sizeof m->id) || strcmp(m->id, id) != 0 ||
+              str_field(j, "name", m->name, sizeof m->name) ||
+              str_field(j, "path", m->path, sizeof m->path) ||
+              str_field(j, "data", m->data, sizeof m->data) ||
+              str_field(j, "holdout", m->holdout, sizeof m->holdout) ||
+              str_field(j, "weights_hash", hash, sizeof hash) || !json_is_integer(layers) ||
+              json_integer_value(layers) < 1 || json_integer_value(layers) > EN_MAX_LAYERS ||
+              !json_is_number(json_object_get(j, "added"));
+    if (!bad) {
+        char *end;
+        m->weights_hash = strtoull(hash, &end, 16);
+        m->layers = (int)json_integer_value(layers);
+        m->added = json_number_value(json_object_get(j, "added"));
+        bad = *end != '\0' || strcmp(hash, m->id) != 0;
+    }
+    json_decref(j);
+    if (bad) {
+        free(m);
+        damaged(d, path, "a field is missing or inconsistent with the file name");
+        return 0;
+    }
+    m->refs = 1;
+    en_diag diag;
+    state_path(d, path, sizeof path, "latency", id);
+    if (load_json(d, path, &j) == 0) {
+        sc_latency_model lat;
+        if (sc_latency_from_json(j, &lat, &diag) == 0)
+            sd_model_set_lat(m, &lat);
+        else
+            damaged(d, path, diag.msg);
+        json_decref(j);
+    }
+    state_path(d, path, sizeof path, "frontier", id);
+    if (load_json(d, path, &j) == 0) {
+        int rc = sc_frontier_from_json(j, &m->frontier, &diag);
+        if (rc == 0 && m->frontier.count > 0 && m->frontier.rec[0].schedule.layers != m->layers)
+            rc = en_fail(&diag, SC_ECORRUPT, "schedules have %d layers, the model %d",
+                         m->frontier.rec[0].schedule.layers, m->layers);
+        if (rc) {
+            sc_frontier_free(&m->frontier);
+            damaged(d, path, diag.msg);
+        }
+        json_decref(j);
+    }
+    m->next = d->models;
+    d->models = m;
+    return 0;
+}
+
+int sd_state_load(sd_daemon *d, en_diag *diag) {
+    const char *dir = d->opt.state_dir;
+    // Create the directory and its parents, private to this user.
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(buf, 0700);
+            *p = '/';
+        }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return en_fail(diag, SD_ESTATE, "cannot create state directory %s: %s", dir,
+                       strerror(errno));
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return en_fail(diag, SD_ESTATE, "cannot open state directory %s: %s", dir, strerror(errno));
+    d->next_job_id = 1;
+    struct dirent *e;
+    while ((e = readdir(dh)) != NULL) {
+        const char *n = e->d_name;
+        size_t len = strlen(n);
+        if (strstr(n, ".state.tmp.")) {
+            // A write that a crash interrupted before its rename: the old file is intact.
+            char path[1400];
+            snprintf(path, sizeof path, "%s/%s", dir, n);
+            unlink(path);
+            continue;
+        }
+        if (len == 6 + 16 + 6 && strncmp(n, "model-", 6) == 0 && strcmp(n + 22, ".state") == 0) {
+            char id[SD_ID_LEN];
+            memcpy(id, n + 6, 16);
+            id[16] = '\0';
+            int rc = load_model(d, id);
+            if (rc) {
+                closedir(dh);
+                return en_fail(diag, rc, "loading model %s: %s", id, sd_strerror(rc));
+            }
+        }
+    }
+    closedir(dh);
+    load_jobs(d);
+    return 0;
+}

@@ -1,0 +1,73 @@
+/* msgpack forms of records, models, fingerprints and jobs: the field names are the protocol. */
+#include <stdio.h>
+#include <string.h>
+
+#include "schedules/sc_schedule.h"
+#include "sd_daemon.h"
+
+void sd_pack_record(msgpack_packer *pk, const sd_model *m, const sc_record *r) {
+    char text[16 + 8 * EN_MAX_LAYERS], id[SD_ID_LEN];
+    if (sc_schedule_format(&r->schedule, text, sizeof text) < 0) text[0] = '\0';
+    snprintf(id, sizeof id, "%016llx", (unsigned long long)sc_schedule_hash(&r->schedule));
+    const char *metric = en_metric_name(r->schedule.metric);
+    msgpack_pack_map(pk, 13);
+    sp_pack_kstr(pk, "model", m->id);
+    sp_pack_kstr(pk, "schedule", text);
+    sp_pack_kstr(pk, "id", id);
+    sp_pack_kstr(pk, "metric", metric ? metric : "?");
+    sp_pack_str(pk, "ratios");
+    msgpack_pack_array(pk, (size_t)r->schedule.layers);
+    for (int i = 0; i < r->schedule.layers; i++)
+        msgpack_pack_double(pk, r->schedule.ratios[i]);
+    sp_pack_knum(pk, "flops_ratio", r->flops_ratio);
+    sp_pack_knum(pk, "latency_ms", r->latency_ms);
+    sp_pack_knum(pk, "accuracy", r->accuracy);
+    sp_pack_knum(pk, "baseline_accuracy", r->baseline_accuracy);
+    sp_pack_knum(pk, "drop", r->drop);
+    sp_pack_knum(pk, "drop_upper", r->drop_upper);
+    sp_pack_knum(pk, "search_accuracy", r->search_accuracy);
+    sp_pack_kstr(pk, "hardware", m->has_lat ? m->hw_text : "");
+}
+
+void sd_pack_hw(msgpack_packer *pk, const sc_hw *hw) {
+    msgpack_pack_map(pk, 5);
+    sp_pack_kstr(pk, "cpu", hw->cpu);
+    sp_pack_kstr(pk, "simd", hw->simd);
+    sp_pack_kint(pk, "cores", hw->cores);
+    sp_pack_kint(pk, "threads", hw->threads);
+    sp_pack_kstr(pk, "blas", hw->blas);
+}
+
+void sd_pack_model(msgpack_packer *pk, const sd_model *m) {
+    msgpack_pack_map(pk, 10);
+    sp_pack_kstr(pk, "model", m->id);
+    sp_pack_kstr(pk, "name", m->name);
+    sp_pack_kstr(pk, "path", m->path);
+    sp_pack_kstr(pk, "data", m->data);
+    sp_pack_kstr(pk, "holdout", m->holdout);
+    sp_pack_kint(pk, "layers", m->layers);
+    sp_pack_kint(pk, "schedules", m->frontier.count);
+    sp_pack_kbool(pk, "profiled", m->has_lat);
+    sp_pack_kstr(pk, "hardware", m->has_lat ? m->hw_text : "");
+    sp_pack_knum(pk, "added", m->added);
+}
+
+void sd_pack_job(msgpack_packer *pk, sd_job *j) {
+    sc_progress p = {0};
+    if (j->has_lock) {
+        uv_mutex_lock(&j->lock);
+        p = j->progress;
+        uv_mutex_unlock(&j->lock);
+    }
+    double end = j->finished > 0 ? j->finished : sd_now();
+    msgpack_pack_map(pk, j->error[0] ? 9 : 8);
+    sp_pack_kint(pk, "job", (int64_t)j->id);
+    sp_pack_kstr(pk, "model", j->model_id);
+    sp_pack_kstr(pk, "status", sd_job_state_name(j->state));
+    sp_pack_kint(pk, "done", p.done);
+    sp_pack_kint(pk, "total", p.total);
+    sp_pack_knum(pk, "best", p.best_accuracy);
+    sp_pack_knum(pk, "best_flops_ratio", p.best_cost);
+    sp_pack_knum(pk, "seconds", j->started > 0 ? end - j->started : 0);
+    if (j->error[0]) sp_pack_kstr(pk, "error", j->error);
+}

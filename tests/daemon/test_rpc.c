@@ -1,0 +1,358 @@
+/* Every method against a real searchd, and bad input: malformed, oversized and too deep
+ * messages, wrong methods and arguments, vanishing clients, hundreds of connections. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "schedules/sc_error.h"
+#include "searchd/sd_error.h"
+#include "test_util.h"
+
+static td t;
+
+static void setup_empty(void) {
+    td_init(&t, 0);
+    td_start(&t, NULL);
+}
+
+static void setup_tuned(void) {
+    td_init(&t, 1);
+    td_start(&t, NULL);
+}
+
+static void setup_dir(void) {
+    td_init(&t, 0);
+}
+
+static void teardown(void) {
+    // A clean shutdown is searchd exiting 0: uv_loop_close() returned 0.
+    if (t.pid > 0) ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    td_cleanup(&t);
+}
+
+START_TEST(ping_info_and_errors) {
+    sdc_client *c = td_connect(&t);
+    sdc_reply r;
+    td_call_ok(c, "ping", NULL, 0, &r);
+    ck_assert(sp_obj_streq(r.result, "pong"));
+    sdc_reply_free(&r);
+    td_call_ok(c, "info", NULL, 0, &r);
+    char buf[300];
+    ck_assert_str_eq(td_str(r.result, "version", buf, sizeof buf), "0.1.0");
+    ck_assert_ptr_nonnull(sp_map_get(r.result, "fingerprint"));
+    ck_assert_int_eq(sp_map_get(r.result, "models")->via.array.size, 0);
+    sdc_reply_free(&r);
+    td_call_ok(c, "model.list", NULL, 0, &r);
+    ck_assert_int_eq(r.result->via.array.size, 0);
+    sdc_reply_free(&r);
+
+    char msg[512];
+    td_call_err(c, "no.such.method", NULL, 0, SP_EMETHOD, msg, sizeof msg);
+    ck_assert_ptr_nonnull(strstr(msg, "schedule.get")); // lists what exists
+    sdc_arg num_model[] = {SDC_ARG_NUM("model", 5)};
+    td_call_err(c, "schedule.get", num_model, 1, SP_ETYPE, msg, sizeof msg);
+    ck_assert_ptr_nonnull(strstr(msg, "model"));
+    sdc_arg typo[] = {SDC_ARG_STR("model", "x"), SDC_ARG_NUM("max-drop", 0.01)};
+    td_call_err(c, "schedule.get", typo, 2, SP_EPARAMS, msg, sizeof msg);
+    ck_assert_ptr_nonnull(strstr(msg, "max_drop"));
+    sdc_arg nomodel[] = {SDC_ARG_STR("model", "nope"), SDC_ARG_NUM("max_drop", 0.01)};
+    td_call_err(c, "schedule.get", nomodel, 2, SD_ENOMODEL, NULL, 0);
+    sdc_arg job[] = {SDC_ARG_NUM("job", 999)};
+    td_call_err(c, "job.status", job, 1, SD_ENOJOB, NULL, 0);
+    sdc_arg rel[] = {SDC_ARG_STR("path", "models/x"), SDC_ARG_STR("data", "/x.tsv")};
+    td_call_err(c, "model.add", rel, 2, SP_EPARAMS, msg, sizeof msg);
+    ck_assert_ptr_nonnull(strstr(msg, "absolute"));
+    sdc_arg missing[] = {SDC_ARG_STR("path", "/nonexistent/model"), SDC_ARG_STR("data", "/x")};
+    sdc_reply e;
+    sp_diag dg;
+    ck_assert_int_lt(sdc_call(c, "model.add", missing, 2, 30000, &e, &dg), 0);
+    ck_assert_ptr_nonnull(strstr(dg.msg, "/nonexistent/model"));
+    sdc_reply_free(&e);
+    // params that are not an array: an error with the msgid, and the connection stays.
+    const uint8_t not_array[] = {0x94, 0x00, 0x33, 0xa4, 'p', 'i', 'n', 'g', 0x80};
+    ck_assert_int_eq(sdc_send_raw(c, not_array, sizeof not_array, NULL), 0);
+    ck_assert_int_eq(sdc_wait_reply(c, 0x33, 5000, &e, &dg), SP_EENVELOPE);
+    sdc_reply_free(&e);
+    td_call_ok(c, "ping", NULL, 0, &r);
+    sdc_reply_free(&r);
+    sdc_close(c);
+}
+END_TEST
+
+START_TEST(malformed_closes) {
+    sdc_client *c = td_connect(&t);
+    const uint8_t bad[] = {0xc1};
+    sdc_reply r;
+    sp_diag dg;
+    ck_assert_int_eq(sdc_send_raw(c, bad, 1, NULL), 0);
+    ck_assert_int_eq(sdc_wait_reply(c, 0, 5000, &r, &dg), SP_EMALFORMED);
+    sdc_reply_free(&r);
+    ck_assert_int_eq(sdc_call(c, "ping", NULL, 0, 5000, &r, &dg), SP_ECLOSED);
+    sdc_reply_free(&r);
+    sdc_close(c);
+
+    // Over the 1 MiB cap: refused from the header, with the msgid, then closed.
+    c = td_connect(&t);
+    const uint8_t big[] = {0x94, 0x00, 0x07, 0xa4, 'p',  'i', 'n',
+                           'g',  0x91, 0xdb, 0x00, 0x20, 0,   0};
+    ck_assert_int_eq(sdc_send_raw(c, big, sizeof big, NULL), 0);
+    ck_assert_int_eq(sdc_wait_reply(c, 7, 5000, &r, &dg), SP_ETOOBIG);
+    sdc_reply_free(&r);
+    ck_assert_int_eq(sdc_call(c, "ping", NULL, 0, 5000, &r, &dg), SP_ECLOSED);
+    sdc_reply_free(&r);
+    sdc_close(c);
+
+    // Nested 40 deep.
+    c = td_connect(&t);
+    uint8_t deep[64] = {0x94, 0x00, 0x08, 0xa4, 'p', 'i', 'n', 'g'};
+    memset(deep + 8, 0x91, 40);
+    deep[48] = 0xc0;
+    ck_assert_int_eq(sdc_send_raw(c, deep, 49, NULL), 0);
+    ck_assert_int_eq(sdc_wait_reply(c, 8, 5000, &r, &dg), SP_ETOODEEP);
+    sdc_reply_free(&r);
+    sdc_close(c);
+
+    // Clients that vanish: half a message, and a slow request whose reply has nowhere to go.
+    c = td_connect(&t);
+    ck_assert_int_eq(sdc_send_raw(c, big, 5, NULL), 0);
+    sdc_close(c);
+    c = td_connect(&t);
+    const char *model = getenv("SEARCHD_DEMO_MODEL");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    sp_pack_request_head(&pk, 1, "model.add");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 2);
+    sp_pack_kstr(&pk, "path", model);
+    sp_pack_kstr(&pk, "data", td_data);
+    ck_assert_int_eq(sdc_send_raw(c, sb.data, sb.size, NULL), 0);
+    msgpack_sbuffer_destroy(&sb);
+    sdc_close(c);
+
+    c = td_connect(&t);
+    td_call_ok(c, "ping", NULL, 0, &r);
+    sdc_reply_free(&r);
+    sdc_close(c);
+}
+END_TEST
+
+START_TEST(many_connections) {
+    enum { N = 300 };
+    sdc_client **cs = calloc(N, sizeof *cs);
+    for (int i = 0; i < N; i++)
+        cs[i] = td_connect(&t);
+    // All send first, then all read: the daemon serves them concurrently.
+    const uint8_t ping[] = {0x94, 0x00, 0x05, 0xa4, 'p', 'i', 'n', 'g', 0x90};
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(sdc_send_raw(cs[i], ping, sizeof ping, NULL), 0);
+    for (int i = 0; i < N; i++) {
+        sdc_reply r;
+        ck_assert_int_eq(sdc_wait_reply(cs[i], 5, 10000, &r, NULL), 0);
+        ck_assert(sp_obj_streq(r.result, "pong"));
+        sdc_reply_free(&r);
+    }
+    sdc_reply r;
+    td_call_ok(cs[0], "info", NULL, 0, &r);
+    ck_assert_int_ge((int)td_num(r.result, "connections"), N);
+    sdc_reply_free(&r);
+    for (int i = 0; i < N; i++)
+        sdc_close(cs[i]);
+    free(cs);
+}
+END_TEST
+
+START_TEST(queries_on_a_tuned_model) {
+    sdc_client *c = td_connect(&t);
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    td_call_ok(c, "schedule.frontier", m, 1, &r);
+    int n = (int)r.result->via.array.size;
+    ck_assert_int_ge(n, 1);
+    double min_upper = 1e9, min_flops = 1e9, prev = -1;
+    for (int i = 0; i < n; i++) {
+        const msgpack_object *e = &r.result->via.array.ptr[i];
+        double f = td_num(e, "flops_ratio");
+        ck_assert(f >= prev); // cheapest first
+        prev = f;
+        if (td_num(e, "drop_upper") < min_upper) min_upper = td_num(e, "drop_upper");
+        if (f < min_flops) min_flops = f;
+        char buf[600];
+        td_str(e, "schedule", buf, sizeof buf);
+        td_str(e, "hardware", buf, sizeof buf);
+        ck_assert_str_eq(td_str(e, "model", buf, sizeof buf), td_model_id);
+        ck_assert(td_num(e, "latency_ms") > 0);
+        td_num(e, "accuracy");
+        td_num(e, "baseline_accuracy");
+        td_num(e, "drop");
+        ck_assert_int_eq(sp_map_get(e, "ratios")->via.array.size, 4);
+    }
+    sdc_reply_free(&r);
+
+    sdc_arg by_drop[] = {SDC_ARG_STR("model", "demo"), SDC_ARG_NUM("max_drop", min_upper + 1e-6)};
+    td_call_ok(c, "schedule.get", by_drop, 2, &r);
+    ck_assert(td_num(r.result, "drop_upper") < min_upper + 1e-6);
+    sdc_reply_free(&r);
+    sdc_arg by_drop_flops[] = {SDC_ARG_STR("model", "demo"),
+                               SDC_ARG_NUM("max_drop", min_upper + 1e-6),
+                               SDC_ARG_STR("minimize", "flops")};
+    td_call_ok(c, "schedule.get", by_drop_flops, 3, &r);
+    sdc_reply_free(&r);
+    sdc_arg by_flops[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_NUM("max_flops", 1)};
+    td_call_ok(c, "schedule.get", by_flops, 2, &r);
+    ck_assert(td_num(r.result, "flops_ratio") <= 1);
+    sdc_reply_free(&r);
+    sdc_arg by_lat[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_NUM("max_latency_ms", 1000)};
+    td_call_ok(c, "schedule.get", by_lat, 2, &r);
+    sdc_reply_free(&r);
+
+    char msg[512];
+    sdc_arg none[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_NUM("max_flops", min_flops * 0.5)};
+    td_call_err(c, "schedule.get", none, 2, SC_ENOMATCH, msg, sizeof msg);
+    ck_assert_ptr_nonnull(strstr(msg, "closest"));
+    sdc_arg two[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_NUM("max_flops", 0.5),
+                     SDC_ARG_NUM("max_drop", 0.01)};
+    td_call_err(c, "schedule.get", two, 3, SP_EPARAMS, NULL, 0);
+    sdc_arg pct[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_NUM("max_drop", 5)};
+    td_call_err(c, "schedule.get", pct, 2, SP_EPARAMS, msg, sizeof msg);
+    ck_assert_ptr_nonnull(strstr(msg, "0.01"));
+
+    td_call_ok(c, "profile", m, 1, &r);
+    ck_assert_ptr_nonnull(sp_map_get(r.result, "fingerprint"));
+    ck_assert_int_eq(sp_map_get(r.result, "layer")->via.array.size, 6);
+    ck_assert(sp_map_get(r.result, "current")->via.boolean);
+    sdc_reply_free(&r);
+    sdc_close(c);
+}
+END_TEST
+
+START_TEST(tune_progress_subscribe_cancel) {
+    sdc_client *c = td_connect(&t), *w = td_connect(&t);
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    td_call_ok(w, "subscribe", m, 1, &r);
+    sdc_reply_free(&r);
+    sdc_arg tune[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_NUM("max_flops", 0.5)};
+    td_call_ok(c, "tune", tune, 2, &r);
+    double job = td_num(r.result, "job");
+    sdc_reply_free(&r);
+    // A second job waits behind the first (--jobs 1) and is cancelled before it starts.
+    td_call_ok(c, "tune", m, 1, &r);
+    double job2 = td_num(r.result, "job");
+    sdc_reply_free(&r);
+    sdc_arg j2[] = {SDC_ARG_NUM("job", job2)};
+    td_call_ok(c, "job.status", j2, 1, &r);
+    char buf[64];
+    ck_assert_str_eq(td_str(r.result, "status", buf, sizeof buf), "queued");
+    sdc_reply_free(&r);
+    td_call_ok(c, "job.cancel", j2, 1, &r);
+    ck_assert_str_eq(td_str(r.result, "status", buf, sizeof buf), "cancelled");
+    sdc_reply_free(&r);
+
+    sdc_note n;
+    int progress = 0;
+    for (;;) {
+        ck_assert_int_eq(sdc_next_notification(c, 120000, &n, NULL), 0);
+        if (strcmp(n.method, "job.progress") == 0 && td_num(n.params, "job") == job) {
+            ck_assert(td_num(n.params, "done") <= td_num(n.params, "total"));
+            td_num(n.params, "best");
+            progress++;
+        }
+        int done = strcmp(n.method, "job.done") == 0 && td_num(n.params, "job") == job;
+        if (done) ck_assert_str_eq(td_str(n.params, "status", buf, sizeof buf), "done");
+        sdc_note_free(&n);
+        if (done) break;
+    }
+    ck_assert_int_gt(progress, 0);
+    ck_assert_int_eq(td_wait_note(w, "schedule.updated", 10000, &n), 0);
+    ck_assert_str_eq(td_str(n.params, "model", buf, sizeof buf), td_model_id);
+    sdc_note_free(&n);
+    sdc_arg j1[] = {SDC_ARG_NUM("job", job)};
+    td_call_ok(c, "job.status", j1, 1, &r);
+    ck_assert_str_eq(td_str(r.result, "status", buf, sizeof buf), "done");
+    sdc_reply_free(&r);
+    td_call_err(c, "job.cancel", j1, 1, SD_EJOBDONE, NULL, 0);
+    // Queries are answered while a search runs.
+    td_call_ok(c, "tune", m, 1, &r);
+    double job3 = td_num(r.result, "job");
+    sdc_reply_free(&r);
+    sdc_arg q[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_NUM("max_flops", 1)};
+    for (int i = 0; i < 100; i++) {
+        td_call_ok(w, "schedule.get", q, 2, &r);
+        sdc_reply_free(&r);
+    }
+    sdc_arg j3[] = {SDC_ARG_NUM("job", job3)};
+    td_call_ok(c, "job.cancel", j3, 1, &r);
+    sdc_reply_free(&r);
+    ck_assert_int_eq(td_wait_note(c, "job.done", 60000, &n), 0);
+    ck_assert_str_eq(td_str(n.params, "status", buf, sizeof buf), "cancelled");
+    sdc_note_free(&n);
+    td_call_ok(w, "unsubscribe", m, 1, &r);
+    sdc_reply_free(&r);
+    sdc_close(w);
+    sdc_close(c);
+}
+END_TEST
+
+START_TEST(tcp_loopback_only) {
+    int port = 20000 + getpid() % 20000;
+    char listen[64], bad[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    const char *const extra[] = {"--listen", listen, NULL};
+    td_start(&t, extra);
+    sdc_client *c;
+    sp_diag dg;
+    ck_assert_msg(sdc_connect_tcp(listen, &c, &dg) == 0, "%s", dg.msg);
+    sdc_reply r;
+    td_call_ok(c, "ping", NULL, 0, &r);
+    sdc_reply_free(&r);
+    sdc_close(c);
+    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    snprintf(bad, sizeof bad, "0.0.0.0:%d", port);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "%s --socket %s --state-dir %s --listen %s 2>%s.any", SD_TEST_SEARCHD,
+             t.sock, t.state, bad, t.log);
+    ck_assert_int_ne(system(cmd), 0);
+}
+END_TEST
+
+START_TEST(remove_model) {
+    sdc_client *c = td_connect(&t);
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    td_call_ok(c, "model.remove", m, 1, &r);
+    sdc_reply_free(&r);
+    td_call_ok(c, "model.list", NULL, 0, &r);
+    ck_assert_int_eq(r.result->via.array.size, 0);
+    sdc_reply_free(&r);
+    td_call_err(c, "profile", m, 1, SD_ENOMODEL, NULL, 0);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q %s", t.state, td_model_id);
+    ck_assert_int_ne(system(cmd), 0); // its files are gone
+    sdc_close(c);
+}
+END_TEST
+
+Suite *rpc_suite(void) {
+    Suite *s = suite_create("rpc");
+    TCase *e = tcase_create("empty");
+    tcase_add_checked_fixture(e, setup_empty, teardown);
+    tcase_add_test(e, ping_info_and_errors);
+    tcase_add_test(e, malformed_closes);
+    tcase_add_test(e, many_connections);
+    suite_add_tcase(s, e);
+    TCase *tu = tcase_create("tuned");
+    tcase_add_checked_fixture(tu, setup_tuned, teardown);
+    tcase_add_test(tu, queries_on_a_tuned_model);
+    tcase_add_test(tu, tune_progress_subscribe_cancel);
+    tcase_add_test(tu, remove_model);
+    suite_add_tcase(s, tu);
+    TCase *tcp = tcase_create("tcp");
+    tcase_add_checked_fixture(tcp, setup_dir, teardown);
+    tcase_add_test(tcp, tcp_loopback_only);
+    suite_add_tcase(s, tcp);
+    return s;
+}

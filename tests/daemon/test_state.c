@@ -1,0 +1,259 @@
+/* The state directory across restarts: everything restored, damaged files set aside, kill -9
+ * in the middle of a job, a clean SIGTERM, and a simulated hardware change. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "searchd/sd_error.h"
+#include "test_util.h"
+
+static td t;
+
+static void setup(void) {
+    td_init(&t, 1);
+}
+
+static void teardown(void) {
+    if (t.pid > 0) ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    td_cleanup(&t);
+}
+
+/* The frontier as one JSON string, to compare across restarts. */
+static char *frontier_text(sdc_client *c) {
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    td_call_ok(c, "schedule.frontier", m, 1, &r);
+    json_t *j = sdc_to_json(r.result);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    sdc_reply_free(&r);
+    return s;
+}
+
+static double start_tune(sdc_client *c) {
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    td_call_ok(c, "tune", m, 1, &r);
+    double job = td_num(r.result, "job");
+    sdc_reply_free(&r);
+    // Wait until it is really running (first progress).
+    sdc_note n;
+    ck_assert_int_eq(td_wait_note(c, "job.progress", 60000, &n), 0);
+    sdc_note_free(&n);
+    return job;
+}
+
+static void job_status(sdc_client *c, double job, char *status, size_t cap, char *err,
+                       size_t ecap) {
+    sdc_reply r;
+    sdc_arg j[] = {SDC_ARG_NUM("job", job)};
+    td_call_ok(c, "job.status", j, 1, &r);
+    td_str(r.result, "status", status, cap);
+    if (err && sp_map_get(r.result, "error")) td_str(r.result, "error", err, ecap);
+    sdc_reply_free(&r);
+}
+
+START_TEST(restart_restores_everything) {
+    td_start(&t, NULL);
+    sdc_client *c = td_connect(&t);
+    char *before = frontier_text(c);
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    td_call_ok(c, "profile", m, 1, &r);
+    double fixed = td_num(r.result, "fixed_ms");
+    sdc_reply_free(&r);
+    sdc_close(c);
+    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    td_start(&t, NULL);
+    c = td_connect(&t);
+    char *after = frontier_text(c);
+    ck_assert_str_eq(before, after);
+    td_call_ok(c, "profile", m, 1, &r);
+    ck_assert(td_num(r.result, "fixed_ms") == fixed);
+    sdc_reply_free(&r);
+    td_call_ok(c, "info", NULL, 0, &r);
+    const msgpack_object *models = sp_map_get(r.result, "models");
+    ck_assert_int_eq(models->via.array.size, 1);
+    char buf[600];
+    ck_assert_str_eq(td_str(&models->via.array.ptr[0], "name", buf, sizeof buf), "demo");
+    ck_assert_str_eq(td_str(&models->via.array.ptr[0], "data", buf, sizeof buf), td_data);
+    sdc_reply_free(&r);
+    free(before);
+    free(after);
+    sdc_close(c);
+}
+END_TEST
+
+START_TEST(damaged_file_set_aside) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/frontier-%s.state", t.state, td_model_id);
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, "#", 1, 40), 1); // one byte of the payload
+    close(fd);
+    td_start(&t, NULL);
+    sdc_client *c = td_connect(&t);
+    sdc_reply r;
+    td_call_ok(c, "info", NULL, 0, &r);
+    const msgpack_object *dmg = sp_map_get(r.result, "damaged");
+    ck_assert_int_eq(dmg->via.array.size, 1);
+    char buf[1200];
+    ck_assert_str_eq(td_str(&dmg->via.array.ptr[0], "file", buf, sizeof buf), path);
+    ck_assert_ptr_nonnull(
+        strstr(td_str(&dmg->via.array.ptr[0], "error", buf, sizeof buf), "checksum"));
+    sdc_reply_free(&r);
+    ck_assert_int_ne(access(path, F_OK), 0); // moved aside ...
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q 'frontier-%s.state.damaged-'", t.state, td_model_id);
+    ck_assert_int_eq(system(cmd), 0); // ... and kept for inspection
+    // The model is still there, without schedules: never the damaged ones.
+    sdc_arg q[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_NUM("max_flops", 1)};
+    td_call_err(c, "schedule.get", q, 2, SD_ENOFRONTIER, NULL, 0);
+    sdc_close(c);
+}
+END_TEST
+
+START_TEST(kill9_mid_job) {
+    td_start(&t, NULL);
+    sdc_client *c = td_connect(&t);
+    char *before = frontier_text(c);
+    double job = start_tune(c);
+    sdc_close(c);
+    ck_assert_int_eq(td_stop(&t, SIGKILL), 128 + SIGKILL);
+    td_start(&t, NULL);
+    c = td_connect(&t);
+    char status[32], err[600] = "";
+    job_status(c, job, status, sizeof status, err, sizeof err);
+    ck_assert_str_eq(status, "interrupted");
+    ck_assert_ptr_nonnull(strstr(err, "tune again"));
+    char *after = frontier_text(c);
+    ck_assert_str_eq(before, after); // what was stored is intact
+    free(before);
+    free(after);
+    // New jobs get new numbers.
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    td_call_ok(c, "tune", m, 1, &r);
+    ck_assert(td_num(r.result, "job") > job);
+    sdc_reply_free(&r);
+    sdc_close(c);
+}
+END_TEST
+
+START_TEST(sigterm_cancels_and_records) {
+    td_start(&t, NULL);
+    sdc_client *c = td_connect(&t);
+    double job = start_tune(c);
+    ck_assert_int_eq(td_stop(&t, SIGTERM), 0); // clean: uv_loop_close() returned 0
+    sdc_close(c);
+    td_start(&t, NULL);
+    c = td_connect(&t);
+    char status[32], err[600] = "";
+    job_status(c, job, status, sizeof status, err, sizeof err);
+    ck_assert_str_eq(status, "cancelled");
+    ck_assert_ptr_nonnull(strstr(err, "shut down"));
+    sdc_close(c);
+}
+END_TEST
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Polls `profile` until its fingerprint's cpu is `cpu`. */
+static void wait_profile_cpu(sdc_client *c, const char *cpu) {
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    for (int i = 0; i < 600; i++) {
+        sdc_reply r;
+        td_call_ok(c, "profile", m, 1, &r);
+        char buf[200];
+        int same =
+            strcmp(td_str(sp_map_get(r.result, "fingerprint"), "cpu", buf, sizeof buf), cpu) == 0;
+        sdc_reply_free(&r);
+        if (same) return;
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    ck_abort_msg("profile never moved to cpu '%s'", cpu);
+}
+
+START_TEST(hardware_change_retunes) {
+    char fp[400], opt[420];
+    snprintf(fp, sizeof fp, "%s/fingerprint", t.dir);
+    snprintf(opt, sizeof opt, "@%s", fp);
+    write_file(fp, "Simulated CPU A\n");
+    const char *const extra[] = {"--fingerprint-override", opt, NULL};
+    // The template was profiled on the real CPU: at start searchd sees a change and retunes.
+    td_start(&t, extra);
+    sdc_client *c = td_connect(&t);
+    wait_profile_cpu(c, "Simulated CPU A");
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    td_call_ok(c, "subscribe", m, 1, &r);
+    sdc_reply_free(&r);
+    // Unchanged hardware: retune has nothing to do.
+    td_call_ok(c, "retune", NULL, 0, &r);
+    ck_assert(!sp_map_get(r.result, "changed")->via.boolean);
+    ck_assert_int_eq(sp_map_get(r.result, "models")->via.array.size, 0);
+    sdc_reply_free(&r);
+
+    write_file(fp, "Simulated CPU B\n");
+    td_call_ok(c, "retune", NULL, 0, &r);
+    ck_assert(sp_map_get(r.result, "changed")->via.boolean);
+    ck_assert(td_num(r.result, "seconds") > 0);
+    const msgpack_object *ms = sp_map_get(r.result, "models");
+    ck_assert_int_eq(ms->via.array.size, 1);
+    char buf[600];
+    ck_assert_ptr_nonnull(
+        strstr(td_str(&ms->via.array.ptr[0], "old_hardware", buf, sizeof buf), "Simulated CPU A"));
+    ck_assert_ptr_nonnull(
+        strstr(td_str(&ms->via.array.ptr[0], "hardware", buf, sizeof buf), "Simulated CPU B"));
+    ck_assert(td_num(&ms->via.array.ptr[0], "schedules_repredicted") >= 1);
+    sdc_reply_free(&r);
+    sdc_note n;
+    ck_assert_int_eq(td_wait_note(c, "schedule.updated", 10000, &n), 0);
+    ck_assert_str_eq(td_str(n.params, "reason", buf, sizeof buf), "retune");
+    sdc_note_free(&n);
+    // Every record now carries the new host, with a re-predicted latency.
+    td_call_ok(c, "schedule.frontier", m, 1, &r);
+    for (uint32_t i = 0; i < r.result->via.array.size; i++) {
+        const msgpack_object *e = &r.result->via.array.ptr[i];
+        ck_assert_ptr_nonnull(strstr(td_str(e, "hardware", buf, sizeof buf), "Simulated CPU B"));
+        ck_assert(td_num(e, "latency_ms") > 0);
+    }
+    sdc_reply_free(&r);
+
+    // SIGHUP does the same.
+    write_file(fp, "Simulated CPU C\n");
+    kill(t.pid, SIGHUP);
+    ck_assert_int_eq(td_wait_note(c, "schedule.updated", 60000, &n), 0);
+    sdc_note_free(&n);
+    wait_profile_cpu(c, "Simulated CPU C");
+    td_call_ok(c, "info", NULL, 0, &r);
+    ck_assert(td_num(r.result, "last_retune_seconds") > 0);
+    sdc_reply_free(&r);
+    sdc_close(c);
+}
+END_TEST
+
+Suite *state_suite(void) {
+    Suite *s = suite_create("state");
+    TCase *tc = tcase_create("state");
+    tcase_set_timeout(tc, 300);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, restart_restores_everything);
+    tcase_add_test(tc, damaged_file_set_aside);
+    tcase_add_test(tc, kill9_mid_job);
+    tcase_add_test(tc, sigterm_cancels_and_records);
+    tcase_add_test(tc, hardware_change_retunes);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,233 @@
+#include "test_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+char td_template[300];
+char td_model_id[32];
+char td_data[300];
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static int run(const char *cmd) {
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+void td_init(td *t, int from_template) {
+    memset(t, 0, sizeof *t);
+    snprintf(t->dir, sizeof t->dir, "/tmp/sdtest-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(t->dir));
+    snprintf(t->sock, sizeof t->sock, "%s/s.sock", t->dir);
+    snprintf(t->state, sizeof t->state, "%s/state", t->dir);
+    snprintf(t->log, sizeof t->log, "%s/searchd.log", t->dir);
+    if (from_template) {
+        char cmd[700];
+        snprintf(cmd, sizeof cmd, "cp -r %s %s", td_template, t->state);
+        ck_assert_int_eq(run(cmd), 0);
+    }
+}
+
+static pid_t spawn(const td *t, const char *const *extra) {
+    const char *argv[40] = {SD_TEST_SEARCHD,
+                            "--socket",
+                            t->sock,
+                            "--state-dir",
+                            t->state,
+                            "--calib-seconds",
+                            "0.2",
+                            "--search-generations",
+                            "2"};
+    int n = 9;
+    for (int i = 0; extra && extra[i] && n < 38; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(t->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+void td_start(td *t, const char *const *extra) {
+    t->pid = spawn(t, extra);
+    ck_assert_int_gt(t->pid, 0);
+    for (int i = 0; i < 400; i++) { // up to 20 s (ASan is slow to start)
+        sdc_client *c;
+        if (sdc_connect_unix(t->sock, &c, NULL) == 0) {
+            sdc_reply r;
+            int rc = sdc_call(c, "ping", NULL, 0, 5000, &r, NULL);
+            sdc_reply_free(&r);
+            sdc_close(c);
+            if (rc == 0) return;
+        }
+        int st;
+        if (waitpid(t->pid, &st, WNOHANG) == t->pid) {
+            t->pid = 0;
+            ck_abort_msg("searchd exited at start (status %d); see %s", st, t->log);
+        }
+        sleep_ms(50);
+    }
+    ck_abort_msg("searchd did not answer within 20 s; see %s", t->log);
+}
+
+int td_stop(td *t, int sig) {
+    if (t->pid <= 0) return -1;
+    kill(t->pid, sig);
+    int st = 0;
+    for (int i = 0; i < 1200; i++) { // up to 60 s
+        if (waitpid(t->pid, &st, WNOHANG) == t->pid) {
+            t->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        sleep_ms(50);
+    }
+    kill(t->pid, SIGKILL);
+    waitpid(t->pid, &st, 0);
+    t->pid = 0;
+    return -1;
+}
+
+void td_cleanup(td *t) {
+    if (t->pid > 0) td_stop(t, SIGKILL);
+    if (!t->dir[0]) return;
+    if (getenv("SD_TEST_KEEP")) {
+        fprintf(stderr, "kept %s\n", t->dir);
+        return;
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", t->dir);
+    run(cmd);
+}
+
+sdc_client *td_connect(const td *t) {
+    sdc_client *c = NULL;
+    sp_diag dg;
+    int rc = sdc_connect_unix(t->sock, &c, &dg);
+    ck_assert_msg(rc == 0, "connect: %s", dg.msg);
+    return c;
+}
+
+void td_call_ok(sdc_client *c, const char *method, const sdc_arg *args, int n, sdc_reply *r) {
+    sp_diag dg = {{0}};
+    int rc = sdc_call(c, method, args, n, 60000, r, &dg);
+    ck_assert_msg(rc == 0, "%s failed: %d %s", method, rc, dg.msg);
+    ck_assert_ptr_nonnull(r->result);
+}
+
+void td_call_err(sdc_client *c, const char *method, const sdc_arg *args, int n, int code, char *msg,
+                 size_t cap) {
+    sdc_reply r;
+    sp_diag dg = {{0}};
+    int rc = sdc_call(c, method, args, n, 60000, &r, &dg);
+    sdc_reply_free(&r);
+    ck_assert_msg(rc == code, "%s: expected error %d, got %d (%s)", method, code, rc, dg.msg);
+    if (msg) snprintf(msg, cap, "%s", dg.msg);
+}
+
+double td_num(const msgpack_object *map, const char *key) {
+    double v = -1e300;
+    const msgpack_object *o = sp_map_get(map, key);
+    ck_assert_msg(o != NULL, "no field '%s'", key);
+    ck_assert_int_eq(sp_obj_num(o, &v), 0);
+    return v;
+}
+
+const char *td_str(const msgpack_object *map, const char *key, char *buf, size_t cap) {
+    int rc = sp_get_str(map, key, 1, buf, cap, NULL);
+    ck_assert_msg(rc == 0, "no string field '%s'", key);
+    return buf;
+}
+
+int td_wait_note(sdc_client *c, const char *method, int timeout_ms, sdc_note *n) {
+    for (;;) {
+        int rc = sdc_next_notification(c, timeout_ms, n, NULL);
+        if (rc) return rc;
+        if (strcmp(n->method, method) == 0) return 0;
+        sdc_note_free(n);
+    }
+}
+
+/* ---- the template: the demo model added and tuned once for all tests ---- */
+
+int td_template_build(void) {
+    const char *shared = getenv("SEARCHD_SHARED"), *model = getenv("SEARCHD_DEMO_MODEL");
+    if (!shared || !model) {
+        fprintf(stderr, "SEARCHD_SHARED and SEARCHD_DEMO_MODEL must be set (meson test does)\n");
+        return 1;
+    }
+    td t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.dir, sizeof t.dir, "/tmp/sdtemplate-XXXXXX");
+    if (!mkdtemp(t.dir)) return 1;
+    snprintf(t.sock, sizeof t.sock, "%s/s.sock", t.dir);
+    snprintf(t.state, sizeof t.state, "%s/state", t.dir);
+    snprintf(t.log, sizeof t.log, "%s/searchd.log", t.dir);
+    snprintf(td_template, sizeof td_template, "%s", t.state);
+    // A small data file, so a tune takes seconds: the first 160 sentences of search.tsv.
+    snprintf(td_data, sizeof td_data, "%s/small.tsv", t.dir);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "head -161 %s/data/sst2/search.tsv > %s", shared, td_data);
+    if (run(cmd) != 0) return 1;
+    t.pid = spawn(&t, NULL);
+    sdc_client *c = NULL;
+    for (int i = 0; i < 400 && sdc_connect_unix(t.sock, &c, NULL) != 0; i++)
+        sleep_ms(50);
+    if (!c) {
+        fprintf(stderr, "template: searchd did not start\n");
+        return 1;
+    }
+    sdc_reply r;
+    sp_diag dg = {{0}};
+    sdc_arg add[] = {SDC_ARG_STR("path", model), SDC_ARG_STR("data", td_data),
+                     SDC_ARG_STR("name", "demo")};
+    int rc = sdc_call(c, "model.add", add, 3, 120000, &r, &dg);
+    if (rc == 0) rc = sp_get_str(r.result, "model", 1, td_model_id, sizeof td_model_id, NULL);
+    sdc_reply_free(&r);
+    sdc_arg tune[] = {SDC_ARG_STR("model", "demo")};
+    if (rc == 0) rc = sdc_call(c, "tune", tune, 1, 60000, &r, &dg);
+    sdc_reply_free(&r);
+    sdc_note n;
+    while (rc == 0 && (rc = sdc_next_notification(c, 300000, &n, &dg)) == 0) {
+        int done = strcmp(n.method, "job.done") == 0;
+        char status[32] = "";
+        if (done) sp_get_str(n.params, "status", 1, status, sizeof status, NULL);
+        sdc_note_free(&n);
+        if (done) {
+            rc = strcmp(status, "done") == 0 ? 0 : -1;
+            break;
+        }
+    }
+    sdc_close(c);
+    kill(t.pid, SIGTERM);
+    int st;
+    waitpid(t.pid, &st, 0);
+    if (rc) {
+        fprintf(stderr, "template: %d %s (see %s)\n", rc, dg.msg, t.log);
+        return 1;
+    }
+    return 0;
+}
+
+void td_template_remove(void) {
+    if (!td_template[0] || getenv("SD_TEST_KEEP")) return;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %.*s", (int)(strlen(td_template) - 6), td_template);
+    run(cmd);
+}

@@ -1,0 +1,50 @@
+#pragma once
+/* Helpers of the daemon tests: temp dirs, a real searchd started and stopped as a child
+ * process, and short forms of client calls. */
+
+#include <check.h>
+#include <sys/types.h>
+
+#include "client/sdc.h"
+
+Suite *sp_suite(void);
+Suite *store_suite(void);
+Suite *rpc_suite(void);
+Suite *state_suite(void);
+
+typedef struct td {
+    char dir[256];   // temp dir of this test
+    char sock[300];  // dir/s.sock
+    char state[300]; // dir/state
+    char log[300];   // dir/searchd.log
+    pid_t pid;
+} td;
+
+/// A fresh temp dir; with `from_template`, its state dir is a copy of the tuned template.
+void td_init(td *t, int from_template);
+/// Starts searchd with the test's socket and state dir plus `extra` options (NULL-terminated,
+/// may be NULL) and waits until it answers. Fails the test otherwise.
+void td_start(td *t, const char *const *extra);
+/// Sends `sig` and waits for the exit; returns the exit status (128 + signal when killed).
+int td_stop(td *t, int sig);
+/// Removes the temp dir.
+void td_cleanup(td *t);
+sdc_client *td_connect(const td *t);
+
+/// The template made once by main(): a state dir holding the demo model with a frontier.
+extern char td_template[300];
+extern char td_model_id[32];
+extern char td_data[300]; // the small data file the template was tuned on
+/// Builds the template (returns 0 on success, else prints why).
+int td_template_build(void);
+void td_template_remove(void);
+
+/// Calls and asserts success; the reply is returned for inspection (free it).
+void td_call_ok(sdc_client *c, const char *method, const sdc_arg *args, int n, sdc_reply *r);
+/// Calls and asserts failure with `code`; returns nothing, the message goes to `msg`.
+void td_call_err(sdc_client *c, const char *method, const sdc_arg *args, int n, int code, char *msg,
+                 size_t cap);
+double td_num(const msgpack_object *map, const char *key);
+const char *td_str(const msgpack_object *map, const char *key, char *buf, size_t cap);
+/// Waits for a notification named `method` (others are skipped); 0 or the timeout error.
+int td_wait_note(sdc_client *c, const char *method, int timeout_ms, sdc_note *n);
