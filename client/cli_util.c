@@ -30,25 +30,21 @@ int cli_load_data(const char *path, const en_model *m, en_dataset **d) {
 int cli_parse_share(const char *text, double *out) {
     char *end;
     double v = strtod(text, &end);
-    if (end == text)
-        return -1;
+    if (end == text) return -1;
     if (*end == '%') {
         v /= 100;
         end++;
     }
-    if (*end != '\0' || !(v >= 0))
-        return -1;
+    if (*end != '\0' || !(v >= 0)) return -1;
     *out = v;
     return 0;
 }
 
 void cli_progress(const char *label, int done, int total, const char *note) {
-    if (!isatty(STDERR_FILENO))
-        return;
+    if (!isatty(STDERR_FILENO)) return;
     enum { WIDTH = 30 };
     int fill = total > 0 ? (int)((double)done / total * WIDTH) : 0;
-    if (fill > WIDTH)
-        fill = WIDTH;
+    if (fill > WIDTH) fill = WIDTH;
     char bar[WIDTH + 1];
     memset(bar, '#', (size_t)fill);
     memset(bar + fill, '.', (size_t)(WIDTH - fill));
@@ -59,7 +55,6 @@ void cli_progress(const char *label, int done, int total, const char *note) {
 }
 
 void cli_progress_end(void) {
-    if (g_drawn)
-        fputc('\n', stderr);
+    if (g_drawn) fputc('\n', stderr);
     g_drawn = 0;
 }

@@ -35,8 +35,7 @@ static double best_family(const sc_frontier *fam, double flops);
 int cmd_tune(int argc, char **argv) {
     tune_args a;
     int rc = parse(argc, argv, &a);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     en_model *m = NULL;
     en_dataset *data = NULL, *hold = NULL;
     if (cli_load_model(a.model, &m) || cli_load_data(a.data, m, &data) ||
@@ -62,8 +61,7 @@ int cmd_tune(int argc, char **argv) {
     o.lat = &lm;
     o.generations = a.generations;
     o.children = a.children;
-    if (a.holdout_fraction > 0)
-        o.holdout_fraction = a.holdout_fraction;
+    if (a.holdout_fraction > 0) o.holdout_fraction = a.holdout_fraction;
     o.progress = on_progress;
     o.families = &fam;
     sc_search_stats st;
@@ -76,15 +74,13 @@ int cmd_tune(int argc, char **argv) {
     measured = calloc((size_t)front.count + 1, sizeof *measured);
     predicted = calloc((size_t)front.count + 1, sizeof *predicted);
     double median_err = -1;
-    if (!measured || !predicted)
-        goto done;
-    if (a.latency_examples > 0 && measure(m, hold ? hold : data, a.latency_examples, &front,
-                                          &lm, predicted, measured, &median_err) != 0)
+    if (!measured || !predicted) goto done;
+    if (a.latency_examples > 0 && measure(m, hold ? hold : data, a.latency_examples, &front, &lm,
+                                          predicted, measured, &median_err) != 0)
         goto done;
     // The question asked; without one, the usual: the cheapest within a 1% drop.
     sc_query q = a.budget;
-    if (q.max_drop < 0 && q.max_flops < 0 && q.max_latency_ms < 0)
-        q.max_drop = 0.01;
+    if (q.max_drop < 0 && q.max_flops < 0 && q.max_latency_ms < 0) q.max_drop = 0.01;
     const sc_record *chosen = NULL, *closest = NULL;
     rc = sc_frontier_pick(&front, &q, &chosen, &closest, &diag);
     if (a.json) {
@@ -117,8 +113,8 @@ int cmd_tune(int argc, char **argv) {
             json_pack("{s:f, s:i, s:I, s:I, s:i, s:i, s:i, s:I}", "seconds", st.seconds,
                       "candidates", st.candidates, "layer_evals", (json_int_t)st.layer_evals,
                       "layer_evals_saved", (json_int_t)st.layer_evals_saved, "dropped_early",
-                      st.dropped_early, "search_examples", st.search_examples,
-                      "holdout_examples", st.holdout_examples, "seed", (json_int_t)a.seed));
+                      st.dropped_early, "search_examples", st.search_examples, "holdout_examples",
+                      st.holdout_examples, "seed", (json_int_t)a.seed));
         json_object_set_new(root, "latency_model",
                             json_pack("{s:[f,f,f,f,f,f], s:f, s:f, s:f}", "layer", lm.layer[0],
                                       lm.layer[1], lm.layer[2], lm.layer[3], lm.layer[4],
@@ -127,8 +123,7 @@ int cmd_tune(int argc, char **argv) {
         print_json(root);
     } else {
         print_text(&a, &lm, &front, &fam, predicted, measured, median_err, &st, chosen);
-        if (!chosen)
-            fprintf(stderr, "searchctl tune: %s\n", diag.msg);
+        if (!chosen) fprintf(stderr, "searchctl tune: %s\n", diag.msg);
     }
     status = chosen ? 0 : 1;
 done:
@@ -175,8 +170,8 @@ static int parse(int argc, char **argv, tune_args *a) {
             a->holdout = v;
         } else if (strcmp(o, "--max-drop") == 0 || strcmp(o, "--max-flops") == 0) {
             if (cli_parse_share(v, &d) != 0 || (o[6] == 'f' && d <= 0)) {
-                fprintf(stderr, "searchctl tune: %s takes a share like 0.01 or 1%%, not '%s'\n",
-                        o, v);
+                fprintf(stderr, "searchctl tune: %s takes a share like 0.01 or 1%%, not '%s'\n", o,
+                        v);
                 return 2;
             }
             *(o[6] == 'd' ? &a->budget.max_drop : &a->budget.max_flops) = d;
@@ -184,8 +179,7 @@ static int parse(int argc, char **argv, tune_args *a) {
         } else if (strcmp(o, "--max-latency") == 0) {
             d = strtod(v, &end);
             if (*end || !(d > 0)) {
-                fprintf(stderr, "searchctl tune: --max-latency takes milliseconds, not '%s'\n",
-                        v);
+                fprintf(stderr, "searchctl tune: --max-latency takes milliseconds, not '%s'\n", v);
                 return 2;
             }
             a->budget.max_latency_ms = d;
@@ -195,8 +189,7 @@ static int parse(int argc, char **argv, tune_args *a) {
             a->seed = strtoull(v, &end, 10);
         } else if (strcmp(o, "--threads") == 0) {
             a->threads = (int)strtol(v, &end, 10);
-            if (!*end && (a->threads < 1 || a->threads > 64))
-                end = "x";
+            if (!*end && (a->threads < 1 || a->threads > 64)) end = "x";
         } else if (strcmp(o, "--generations") == 0) {
             a->generations = (int)strtol(v, &end, 10);
         } else if (strcmp(o, "--children") == 0) {
@@ -205,8 +198,7 @@ static int parse(int argc, char **argv, tune_args *a) {
             a->latency_examples = (int)strtol(v, &end, 10);
         } else if (strcmp(o, "--holdout-fraction") == 0) {
             a->holdout_fraction = strtod(v, &end);
-            if (!*end && !(a->holdout_fraction > 0 && a->holdout_fraction < 1))
-                end = "x";
+            if (!*end && !(a->holdout_fraction > 0 && a->holdout_fraction < 1)) end = "x";
         } else if (strcmp(o, "--calibrate-seconds") == 0) {
             a->calib_seconds = strtod(v, &end);
         } else {
@@ -228,8 +220,7 @@ static int parse(int argc, char **argv, tune_args *a) {
         usage(stderr);
         return 2;
     }
-    if (!a->model)
-        a->model = demo_model_dir();
+    if (!a->model) a->model = demo_model_dir();
     return 0;
 }
 
@@ -240,8 +231,8 @@ static void usage(FILE *to) {
           "Searches keep ratios and the importance metric; prints the frontier of held-out\n"
           "accuracy against cost and the schedule answering the budget (default: the cheapest\n"
           "whose one-sided 95% bound on the accuracy drop is under 1%).\n"
-          "  --holdout FILE          held-out set (default: a seeded stratified half of --data)\n"
-          "  --holdout-fraction F    share of --data held out when no --holdout (default 0.5)\n"
+          "  --holdout FILE          held-out set (default: a seeded stratified 70% of --data)\n"
+          "  --holdout-fraction F    share of --data held out when no --holdout (default 0.7)\n"
           "  --generations N, --children N   search effort (default at most 16 x 16)\n"
           "  --latency-examples N    examples timed per frontier schedule to check the latency\n"
           "                          model (default 300; 0 skips)\n"
@@ -273,19 +264,19 @@ static int measure(const en_model *m, const en_dataset *d, int count, const sc_f
     double *err = malloc((size_t)(f->count + 1) * sizeof *err);
     en_dataset *view = NULL;
     int rc = -1;
-    if (!idx || !len || !err)
-        goto done;
+    if (!idx || !len || !err) goto done;
     for (int i = 0; i < n; i++) {
         // Spread over the file, not its first lines.
         idx[i] = (int)((long)i * d->count / n);
         len[i] = d->ex[idx[i]].n;
     }
-    if (en_dataset_view(d, idx, n, &view) != 0)
-        goto done;
+    if (en_dataset_view(d, idx, n, &view) != 0) goto done;
     for (int i = 0; i < f->count; i++) {
         cli_progress("timing", i, f->count, NULL);
         en_eval_opts eo = {.metric = f->rec[i].schedule.metric,
-                           .ratios = f->rec[i].schedule.ratios, .threads = 1, .blas_threads = 1};
+                           .ratios = f->rec[i].schedule.ratios,
+                           .threads = 1,
+                           .blas_threads = 1};
         en_eval_result res = {0};
         en_diag diag = {{0}};
         if (en_eval(m, view, &eo, &res, &diag) != 0) {
@@ -298,8 +289,8 @@ static int measure(const en_model *m, const en_dataset *d, int count, const sc_f
     }
     cli_progress_end();
     qsort(err, (size_t)f->count, sizeof *err, cmp_double);
-    *median_err = f->count % 2 ? err[f->count / 2]
-                               : 0.5 * (err[f->count / 2 - 1] + err[f->count / 2]);
+    *median_err =
+        f->count % 2 ? err[f->count / 2] : 0.5 * (err[f->count / 2 - 1] + err[f->count / 2]);
     rc = 0;
 done:
     en_dataset_free_view(view);
@@ -321,8 +312,7 @@ static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_
            st->holdout_examples, (unsigned long long)a->seed);
     printf("search     %.1f s, %d candidates (%d dropped after the first subset), "
            "%ld layer-evaluations run, %ld saved (%.0f%%)\n\n",
-           st->seconds, st->candidates, st->dropped_early, st->layer_evals,
-           st->layer_evals_saved,
+           st->seconds, st->candidates, st->dropped_early, st->layer_evals, st->layer_evals_saved,
            100.0 * st->layer_evals_saved / (double)(st->layer_evals + st->layer_evals_saved + 1));
     printf("frontier (held-out figures; ms: predicted for the held-out part, then predicted and\n"
            "measured on the timed examples, 1 worker, 1 thread; vs_fam: accuracy points over the\n"
@@ -334,16 +324,15 @@ static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_
         sc_schedule_format(&r->schedule, text, sizeof text);
         double fb = best_family(fam, r->flops_ratio);
         char vs[16] = "-";
-        if (fb >= 0)
-            snprintf(vs, sizeof vs, "%+.2f", 100 * (r->accuracy - fb));
+        if (fb >= 0) snprintf(vs, sizeof vs, "%+.2f", 100 * (r->accuracy - fb));
         char meas[16] = "-", pred[16] = "-";
         if (measured[i] > 0) {
             snprintf(meas, sizeof meas, "%.3f", measured[i]);
             snprintf(pred, sizeof pred, "%.3f", predicted[i]);
         }
-        printf("%s %-36s %6.3f %7.3f %7s %7s %8.4f %5.2f%% %5.2f%% %6s\n",
-               r == chosen ? "*" : " ", text, r->flops_ratio, r->latency_ms, pred, meas,
-               r->accuracy, 100 * r->drop, 100 * r->drop_upper, vs);
+        printf("%s %-36s %6.3f %7.3f %7s %7s %8.4f %5.2f%% %5.2f%% %6s\n", r == chosen ? "*" : " ",
+               text, r->flops_ratio, r->latency_ms, pred, meas, r->accuracy, 100 * r->drop,
+               100 * r->drop_upper, vs);
     }
     if (median_err >= 0)
         printf("\nlatency model: median error %.1f%% over the frontier (prediction for the timed "
@@ -357,8 +346,7 @@ static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_
     }
     printf("gain over the best family at equal FLOPs: %+.2f points (mean over the frontier)\n",
            100 * st->gain_over_families);
-    if (!chosen)
-        return;
+    if (!chosen) return;
     sc_schedule_format(&chosen->schedule, text, sizeof text);
     printf("\nchosen     %s\n", text);
     printf("           flops %.3f of unpruned, latency %.3f ms predicted, held-out accuracy "
@@ -393,10 +381,9 @@ static json_t *record_json(const sc_record *r, double predicted, double measured
         json_array_append_new(ratios, json_real(r->schedule.ratios[l]));
     json_t *o = json_pack("{s:s, s:s, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "schedule", text,
                           "metric", en_metric_name(r->schedule.metric), "ratios", ratios,
-                          "flops_ratio", r->flops_ratio, "latency_ms", r->latency_ms,
-                          "accuracy", r->accuracy, "baseline_accuracy", r->baseline_accuracy,
-                          "drop", r->drop, "drop_upper", r->drop_upper, "search_accuracy",
-                          r->search_accuracy);
+                          "flops_ratio", r->flops_ratio, "latency_ms", r->latency_ms, "accuracy",
+                          r->accuracy, "baseline_accuracy", r->baseline_accuracy, "drop", r->drop,
+                          "drop_upper", r->drop_upper, "search_accuracy", r->search_accuracy);
     if (measured > 0) { // on the timed examples, next to the prediction for those
         json_object_set_new(o, "timed_predicted_ms", json_real(predicted));
         json_object_set_new(o, "timed_measured_ms", json_real(measured));

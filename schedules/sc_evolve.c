@@ -28,12 +28,9 @@ void sc__levels(const sc_schedule *s, int *lv) {
 void sc__from_levels(int *lv, int layers, en_metric metric, sc_schedule *out) {
     sc_schedule_full(out, metric, layers);
     for (int l = 0; l < layers; l++) {
-        if (lv[l] > SC_GRID)
-            lv[l] = SC_GRID;
-        if (lv[l] < 1)
-            lv[l] = 1;
-        if (l > 0 && lv[l] > lv[l - 1])
-            lv[l] = lv[l - 1];
+        if (lv[l] > SC_GRID) lv[l] = SC_GRID;
+        if (lv[l] < 1) lv[l] = 1;
+        if (l > 0 && lv[l] > lv[l - 1]) lv[l] = lv[l - 1];
         out->ratios[l] = (double)lv[l] / SC_GRID;
     }
 }
@@ -68,29 +65,24 @@ void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, sc_sched
         int times = 1 + (op < 15);
         for (int t = 0; t < times; t++, l = sc__rand_below(r, L)) {
             lv[l] -= 1 + sc__rand_below(r, 2);
-            if (lv[l] < 1)
-                lv[l] = 1;
+            if (lv[l] < 1) lv[l] = 1;
             for (int j = l + 1; j < L; j++)
-                if (lv[j] > lv[l])
-                    lv[j] = lv[l];
+                if (lv[j] > lv[l]) lv[j] = lv[l];
         }
     } else if (op < 60) { // raise one layer; earlier layers follow
         lv[l] += 1 + sc__rand_below(r, 2);
-        if (lv[l] > SC_GRID)
-            lv[l] = SC_GRID;
+        if (lv[l] > SC_GRID) lv[l] = SC_GRID;
         for (int j = 0; j < l; j++)
-            if (lv[j] < lv[l])
-                lv[j] = lv[l];
+            if (lv[j] < lv[l]) lv[j] = lv[l];
     } else if (op < 75 && L > 1) { // one-point crossover: p's first layers, q's last ones
         sc__levels(q, lq);
         int cut = 1 + sc__rand_below(r, L - 1);
         for (int j = cut; j < L; j++)
             lv[j] = lq[j];
-        if (sc__rand_below(r, 2))
-            metric = q->metric;
+        if (sc__rand_below(r, 2)) metric = q->metric;
     } else if (op < 85) { // another metric
-        metric = (en_metric)((metric + 1 + sc__rand_below(r, EN_METRIC_COUNT - 1)) %
-                             EN_METRIC_COUNT);
+        metric =
+            (en_metric)((metric + 1 + sc__rand_below(r, EN_METRIC_COUNT - 1)) % EN_METRIC_COUNT);
     } else if (op < 95) { // the tail to the floor: the last layer only feeds [CLS] on
         int from = L - 1 - sc__rand_below(r, L > 2 ? 2 : 1);
         for (int j = from; j < L; j++)

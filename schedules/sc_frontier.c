@@ -13,8 +13,7 @@ static int dominates(const sc_record *a, const sc_record *b);
 static int by_flops(const void *a, const void *b);
 
 void sc_frontier_free(sc_frontier *f) {
-    if (!f)
-        return;
+    if (!f) return;
     free(f->rec);
     memset(f, 0, sizeof *f);
 }
@@ -22,8 +21,7 @@ void sc_frontier_free(sc_frontier *f) {
 int sc_frontier_pick(const sc_frontier *f, const sc_query *q, const sc_record **best,
                      const sc_record **closest, en_diag *diag) {
     *best = NULL;
-    if (closest)
-        *closest = NULL;
+    if (closest) *closest = NULL;
     int kind = query_kind(q);
     if (kind < 0)
         return en_fail(diag, SC_EBUDGET,
@@ -36,22 +34,17 @@ int sc_frontier_pick(const sc_frontier *f, const sc_query *q, const sc_record **
         const sc_record *r = &f->rec[i];
         switch (kind) {
         case 0: // the cheapest within the drop bound; nearest: the smallest bound
-            if (r->drop_upper < q->max_drop && (!pick || cheaper(r, pick, q->minimize)))
-                pick = r;
-            if (!near || r->drop_upper < near->drop_upper)
-                near = r;
+            if (r->drop_upper < q->max_drop && (!pick || cheaper(r, pick, q->minimize))) pick = r;
+            if (!near || r->drop_upper < near->drop_upper) near = r;
             break;
         case 1: // the most accurate within the FLOPs budget; nearest: the cheapest
-            if (r->flops_ratio <= q->max_flops && (!pick || better_within(r, pick, 0)))
-                pick = r;
-            if (!near || r->flops_ratio < near->flops_ratio)
-                near = r;
+            if (r->flops_ratio <= q->max_flops && (!pick || better_within(r, pick, 0))) pick = r;
+            if (!near || r->flops_ratio < near->flops_ratio) near = r;
             break;
         default:
             if (r->latency_ms <= q->max_latency_ms && (!pick || better_within(r, pick, 1)))
                 pick = r;
-            if (!near || r->latency_ms < near->latency_ms)
-                near = r;
+            if (!near || r->latency_ms < near->latency_ms) near = r;
             break;
         }
     }
@@ -59,11 +52,9 @@ int sc_frontier_pick(const sc_frontier *f, const sc_query *q, const sc_record **
         *best = pick;
         return 0;
     }
-    if (closest)
-        *closest = near;
+    if (closest) *closest = near;
     char text[16 + 8 * EN_MAX_LAYERS];
-    if (sc_schedule_format(&near->schedule, text, sizeof text) < 0)
-        text[0] = '\0';
+    if (sc_schedule_format(&near->schedule, text, sizeof text) < 0) text[0] = '\0';
     if (kind == 0)
         return en_fail(diag, SC_ENOMATCH,
                        "no schedule has drop_upper < %.2f%%; closest: %s with drop_upper "
@@ -81,12 +72,10 @@ int sc_frontier_pick(const sc_frontier *f, const sc_query *q, const sc_record **
 }
 
 void sc_frontier_normalize(sc_frontier *f) {
-    if (!f || f->count == 0)
-        return;
+    if (!f || f->count == 0) return;
     qsort(f->rec, (size_t)f->count, sizeof *f->rec, by_flops);
     unsigned char *drop = calloc((size_t)f->count, 1);
-    if (!drop)
-        return; // leaves a valid (sorted) frontier
+    if (!drop) return; // leaves a valid (sorted) frontier
     for (int i = 0; i < f->count; i++) {
         for (int j = 0; j < f->count && !drop[i]; j++)
             drop[i] = j != i && dominates(&f->rec[j], &f->rec[i]);
@@ -97,8 +86,7 @@ void sc_frontier_normalize(sc_frontier *f) {
     }
     int kept = 0;
     for (int i = 0; i < f->count; i++)
-        if (!drop[i])
-            f->rec[kept++] = f->rec[i];
+        if (!drop[i]) f->rec[kept++] = f->rec[i];
     f->count = kept;
     free(drop);
 }
@@ -106,8 +94,7 @@ void sc_frontier_normalize(sc_frontier *f) {
 /* 0 max_drop, 1 max_flops, 2 max_latency_ms, -1 not exactly one. */
 static int query_kind(const sc_query *q) {
     int set = (q->max_drop >= 0) + (q->max_flops >= 0) + (q->max_latency_ms >= 0);
-    if (set != 1)
-        return -1;
+    if (set != 1) return -1;
     return q->max_drop >= 0 ? 0 : q->max_flops >= 0 ? 1 : 2;
 }
 
@@ -117,21 +104,17 @@ static double cost_of(const sc_record *r, sc_minimize m) {
 
 /* Cheaper by the chosen cost; ties (e.g. no latency model) by FLOPs, then accuracy. */
 static int cheaper(const sc_record *a, const sc_record *b, sc_minimize m) {
-    if (cost_of(a, m) != cost_of(b, m))
-        return cost_of(a, m) < cost_of(b, m);
-    if (a->flops_ratio != b->flops_ratio)
-        return a->flops_ratio < b->flops_ratio;
+    if (cost_of(a, m) != cost_of(b, m)) return cost_of(a, m) < cost_of(b, m);
+    if (a->flops_ratio != b->flops_ratio) return a->flops_ratio < b->flops_ratio;
     return a->accuracy > b->accuracy;
 }
 
 /* More accurate; ties go to the cheaper, then the safer (lower bound). */
 static int better_within(const sc_record *a, const sc_record *b, int by_latency) {
-    if (a->accuracy != b->accuracy)
-        return a->accuracy > b->accuracy;
+    if (a->accuracy != b->accuracy) return a->accuracy > b->accuracy;
     double ca = by_latency ? a->latency_ms : a->flops_ratio;
     double cb = by_latency ? b->latency_ms : b->flops_ratio;
-    if (ca != cb)
-        return ca < cb;
+    if (ca != cb) return ca < cb;
     return a->drop_upper < b->drop_upper;
 }
 
@@ -147,9 +130,7 @@ static int dominates(const sc_record *a, const sc_record *b) {
 
 static int by_flops(const void *a, const void *b) {
     const sc_record *x = a, *y = b;
-    if (x->flops_ratio != y->flops_ratio)
-        return x->flops_ratio < y->flops_ratio ? -1 : 1;
-    if (x->accuracy != y->accuracy)
-        return x->accuracy > y->accuracy ? -1 : 1;
+    if (x->flops_ratio != y->flops_ratio) return x->flops_ratio < y->flops_ratio ? -1 : 1;
+    if (x->accuracy != y->accuracy) return x->accuracy > y->accuracy ? -1 : 1;
     return 0;
 }

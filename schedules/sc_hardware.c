@@ -28,8 +28,8 @@ void sc_hw_detect(int threads, sc_hw *out) {
 }
 
 int sc_hw_equal(const sc_hw *a, const sc_hw *b) {
-    return strcmp(a->cpu, b->cpu) == 0 && strcmp(a->simd, b->simd) == 0 &&
-           a->cores == b->cores && a->threads == b->threads && strcmp(a->blas, b->blas) == 0;
+    return strcmp(a->cpu, b->cpu) == 0 && strcmp(a->simd, b->simd) == 0 && a->cores == b->cores &&
+           a->threads == b->threads && strcmp(a->blas, b->blas) == 0;
 }
 
 void sc_hw_format(const sc_hw *hw, char *buf, size_t len) {
@@ -41,15 +41,12 @@ void sc_hw_format(const sc_hw *hw, char *buf, size_t len) {
 static void cpu_model(char *buf, size_t len) {
     snprintf(buf, len, "unknown CPU");
     FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
+    if (!f) return;
     char line[512];
     while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) != 0)
-            continue;
+        if (strncmp(line, "model name", 10) != 0) continue;
         const char *v = strchr(line, ':');
-        if (!v)
-            continue;
+        if (!v) continue;
         v++;
         while (*v == ' ' || *v == '\t')
             v++;
@@ -65,16 +62,13 @@ static void simd_list(char *buf, size_t len) {
     buf[0] = '\0';
     __builtin_cpu_init();
 #ifdef __AVX512F__
-    if (__builtin_cpu_supports("avx512f"))
-        append(buf, len, "avx512f");
+    if (__builtin_cpu_supports("avx512f")) append(buf, len, "avx512f");
 #endif
 #ifdef __AVX2__
-    if (__builtin_cpu_supports("avx2"))
-        append(buf, len, "avx2");
+    if (__builtin_cpu_supports("avx2")) append(buf, len, "avx2");
 #endif
 #ifdef __FMA__
-    if (__builtin_cpu_supports("fma"))
-        append(buf, len, "fma");
+    if (__builtin_cpu_supports("fma")) append(buf, len, "fma");
 #endif
 #ifdef __F16C__
     append(buf, len, "f16c");

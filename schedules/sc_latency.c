@@ -77,8 +77,7 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
                 n_in = k;
             }
             double b = now_ms();
-            if (rc == 0)
-                rc = en_ctx_finish(ctx, logits);
+            if (rc == 0) rc = en_ctx_finish(ctx, logits);
             t_fixed[(size_t)passes * seqs + q] = fixed + now_ms() - b;
         }
         if (rc != 0) {
@@ -88,12 +87,10 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
         passes++;
         double elapsed = (now_ms() - t_start) / 1000.0;
         // At least 3 passes to average, unless one pass alone outlasts the whole budget.
-        if (elapsed >= seconds && (passes >= 3 || elapsed >= 2 * seconds))
-            break;
+        if (elapsed >= seconds && (passes >= 3 || elapsed >= 2 * seconds)) break;
     }
     en_set_blas_threads(1);
-    if (rc != 0)
-        goto done;
+    if (rc != 0) goto done;
     out->calib_seconds = (now_ms() - t_start) / 1000.0;
 
     double *x = malloc((size_t)points * SC_LAT_TERMS * sizeof *x);
@@ -143,8 +140,7 @@ double sc_latency_layer(const sc_latency_model *lm, int n, int k) {
 
 double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, const sc_schedule *s,
                           const int *lengths, int count) {
-    if (count <= 0)
-        return 0;
+    if (count <= 0) return 0;
     double total = 0;
     for (int i = 0; i < count; i++) {
         int n0 = lengths[i], n_in = n0;
@@ -181,8 +177,7 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Median of v (reordered in place). */
 static double median(double *v, int n) {
-    if (n <= 0)
-        return 0;
+    if (n <= 0) return 0;
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
@@ -195,14 +190,11 @@ static int fit(const double *x, const double *y, int rows, double *coef) {
     memset(a, 0, sizeof a);
     for (int p = 0; p < rows; p++)
         for (int i = 0; i < T; i++)
-            if (fabs(x[p * T + i]) > scale[i])
-                scale[i] = fabs(x[p * T + i]);
+            if (fabs(x[p * T + i]) > scale[i]) scale[i] = fabs(x[p * T + i]);
     for (int i = 0; i < T; i++)
-        if (scale[i] == 0)
-            scale[i] = 1;
+        if (scale[i] == 0) scale[i] = 1;
     for (int p = 0; p < rows; p++) {
-        if (!(y[p] > 0))
-            continue;
+        if (!(y[p] > 0)) continue;
         double r[T];
         for (int i = 0; i < T; i++)
             r[i] = x[p * T + i] / scale[i] / y[p];
@@ -217,18 +209,15 @@ static int fit(const double *x, const double *y, int rows, double *coef) {
     for (int c = 0; c < T; c++) {
         int piv = c;
         for (int r = c + 1; r < T; r++)
-            if (fabs(a[r][c]) > fabs(a[piv][c]))
-                piv = r;
-        if (fabs(a[piv][c]) < 1e-300)
-            return EN_ERANGE;
+            if (fabs(a[r][c]) > fabs(a[piv][c])) piv = r;
+        if (fabs(a[piv][c]) < 1e-300) return EN_ERANGE;
         for (int j = 0; j <= T; j++) {
             double t = a[c][j];
             a[c][j] = a[piv][j];
             a[piv][j] = t;
         }
         for (int r = 0; r < T; r++) {
-            if (r == c)
-                continue;
+            if (r == c) continue;
             double f = a[r][c] / a[c][c];
             for (int j = c; j <= T; j++)
                 a[r][j] -= f * a[c][j];
@@ -242,16 +231,14 @@ static int fit(const double *x, const double *y, int rows, double *coef) {
 /* A random non-increasing schedule on the 0.05 grid (all ones when `full`). */
 static void random_schedule(uint64_t *rng, int layers, int full, sc_schedule *s) {
     sc_schedule_full(s, EN_METRIC_ATTN, layers);
-    if (full)
-        return;
+    if (full) return;
     *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
     s->metric = (en_metric)(*rng % EN_METRIC_COUNT);
     int step = 20; // ratio = step / 20
     for (int l = 0; l < layers; l++) {
         *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
         step -= (int)(*rng % 7);
-        if (step < 1)
-            step = 1;
+        if (step < 1) step = 1;
         s->ratios[l] = step / 20.0;
     }
 }

@@ -8,10 +8,10 @@
 /* Shared between the workers of one call. */
 typedef struct shared {
     const sc_prefix_job *job;
-    int n;                 // examples to run
-    atomic_int next;       // next example to take
-    atomic_int failed;     // first error code, 0 while none
-    pthread_mutex_t lock;  // guards diag and the counters below
+    int n;                // examples to run
+    atomic_int next;      // next example to take
+    atomic_int failed;    // first error code, 0 while none
+    pthread_mutex_t lock; // guards diag and the counters below
     en_diag diag;
     long evals, saved;
 } shared;
@@ -20,13 +20,13 @@ typedef struct shared {
 typedef struct worker {
     shared *sh;
     en_ctx *ctx;
-    int *key;        // [count * L]: per-layer path key of each schedule on this example
-    int *order;      // [count]: schedules sorted by key
-    int *lcp;        // [count + 1]: common prefix of order[i-1] and order[i]; 0 at the ends
-    float *state;    // [(L + 1) * max_n * H]: saved hidden state after each depth
-    int32_t *pos;    // [(L + 1) * max_n]
-    int *rows;       // [L + 1]
-    float *logit;    // [num_labels]
+    int *key;     // [count * L]: per-layer path key of each schedule on this example
+    int *order;   // [count]: schedules sorted by key
+    int *lcp;     // [count + 1]: common prefix of order[i-1] and order[i]; 0 at the ends
+    float *state; // [(L + 1) * max_n * H]: saved hidden state after each depth
+    int32_t *pos; // [(L + 1) * max_n]
+    int *rows;    // [L + 1]
+    float *logit; // [num_labels]
     long evals, saved;
 } worker;
 
@@ -52,26 +52,22 @@ int sc_prefix_eval(const sc_prefix_job *job, sc_prefix_stats *st, en_diag *diag)
         return 0;
     }
     int threads = job->threads > 0 ? job->threads : 1;
-    if (threads > sh.n)
-        threads = sh.n;
+    if (threads > sh.n) threads = sh.n;
     worker *w = calloc((size_t)threads, sizeof *w);
     pthread_t *tid = calloc((size_t)threads, sizeof *tid);
     int started = 0, rc = 0;
-    if (!w || !tid)
-        rc = EN_ENOMEM;
+    if (!w || !tid) rc = EN_ENOMEM;
     for (int t = 0; t < threads && rc == 0; t++)
         rc = worker_init(&w[t], &sh);
     if (rc == 0) {
         // Worker 0 runs on the calling thread; the others on their own.
         for (int t = 1; t < threads; t++, started++)
-            if (pthread_create(&tid[t], NULL, worker_main, &w[t]) != 0)
-                break;
+            if (pthread_create(&tid[t], NULL, worker_main, &w[t]) != 0) break;
         worker_main(&w[0]);
         for (int t = 1; t <= started; t++)
             pthread_join(tid[t], NULL);
         rc = atomic_load(&sh.failed);
-        if (rc != 0 && diag)
-            *diag = sh.diag;
+        if (rc != 0 && diag) *diag = sh.diag;
     } else {
         rc = en_fail(diag, rc, "cannot allocate the evaluation buffers");
     }
@@ -92,15 +88,13 @@ static void *worker_main(void *arg) {
     shared *sh = w->sh;
     const sc_prefix_job *job = sh->job;
     for (;;) {
-        if (atomic_load(&sh->failed))
-            break;
+        if (atomic_load(&sh->failed)) break;
         if (job->cancel && atomic_load(job->cancel)) {
             fail(sh, EN_ECANCELED, "canceled");
             break;
         }
         int slot = atomic_fetch_add(&sh->next, 1);
-        if (slot >= sh->n)
-            break;
+        if (slot >= sh->n) break;
         int e = job->index ? job->index[slot] : slot;
         int rc = run_example(w, e, slot);
         if (rc != 0) {
@@ -121,8 +115,7 @@ static void *worker_main(void *arg) {
 /* Compares two schedules' paths on the current example, layer by layer. */
 static int key_cmp(const int *a, const int *b, int layers) {
     for (int l = 0; l < layers; l++)
-        if (a[l] != b[l])
-            return a[l] < b[l] ? -1 : 1;
+        if (a[l] != b[l]) return a[l] < b[l] ? -1 : 1;
     return 0;
 }
 
@@ -166,8 +159,7 @@ static int run_example(worker *w, int e, int slot) {
         if (i > 0 && from == L) {
             // Same path on every layer: the same computation, so the same result.
             *out_pred = prev_pred;
-            if (out_logits)
-                memcpy(out_logits, w->logit, (size_t)C * sizeof *out_logits);
+            if (out_logits) memcpy(out_logits, w->logit, (size_t)C * sizeof *out_logits);
             w->saved += L;
             continue;
         }
@@ -178,8 +170,7 @@ static int run_example(worker *w, int e, int slot) {
             rc = en_ctx_set_state(w->ctx, ex->n, w->rows[from], &w->state[(size_t)from * max_n * H],
                                   &w->pos[(size_t)from * max_n]);
         }
-        if (rc != 0)
-            return rc;
+        if (rc != 0) return rc;
         w->saved += from;
         for (int l = from; l <= L; l++) {
             // Save the state at depth l only when the next schedule in order resumes from it
@@ -193,24 +184,19 @@ static int run_example(worker *w, int e, int slot) {
                 memcpy(&w->pos[(size_t)l * max_n], pos, (size_t)rows * sizeof *pos);
                 w->rows[l] = rows;
             }
-            if (l == L)
-                break;
+            if (l == L) break;
             int keep = w->key[s * L + l] >> 3;
             rc = en_ctx_layer(w->ctx, l, keep, sc->metric);
-            if (rc != 0)
-                return rc;
+            if (rc != 0) return rc;
             w->evals++;
         }
         rc = en_ctx_finish(w->ctx, w->logit);
-        if (rc != 0)
-            return rc;
+        if (rc != 0) return rc;
         int best = 0;
         for (int c = 1; c < C; c++)
-            if (w->logit[c] > w->logit[best])
-                best = c;
+            if (w->logit[c] > w->logit[best]) best = c;
         *out_pred = prev_pred = best;
-        if (out_logits)
-            memcpy(out_logits, w->logit, (size_t)C * sizeof *out_logits);
+        if (out_logits) memcpy(out_logits, w->logit, (size_t)C * sizeof *out_logits);
     }
     return 0;
 }
@@ -232,8 +218,7 @@ static int worker_init(worker *w, shared *sh) {
     int L = cfg->layers, count = job->count, max_n = job->d->max_n;
     w->sh = sh;
     int rc = en_ctx_new(job->m, max_n, &w->ctx);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     w->key = malloc((size_t)count * L * sizeof *w->key);
     w->order = malloc((size_t)count * sizeof *w->order);
     w->lcp = malloc((size_t)(count + 1) * sizeof *w->lcp);

@@ -18,16 +18,16 @@ typedef struct sc_prefix_stats {
 } sc_prefix_stats;
 
 typedef struct sc_prefix_job {
-    const en_model *m;         // borrowed
-    const en_dataset *d;       // borrowed
-    const int *index;          // borrowed: the examples of d to run, or NULL for all
-    int n_index;               // entries of index (ignored when index is NULL)
-    const sc_schedule *sched;  // borrowed: [count] schedules for m's layer count
+    const en_model *m;        // borrowed
+    const en_dataset *d;      // borrowed
+    const int *index;         // borrowed: the examples of d to run, or NULL for all
+    int n_index;              // entries of index (ignored when index is NULL)
+    const sc_schedule *sched; // borrowed: [count] schedules for m's layer count
     int count;
-    int threads;               // worker threads, each with its own en_ctx (<= 0: 1)
-    atomic_int *cancel;        // borrowed, may be NULL: non-zero stops with EN_ECANCELED
-    int *pred;                 // caller-owned [count * n]: pred[s * n + i], n examples run
-    float *logits;             // NULL, or caller-owned [count * n * num_labels]
+    int threads;        // worker threads, each with its own en_ctx (<= 0: 1)
+    atomic_int *cancel; // borrowed, may be NULL: non-zero stops with EN_ECANCELED
+    int *pred;          // caller-owned [count * n]: pred[s * n + i], n examples run
+    float *logits;      // NULL, or caller-owned [count * n * num_labels]
 } sc_prefix_job;
 
 /// Runs `job`; on success fills job->pred (and job->logits) and adds to `*st` (may be NULL).

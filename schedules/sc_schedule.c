@@ -13,8 +13,7 @@ static int parse_ratios(const char *text, const char *p, int layers, sc_schedule
                         en_diag *diag);
 
 int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *diag) {
-    if (!text)
-        return en_fail(diag, EN_ESCHEDULE, "no schedule given");
+    if (!text) return en_fail(diag, EN_ESCHEDULE, "no schedule given");
     const char *p = skip_space(text);
     const char *colon = strchr(p, ':');
     en_metric metric = EN_METRIC_ATTN;
@@ -45,8 +44,7 @@ int sc_schedule_format(const sc_schedule *s, char *buf, size_t len) {
     const char *name = en_metric_name(s->metric);
     size_t used = 0;
     int w = snprintf(buf, len, "%s:", name ? name : "?");
-    if (w < 0 || (size_t)w >= len)
-        return -ENOSPC;
+    if (w < 0 || (size_t)w >= len) return -ENOSPC;
     used = (size_t)w;
     for (int l = 0; l < s->layers; l++) {
         char num[32];
@@ -55,11 +53,9 @@ int sc_schedule_format(const sc_schedule *s, char *buf, size_t len) {
         char *end = num + strlen(num);
         while (end > num && end[-1] == '0')
             *--end = '\0';
-        if (end > num && end[-1] == '.')
-            *--end = '\0';
+        if (end > num && end[-1] == '.') *--end = '\0';
         w = snprintf(buf + used, len - used, "%s%s", l ? "," : "", num);
-        if (w < 0 || (size_t)w >= len - used)
-            return -ENOSPC;
+        if (w < 0 || (size_t)w >= len - used) return -ENOSPC;
         used += (size_t)w;
     }
     return (int)used;
@@ -96,8 +92,7 @@ static int parse_ratios(const char *text, const char *p, int layers, sc_schedule
     for (;;) {
         p = skip_space(p);
         if (*p == '\0' || *p == ',')
-            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': ratio %d is missing", text,
-                           count);
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': ratio %d is missing", text, count);
         if (count == EN_MAX_LAYERS)
             return en_fail(diag, EN_ESCHEDULE, "schedule '%s': more than %d ratios", text,
                            EN_MAX_LAYERS);
@@ -110,8 +105,8 @@ static int parse_ratios(const char *text, const char *p, int layers, sc_schedule
         // Rounded to the canonical form's 4 decimals so parse(format(s)) == s.
         r = round(r * 10000.0) / 10000.0;
         if (!(r > 0.0 && r <= 1.0))
-            return en_fail(diag, EN_ESCHEDULE,
-                           "schedule '%s': ratio %d (%g) is outside (0, 1]", text, count, r);
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': ratio %d (%g) is outside (0, 1]",
+                           text, count, r);
         if (count > 0 && r > out->ratios[count - 1])
             return en_fail(diag, EN_ESCHEDULE,
                            "schedule '%s': ratio %d (%g) is above ratio %d (%g); ratios must "
@@ -123,14 +118,13 @@ static int parse_ratios(const char *text, const char *p, int layers, sc_schedule
             p++;
             continue;
         }
-        if (*p == '\0')
-            break;
+        if (*p == '\0') break;
         return en_fail(diag, EN_ESCHEDULE, "schedule '%s': unexpected '%c' after ratio %d", text,
                        *p, count - 1);
     }
     if (layers > 0 && count != layers)
-        return en_fail(diag, EN_ESCHEDULE, "schedule has %d ratios, the model has %d layers",
-                       count, layers);
+        return en_fail(diag, EN_ESCHEDULE, "schedule has %d ratios, the model has %d layers", count,
+                       layers);
     out->layers = count;
     return 0;
 }

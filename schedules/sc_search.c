@@ -20,7 +20,7 @@ typedef struct cand {
     int family;        // a simple-family seed
     int full;          // evaluated on the whole search part
     uint8_t *ok;       // [ns]: right or wrong, in search-part order
-    double acc, drop_upper, score;
+    double acc, drop, drop_upper, score;
 } cand;
 
 typedef struct search {
@@ -30,9 +30,9 @@ typedef struct search {
     const en_dataset *sd, *hd; // where the search and held-out examples live
     int *si, ns, *hi, nh;      // their indices; the search part in a seeded random order
     int *slen, *hlen;
-    double sbase, hbase;       // unpruned mean FLOPs on each part
-    uint8_t *s_ok, *h_ok;      // unpruned outcomes
-    int n1;                    // the first subset: candidates losing clearly on it stop there
+    double sbase, hbase;  // unpruned mean FLOPs on each part
+    uint8_t *s_ok, *h_ok; // unpruned outcomes
+    int n1;               // the first subset: candidates losing clearly on it stop there
     cand *c;
     int nc, cap;
     sc__rng rng;
@@ -45,13 +45,20 @@ typedef struct search {
 
 /* Generations without a cheaper answer before the search stops (deterministic, unlike a
  * time limit). */
-#define SC_SEARCH_PATIENCE 4
+#define SC_SEARCH_PATIENCE 6
+#define SC_ANCHOR_Z 2.5
+/* FLOPs bands: parents are the best candidate of each; with a drop bound, the bands from
+ * SC_WINDOW_BELOW under the answer to SC_WINDOW_ABOVE over it. */
+#define SC_BAND 0.025
+#define SC_WINDOW_BELOW 0.15
+#define SC_WINDOW_ABOVE 0.05
 
 static int validate(const en_model *m, const en_dataset *data, const en_dataset *holdout,
                     const sc_search_opts *o, en_diag *diag);
 static int split(search *S, const en_dataset *data, const en_dataset *holdout);
 static int baseline(search *S);
 static int seed_families(search *S);
+static int nothing_fits(search *S);
 static int generation(search *S);
 static int eval_batch(search *S, int first, int count);
 static int finish(search *S, sc_frontier *out);
@@ -61,6 +68,7 @@ static int within_budget(const search *S, const sc_schedule *s);
 static double flops_ratio(const search *S, const sc_schedule *s, const int *len, int n,
                           double base);
 static int pareto(const search *S, int families_only, int *out);
+static int bucket_best(const search *S, int focus_only, int *out);
 static void report(search *S);
 static double now_s(void);
 static void search_free(search *S);
@@ -68,7 +76,7 @@ static void search_free(search *S);
 void sc_search_opts_default(sc_search_opts *o) {
     memset(o, 0, sizeof *o);
     o->seed = 1;
-    o->holdout_fraction = 0.5;
+    o->holdout_fraction = 0.7;
     o->budget.max_drop = o->budget.max_flops = o->budget.max_latency_ms = -1;
     o->budget.minimize = SC_MIN_FLOPS;
 }
@@ -78,14 +86,11 @@ int sc_search_run(const en_model *m, const en_dataset *data, const en_dataset *h
                   en_diag *diag) {
     memset(out, 0, sizeof *out);
     sc_search_stats local;
-    if (!stats)
-        stats = &local;
+    if (!stats) stats = &local;
     memset(stats, 0, sizeof *stats);
-    if (opts->families)
-        memset(opts->families, 0, sizeof *opts->families);
+    if (opts->families) memset(opts->families, 0, sizeof *opts->families);
     int rc = validate(m, data, holdout, opts, diag);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     double t0 = now_s();
     search S = {.m = m, .o = opts, .st = stats, .diag = diag};
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -99,15 +104,13 @@ int sc_search_run(const en_model *m, const en_dataset *data, const en_dataset *h
         rc = seed_families(&S);
         S.total = S.nc + gens * kids;
     }
-    if (rc == 0)
-        rc = eval_batch(&S, 0, S.nc);
+    if (rc == 0 && S.nc == 0) rc = nothing_fits(&S);
+    if (rc == 0) rc = eval_batch(&S, 0, S.nc);
     S.anchor_cost = 2;
     for (int g = 0; g < gens && rc == 0; g++)
         rc = generation(&S);
-    if (rc == 1)
-        rc = 0; // converged early
-    if (rc == 0)
-        rc = finish(&S, out);
+    if (rc == 1) rc = 0; // converged early
+    if (rc == 0) rc = finish(&S, out);
     stats->seconds = now_s() - t0;
     stats->candidates = S.nc;
     stats->search_examples = S.ns;
@@ -124,8 +127,9 @@ static int validate(const en_model *m, const en_dataset *data, const en_dataset 
         return en_fail(diag, SC_EBUDGET,
                        "give at most one of max_drop, max_flops and max_latency_ms");
     if (q->max_flops >= 0 && q->max_flops == 0)
-        return en_fail(diag, SC_EBUDGET, "max_flops must be above 0 (a share of the unpruned "
-                                         "model's FLOPs)");
+        return en_fail(diag, SC_EBUDGET,
+                       "max_flops must be above 0 (a share of the unpruned "
+                       "model's FLOPs)");
     if (q->max_latency_ms >= 0 && !o->lat)
         return en_fail(diag, SC_EBUDGET, "a latency budget needs a latency model");
     if (!holdout && !(o->holdout_fraction > 0 && o->holdout_fraction < 1))
@@ -134,8 +138,7 @@ static int validate(const en_model *m, const en_dataset *data, const en_dataset 
     const en_dataset *sets[2] = {data, holdout};
     for (int k = 0; k < 2; k++) {
         const en_dataset *d = sets[k];
-        if (!d)
-            continue;
+        if (!d) continue;
         if (d->count < (holdout || k ? 1 : 2))
             return en_fail(diag, EN_EDATA, "%s: %s", d->path,
                            d->count ? "too few examples to split" : "no examples");
@@ -149,6 +152,28 @@ static int validate(const en_model *m, const en_dataset *data, const en_dataset 
                            d->path, first, m->cfg.labels[first]);
     }
     return 0;
+}
+
+/* No simple family fits the cost budget: say what the cheapest possible schedule costs. */
+static int nothing_fits(search *S) {
+    sc_schedule floor_s;
+    sc_schedule_full(&floor_s, EN_METRIC_ATTN, S->m->cfg.layers);
+    for (int l = 0; l < floor_s.layers; l++)
+        floor_s.ratios[l] = 1.0 / SC_GRID;
+    if (within_budget(S, &floor_s)) return 0; // the evolution can still get there
+    char text[16 + 8 * EN_MAX_LAYERS];
+    sc_schedule_format(&floor_s, text, sizeof text);
+    const sc_query *q = &S->o->budget;
+    if (q->max_flops >= 0)
+        return en_fail(S->diag, SC_ENOMATCH,
+                       "no schedule uses <= %.3f of the unpruned FLOPs; closest: %s, the cheapest "
+                       "on the grid, with %.3f",
+                       q->max_flops, text, flops_ratio(S, &floor_s, S->slen, S->ns, S->sbase));
+    return en_fail(S->diag, SC_ENOMATCH,
+                   "no schedule runs in <= %.3f ms; closest: %s, the cheapest on the grid, with "
+                   "%.3f ms",
+                   q->max_latency_ms, text,
+                   sc_latency_predict(S->o->lat, &S->m->cfg, &floor_s, S->slen, S->ns));
 }
 
 /* The search part: all of `data` when a holdout set is given, else a seeded split stratified by
@@ -190,21 +215,20 @@ static int split(search *S, const en_dataset *data, const en_dataset *holdout) {
                 count += data->ex[i].label == c;
             int want = (int)lround(S->o->holdout_fraction * count);
             for (int i = 0; i < n && taken < want; i++)
-                if (data->ex[perm[i]].label == c)
-                    held[perm[i]] = 1, taken++;
+                if (data->ex[perm[i]].label == c) held[perm[i]] = 1, taken++;
         }
         for (int i = 0; i < n; i++)
-            if (!held[perm[i]])
-                S->si[S->ns++] = perm[i];
+            if (!held[perm[i]]) S->si[S->ns++] = perm[i];
         for (int i = 0; i < n; i++)
-            if (held[i])
-                S->hi[S->nh++] = i;
+            if (held[i]) S->hi[S->nh++] = i;
         free(held);
     }
     free(perm);
     if (S->ns == 0 || S->nh == 0)
-        return en_fail(S->diag, EN_EDATA, "%s: too few examples to split into search and "
-                                          "held-out parts", data->path);
+        return en_fail(S->diag, EN_EDATA,
+                       "%s: too few examples to split into search and "
+                       "held-out parts",
+                       data->path);
     S->slen = malloc((size_t)S->ns * sizeof *S->slen);
     S->hlen = malloc((size_t)S->nh * sizeof *S->hlen);
     S->s_ok = malloc((size_t)S->ns);
@@ -231,11 +255,16 @@ static int baseline(search *S) {
     sc_schedule_full(&full, EN_METRIC_ATTN, S->m->cfg.layers);
     int n = S->ns > S->nh ? S->ns : S->nh;
     int *pred = malloc((size_t)n * sizeof *pred);
-    if (!pred)
-        return en_fail(S->diag, EN_ENOMEM, "cannot allocate predictions");
-    sc_prefix_job job = {.m = S->m, .d = S->sd, .index = S->si, .n_index = S->ns,
-                         .sched = &full, .count = 1, .threads = S->threads,
-                         .cancel = S->o->cancel, .pred = pred};
+    if (!pred) return en_fail(S->diag, EN_ENOMEM, "cannot allocate predictions");
+    sc_prefix_job job = {.m = S->m,
+                         .d = S->sd,
+                         .index = S->si,
+                         .n_index = S->ns,
+                         .sched = &full,
+                         .count = 1,
+                         .threads = S->threads,
+                         .cancel = S->o->cancel,
+                         .pred = pred};
     sc_prefix_stats ps = {0};
     int rc = sc_prefix_eval(&job, &ps, S->diag);
     for (int i = 0; rc == 0 && i < S->ns; i++)
@@ -248,18 +277,17 @@ static int baseline(search *S) {
         S->h_ok[i] = pred[i] == S->hd->ex[S->hi[i]].label;
     free(pred);
     S->st->layer_evals += ps.layer_evals;
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     // The unpruned schedule is a candidate like any other (when the budget allows it).
     if (within_budget(S, &full)) {
         int k = add_cand(S, &full, 0);
-        if (k < 0)
-            return en_fail(S->diag, EN_ENOMEM, "cannot allocate candidates");
+        if (k < 0) return en_fail(S->diag, EN_ENOMEM, "cannot allocate candidates");
         memcpy(S->c[k].ok, S->s_ok, (size_t)S->ns);
         S->c[k].full = 1;
         sc_paired p;
         sc_paired_compare(S->s_ok, S->c[k].ok, NULL, S->ns, &p);
         S->c[k].acc = (double)p.correct / S->ns;
+        S->c[k].drop = p.drop;
         S->c[k].drop_upper = p.drop_upper;
         S->c[k].score = (double)p.base_correct / S->ns - p.drop_upper;
     }
@@ -277,11 +305,16 @@ static int seed_families(search *S) {
     return 0;
 }
 
-/* The cheapest frontier member within the drop bound on the search part (-1: none). */
+/* The cheapest frontier member within the drop bound on the search part (-1: none), by a
+ * stricter bound than the held-out one (z = SC_ANCHOR_Z): the search part's best candidates
+ * are the luckiest of hundreds, so their figures there are optimistic, and the answer must
+ * still hold on the held-out part. */
 static int drop_anchor(const search *S, const int *front, int nf) {
-    for (int i = 0; i < nf; i++)
-        if (S->c[front[i]].drop_upper < S->o->budget.max_drop)
-            return i;
+    for (int i = 0; i < nf; i++) {
+        const cand *c = &S->c[front[i]];
+        double se = (c->drop_upper - c->drop) / SC_Z95;
+        if (c->drop + SC_ANCHOR_Z * se < S->o->budget.max_drop) return i;
+    }
     return -1;
 }
 
@@ -289,22 +322,26 @@ static int drop_anchor(const search *S, const int *front, int nf) {
  * Returns 1 when the search has converged. */
 static int generation(search *S) {
     int *front = malloc((size_t)S->nc * sizeof *front);
-    if (!front)
-        return en_fail(S->diag, EN_ENOMEM, "cannot allocate the frontier");
-    int nf = pareto(S, 0, front);
+    if (!front) return en_fail(S->diag, EN_ENOMEM, "cannot allocate the frontier");
+    // Parents: the best candidate of each FLOPs band, not only the Pareto set, where a lucky
+    // cheap candidate would hide everything between it and the answer.
+    int nf = bucket_best(S, 1, front);
     if (nf == 0) {
         free(front);
         return 0;
     }
-    // The anchor is the frontier member answering the question so far; parents come mostly
-    // from around it, so the search spends its work where the answer will be.
+    // The anchor is the band answering the question so far; parents come from around it, so
+    // the search spends its work where the answer will be.
     const sc_query *q = &S->o->budget;
     int anchor = -1, lo = 0, hi = nf - 1;
     if (q->max_drop >= 0) {
         anchor = drop_anchor(S, front, nf);
-        if (anchor < 0)
-            anchor = nf - 1;
-        lo = anchor - 3, hi = anchor + 1;
+        if (anchor < 0) anchor = nf - 1;
+        double fa = S->c[front[anchor]].flops;
+        for (lo = anchor; lo > 0 && S->c[front[lo - 1]].flops >= fa - SC_WINDOW_BELOW;)
+            lo--;
+        for (hi = anchor; hi < nf - 1 && S->c[front[hi + 1]].flops <= fa + SC_WINDOW_ABOVE;)
+            hi++;
         // Converged: the answer's cost has not improved for a while.
         double cost = S->c[front[anchor]].flops;
         if (cost < S->anchor_cost - 1e-9) {
@@ -315,13 +352,11 @@ static int generation(search *S) {
             return 1;
         }
     } else if (q->max_flops >= 0 || q->max_latency_ms >= 0) {
-        anchor = nf - 1; // every member is within the budget: the most accurate
-        lo = anchor - 5, hi = anchor;
+        anchor = nf - 1; // every candidate is within the budget: the costliest bands
+        lo = anchor - 4, hi = anchor;
     }
-    if (lo < 0)
-        lo = 0;
-    if (hi > nf - 1)
-        hi = nf - 1;
+    if (lo < 0) lo = 0;
+    if (hi > nf - 1) hi = nf - 1;
     int kids = S->o->children > 0 ? S->o->children : SC_SEARCH_CHILDREN;
     int first = S->nc, made = 0;
     for (int tries = 0; made < kids && tries < kids * 50; tries++) {
@@ -329,14 +364,13 @@ static int generation(search *S) {
         int focus = anchor >= 0;
         int pi = focus ? lo + sc__rand_below(&S->rng, hi - lo + 1) : sc__rand_below(&S->rng, nf);
         int qi = focus && sc__rand_below(&S->rng, 2) ? lo + sc__rand_below(&S->rng, hi - lo + 1)
-                                                      : sc__rand_below(&S->rng, nf);
+                                                     : sc__rand_below(&S->rng, nf);
         sc_schedule child;
         sc__mutate(&S->rng, &S->c[front[pi]].s, &S->c[front[qi]].s, &child);
         int fits = within_budget(S, &child);
         while (!fits && sc__cheapen(&child))
             fits = within_budget(S, &child);
-        if (!fits)
-            continue;
+        if (!fits) continue;
         int k = add_cand(S, &child, 0);
         if (k == -2) {
             free(front);
@@ -351,8 +385,7 @@ static int generation(search *S) {
 /* Evaluates candidates first..first+count-1: all on the first subset, then only those not
  * clearly beaten there (paired, by a no costlier candidate) on the rest of the search part. */
 static int eval_batch(search *S, int first, int count) {
-    if (count == 0)
-        return 0;
+    if (count == 0) return 0;
     int L = S->m->cfg.layers, rc = 0;
     sc_schedule *sched = malloc((size_t)count * sizeof *sched);
     int *pred = malloc((size_t)count * S->ns * sizeof *pred);
@@ -364,11 +397,16 @@ static int eval_batch(search *S, int first, int count) {
     for (int j = 0; j < count; j++)
         sched[j] = S->c[first + j].s;
     sc_prefix_stats ps = {0};
-    sc_prefix_job job = {.m = S->m, .d = S->sd, .index = S->si, .n_index = S->n1,
-                         .sched = sched, .count = count, .threads = S->threads,
-                         .cancel = S->o->cancel, .pred = pred};
-    if ((rc = sc_prefix_eval(&job, &ps, S->diag)) != 0)
-        goto done;
+    sc_prefix_job job = {.m = S->m,
+                         .d = S->sd,
+                         .index = S->si,
+                         .n_index = S->n1,
+                         .sched = sched,
+                         .count = count,
+                         .threads = S->threads,
+                         .cancel = S->o->cancel,
+                         .pred = pred};
+    if ((rc = sc_prefix_eval(&job, &ps, S->diag)) != 0) goto done;
     for (int j = 0; j < count; j++)
         for (int i = 0; i < S->n1; i++)
             S->c[first + j].ok[i] = pred[(size_t)j * S->n1 + i] == S->sd->ex[S->si[i]].label;
@@ -379,8 +417,7 @@ static int eval_batch(search *S, int first, int count) {
         int beaten = 0;
         for (int y = 0; y < S->nc && !beaten && S->n1 < S->ns; y++) {
             const cand *c = &S->c[y];
-            if (y == first + j || c->flops > x->flops || (!c->full && y < first))
-                continue;
+            if (y == first + j || c->flops > x->flops || (!c->full && y < first)) continue;
             int diff = 0, disc = 0;
             for (int i = 0; i < S->n1; i++) {
                 diff += c->ok[i] - x->ok[i];
@@ -409,8 +446,7 @@ static int eval_batch(search *S, int first, int count) {
         int rest = S->ns - S->n1;
         job.index = S->si + S->n1, job.n_index = rest;
         job.count = n_alive;
-        if ((rc = sc_prefix_eval(&job, &ps, S->diag)) != 0)
-            goto done;
+        if ((rc = sc_prefix_eval(&job, &ps, S->diag)) != 0) goto done;
         for (int j = 0; j < n_alive; j++)
             for (int i = 0; i < rest; i++)
                 S->c[alive[j]].ok[S->n1 + i] =
@@ -422,6 +458,7 @@ static int eval_batch(search *S, int first, int count) {
         sc_paired_compare(S->s_ok, x->ok, NULL, S->ns, &p);
         x->full = 1;
         x->acc = (double)p.correct / S->ns;
+        x->drop = p.drop;
         x->drop_upper = p.drop_upper;
         x->score = (double)p.base_correct / S->ns - p.drop_upper;
     }
@@ -439,18 +476,17 @@ done:
 /* The held-out part measures the search part's frontier (and the families' own), and those
  * measurements alone go into the records. */
 static int finish(search *S, sc_frontier *out) {
-    int *pick = malloc((size_t)2 * S->nc * sizeof *pick);
-    if (!pick)
-        return en_fail(S->diag, EN_ENOMEM, "cannot allocate the frontier");
+    int *pick = malloc((size_t)3 * S->nc * sizeof *pick);
+    if (!pick) return en_fail(S->diag, EN_ENOMEM, "cannot allocate the frontier");
     int np = pareto(S, 0, pick);
     np += pareto(S, 1, pick + np);
+    np += bucket_best(S, 1, pick + np);
     int n = 0;
     for (int i = 0; i < np; i++) { // drop repeats (a family can be on both)
         int seen = 0;
         for (int j = 0; j < n && !seen; j++)
             seen = pick[j] == pick[i];
-        if (!seen)
-            pick[n++] = pick[i];
+        if (!seen) pick[n++] = pick[i];
     }
     size_t cap = (size_t)(n ? n : 1);
     sc_schedule *sched = malloc(cap * sizeof *sched);
@@ -466,11 +502,16 @@ static int finish(search *S, sc_frontier *out) {
     for (int i = 0; i < n; i++)
         sched[i] = S->c[pick[i]].s;
     sc_prefix_stats ps = {0};
-    sc_prefix_job job = {.m = S->m, .d = S->hd, .index = S->hi, .n_index = S->nh,
-                         .sched = sched, .count = n, .threads = S->threads,
-                         .cancel = S->o->cancel, .pred = pred};
-    if ((rc = sc_prefix_eval(&job, &ps, S->diag)) != 0)
-        goto done;
+    sc_prefix_job job = {.m = S->m,
+                         .d = S->hd,
+                         .index = S->hi,
+                         .n_index = S->nh,
+                         .sched = sched,
+                         .count = n,
+                         .threads = S->threads,
+                         .cancel = S->o->cancel,
+                         .pred = pred};
+    if ((rc = sc_prefix_eval(&job, &ps, S->diag)) != 0) goto done;
     S->st->layer_evals += ps.layer_evals;
     S->st->layer_evals_saved += ps.layer_evals_saved;
     for (int i = 0; i < n; i++) {
@@ -481,32 +522,30 @@ static int finish(search *S, sc_frontier *out) {
         sc_record *r = &out->rec[out->count++];
         r->schedule = sched[i];
         r->flops_ratio = flops_ratio(S, &sched[i], S->hlen, S->nh, S->hbase);
-        r->latency_ms = S->o->lat ? sc_latency_predict(S->o->lat, &S->m->cfg, &sched[i],
-                                                       S->hlen, S->nh)
-                                  : 0;
+        r->latency_ms =
+            S->o->lat ? sc_latency_predict(S->o->lat, &S->m->cfg, &sched[i], S->hlen, S->nh) : 0;
         r->accuracy = (double)p.correct / S->nh;
         r->baseline_accuracy = (double)p.base_correct / S->nh;
         r->drop = p.drop;
         r->drop_upper = p.drop_upper;
         r->search_accuracy = S->c[pick[i]].acc;
-        if (S->c[pick[i]].family)
-            fam[nfam++] = *r;
+        if (S->c[pick[i]].family) fam[nfam++] = *r;
     }
-    // Gain at equal FLOPs: each record against the best family no costlier than it.
+    // Gain at equal FLOPs: at each record's FLOPs, the most accurate record no costlier
+    // against the most accurate family no costlier (what a FLOPs budget would get).
     int gains = 0;
     for (int i = 0; i < out->count; i++) {
-        double best = best_family(fam, nfam, out->rec[i].flops_ratio);
-        if (best >= 0) {
-            S->st->gain_over_families += out->rec[i].accuracy - best;
+        double fb = best_family(fam, nfam, out->rec[i].flops_ratio);
+        double rb = best_family(out->rec, out->count, out->rec[i].flops_ratio);
+        if (fb >= 0) {
+            S->st->gain_over_families += rb - fb;
             gains++;
         }
     }
-    if (gains)
-        S->st->gain_over_families /= gains;
+    if (gains) S->st->gain_over_families /= gains;
     sc_frontier_normalize(out);
     sc_query q = S->o->budget;
-    if (q.max_drop < 0 && q.max_flops < 0 && q.max_latency_ms < 0)
-        q.max_drop = 0.01;
+    if (q.max_drop < 0 && q.max_flops < 0 && q.max_latency_ms < 0) q.max_drop = 0.01;
     const sc_record *chosen;
     S->st->family_best_accuracy = -1;
     if (sc_frontier_pick(out, &q, &chosen, NULL, NULL) == 0)
@@ -522,17 +561,15 @@ done:
     free(sched);
     free(pred);
     free(ok);
-    if (rc != 0)
-        sc_frontier_free(out);
+    if (rc != 0) sc_frontier_free(out);
     return rc;
 }
 
-/* The best held-out accuracy of a family record costing at most `flops`; -1 when none. */
+/* The best held-out accuracy of a record of `fam` costing at most `flops`; -1 when none. */
 static double best_family(const sc_record *fam, int n, double flops) {
     double best = -1;
     for (int j = 0; j < n; j++)
-        if (fam[j].flops_ratio <= flops && fam[j].accuracy > best)
-            best = fam[j].accuracy;
+        if (fam[j].flops_ratio <= flops && fam[j].accuracy > best) best = fam[j].accuracy;
     return best;
 }
 
@@ -540,21 +577,18 @@ static double best_family(const sc_record *fam, int n, double flops) {
 static int add_cand(search *S, const sc_schedule *s, int family) {
     uint64_t h = sc_schedule_hash(s);
     for (int i = 0; i < S->nc; i++)
-        if (S->c[i].hash == h)
-            return -1;
+        if (S->c[i].hash == h) return -1;
     if (S->nc == S->cap) {
         int cap = S->cap ? 2 * S->cap : 128;
         cand *c = realloc(S->c, (size_t)cap * sizeof *c);
-        if (!c)
-            return -2;
+        if (!c) return -2;
         S->c = c;
         S->cap = cap;
     }
     cand *c = &S->c[S->nc];
     memset(c, 0, sizeof *c);
     c->ok = calloc((size_t)S->ns, 1);
-    if (!c->ok)
-        return -2;
+    if (!c->ok) return -2;
     c->s = *s;
     c->hash = h;
     c->family = family;
@@ -570,8 +604,7 @@ static int within_budget(const search *S, const sc_schedule *s) {
         return flops_ratio(S, s, S->slen, S->ns, S->sbase) <= q->max_flops &&
                flops_ratio(S, s, S->hlen, S->nh, S->hbase) <= q->max_flops;
     if (q->max_latency_ms >= 0)
-        return sc_latency_predict(S->o->lat, &S->m->cfg, s, S->slen, S->ns) <=
-                   q->max_latency_ms &&
+        return sc_latency_predict(S->o->lat, &S->m->cfg, s, S->slen, S->ns) <= q->max_latency_ms &&
                sc_latency_predict(S->o->lat, &S->m->cfg, s, S->hlen, S->nh) <= q->max_latency_ms;
     return 1;
 }
@@ -587,10 +620,8 @@ static double flops_ratio(const search *S, const sc_schedule *s, const int *len,
 /* Cheapest first; equal FLOPs: the better score first; then by identity, for determinism. */
 static int before(const search *S, int a, int b) {
     const cand *x = &S->c[a], *y = &S->c[b];
-    if (x->flops != y->flops)
-        return x->flops < y->flops;
-    if (x->score != y->score)
-        return x->score > y->score;
+    if (x->flops != y->flops) return x->flops < y->flops;
+    if (x->score != y->score) return x->score > y->score;
     return x->hash < y->hash;
 }
 
@@ -599,8 +630,7 @@ static int before(const search *S, int a, int b) {
 static int pareto(const search *S, int families_only, int *out) {
     int n = 0;
     for (int i = 0; i < S->nc; i++)
-        if (S->c[i].full && (!families_only || S->c[i].family))
-            out[n++] = i;
+        if (S->c[i].full && (!families_only || S->c[i].family)) out[n++] = i;
     // Insertion sort: a few hundred candidates, and no global context for qsort (searches
     // may run in parallel threads).
     for (int i = 1; i < n; i++) {
@@ -619,18 +649,45 @@ static int pareto(const search *S, int families_only, int *out) {
     return kept;
 }
 
+/* The best-scoring fully evaluated candidate of each SC_BAND-wide FLOPs band, cheapest band
+ * first. With `focus_only` and a drop bound, bands whose best is clearly over the bound on the
+ * search part are left out (they cannot become the answer). */
+static int bucket_best(const search *S, int focus_only, int *out) {
+    int n = 0;
+    for (int i = 0; i < S->nc; i++) {
+        const cand *c = &S->c[i];
+        if (!c->full) continue;
+        if (focus_only && S->o->budget.max_drop >= 0 &&
+            c->drop - 2 * (c->drop_upper - c->drop) / SC_Z95 > S->o->budget.max_drop)
+            continue;
+        int band = (int)(c->flops / SC_BAND), j = 0;
+        while (j < n && (int)(S->c[out[j]].flops / SC_BAND) != band)
+            j++;
+        if (j == n)
+            out[n++] = i;
+        else if (c->score > S->c[out[j]].score ||
+                 (c->score == S->c[out[j]].score && c->hash < S->c[out[j]].hash))
+            out[j] = i;
+    }
+    for (int i = 1; i < n; i++) {
+        int v = out[i], j = i;
+        for (; j > 0 && before(S, v, out[j - 1]); j--)
+            out[j] = out[j - 1];
+        out[j] = v;
+    }
+    return n;
+}
+
 /* Progress: the best search-part answer to the question so far. */
 static void report(search *S) {
-    if (!S->o->progress)
-        return;
+    if (!S->o->progress) return;
     sc_progress p = {.done = S->done, .total = S->total, .best_accuracy = 0, .best_cost = 0};
     const sc_query *q = &S->o->budget;
     double max_drop = q->max_drop >= 0 ? q->max_drop : 0.01;
     int found = 0;
     for (int i = 0; i < S->nc; i++) {
         const cand *c = &S->c[i];
-        if (!c->full)
-            continue;
+        if (!c->full) continue;
         int better;
         if (q->max_flops >= 0 || q->max_latency_ms >= 0)
             better = !found || c->acc > p.best_accuracy;
@@ -642,8 +699,7 @@ static void report(search *S) {
             found = 1;
         }
     }
-    if (p.done > p.total)
-        p.total = p.done;
+    if (p.done > p.total) p.total = p.done;
     S->o->progress(S->o->progress_ud, &p);
 }
 

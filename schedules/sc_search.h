@@ -22,8 +22,11 @@ typedef struct sc_search_opts {
     uint64_t seed;
     int threads;                 // worker threads (<= 0: all cores)
     double holdout_fraction;     // when no holdout set is given: seeded stratified split
-                                 // (default 0.5: the drop bound needs a large held-out part)
-    sc_query budget;             // what the caller asked for; guides the search (all unset: whole frontier)
+                                 // (default 0.7: the drop bound's width shrinks as 1/sqrt(n),
+                                 // and the search needs fewer examples to rank than the bound
+                                 // needs to certify)
+    sc_query budget;             // what the caller asked for; guides the search (all unset:
+                                 // the whole frontier)
     const sc_latency_model *lat; // borrowed; may be NULL (latency_ms then 0)
     int generations;             // <= 0: default (SC_SEARCH_GENERATIONS)
     int children;                // candidates per generation (<= 0: SC_SEARCH_CHILDREN)
@@ -45,7 +48,9 @@ typedef struct sc_search_stats {
     long layer_evals;            // sequence-layers actually run
     long layer_evals_saved;      // sequence-layers skipped by prefix sharing and early drops
     double family_best_accuracy; // best simple-family held-out accuracy at the chosen budget
-    double gain_over_families;   // held-out accuracy gained over it at equal FLOPs (mean over frontier)
+    double gain_over_families;   // held-out accuracy gained over the families at equal FLOPs:
+                                 // at each record's FLOPs, best record minus best family
+                                 // costing no more, averaged over the frontier (>= 0)
     int dropped_early;           // candidates dropped after the first subset
     int search_examples;         // size of the search part
     int holdout_examples;        // size of the held-out part
@@ -53,7 +58,8 @@ typedef struct sc_search_stats {
 
 /// Runs a search of `m` on `data` (borrowed), held out on `holdout` (NULL: split `data`).
 /// On success `*out` owns a new frontier (free with sc_frontier_free). SC_EONECLASS,
-/// EN_EDATA (empty), EN_ECANCELED, SC_EBUDGET.
+/// EN_EDATA (empty), EN_ECANCELED, SC_EBUDGET, SC_ENOMATCH (a cost budget below the cheapest
+/// schedule on the grid; the message names it).
 ///
 /// Candidates are ranked on the search part by a lower confidence bound on their accuracy
 /// (the unpruned accuracy minus the paired drop bound), so a schedule that only looks good by

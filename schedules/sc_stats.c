@@ -20,17 +20,13 @@ void sc_paired_compare(const uint8_t *base, const uint8_t *cand, const int *inde
 }
 
 double sc_drop_upper(int n, int lost, int gained) {
-    if (n <= 0)
-        return 1.0;
-    if (n == 1)
-        return 1.0; // one example says nothing about the spread
+    if (n <= 0) return 1.0;
+    if (n == 1) return 1.0; // one example says nothing about the spread
     double mean = (double)(lost - gained) / n;
     // d_i is +1 (lost), -1 (gained) or 0, so sum d_i^2 = lost + gained.
     int disc = lost + gained;
-    if (disc == 0)
-        disc = 1;
+    if (disc == 0) disc = 1;
     double var = ((double)disc - n * mean * mean) / (n - 1);
-    if (var < 0)
-        var = 0;
+    if (var < 0) var = 0;
     return mean + SC_Z95 * sqrt(var / n);
 }

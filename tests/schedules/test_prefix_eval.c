@@ -1,0 +1,116 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "schedules/sc_prefix_eval.h"
+#include "test_schedules.h"
+
+static const char *k_sched[] = {
+    "attn:1,1,1,1",          "attn:1,0.7,0.5,0.3",
+    "attn:1,0.7,0.5,0.05",   "attn:1,0.7,0.4,0.3",
+    "cls:1,0.7,0.5,0.3",     "context:0.5,0.5,0.5,0.5",
+    "power:0.9,0.6,0.6,0.2", "attn:0.95,0.7,0.5,0.3",
+    "attn:1,0.7,0.5,0.3", // a repeat: its own output, the same values
+    "cls:1,1,0.35,0.35",     "context:1,1,0.35,0.35",
+};
+#define N_SCHED ((int)(sizeof k_sched / sizeof k_sched[0]))
+#define N_EX 36
+
+START_TEST(same_as_plain_forward) {
+    const en_model *m = demo_model();
+    en_dataset *d = demo_slice(0, N_EX, 7);
+    int L = m->cfg.layers, C = m->cfg.num_labels;
+    sc_schedule s[N_SCHED];
+    for (int i = 0; i < N_SCHED; i++)
+        ck_assert_int_eq(sc_schedule_parse(k_sched[i], L, &s[i], NULL), 0);
+    int *pred = malloc(sizeof(int) * N_SCHED * N_EX);
+    float *logits = malloc(sizeof(float) * N_SCHED * N_EX * C);
+    en_ctx *ctx;
+    ck_assert_int_eq(en_ctx_new(m, d->max_n, &ctx), 0);
+    for (int threads = 1; threads <= 2; threads++) {
+        memset(pred, 0xff, sizeof(int) * N_SCHED * N_EX);
+        sc_prefix_job job = {.m = m,
+                             .d = d,
+                             .sched = s,
+                             .count = N_SCHED,
+                             .threads = threads,
+                             .pred = pred,
+                             .logits = logits};
+        sc_prefix_stats st = {0};
+        en_diag diag = {{0}};
+        ck_assert_msg(sc_prefix_eval(&job, &st, &diag) == 0, "%s", diag.msg);
+        for (int k = 0; k < N_SCHED; k++) {
+            for (int e = 0; e < N_EX; e++) {
+                const en_example *ex = &d->ex[e];
+                float ref[8];
+                ck_assert_int_eq(en_forward(ctx, ex->ids, ex->type_ids, ex->n, s[k].metric,
+                                            s[k].ratios, ref, NULL, NULL),
+                                 0);
+                int best = ref[1] > ref[0];
+                ck_assert_msg(pred[k * N_EX + e] == best, "%s, example %d: %d vs %d", k_sched[k], e,
+                              pred[k * N_EX + e], best);
+                for (int c = 0; c < C; c++)
+                    ck_assert_msg(logits[(k * N_EX + e) * C + c] == ref[c],
+                                  "%s, example %d, logit %d: %.9g vs %.9g", k_sched[k], e, c,
+                                  logits[(k * N_EX + e) * C + c], ref[c]);
+            }
+        }
+        long plain = (long)N_SCHED * N_EX * L;
+        ck_assert_int_eq(st.layer_evals + st.layer_evals_saved, plain);
+        // Shared prefixes (and the repeat) must save a good share of the work.
+        ck_assert_msg(st.layer_evals_saved > plain / 4, "saved %ld of %ld", st.layer_evals_saved,
+                      plain);
+    }
+    en_ctx_free(ctx);
+    free(pred);
+    free(logits);
+    en_dataset_free_view(d);
+}
+END_TEST
+
+START_TEST(subset_cancel_and_bad_schedule) {
+    const en_model *m = demo_model();
+    const en_dataset *d = demo_data();
+    sc_schedule s[2];
+    ck_assert_int_eq(sc_schedule_parse("attn:1,1,1,1", 4, &s[0], NULL), 0);
+    ck_assert_int_eq(sc_schedule_parse("attn:1,0.5,0.5,0.5", 4, &s[1], NULL), 0);
+    int idx[3] = {5, 100, 7}, pred[6], full[6];
+    sc_prefix_job job = {.m = m,
+                         .d = d,
+                         .index = idx,
+                         .n_index = 3,
+                         .sched = s,
+                         .count = 2,
+                         .threads = 2,
+                         .pred = pred};
+    ck_assert_int_eq(sc_prefix_eval(&job, NULL, NULL), 0);
+    // The same examples one at a time give the same answers in the same slots.
+    for (int i = 0; i < 3; i++) {
+        sc_prefix_job one = job;
+        one.index = &idx[i];
+        one.n_index = 1;
+        one.pred = &full[2 * i];
+        ck_assert_int_eq(sc_prefix_eval(&one, NULL, NULL), 0);
+        ck_assert_int_eq(pred[i], full[2 * i]);
+        ck_assert_int_eq(pred[3 + i], full[2 * i + 1]);
+    }
+    atomic_int cancel;
+    atomic_init(&cancel, 1);
+    job.cancel = &cancel;
+    ck_assert_int_eq(sc_prefix_eval(&job, NULL, NULL), EN_ECANCELED);
+    job.cancel = NULL;
+    s[1].layers = 3;
+    en_diag diag = {{0}};
+    ck_assert_int_eq(sc_prefix_eval(&job, NULL, &diag), EN_ESCHEDULE);
+    ck_assert_msg(strstr(diag.msg, "3 ratios, the model has 4 layers"), "%s", diag.msg);
+}
+END_TEST
+
+Suite *prefix_eval_suite(void) {
+    Suite *s = suite_create("prefix_eval");
+    TCase *tc = tcase_create("demo");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, same_as_plain_forward);
+    tcase_add_test(tc, subset_cancel_and_bad_schedule);
+    suite_add_tcase(s, tc);
+    return s;
+}

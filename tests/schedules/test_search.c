@@ -1,0 +1,160 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "schedules/sc_error.h"
+#include "schedules/sc_search.h"
+#include "test_schedules.h"
+
+/* Search part and held-out part: interleaved slices of the SST-2 dev set. */
+static en_dataset *g_search, *g_hold;
+
+static void setup(void) {
+    g_search = demo_slice(0, 120, 3);
+    g_hold = demo_slice(1, 120, 3);
+}
+
+static void teardown(void) {
+    en_dataset_free_view(g_search);
+    en_dataset_free_view(g_hold);
+}
+
+static sc_search_opts small_opts(uint64_t seed) {
+    sc_search_opts o;
+    sc_search_opts_default(&o);
+    o.seed = seed;
+    o.threads = 2;
+    o.generations = 2;
+    o.children = 8;
+    return o;
+}
+
+static void run_ok(sc_search_opts *o, sc_frontier *f, sc_search_stats *st) {
+    en_diag diag = {{0}};
+    int rc = sc_search_run(demo_model(), g_search, g_hold, o, f, st, &diag);
+    ck_assert_msg(rc == 0, "search: %s (%s)", sc_strerror(rc), diag.msg);
+    ck_assert_int_gt(f->count, 0);
+}
+
+/* Held-out accuracy and FLOPs of a record, measured independently by en_eval. */
+static void check_record(const sc_record *r) {
+    en_eval_opts eo = {.metric = r->schedule.metric, .ratios = r->schedule.ratios, .threads = 1};
+    en_eval_result res = {0};
+    ck_assert_int_eq(en_eval(demo_model(), g_hold, &eo, &res, NULL), 0);
+    ck_assert_double_eq_tol(r->accuracy, res.accuracy, 1e-12);
+    ck_assert_double_eq_tol(r->flops_ratio, res.flops_ratio, 1e-9);
+    ck_assert_double_eq_tol(r->drop, r->baseline_accuracy - r->accuracy, 1e-12);
+    ck_assert(r->drop_upper >= r->drop);
+}
+
+START_TEST(deterministic_and_honest) {
+    sc_search_opts o = small_opts(7);
+    sc_frontier a, b;
+    sc_search_stats sa, sb;
+    run_ok(&o, &a, &sa);
+    run_ok(&o, &b, &sb);
+    ck_assert_int_eq(a.count, b.count);
+    ck_assert_int_eq(sa.candidates, sb.candidates);
+    ck_assert_int_eq(sa.layer_evals, sb.layer_evals);
+    for (int i = 0; i < a.count; i++) {
+        ck_assert_uint_eq(sc_schedule_hash(&a.rec[i].schedule),
+                          sc_schedule_hash(&b.rec[i].schedule));
+        ck_assert_double_eq(a.rec[i].accuracy, b.rec[i].accuracy);
+        if (i > 0) ck_assert(a.rec[i - 1].flops_ratio <= a.rec[i].flops_ratio);
+    }
+    ck_assert_int_eq(sa.search_examples, 120);
+    ck_assert_int_eq(sa.holdout_examples, 120);
+    ck_assert(sa.layer_evals_saved > 0);
+    check_record(&a.rec[0]);
+    check_record(&a.rec[a.count / 2]);
+    check_record(&a.rec[a.count - 1]);
+    sc_frontier_free(&a);
+    sc_frontier_free(&b);
+}
+END_TEST
+
+START_TEST(flops_budget_and_families) {
+    sc_search_opts o = small_opts(3);
+    o.budget.max_flops = 0.4;
+    sc_frontier f, fam;
+    o.families = &fam;
+    sc_search_stats st;
+    run_ok(&o, &f, &st);
+    for (int i = 0; i < f.count; i++)
+        ck_assert_msg(f.rec[i].flops_ratio <= 0.4, "record %d uses %.3f", i, f.rec[i].flops_ratio);
+    check_record(&f.rec[f.count - 1]);
+    // On held-out data, at every family's FLOPs the frontier is at least as accurate.
+    ck_assert_int_gt(fam.count, 0);
+    for (int i = 0; i < fam.count; i++) {
+        check_record(&fam.rec[i]);
+        sc_query q = {.max_drop = -1, .max_flops = fam.rec[i].flops_ratio, .max_latency_ms = -1};
+        const sc_record *best;
+        ck_assert_int_eq(sc_frontier_pick(&f, &q, &best, NULL, NULL), 0);
+        ck_assert_msg(best->accuracy >= fam.rec[i].accuracy, "family %d: %.4f > frontier %.4f", i,
+                      fam.rec[i].accuracy, best->accuracy);
+    }
+    ck_assert(st.gain_over_families >= 0);
+    sc_frontier_free(&f);
+    sc_frontier_free(&fam);
+}
+END_TEST
+
+static void cancel_on_progress(void *ud, const sc_progress *p) {
+    ck_assert(p->done <= p->total);
+    atomic_store((atomic_int *)ud, 1);
+}
+
+START_TEST(cancellation) {
+    sc_search_opts o = small_opts(1);
+    atomic_int cancel;
+    atomic_init(&cancel, 0);
+    o.cancel = &cancel;
+    o.progress = cancel_on_progress;
+    o.progress_ud = &cancel;
+    sc_frontier f;
+    int rc = sc_search_run(demo_model(), g_search, g_hold, &o, &f, NULL, NULL);
+    ck_assert_int_eq(rc, EN_ECANCELED);
+    ck_assert_int_eq(f.count, 0);
+    ck_assert_ptr_null(f.rec);
+}
+END_TEST
+
+START_TEST(bad_input) {
+    sc_frontier f;
+    en_diag diag = {{0}};
+    sc_search_opts o = small_opts(1);
+    // One class only: the first examples with label 1.
+    const en_dataset *d = demo_data();
+    int idx[40], n = 0;
+    for (int i = 0; i < d->count && n < 40; i++)
+        if (d->ex[i].label == 1) idx[n++] = i;
+    en_dataset *one;
+    ck_assert_int_eq(en_dataset_view(d, idx, n, &one), 0);
+    ck_assert_int_eq(sc_search_run(demo_model(), one, NULL, &o, &f, NULL, &diag), SC_EONECLASS);
+    ck_assert_msg(strstr(diag.msg, "label 1"), "%s", diag.msg);
+    en_dataset_free_view(one);
+    en_dataset *empty;
+    ck_assert_int_eq(en_dataset_view(d, idx, 0, &empty), 0);
+    ck_assert_int_eq(sc_search_run(demo_model(), empty, NULL, &o, &f, NULL, &diag), EN_EDATA);
+    en_dataset_free_view(empty);
+    o.budget.max_drop = 0.01;
+    o.budget.max_flops = 0.5;
+    ck_assert_int_eq(sc_search_run(demo_model(), g_search, NULL, &o, &f, NULL, &diag), SC_EBUDGET);
+    o.budget.max_drop = o.budget.max_flops = -1;
+    o.budget.max_latency_ms = 1;
+    ck_assert_int_eq(sc_search_run(demo_model(), g_search, NULL, &o, &f, NULL, &diag), SC_EBUDGET);
+    ck_assert_msg(strstr(diag.msg, "latency model"), "%s", diag.msg);
+}
+END_TEST
+
+Suite *search_suite(void) {
+    Suite *s = suite_create("search");
+    TCase *tc = tcase_create("demo");
+    tcase_set_timeout(tc, 600);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, deterministic_and_honest);
+    tcase_add_test(tc, flops_budget_and_families);
+    tcase_add_test(tc, cancellation);
+    tcase_add_test(tc, bad_input);
+    suite_add_tcase(s, tc);
+    return s;
+}
