@@ -14,13 +14,20 @@ run_suite() { # build dir, meson options...
   local dir=$1; shift
   [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null
   ninja -C "$dir"
-  local rc=0
-  meson test -C "$dir" --print-errorlogs --num-processes 2 || rc=$?
-  # meson's summary lines "Ok: N" / "Fail: N" give the counts
-  local ok fail
-  ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$dir/meson-logs/testlog.txt" | tail -1)
-  fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$dir/meson-logs/testlog.txt" | tail -1)
-  passed=$((passed + ${ok:-0})); failed=$((failed + ${fail:-0}))
+  local rc out="$dir/meson-logs/summary.txt"
+  set +e
+  meson test -C "$dir" --print-errorlogs --num-processes 2 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  set -e
+  # Each Check case counts ("Checks: N, Failures: F, Errors: E" in the log); each fuzz corpus
+  # program counts as one
+  local log="$dir/meson-logs/testlog.txt" checks bad fuzz_ok fuzz_bad
+  checks=$(grep -ho 'Checks: [0-9]*' "$log" | awk '{s += $2} END {print s + 0}')
+  bad=$(grep -ho 'Failures: [0-9]*, Errors: [0-9]*' "$log" | tr -d , | awk '{s += $2 + $4} END {print s + 0}')
+  fuzz_ok=$(grep -c 'fuzz-corpus-[a-z]* *OK' "$out" || true)
+  fuzz_bad=$(grep 'fuzz-corpus-' "$out" | grep -vc ' OK ' || true)
+  passed=$((passed + checks - bad + fuzz_ok))
+  failed=$((failed + bad + fuzz_bad))
   [ $rc -eq 0 ] || failed=$((failed > 0 ? failed : 1))
 }
 
