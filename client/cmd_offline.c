@@ -48,6 +48,11 @@ int cmd_classify(int argc, char **argv) {
         en_diag diag;
         float logits[EN_MAX_LABELS];
         rc = en_tokenize(m->tok, argv[i], a.pair, m->cfg.max_pos, ids, types, &n, &diag);
+        if (rc == 0 && n <= (a.pair ? 3 : 2)) {
+            fprintf(stderr, "searchctl classify: '%s': the text has no tokens\n", argv[i]);
+            rc = 1;
+            break;
+        }
         if (rc == 0)
             rc = en_forward(c, ids, types, n, s.metric, s.ratios, logits, NULL, NULL);
         if (rc) {

@@ -116,7 +116,7 @@ fail:
 }
 
 void print_json(json_t *v) {
-    char *text = json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    char *text = json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
     if (text)
         puts(text);
     free(text);

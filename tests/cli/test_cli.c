@@ -1,0 +1,209 @@
+/* searchctl's offline commands run as a person runs them, their output checked against the
+ * reference fixtures (independent float64 results) and known answers. */
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Runs `searchctl ARGS` through the shell; stdout into `out` (caller frees), exit status back. */
+static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int run(char **out, const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>/tmp/searchctl-test-stderr", getenv("SEARCHCTL"), args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += got;
+        if (len + 1 == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    int status = pclose(p);
+    *out = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static char *stderr_text(void) {
+    static char text[4096];
+    FILE *f = fopen("/tmp/searchctl-test-stderr", "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[n] = '\0';
+    if (f)
+        fclose(f);
+    return text;
+}
+
+static const char *shared(void) {
+    const char *s = getenv("SEARCHD_SHARED");
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+static json_t *parse(const char *text) {
+    json_error_t err;
+    json_t *j = json_loads(text, 0, &err);
+    ck_assert_msg(j != NULL, "not JSON (%s): %s", err.text, text);
+    return j;
+}
+
+/* eval --json on the GLUE dev set: accuracy and FLOPs as in the float64 reference flops.json */
+START_TEST(eval_matches_reference) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/fixtures/sst2-bert-L4-H128-demo/flops.json", shared());
+    json_error_t err;
+    json_t *ref = json_load_file(path, 0, &err);
+    ck_assert_ptr_nonnull(ref);
+    json_t *sched = json_array_get(json_object_get(ref, "schedules"), 2); // [1, 0.6, 0.4, 0.25]
+    char *out;
+    int rc = run(&out, "eval --data %s/data/sst2/test.tsv --schedule cls:1,0.6,0.4,0.25 --json",
+                 shared());
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, stderr_text());
+    json_t *j = parse(out);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "n")), 872);
+    double acc = json_number_value(json_object_get(j, "accuracy"));
+    double want = json_number_value(json_object_get(json_object_get(sched, "accuracy"), "cls"));
+    ck_assert_msg(acc >= want - 2.0 / 872 && acc <= want + 2.0 / 872, "%g vs %g", acc, want);
+    ck_assert_double_eq_tol(json_number_value(json_object_get(j, "flops")),
+                            json_number_value(json_object_get(sched, "mean_flops")), 1e-3);
+    ck_assert_double_eq_tol(json_number_value(json_object_get(j, "flops_ratio")),
+                            json_number_value(json_object_get(sched, "flops_ratio")), 1e-9);
+    ck_assert(json_number_value(json_object_get(j, "latency_ms")) > 0);
+    json_decref(j);
+    json_decref(ref);
+    free(out);
+}
+END_TEST
+
+/* classify --json of the fixtures' first sentence: the label of its reference logits */
+START_TEST(classify_matches_reference) {
+    char *out;
+    int rc = run(&out, "classify --json \"it 's a charming and often affecting journey . \"");
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, stderr_text());
+    json_t *j = parse(out);
+    json_t *first = json_array_get(j, 0);
+    /* logits_full of that line: [-2.917, 2.889] -> positive, p = 1 / (1 + e^-5.8056) */
+    ck_assert_str_eq(json_string_value(json_object_get(first, "label")), "positive");
+    double p = json_number_value(json_object_get(json_object_get(first, "probabilities"), "positive"));
+    ck_assert_double_eq_tol(p, 1.0 / (1.0 + exp(-(2.8885839310370374 + 2.9170545477099017))), 1e-5);
+    ck_assert_int_eq(json_integer_value(json_object_get(first, "tokens")), 12);
+    json_decref(j);
+    free(out);
+}
+END_TEST
+
+START_TEST(bad_arguments_say_what_is_wrong) {
+    char *out;
+    ck_assert_int_eq(run(&out, "eval --data %s/data/sst2/test.tsv --schedule attn:1,0.5,0.7,0.3",
+                         shared()), 1);
+    ck_assert_ptr_nonnull(strstr(stderr_text(), "must not increase"));
+    free(out);
+    ck_assert_int_eq(run(&out, "eval --data %s/data/sst2/test.tsv --schedule attn:1,0.5",
+                         shared()), 1);
+    ck_assert_ptr_nonnull(strstr(stderr_text(), "4 layers"));
+    free(out);
+    ck_assert_int_eq(run(&out, "eval --data /nonexistent.tsv"), 1);
+    ck_assert_ptr_nonnull(strstr(stderr_text(), "/nonexistent.tsv"));
+    free(out);
+    ck_assert_int_eq(run(&out, "eval --model /nonexistent --data x"), 1);
+    ck_assert_ptr_nonnull(strstr(stderr_text(), "/nonexistent/config.json"));
+    free(out);
+    ck_assert_int_eq(run(&out, "classify ' '"), 1);
+    ck_assert_ptr_nonnull(strstr(stderr_text(), "no tokens"));
+    free(out);
+    ck_assert_int_eq(run(&out, "eval --threads 0 --data x"), 2);
+    free(out);
+    ck_assert_int_eq(run(&out, "frobnicate"), 2);
+    free(out);
+}
+END_TEST
+
+/* bench on a tiny random shape: one row per length, sane figures, pruning cheaper in FLOPs */
+START_TEST(bench_reports_each_length) {
+    char *out;
+    int rc = run(&out, "bench --shape 2,64,2,128 --lengths 16,48 --ratios 1,0.5 --json");
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, stderr_text());
+    json_t *j = parse(out);
+    json_t *rows = json_object_get(j, "lengths");
+    ck_assert_int_eq(json_array_size(rows), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(rows, 1), "length")), 48);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *r = json_array_get(rows, i);
+        ck_assert(json_number_value(json_object_get(r, "full_ms")) > 0);
+        ck_assert(json_number_value(json_object_get(r, "gflops")) > 0);
+        double fr = json_number_value(json_object_get(r, "flops_ratio"));
+        ck_assert_msg(fr > 0.5 && fr < 1.0, "flops ratio %g", fr); // layer 0 whole, layer 1 half
+    }
+    ck_assert(json_number_value(json_object_get(j, "sgemm_gflops")) > 0);
+    json_decref(j);
+    free(out);
+}
+END_TEST
+
+/* tune --json on a small data set: a frontier, and the chosen record is on it and meets the bound */
+START_TEST(tune_json_has_frontier_and_choice) {
+    char data[] = "/tmp/searchctl-tune-XXXXXX";
+    int fd = mkstemp(data);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "head -n 301 %s/data/sst2/test.tsv > %s", shared(), data);
+    ck_assert_int_eq(system(cmd), 0);
+    char *out;
+    int rc = run(&out, "tune --data %s --max-drop 0.05 --threads 2 --json", data);
+    unlink(data);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, stderr_text());
+    json_t *j = parse(out);
+    json_t *frontier = json_object_get(j, "frontier"), *chosen = json_object_get(j, "chosen");
+    ck_assert_int_gt(json_array_size(frontier), 1);
+    static const char *keys[] = {"schedule", "accuracy", "drop", "drop_upper", "flops_ratio",
+                                 "latency_ms"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        ck_assert_msg(json_object_get(chosen, keys[k]) != NULL, "chosen has no '%s'", keys[k]);
+    ck_assert(json_number_value(json_object_get(chosen, "drop_upper")) < 0.05);
+    int found = 0;
+    size_t i;
+    json_t *r;
+    json_array_foreach(frontier, i, r) {
+        found |= strcmp(json_string_value(json_object_get(r, "schedule")),
+                        json_string_value(json_object_get(chosen, "schedule"))) == 0;
+        /* the fastest within the bound: nothing cheaper on the frontier meets it */
+        if (json_number_value(json_object_get(r, "flops_ratio")) <
+                json_number_value(json_object_get(chosen, "flops_ratio")) - 1e-12 &&
+            json_number_value(json_object_get(r, "latency_ms")) <
+                json_number_value(json_object_get(chosen, "latency_ms")))
+            ck_assert(json_number_value(json_object_get(r, "drop_upper")) >= 0.05);
+    }
+    ck_assert(found);
+    json_decref(j);
+    free(out);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("offline");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, eval_matches_reference);
+    tcase_add_test(tc, classify_matches_reference);
+    tcase_add_test(tc, bad_arguments_say_what_is_wrong);
+    tcase_add_test(tc, bench_reports_each_length);
+    tcase_add_test(tc, tune_json_has_frontier_and_choice);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
