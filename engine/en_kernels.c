@@ -152,10 +152,24 @@ void en_softmax_rows(float *x, int rows, int cols, int ld) {
     for (int r = 0; r < rows; r++) {
         float *row = x + (size_t)r * ld;
         float max = max_lanes(row, cols);
-        for (int j = 0; j < cols; j++)
+        /* exp and its sum in one pass, the sum kept in lanes */
+        float acc[LANES] = {0};
+        int j = 0;
+        for (; j + LANES <= cols; j += LANES)
+            for (int t = 0; t < LANES; t++) {
+                float e = exp_inline(row[j + t] - max);
+                row[j + t] = e;
+                acc[t] += e;
+            }
+        float sum = 0;
+        for (; j < cols; j++) {
             row[j] = exp_inline(row[j] - max);
-        float inv = 1.f / sum_lanes(row, cols);
-        for (int j = 0; j < cols; j++)
+            sum += row[j];
+        }
+        for (int t = 0; t < LANES; t++)
+            sum += acc[t];
+        float inv = 1.f / sum;
+        for (j = 0; j < cols; j++)
             row[j] *= inv;
     }
 }
