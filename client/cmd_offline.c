@@ -79,11 +79,10 @@ int cmd_classify(int argc, char **argv) {
             printf(" %s=%.4f", m->cfg.labels[k], prob[k]);
         printf("  (%d tokens, %.0f%% FLOPs)  %s\n", n, 100 * ratio, argv[i]);
     }
-    if (out) {
-        if (rc == 0)
-            print_json(out);
+    if (out && rc == 0)
+        print_json(out); // releases it
+    else
         json_decref(out);
-    }
 done:
     free(ids);
     free(types);
