@@ -5,9 +5,12 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "client/cli_util.h"
 #include "client/offline_args.h"
@@ -239,6 +242,7 @@ static int do_info(sdc_client *c, const dargs *a, int list_only) {
                str(r.result, "version", v, sizeof v), num(r.result, "uptime"),
                num(r.result, "connections"), num(r.result, "jobs_running"),
                num(r.result, "jobs_queued"), str(r.result, "hardware", hw, sizeof hw));
+        if (num(r.result, "tcp_port") > 0) printf("tcp port %.0f\n", num(r.result, "tcp_port"));
         const msgpack_object *models = get(r.result, "models");
         for (uint32_t i = 0; models && i < models->via.array.size; i++)
             print_model_line(&models->via.array.ptr[i]);
@@ -326,13 +330,88 @@ static int simple(sdc_client *c, const dargs *a, const char *method, const sdc_a
     return rc;
 }
 
+/* ---- the progress bar of tune --daemon ----
+ * Drawn on stderr only when it is a terminal: one line redrawn in place with \r, cut to the
+ * terminal's width (a line that wraps cannot be redrawn: each update would start a new row),
+ * ended with a newline before anything else is printed. Ctrl-C ends the line too and says the
+ * job goes on in searchd. */
+
+static int wait_job_notes(sdc_client *c, const dargs *a, double job);
+static int bar_drawn, bar_len;
+static char bar_interrupt_msg[200];
+
+static void bar_draw(int done, int total, const char *note) {
+    if (!isatty(STDERR_FILENO)) return;
+    struct winsize ws;
+    int cols = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+    int avail = cols - 1; // the last column would leave the cursor waiting to wrap
+    char line[512];
+    int len = 0, digits = snprintf(NULL, 0, "%d", total);
+    // The count is padded to the width of the total, so the line keeps its layout as it grows.
+    for (int width = 30; width >= 0; width -= 5) {
+        char bar[32];
+        int fill = total > 0 ? (int)((double)done / total * width) : 0;
+        fill = fill < 0 ? 0 : fill > width ? width : fill;
+        memset(bar, '#', (size_t)fill);
+        memset(bar + fill, '.', (size_t)(width - fill));
+        bar[width] = '\0';
+        if (width > 0)
+            len =
+                snprintf(line, sizeof line, "tune [%s] %*d/%d %s", bar, digits, done, total, note);
+        else
+            len = snprintf(line, sizeof line, "tune %*d/%d %s", digits, done, total, note);
+        if (len < 0) return;
+        if (len > (int)sizeof line - 1) len = (int)sizeof line - 1;
+        if (len <= avail) break;
+    }
+    if (len > avail) len = avail > 0 ? avail : 0; // ASCII only: cutting bytes cuts characters
+    const char *term = getenv("TERM");
+    if (term && strcmp(term, "dumb") == 0) { // no escape codes: blank out the old tail
+        int pad = bar_len > len ? bar_len - len : 0;
+        fprintf(stderr, "\r%.*s%*s", len, line, pad, "");
+        if (pad) fprintf(stderr, "\r%.*s", len, line);
+    } else {
+        fprintf(stderr, "\r%.*s\033[K", len, line);
+    }
+    fflush(stderr);
+    bar_drawn = 1;
+    bar_len = len;
+}
+
+static void bar_end(void) {
+    if (bar_drawn) fputc('\n', stderr);
+    bar_drawn = 0;
+    bar_len = 0;
+}
+
+static void bar_on_sigint(int sig) {
+    (void)sig;
+    // Async-signal-safe: write() and _exit() only.
+    if (bar_drawn && write(STDERR_FILENO, "\n", 1) < 0) _exit(130);
+    if (write(STDERR_FILENO, bar_interrupt_msg, strlen(bar_interrupt_msg)) < 0) _exit(130);
+    _exit(130);
+}
+
 static int wait_job(sdc_client *c, const dargs *a, double job) {
+    snprintf(bar_interrupt_msg, sizeof bar_interrupt_msg,
+             "searchctl: job %.0f goes on in searchd: see searchctl status %.0f, stop it with "
+             "searchctl cancel %.0f\n",
+             job, job, job);
+    struct sigaction sa = {.sa_handler = bar_on_sigint}, old_sa;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sa);
+    int rc = wait_job_notes(c, a, job);
+    sigaction(SIGINT, &old_sa, NULL);
+    return rc;
+}
+
+static int wait_job_notes(sdc_client *c, const dargs *a, double job) {
     for (;;) {
         sdc_note n;
         sp_diag dg;
         int rc = sdc_next_notification(c, -1, &n, &dg);
         if (rc) {
-            cli_progress_end();
+            bar_end();
             fprintf(stderr, "searchctl tune: %s\n", dg.msg);
             return 1;
         }
@@ -347,9 +426,9 @@ static int wait_job(sdc_client *c, const dargs *a, double job) {
             if (a->json)
                 print_reply_json(n.params);
             else
-                cli_progress("tune", (int)num(n.params, "done"), (int)num(n.params, "total"), note);
+                bar_draw((int)num(n.params, "done"), (int)num(n.params, "total"), note);
         } else if (strcmp(n.method, "job.done") == 0) {
-            cli_progress_end();
+            bar_end();
             char status[32], err[600] = "";
             str(n.params, "status", status, sizeof status);
             if (get(n.params, "error")) str(n.params, "error", err, sizeof err);
@@ -375,8 +454,11 @@ static int do_tune(sdc_client *c, const dargs *a, const char *model) {
     sdc_reply r;
     int rc = call(c, a, "tune", args, n, &r);
     double job = rc == 0 ? num(r.result, "job") : 0;
+    char status[32] = "";
+    if (rc == 0) str(r.result, "status", status, sizeof status);
     if (rc == 0 && (a->no_wait || !a->json))
-        a->json ? print_reply_json(r.result) : (void)printf("job %.0f queued\n", job);
+        a->json ? print_reply_json(r.result) : (void)printf("job %.0f %s\n", job, status);
+    fflush(stdout);
     sdc_reply_free(&r);
     if (rc || a->no_wait) return rc;
     if ((rc = wait_job(c, a, job)) != 0 || nb == 0 || a->json) return rc;

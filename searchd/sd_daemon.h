@@ -72,7 +72,8 @@ typedef struct sd_job {
     char error[512];
     uv_work_t work;
     atomic_int cancel;
-    // Written by the search thread, read by the loop thread: under `lock`.
+    // Written by the search thread, read by the loop thread: under `lock` when has_lock (a job
+    // restored from the state dir has no lock and no thread).
     uv_mutex_t lock;
     sc_progress progress;
     int progress_new;
@@ -126,6 +127,8 @@ struct sd_daemon {
     uv_pipe_t unix_srv;
     uv_tcp_t tcp_srv;
     int has_unix, has_tcp;
+    int tcp_port;      // the port bound (--listen HOST:0 takes one the kernel picks), or 0
+    char tcp_addr[96]; // HOST:PORT as bound, "" without TCP
     uv_signal_t sigint, sigterm, sighup;
     uv_async_t progress_async;
     int stopping;
@@ -206,8 +209,13 @@ void sd_model_set_lat(sd_model *m, const sc_latency_model *lat);
 int sd_job_submit(sd_daemon *d, sd_model *m, const sc_query *budget, uint64_t conn_id, sd_job **out,
                   en_diag *diag);
 sd_job *sd_job_find(sd_daemon *d, uint64_t id);
+/// The job's progress as last reported by its search (or as restored from the state dir).
+sc_progress sd_job_progress(sd_job *j);
 int sd_job_cancel(sd_daemon *d, sd_job *j, en_diag *diag);
 void sd_jobs_cancel_all(sd_daemon *d);
+/// Marks every running job cancelled with `reason` and saves the history, without waiting for
+/// the searches: for an exit that does not wait. Returns how many there were.
+int sd_jobs_abandon(sd_daemon *d, const char *reason);
 void sd_jobs_progress_cb(uv_async_t *a);
 /// Lengths of the examples of data set `path` as model `em` tokenizes them: `*lengths` is
 /// malloc'ed and owned by the caller. Runs in the pool.

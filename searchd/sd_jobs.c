@@ -29,6 +29,14 @@ sd_job *sd_job_find(sd_daemon *d, uint64_t id) {
     return NULL;
 }
 
+sc_progress sd_job_progress(sd_job *j) {
+    if (!j->has_lock) return j->progress;
+    uv_mutex_lock(&j->lock);
+    sc_progress p = j->progress;
+    uv_mutex_unlock(&j->lock);
+    return p;
+}
+
 int sd_lengths_load(const char *path, const en_model *em, int **lengths, int *count,
                     en_diag *diag) {
     en_dataset *ds;
@@ -309,6 +317,19 @@ void sd_jobs_cancel_all(sd_daemon *d) {
             n++;
         }
     if (n) sd_state_save_jobs(d);
+}
+
+int sd_jobs_abandon(sd_daemon *d, const char *reason) {
+    int n = 0;
+    for (sd_job *j = d->jobs; j; j = j->next)
+        if (j->state == SD_JOB_RUNNING) {
+            j->state = SD_JOB_CANCELLED;
+            j->finished = sd_now();
+            snprintf(j->error, sizeof j->error, "%s", reason);
+            n++;
+        }
+    if (n) sd_state_save_jobs(d);
+    return n;
 }
 
 void sd_jobs_progress_cb(uv_async_t *a) {

@@ -61,7 +61,10 @@ static void on_signal(uv_signal_t *h, int signum) {
         return;
     }
     if (signum == SIGINT && d->stopping) {
-        sd_log(d, "second SIGINT: exiting at once");
+        // Do not wait for the pool: record the searches still running as cancelled (one small
+        // atomic write, so job.status after a restart says what happened), then leave.
+        int n = sd_jobs_abandon(d, "cancelled: searchd exited at a second SIGINT");
+        sd_log(d, "second SIGINT: exiting at once, %d job(s) still running recorded cancelled", n);
         _exit(130);
     }
     sd_daemon_stop(d);
@@ -147,7 +150,7 @@ int main(int argc, char **argv) {
     // Models profiled on other hardware (or not at all) are re-measured in the background.
     if (sd_task_retune(d, NULL, 0, 0, 0, "start", &diag) != 0) sd_log(d, "start: %s", diag.msg);
     sd_log(d, "searchd %s on %s%s%s; state in %s; %d model(s); hardware %s", SD_VERSION,
-           d->opt.socket, d->opt.listen[0] ? " and " : "", d->opt.listen, d->opt.state_dir, nmodels,
+           d->opt.socket, d->tcp_addr[0] ? " and tcp " : "", d->tcp_addr, d->opt.state_dir, nmodels,
            d->hw_text);
 
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -94,7 +94,7 @@ static int m_ping(sd_call *k) {
 static int m_info(sd_call *k) {
     sd_daemon *d = k->d;
     msgpack_packer *pk = k->pk;
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 11);
     sp_pack_kstr(pk, "version", SD_VERSION);
     sp_pack_kstr(pk, "hardware", d->hw_text);
     sp_pack_str(pk, "fingerprint");
@@ -109,6 +109,7 @@ static int m_info(sd_call *k) {
     sp_pack_kint(pk, "jobs_running", d->jobs_running);
     sp_pack_kint(pk, "jobs_queued", d->jobs_queued);
     sp_pack_kint(pk, "connections", d->nconns);
+    sp_pack_kint(pk, "tcp_port", d->tcp_port);
     sp_pack_knum(pk, "uptime", sd_now() - d->started);
     sp_pack_knum(pk, "last_retune_seconds", d->last_retune_seconds);
     sp_pack_str(pk, "damaged");

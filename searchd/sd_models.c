@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,11 +169,15 @@ void sd_state_remove_model(sd_daemon *d, const char *id) {
 
 int sd_state_save_jobs(sd_daemon *d) {
     json_t *arr = json_array();
-    for (sd_job *j = d->jobs; j; j = j->next)
+    for (sd_job *j = d->jobs; j; j = j->next) {
+        sc_progress p = sd_job_progress(j);
         json_array_append_new(
-            arr, json_pack("{s:I, s:s, s:s, s:s, s:f, s:f, s:f}", "job", (json_int_t)j->id, "model",
-                           j->model_id, "status", sd_job_state_name(j->state), "error", j->error,
-                           "created", j->created, "started", j->started, "finished", j->finished));
+            arr, json_pack("{s:I, s:s, s:s, s:s, s:f, s:f, s:f, s:i, s:i, s:f, s:f}", "job",
+                           (json_int_t)j->id, "model", j->model_id, "status",
+                           sd_job_state_name(j->state), "error", j->error, "created", j->created,
+                           "started", j->started, "finished", j->finished, "done", p.done, "total",
+                           p.total, "best", p.best_accuracy, "best_flops_ratio", p.best_cost));
+    }
     char path[1200];
     state_path(d, path, sizeof path, "jobs", NULL);
     return save_json(d, path,
@@ -183,6 +188,27 @@ static int str_field(const json_t *j, const char *key, char *buf, size_t cap) {
     const json_t *v = json_object_get(j, key);
     if (!json_is_string(v) || json_string_length(v) >= cap) return -1;
     snprintf(buf, cap, "%s", json_string_value(v));
+    return 0;
+}
+
+/* A job's progress as saved: done, total, best, best_flops_ratio. Files written before these
+ * fields existed lack them (progress 0/0); present but wrong is an error. */
+static int progress_fields(const json_t *e, sc_progress *p) {
+    const json_t *done = json_object_get(e, "done"), *total = json_object_get(e, "total"),
+                 *best = json_object_get(e, "best"), *cost = json_object_get(e, "best_flops_ratio");
+    memset(p, 0, sizeof *p);
+    if (!done && !total && !best && !cost) return 0;
+    if (!json_is_integer(done) || !json_is_integer(total) || !json_is_number(best) ||
+        !json_is_number(cost))
+        return -1;
+    json_int_t dn = json_integer_value(done), tt = json_integer_value(total);
+    double b = json_number_value(best), c = json_number_value(cost);
+    if (dn < 0 || tt < 0 || dn > tt || tt > INT_MAX || !(b >= 0 && b <= 1) || !(c >= 0 && c < 1e6))
+        return -1;
+    p->done = (int)dn;
+    p->total = (int)tt;
+    p->best_accuracy = b;
+    p->best_cost = c;
     return 0;
 }
 
@@ -214,6 +240,10 @@ static int load_jobs(sd_daemon *d) {
         }
         job->id = (uint64_t)json_integer_value(id);
         job->d = d;
+        if (progress_fields(e, &job->progress) != 0) {
+            free(job);
+            continue;
+        }
         job->created = json_number_value(json_object_get(e, "created"));
         job->started = json_number_value(json_object_get(e, "started"));
         job->finished = json_number_value(json_object_get(e, "finished"));

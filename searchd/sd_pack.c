@@ -53,12 +53,7 @@ void sd_pack_model(msgpack_packer *pk, const sd_model *m) {
 }
 
 void sd_pack_job(msgpack_packer *pk, sd_job *j) {
-    sc_progress p = {0};
-    if (j->has_lock) {
-        uv_mutex_lock(&j->lock);
-        p = j->progress;
-        uv_mutex_unlock(&j->lock);
-    }
+    sc_progress p = sd_job_progress(j);
     double end = j->finished > 0 ? j->finished : sd_now();
     msgpack_pack_map(pk, j->error[0] ? 9 : 8);
     sp_pack_kint(pk, "job", (int64_t)j->id);

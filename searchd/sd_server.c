@@ -109,6 +109,16 @@ static int listen_tcp(sd_daemon *d, en_diag *diag) {
     rc = uv_tcp_bind(&d->tcp_srv, (struct sockaddr *)&ss, 0);
     if (rc == 0) rc = uv_listen((uv_stream_t *)&d->tcp_srv, 511, on_connection);
     if (rc < 0) return en_fail(diag, rc, "cannot listen on %s: %s", spec, uv_strerror(rc));
+    // Port 0 lets the kernel pick a free one (tests, several daemons): report which.
+    struct sockaddr_storage bound;
+    int len = sizeof bound;
+    rc = uv_tcp_getsockname(&d->tcp_srv, (struct sockaddr *)&bound, &len);
+    if (rc < 0) return en_fail(diag, rc, "getsockname on %s: %s", spec, uv_strerror(rc));
+    d->tcp_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                    : ((struct sockaddr_in *)&bound)->sin_port);
+    int v6 = strchr(host, ':') != NULL;
+    snprintf(d->tcp_addr, sizeof d->tcp_addr, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "",
+             d->tcp_port);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* Every method against a real searchd, and bad input: malformed, oversized and too deep
- * messages, wrong methods and arguments, vanishing clients, hundreds of connections. */
+ * messages, wrong methods and arguments, bad model and data files, vanishing clients, hundreds
+ * of connections, and the caps on queued jobs, queued reply bytes and connections. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,10 @@ static void setup_tuned(void) {
 
 static void setup_dir(void) {
     td_init(&t, 0);
+}
+
+static void setup_template(void) { // the tuned state; each test starts searchd with its options
+    td_init(&t, 1);
 }
 
 static void teardown(void) {
@@ -131,10 +136,95 @@ START_TEST(malformed_closes) {
     sp_pack_kstr(&pk, "data", td_data);
     ck_assert_int_eq(sdc_send_raw(c, sb.data, sb.size, NULL), 0);
     msgpack_sbuffer_destroy(&sb);
+    // A ping on the same connection is answered after model.add was dispatched to the pool:
+    // the client then leaves while the model loads.
+    td_call_ok(c, "ping", NULL, 0, &r);
+    sdc_reply_free(&r);
     sdc_close(c);
 
+    // The daemon keeps serving while the model loads, and the add completes for nobody.
     c = td_connect(&t);
+    int models = 0;
+    for (int i = 0; i < 600 && models == 0; i++) {
+        td_call_ok(c, "ping", NULL, 0, &r);
+        sdc_reply_free(&r);
+        td_call_ok(c, "model.list", NULL, 0, &r);
+        models = (int)r.result->via.array.size;
+        sdc_reply_free(&r);
+        if (!models) usleep(50000);
+    }
+    ck_assert_int_eq(models, 1);
+    sdc_close(c);
+}
+END_TEST
+
+static void copy_demo_model(const char *to) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp -r %s %s", getenv("SEARCHD_DEMO_MODEL"), to);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* model.add that fails in the pool: an error that names the file and says what is wrong, no
+ * model registered, and the daemon keeps serving. */
+static void add_fails(sdc_client *c, const char *path, const char *data, const char *expect) {
+    sdc_arg args[] = {SDC_ARG_STR("path", path), SDC_ARG_STR("data", data)};
+    sdc_reply r;
+    sp_diag dg = {{0}};
+    int rc = sdc_call(c, "model.add", args, 2, 60000, &r, &dg);
+    sdc_reply_free(&r);
+    ck_assert_msg(rc < 0 && rc != SP_ETIMEOUT && rc != SP_ECLOSED, "model.add %s %s: %d %s", path,
+                  data, rc, dg.msg);
+    ck_assert_msg(strstr(dg.msg, expect) != NULL, "model.add error '%s' does not mention '%s'",
+                  dg.msg, expect);
     td_call_ok(c, "ping", NULL, 0, &r);
+    sdc_reply_free(&r);
+    td_call_ok(c, "model.list", NULL, 0, &r);
+    ck_assert_int_eq(r.result->via.array.size, 0);
+    sdc_reply_free(&r);
+}
+
+START_TEST(bad_model_files) {
+    sdc_client *c = td_connect(&t);
+    const char *good = getenv("SEARCHD_DEMO_MODEL");
+    char model[400], weights[500], cmd[1200], data[400];
+    // Weights cut in the middle: the loader checks the tensors' offsets against the file size.
+    snprintf(model, sizeof model, "%s/truncated", t.dir);
+    copy_demo_model(model);
+    snprintf(weights, sizeof weights, "%s/model.safetensors", model);
+    snprintf(cmd, sizeof cmd, "truncate -s 2000000 %s", weights);
+    ck_assert_int_eq(system(cmd), 0);
+    add_fails(c, model, td_data, "model.safetensors");
+    // Only the header: 8 bytes of length and a few of JSON.
+    snprintf(cmd, sizeof cmd, "truncate -s 20 %s", weights);
+    ck_assert_int_eq(system(cmd), 0);
+    add_fails(c, model, td_data, "model.safetensors");
+    // Empty.
+    snprintf(cmd, sizeof cmd, "truncate -s 0 %s", weights);
+    ck_assert_int_eq(system(cmd), 0);
+    add_fails(c, model, td_data, "model.safetensors");
+    // Data files that are not data sets: a good model, each names the file and the line.
+    snprintf(data, sizeof data, "%s/bad.tsv", t.dir);
+    write_text(data, "this is not a data set\n");
+    add_fails(c, good, data, "bad.tsv");
+    write_text(data, "sentence\tlabel\na fine film\t7\n");
+    add_fails(c, good, data, "bad.tsv:2");
+    write_text(data, "sentence\tlabel\n");
+    add_fails(c, good, data, "no examples");
+    write_text(data, "");
+    add_fails(c, good, data, "bad.tsv");
+    snprintf(data, sizeof data, "%s/absent.tsv", t.dir);
+    add_fails(c, good, data, "absent.tsv");
+    // A good add still works afterwards.
+    sdc_arg ok[] = {SDC_ARG_STR("path", good), SDC_ARG_STR("data", td_data)};
+    sdc_reply r;
+    td_call_ok(c, "model.add", ok, 2, &r);
     sdc_reply_free(&r);
     sdc_close(c);
 }
@@ -279,6 +369,11 @@ START_TEST(tune_progress_subscribe_cancel) {
     td_call_ok(c, "tune", m, 1, &r);
     double job3 = td_num(r.result, "job");
     sdc_reply_free(&r);
+    td_call_ok(w, "info", NULL, 0, &r); // info too, with the job counted
+    ck_assert_int_eq((int)td_num(r.result, "jobs_running"), 1);
+    ck_assert_int_eq((int)td_num(r.result, "jobs_queued"), 0);
+    ck_assert_int_eq(sp_map_get(r.result, "models")->via.array.size, 1);
+    sdc_reply_free(&r);
     sdc_arg q[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_NUM("max_flops", 1)};
     for (int i = 0; i < 100; i++) {
         td_call_ok(w, "schedule.get", q, 2, &r);
@@ -298,24 +393,71 @@ START_TEST(tune_progress_subscribe_cancel) {
 END_TEST
 
 START_TEST(tcp_loopback_only) {
-    int port = 20000 + getpid() % 20000;
-    char listen[64], bad[64];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    const char *const extra[] = {"--listen", listen, NULL};
+    // Port 0: the kernel picks a free port, searchd reports it in info and its start-up line.
+    const char *const extra[] = {"--listen", "127.0.0.1:0", NULL};
     td_start(&t, extra);
+    sdc_client *u = td_connect(&t);
+    sdc_reply r;
+    td_call_ok(u, "info", NULL, 0, &r);
+    int port = (int)td_num(r.result, "tcp_port");
+    sdc_reply_free(&r);
+    sdc_close(u);
+    ck_assert_int_gt(port, 0);
+    ck_assert_int_le(port, 65535);
+    char listen[64], bad[64], cmd[1200];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(cmd, sizeof cmd, "grep -q 'and tcp %s;' %s", listen, t.log);
+    ck_assert_msg(system(cmd) == 0, "the start-up line does not name %s (see %s)", listen, t.log);
     sdc_client *c;
     sp_diag dg;
     ck_assert_msg(sdc_connect_tcp(listen, &c, &dg) == 0, "%s", dg.msg);
-    sdc_reply r;
-    td_call_ok(c, "ping", NULL, 0, &r);
+    td_call_ok(c, "info", NULL, 0, &r);
+    ck_assert_int_eq((int)td_num(r.result, "tcp_port"), port);
     sdc_reply_free(&r);
     sdc_close(c);
     ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
-    snprintf(bad, sizeof bad, "0.0.0.0:%d", port);
-    char cmd[1200];
+    // Without --listen there is no port.
+    td_start(&t, NULL);
+    u = td_connect(&t);
+    td_call_ok(u, "info", NULL, 0, &r);
+    ck_assert_int_eq((int)td_num(r.result, "tcp_port"), 0);
+    sdc_reply_free(&r);
+    sdc_close(u);
+    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    // Not loopback: refused unless --listen-any (refused before anything is bound).
+    snprintf(bad, sizeof bad, "0.0.0.0:0");
     snprintf(cmd, sizeof cmd, "%s --socket %s --state-dir %s --listen %s 2>%s.any", SD_TEST_SEARCHD,
              t.sock, t.state, bad, t.log);
     ck_assert_int_ne(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "grep -q 'listen-any' %s.any", t.log);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+/* The requester of a tune leaves mid-job: the job goes on and its result is stored. */
+START_TEST(requester_leaves_mid_job) {
+    sdc_client *c = td_connect(&t), *w = td_connect(&t);
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    td_call_ok(w, "subscribe", m, 1, &r);
+    sdc_reply_free(&r);
+    sdc_arg tune[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_NUM("max_flops", 0.7)};
+    td_call_ok(c, "tune", tune, 2, &r);
+    double job = td_num(r.result, "job");
+    sdc_reply_free(&r);
+    sdc_note n;
+    ck_assert_int_eq(td_wait_note(c, "job.progress", 60000, &n), 0);
+    sdc_note_free(&n);
+    sdc_close(c); // progress and job.done now have nowhere to go
+    ck_assert_int_eq(td_wait_note(w, "schedule.updated", 120000, &n), 0);
+    sdc_note_free(&n);
+    sdc_arg j[] = {SDC_ARG_NUM("job", job)};
+    td_call_ok(w, "job.status", j, 1, &r);
+    char buf[32];
+    ck_assert_str_eq(td_str(r.result, "status", buf, sizeof buf), "done");
+    ck_assert(td_num(r.result, "done") == td_num(r.result, "total"));
+    sdc_reply_free(&r);
+    sdc_close(w);
 }
 END_TEST
 
@@ -336,6 +478,111 @@ START_TEST(remove_model) {
 }
 END_TEST
 
+START_TEST(queue_cap) {
+    // A long search, so the first job is still running when the third tune arrives.
+    const char *const extra[] = {"--max-queued", "1", "--search-generations", "1000", NULL};
+    td_start(&t, extra);
+    sdc_client *c = td_connect(&t);
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    double jobs[2];
+    for (int i = 0; i < 2; i++) { // one runs (--jobs 1), one waits
+        td_call_ok(c, "tune", m, 1, &r);
+        jobs[i] = td_num(r.result, "job");
+        sdc_reply_free(&r);
+    }
+    char msg[512];
+    td_call_err(c, "tune", m, 1, SD_EBUSY, msg, sizeof msg);
+    ck_assert_ptr_nonnull(strstr(msg, "--max-queued"));
+    td_call_ok(c, "info", NULL, 0, &r);
+    ck_assert_int_eq((int)td_num(r.result, "jobs_queued"), 1);
+    sdc_reply_free(&r);
+    for (int i = 1; i >= 0; i--) {
+        sdc_arg j[] = {SDC_ARG_NUM("job", jobs[i])};
+        sdc_reply x;
+        sp_diag dg;
+        int rc = sdc_call(c, "job.cancel", j, 1, 30000, &x, &dg); // the first may have finished
+        ck_assert_msg(rc == 0 || rc == SD_EJOBDONE, "job.cancel: %d %s", rc, dg.msg);
+        sdc_reply_free(&x);
+    }
+    sdc_close(c);
+}
+END_TEST
+
+/* A client that sends requests and never reads the replies is dropped at --max-reply-queue;
+ * the others are not disturbed. */
+START_TEST(reply_queue_cap) {
+    const char *const extra[] = {"--max-reply-queue", "4096", NULL};
+    td_start(&t, extra);
+    sdc_client *c = td_connect(&t), *other = td_connect(&t);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    for (uint32_t id = 1; id <= 4000; id++) { // ~100 bytes of request, kilobytes of reply each
+        sp_pack_request_head(&pk, id, "schedule.frontier");
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_map(&pk, 1);
+        sp_pack_kstr(&pk, "model", td_model_id);
+    }
+    sp_diag dg;
+    int rc = sdc_send_raw(c, sb.data, sb.size, &dg); // may fail once searchd has hung up
+    ck_assert(rc == 0 || rc == SP_ECLOSED);
+    msgpack_sbuffer_destroy(&sb);
+    // Reading now: whatever was sent before the drop, then the end of the stream.
+    sdc_reply r;
+    ck_assert_int_eq(sdc_wait_reply(c, 999999, 30000, &r, &dg), SP_ECLOSED);
+    sdc_reply_free(&r);
+    sdc_close(c);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "grep -q 'reply bytes queued, closing' %s", t.log);
+    ck_assert_int_eq(system(cmd), 0);
+    td_call_ok(other, "ping", NULL, 0, &r);
+    sdc_reply_free(&r);
+    sdc_close(other);
+}
+END_TEST
+
+/* A connection searchd accepted and answered, retried while it is at --max-connections. */
+static sdc_client *connect_when_room(void) {
+    for (int i = 0; i < 200; i++) {
+        sdc_client *c = td_connect(&t);
+        sdc_reply r;
+        int rc = sdc_call(c, "ping", NULL, 0, 10000, &r, NULL);
+        sdc_reply_free(&r);
+        if (rc == 0) return c;
+        sdc_close(c);
+        usleep(50000);
+    }
+    ck_abort_msg("searchd never had room for a connection");
+    return NULL;
+}
+
+START_TEST(connection_cap) {
+    const char *const extra[] = {"--max-connections", "4", NULL};
+    td_start(&t, extra);
+    sdc_client *cs[4];
+    sdc_reply r;
+    for (int i = 0; i < 4; i++)
+        cs[i] = connect_when_room(); // td_start's probe may not be counted out yet
+    td_call_ok(cs[0], "info", NULL, 0, &r);
+    ck_assert_int_eq((int)td_num(r.result, "connections"), 4);
+    sdc_reply_free(&r);
+    // The fifth is accepted by the kernel and closed by searchd at once.
+    sdc_client *extra_c = td_connect(&t);
+    sp_diag dg;
+    ck_assert_int_eq(sdc_call(extra_c, "ping", NULL, 0, 10000, &r, &dg), SP_ECLOSED);
+    sdc_reply_free(&r);
+    sdc_close(extra_c);
+    td_call_ok(cs[0], "ping", NULL, 0, &r); // the others are untouched
+    sdc_reply_free(&r);
+    sdc_close(cs[3]);
+    cs[3] = connect_when_room(); // once one leaves, a new one gets in
+    for (int i = 0; i < 4; i++)
+        sdc_close(cs[i]);
+}
+END_TEST
+
 Suite *rpc_suite(void) {
     Suite *s = suite_create("rpc");
     TCase *e = tcase_create("empty");
@@ -343,16 +590,24 @@ Suite *rpc_suite(void) {
     tcase_add_test(e, ping_info_and_errors);
     tcase_add_test(e, malformed_closes);
     tcase_add_test(e, many_connections);
+    tcase_add_test(e, bad_model_files);
     suite_add_tcase(s, e);
     TCase *tu = tcase_create("tuned");
     tcase_add_checked_fixture(tu, setup_tuned, teardown);
     tcase_add_test(tu, queries_on_a_tuned_model);
     tcase_add_test(tu, tune_progress_subscribe_cancel);
+    tcase_add_test(tu, requester_leaves_mid_job);
     tcase_add_test(tu, remove_model);
     suite_add_tcase(s, tu);
     TCase *tcp = tcase_create("tcp");
     tcase_add_checked_fixture(tcp, setup_dir, teardown);
     tcase_add_test(tcp, tcp_loopback_only);
     suite_add_tcase(s, tcp);
+    TCase *lim = tcase_create("limits");
+    tcase_add_checked_fixture(lim, setup_template, teardown);
+    tcase_add_test(lim, queue_cap);
+    tcase_add_test(lim, reply_queue_cap);
+    tcase_add_test(lim, connection_cap);
+    suite_add_tcase(s, lim);
     return s;
 }

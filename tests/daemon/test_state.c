@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,10 +59,39 @@ static void job_status(sdc_client *c, double job, char *status, size_t cap, char
     sdc_reply_free(&r);
 }
 
+/* job.status as one JSON string without `seconds` of a live job (it grows): to compare. */
+static char *job_text(sdc_client *c, double job) {
+    sdc_reply r;
+    sdc_arg j[] = {SDC_ARG_NUM("job", job)};
+    td_call_ok(c, "job.status", j, 1, &r);
+    json_t *o = sdc_to_json(r.result);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    sdc_reply_free(&r);
+    return s;
+}
+
+static void job_progress(sdc_client *c, double job, double *done, double *total, double *best) {
+    sdc_reply r;
+    sdc_arg j[] = {SDC_ARG_NUM("job", job)};
+    td_call_ok(c, "job.status", j, 1, &r);
+    *done = td_num(r.result, "done");
+    *total = td_num(r.result, "total");
+    *best = td_num(r.result, "best");
+    sdc_reply_free(&r);
+}
+
 START_TEST(restart_restores_everything) {
     td_start(&t, NULL);
     sdc_client *c = td_connect(&t);
     char *before = frontier_text(c);
+    // The template's tune (job 1) is history already restored once: it kept its progress.
+    char *job_before = job_text(c, 1);
+    double done, total, best;
+    job_progress(c, 1, &done, &total, &best);
+    ck_assert(total > 0);
+    ck_assert(done == total);
+    ck_assert(best >= 0); // 0 when nothing met the default budget (1% drop) on 160 sentences
     sdc_reply r;
     sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
     td_call_ok(c, "profile", m, 1, &r);
@@ -73,6 +103,10 @@ START_TEST(restart_restores_everything) {
     c = td_connect(&t);
     char *after = frontier_text(c);
     ck_assert_str_eq(before, after);
+    char *job_after = job_text(c, 1);
+    ck_assert_str_eq(job_before, job_after);
+    free(job_before);
+    free(job_after);
     td_call_ok(c, "profile", m, 1, &r);
     ck_assert(td_num(r.result, "fixed_ms") == fixed);
     sdc_reply_free(&r);
@@ -157,6 +191,77 @@ START_TEST(sigterm_cancels_and_records) {
     job_status(c, job, status, sizeof status, err, sizeof err);
     ck_assert_str_eq(status, "cancelled");
     ck_assert_ptr_nonnull(strstr(err, "shut down"));
+    // What the search had reached when it stopped, not 0/0.
+    double done, total, best;
+    job_progress(c, job, &done, &total, &best);
+    ck_assert(total > 0);
+    ck_assert(done > 0 && done <= total);
+    sdc_close(c);
+}
+END_TEST
+
+static int log_has(const char *text) {
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "grep -q '%s' %s", text, t.log);
+    return system(cmd) == 0;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* SIGINT starts a shutdown that waits for the pool; a second SIGINT exits at once, recording the
+ * search if it still runs. A model.add calibrating for 30 s keeps the first shutdown waiting, so
+ * exit status 130 (not 0) shows the second SIGINT ended it. */
+START_TEST(second_sigint_exits_at_once) {
+    const char *const extra[] = {"--calib-seconds", "30", "--search-generations", "1000", NULL};
+    td_start(&t, extra);
+    sdc_client *c = td_connect(&t);
+    double job = start_tune(c);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    sp_pack_request_head(&pk, 77, "model.add");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 2);
+    sp_pack_kstr(&pk, "path", getenv("SEARCHD_DEMO_MODEL"));
+    sp_pack_kstr(&pk, "data", td_data);
+    ck_assert_int_eq(sdc_send_raw(c, sb.data, sb.size, NULL), 0);
+    msgpack_sbuffer_destroy(&sb);
+    sdc_reply r;
+    td_call_ok(c, "ping", NULL, 0, &r); // model.add is in the pool now
+    sdc_reply_free(&r);
+
+    kill(t.pid, SIGINT);
+    for (int i = 0; i < 400 && !log_has("shutting down"); i++)
+        usleep(50000);
+    ck_assert(log_has("shutting down: 1 job(s) running"));
+    int st;
+    ck_assert_msg(waitpid(t.pid, &st, WNOHANG) == 0, "searchd exited at the first SIGINT");
+    double t0 = now_s();
+    ck_assert_int_eq(td_stop(&t, SIGINT), 130);
+    double took = now_s() - t0;
+    ck_assert_msg(took < 10, "the second SIGINT took %.1f s", took); // the add has 30 s to go
+    ck_assert(log_has("second SIGINT: exiting at once"));
+    sdc_close(c);
+
+    td_start(&t, NULL);
+    c = td_connect(&t);
+    char status[32], err[600] = "";
+    job_status(c, job, status, sizeof status, err, sizeof err);
+    ck_assert_str_eq(status, "cancelled");
+    // Usually the search still runs at the second SIGINT; when it noticed the first one in
+    // between, the shutdown recorded it already.
+    ck_assert_msg(strstr(err, "second SIGINT") || strstr(err, "shut down"), "error: %s", err);
+    double done, total, best;
+    job_progress(c, job, &done, &total, &best);
+    ck_assert(done > 0 && total > 0);
+    td_call_ok(c, "model.list", NULL, 0, &r); // the template's model, intact
+    ck_assert_int_eq(r.result->via.array.size, 1);
+    sdc_reply_free(&r);
     sdc_close(c);
 }
 END_TEST
@@ -253,6 +358,7 @@ Suite *state_suite(void) {
     tcase_add_test(tc, damaged_file_set_aside);
     tcase_add_test(tc, kill9_mid_job);
     tcase_add_test(tc, sigterm_cancels_and_records);
+    tcase_add_test(tc, second_sigint_exits_at_once);
     tcase_add_test(tc, hardware_change_retunes);
     suite_add_tcase(s, tc);
     return s;

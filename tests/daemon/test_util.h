@@ -11,6 +11,7 @@ Suite *sp_suite(void);
 Suite *store_suite(void);
 Suite *rpc_suite(void);
 Suite *state_suite(void);
+Suite *cli_suite(void);
 
 typedef struct td {
     char dir[256];   // temp dir of this test
