@@ -16,7 +16,7 @@ typedef struct tune_args {
     const char *model, *data, *holdout;
     sc_query budget;
     uint64_t seed;
-    int threads, json, generations, children, latency_examples;
+    int threads, json, generations, children, latency_examples, cache_mb;
     double holdout_fraction, calib_seconds;
 } tune_args;
 
@@ -61,6 +61,7 @@ int cmd_tune(int argc, char **argv) {
     o.lat = &lm;
     o.generations = a.generations;
     o.children = a.children;
+    o.cache_mb = a.cache_mb;
     if (a.holdout_fraction > 0) o.holdout_fraction = a.holdout_fraction;
     o.progress = on_progress;
     o.families = &fam;
@@ -110,9 +111,12 @@ int cmd_tune(int argc, char **argv) {
                             median_err >= 0 ? json_real(median_err) : json_null());
         json_object_set_new(
             root, "search",
-            json_pack("{s:f, s:i, s:I, s:I, s:i, s:i, s:i, s:I}", "seconds", st.seconds,
-                      "candidates", st.candidates, "layer_evals", (json_int_t)st.layer_evals,
-                      "layer_evals_saved", (json_int_t)st.layer_evals_saved, "dropped_early",
+            json_pack("{s:f, s:i, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:I}", "seconds",
+                      st.seconds, "candidates", st.candidates, "layer_evals",
+                      (json_int_t)st.layer_evals, "layer_evals_saved",
+                      (json_int_t)st.layer_evals_saved, "layer_evals_cached",
+                      (json_int_t)st.layer_evals_cached, "cache_bytes",
+                      (json_int_t)st.cache_bytes, "dropped_early",
                       st.dropped_early, "search_examples", st.search_examples, "holdout_examples",
                       st.holdout_examples, "seed", (json_int_t)a.seed));
         json_object_set_new(root, "latency_model",
@@ -194,6 +198,10 @@ static int parse(int argc, char **argv, tune_args *a) {
             a->generations = (int)strtol(v, &end, 10);
         } else if (strcmp(o, "--children") == 0) {
             a->children = (int)strtol(v, &end, 10);
+        } else if (strcmp(o, "--cache-mb") == 0) {
+            long mb = strtol(v, &end, 10);
+            if (!*end && (mb < 0 || mb > 1 << 20)) end = "x";
+            a->cache_mb = mb == 0 ? -1 : (int)mb;
         } else if (strcmp(o, "--latency-examples") == 0) {
             a->latency_examples = (int)strtol(v, &end, 10);
         } else if (strcmp(o, "--holdout-fraction") == 0) {
@@ -234,6 +242,8 @@ static void usage(FILE *to) {
           "  --holdout FILE          held-out set (default: a seeded stratified 70% of --data)\n"
           "  --holdout-fraction F    share of --data held out when no --holdout (default 0.7)\n"
           "  --generations N, --children N   search effort (default at most 16 x 16)\n"
+          "  --cache-mb N            memory for hidden states kept across generations (default\n"
+          "                          256; 0: none)\n"
           "  --latency-examples N    examples timed per frontier schedule to check the latency\n"
           "                          model (default 300; 0 skips)\n"
           "  --calibrate-seconds S   latency calibration time (default 3)\n",
@@ -311,9 +321,10 @@ static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_
     printf("data       %d search / %d held-out examples (seed %llu)\n", st->search_examples,
            st->holdout_examples, (unsigned long long)a->seed);
     printf("search     %.1f s, %d candidates (%d dropped after the first subset), "
-           "%ld layer-evaluations run, %ld saved (%.0f%%)\n\n",
+           "%ld layer-evaluations run, %ld saved (%.0f%%; %ld by the state cache, %.0f MB)\n\n",
            st->seconds, st->candidates, st->dropped_early, st->layer_evals, st->layer_evals_saved,
-           100.0 * st->layer_evals_saved / (double)(st->layer_evals + st->layer_evals_saved + 1));
+           100.0 * st->layer_evals_saved / (double)(st->layer_evals + st->layer_evals_saved + 1),
+           st->layer_evals_cached, st->cache_bytes / 1048576.0);
     printf("frontier (held-out figures; ms: predicted for the held-out part, then predicted and\n"
            "measured on the timed examples, 1 worker, 1 thread; vs_fam: accuracy points over the\n"
            "best simple family with no more FLOPs)\n");

@@ -5,6 +5,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One cached prefix of one example: the hidden state after `depth` layers (depth < L), or the
+ * logits of a whole path (depth == L, rows == 0). One allocation holds x, pos and key. */
+typedef struct centry {
+    int depth, rows;
+    int kept;            // on the path of a schedule the caller said to keep: goes last
+    unsigned long stamp; // last use: the least recently used goes first
+    size_t bytes;        // counted against the budget, this struct included
+    float *x;            // [rows * H] state, or [num_labels] logits; owns the allocation
+    int32_t *pos;        // [rows]
+    int *key;            // [depth]: the path keys of layers 0 .. depth - 1
+} centry;
+
+/* One example's share of the cache; only the worker running the example touches it. */
+typedef struct cslot {
+    centry *e;
+    int n, cap;
+    size_t bytes, budget;
+    unsigned long clock;
+    atomic_flag busy; // an example listed twice in one job runs without the cache the 2nd time
+} cslot;
+
+struct sc_prefix_cache {
+    const en_model *m;
+    const en_dataset *d;
+    int *slot_of; // [d->count]: each example's slot, -1 when not covered
+    cslot *slot;
+    int nslots;
+};
+
 /* Shared between the workers of one call. */
 typedef struct shared {
     const sc_prefix_job *job;
@@ -13,7 +42,7 @@ typedef struct shared {
     atomic_int failed;    // first error code, 0 while none
     pthread_mutex_t lock; // guards diag and the counters below
     en_diag diag;
-    long evals, saved;
+    long evals, saved, cached;
 } shared;
 
 /* One worker's buffers, allocated once for the longest example. */
@@ -27,7 +56,8 @@ typedef struct worker {
     int32_t *pos; // [(L + 1) * max_n]
     int *rows;    // [L + 1]
     float *logit; // [num_labels]
-    long evals, saved;
+    char *have;   // [L + 1]: the state at that depth is saved and on the current path
+    long evals, saved, cached;
 } worker;
 
 static void *worker_main(void *arg);
@@ -36,6 +66,10 @@ static void path_keys(const sc_schedule *s, int n0, int layers, int *key);
 static int worker_init(worker *w, shared *sh);
 static void worker_fini(worker *w);
 static void fail(shared *sh, int code, const char *msg);
+static int cache_find(const cslot *cs, const int *key, int layers);
+static void cache_touch(cslot *cs, const int *key, int depth);
+static void cache_put(cslot *cs, const int *key, int depth, int rows, const float *x,
+                      const int32_t *pos, int width);
 
 int sc_prefix_eval(const sc_prefix_job *job, sc_prefix_stats *st, en_diag *diag) {
     int layers = job->m->cfg.layers;
@@ -78,9 +112,81 @@ int sc_prefix_eval(const sc_prefix_job *job, sc_prefix_stats *st, en_diag *diag)
     if (rc == 0 && st) {
         st->layer_evals += sh.evals;
         st->layer_evals_saved += sh.saved;
+        st->layer_evals_cached += sh.cached;
     }
     pthread_mutex_destroy(&sh.lock);
     return rc;
+}
+
+int sc_prefix_cache_new(const en_model *m, const en_dataset *d, const int *index, int n_index,
+                        size_t budget_bytes, sc_prefix_cache **out) {
+    *out = NULL;
+    int n = index ? n_index : d->count;
+    sc_prefix_cache *c = calloc(1, sizeof *c);
+    if (!c) return EN_ENOMEM;
+    c->m = m;
+    c->d = d;
+    c->slot_of = malloc((size_t)(d->count ? d->count : 1) * sizeof *c->slot_of);
+    c->slot = calloc((size_t)(n ? n : 1), sizeof *c->slot);
+    if (!c->slot_of || !c->slot) {
+        sc_prefix_cache_free(c);
+        return EN_ENOMEM;
+    }
+    for (int i = 0; i < d->count; i++)
+        c->slot_of[i] = -1;
+    double tokens = 0;
+    for (int i = 0; i < n; i++)
+        tokens += d->ex[index ? index[i] : i].n;
+    for (int i = 0; i < n; i++) {
+        int e = index ? index[i] : i;
+        if (e < 0 || e >= d->count || c->slot_of[e] >= 0) continue;
+        cslot *cs = &c->slot[c->nslots];
+        // A longer sentence has bigger states: its share grows with its length.
+        cs->budget = (size_t)((double)budget_bytes * d->ex[e].n / tokens);
+        atomic_flag_clear(&cs->busy);
+        c->slot_of[e] = c->nslots++;
+    }
+    *out = c;
+    return 0;
+}
+
+void sc_prefix_cache_free(sc_prefix_cache *c) {
+    if (!c) return;
+    for (int i = 0; i < c->nslots; i++) {
+        for (int j = 0; j < c->slot[i].n; j++)
+            free(c->slot[i].e[j].x);
+        free(c->slot[i].e);
+    }
+    free(c->slot);
+    free(c->slot_of);
+    free(c);
+}
+
+int sc_prefix_cache_keep(sc_prefix_cache *c, const sc_schedule *sched, int count) {
+    int L = c->m->cfg.layers;
+    int *key = malloc((size_t)(count ? count : 1) * L * sizeof *key);
+    if (!key) return EN_ENOMEM;
+    for (int e = 0; e < c->d->count; e++) {
+        if (c->slot_of[e] < 0) continue;
+        cslot *cs = &c->slot[c->slot_of[e]];
+        for (int s = 0; s < count; s++)
+            path_keys(&sched[s], c->d->ex[e].n, L, &key[s * L]);
+        for (int j = 0; j < cs->n; j++) {
+            centry *en = &cs->e[j];
+            en->kept = 0;
+            for (int s = 0; s < count && !en->kept; s++)
+                en->kept = memcmp(en->key, &key[s * L], (size_t)en->depth * sizeof *key) == 0;
+        }
+    }
+    free(key);
+    return 0;
+}
+
+size_t sc_prefix_cache_bytes(const sc_prefix_cache *c) {
+    size_t b = 0;
+    for (int i = 0; c && i < c->nslots; i++)
+        b += c->slot[i].bytes;
+    return b;
 }
 
 static void *worker_main(void *arg) {
@@ -108,6 +214,7 @@ static void *worker_main(void *arg) {
     pthread_mutex_lock(&sh->lock);
     sh->evals += w->evals;
     sh->saved += w->saved;
+    sh->cached += w->cached;
     pthread_mutex_unlock(&sh->lock);
     return NULL;
 }
@@ -149,10 +256,18 @@ static int run_example(worker *w, int e, int slot) {
     for (int i = 1; i < count; i++)
         w->lcp[i] = common_prefix(&w->key[w->order[i - 1] * L], &w->key[w->order[i] * L], L);
 
-    int prev_pred = -1;
-    for (int i = 0; i < count; i++) {
+    // The example's share of the cache, unless another worker has it (a repeated example).
+    cslot *cs = NULL;
+    if (job->cache && job->cache->d == job->d && job->cache->slot_of[e] >= 0) {
+        cs = &job->cache->slot[job->cache->slot_of[e]];
+        if (atomic_flag_test_and_set(&cs->busy)) cs = NULL;
+    }
+    memset(w->have, 0, (size_t)L + 1);
+    int prev_pred = -1, rc = 0;
+    for (int i = 0; i < count && rc == 0; i++) {
         int s = w->order[i];
         const sc_schedule *sc = &job->sched[s];
+        const int *key = &w->key[s * L];
         int from = w->lcp[i], keep_to = w->lcp[i + 1];
         int *out_pred = &job->pred[(size_t)s * n + slot];
         float *out_logits = job->logits ? &job->logits[((size_t)s * n + slot) * C] : NULL;
@@ -163,42 +278,137 @@ static int run_example(worker *w, int e, int slot) {
             w->saved += L;
             continue;
         }
-        int rc;
-        if (i == 0) {
-            rc = en_ctx_begin(w->ctx, ex->ids, ex->type_ids, ex->n);
+        // Saved states deeper than the common prefix belong to another path.
+        for (int l = from + 1; l <= L; l++)
+            w->have[l] = 0;
+        // Resume from the deepest state on this path: saved by this walk, or cached earlier.
+        int ds = from;
+        while (ds >= 0 && !w->have[ds])
+            ds--;
+        int ce = cs ? cache_find(cs, key, L) : -1;
+        int dc = ce >= 0 ? cs->e[ce].depth : -1;
+        if (ce >= 0 && dc > ds) cache_touch(cs, key, dc);
+        if (dc == L) { // the whole path ran before: its logits
+            memcpy(w->logit, cs->e[ce].x, (size_t)C * sizeof *w->logit);
+            w->saved += L;
+            w->cached += L - from;
         } else {
-            rc = en_ctx_set_state(w->ctx, ex->n, w->rows[from], &w->state[(size_t)from * max_n * H],
-                                  &w->pos[(size_t)from * max_n]);
-        }
-        if (rc != 0) return rc;
-        w->saved += from;
-        for (int l = from; l <= L; l++) {
-            // Save the state at depth l only when the next schedule in order resumes from it
-            // or deeper: in sorted order nobody else needs it.
-            if (l <= keep_to && l < L && (l > from || i == 0)) {
+            int resume;
+            if (ds < 0 && dc < 0) {
+                resume = 0;
+                rc = en_ctx_begin(w->ctx, ex->ids, ex->type_ids, ex->n);
+            } else if (ds >= dc) {
+                resume = ds;
+                rc = en_ctx_set_state(w->ctx, ex->n, w->rows[ds], &w->state[(size_t)ds * max_n * H],
+                                      &w->pos[(size_t)ds * max_n]);
+            } else {
+                resume = dc;
+                rc = en_ctx_set_state(w->ctx, ex->n, cs->e[ce].rows, cs->e[ce].x, cs->e[ce].pos);
+            }
+            if (rc != 0) break;
+            w->saved += resume;
+            // Against a walk without the cache, which resumes at the common prefix: what the
+            // cache saved, less any state it made this walk skip saving (rarely negative).
+            w->cached += resume - from;
+            for (int l = resume; l <= L; l++) {
                 int n0, rows;
                 const float *x;
                 const int32_t *pos;
                 en_ctx_state(w->ctx, &n0, &rows, &x, &pos);
-                memcpy(&w->state[(size_t)l * max_n * H], x, (size_t)rows * H * sizeof *x);
-                memcpy(&w->pos[(size_t)l * max_n], pos, (size_t)rows * sizeof *pos);
-                w->rows[l] = rows;
+                // Save the state at depth l only when the next schedule in order resumes from
+                // it or deeper: in sorted order nobody else in this walk needs it.
+                if (l <= keep_to && l < L && !w->have[l]) {
+                    memcpy(&w->state[(size_t)l * max_n * H], x, (size_t)rows * H * sizeof *x);
+                    memcpy(&w->pos[(size_t)l * max_n], pos, (size_t)rows * sizeof *pos);
+                    w->rows[l] = rows;
+                    w->have[l] = 1;
+                }
+                // Deeper than the deepest cached match, so not cached yet.
+                if (cs && l > resume && l < L) cache_put(cs, key, l, rows, x, pos, H);
+                if (l == L) break;
+                rc = en_ctx_layer(w->ctx, l, key[l] >> 3, sc->metric);
+                if (rc != 0) break;
+                w->evals++;
             }
-            if (l == L) break;
-            int keep = w->key[s * L + l] >> 3;
-            rc = en_ctx_layer(w->ctx, l, keep, sc->metric);
-            if (rc != 0) return rc;
-            w->evals++;
+            if (rc == 0) rc = en_ctx_finish(w->ctx, w->logit);
+            if (rc != 0) break;
+            if (cs) cache_put(cs, key, L, 0, w->logit, NULL, C);
         }
-        rc = en_ctx_finish(w->ctx, w->logit);
-        if (rc != 0) return rc;
         int best = 0;
         for (int c = 1; c < C; c++)
             if (w->logit[c] > w->logit[best]) best = c;
         *out_pred = prev_pred = best;
         if (out_logits) memcpy(out_logits, w->logit, (size_t)C * sizeof *out_logits);
     }
-    return 0;
+    if (cs) atomic_flag_clear(&cs->busy);
+    return rc;
+}
+
+/* The deepest entry on the path `key` (the logits entry when the whole path is there); -1 when
+ * none. */
+static int cache_find(const cslot *cs, const int *key, int layers) {
+    int best = -1;
+    for (int j = 0; j < cs->n; j++) {
+        const centry *c = &cs->e[j];
+        if (c->depth > layers || (best >= 0 && c->depth <= cs->e[best].depth)) continue;
+        if (memcmp(c->key, key, (size_t)c->depth * sizeof *key) == 0) best = j;
+    }
+    return best;
+}
+
+/* Marks the entries on path `key` up to `depth` as just used: the shallower ones are what the
+ * next schedules in the walk, sharing a shorter prefix, will look for. */
+static void cache_touch(cslot *cs, const int *key, int depth) {
+    unsigned long now = ++cs->clock;
+    for (int j = 0; j < cs->n; j++) {
+        centry *c = &cs->e[j];
+        if (c->depth <= depth && memcmp(c->key, key, (size_t)c->depth * sizeof *key) == 0)
+            c->stamp = now;
+    }
+}
+
+/* Adds the state after `depth` layers of path `key` (`rows` rows of `width` floats and their
+ * positions), or with rows == 0 the `width` logits of the whole path, evicting the least
+ * recently used entries to stay within the budget. The caller knows it is not there yet. */
+static void cache_put(cslot *cs, const int *key, int depth, int rows, const float *x,
+                      const int32_t *pos, int width) {
+    size_t floats = rows > 0 ? (size_t)rows * width : (size_t)width;
+    size_t data =
+        floats * sizeof(float) + (size_t)rows * sizeof(int32_t) + (size_t)depth * sizeof(int);
+    size_t bytes = data + sizeof(centry);
+    if (bytes > cs->budget) return;
+    while (cs->bytes + bytes > cs->budget && cs->n > 0) {
+        int old = 0;
+        for (int j = 1; j < cs->n; j++)
+            if (cs->e[j].kept < cs->e[old].kept ||
+                (cs->e[j].kept == cs->e[old].kept && cs->e[j].stamp < cs->e[old].stamp))
+                old = j;
+        cs->bytes -= cs->e[old].bytes;
+        free(cs->e[old].x);
+        cs->e[old] = cs->e[--cs->n];
+    }
+    if (cs->n == cs->cap) {
+        int cap = cs->cap ? 2 * cs->cap : 8;
+        centry *e = realloc(cs->e, (size_t)cap * sizeof *e);
+        if (!e) return; // a cache: running without it is still right
+        cs->e = e;
+        cs->cap = cap;
+    }
+    float *buf = malloc(data);
+    if (!buf) return;
+    centry *c = &cs->e[cs->n++];
+    c->depth = depth;
+    c->rows = rows;
+    c->kept = 0;
+    c->stamp = ++cs->clock;
+    c->bytes = bytes;
+    c->x = buf;
+    c->pos = (int32_t *)(buf + floats);
+    c->key = (int *)(c->pos + rows);
+    memcpy(c->x, x, floats * sizeof *x);
+    if (rows > 0) memcpy(c->pos, pos, (size_t)rows * sizeof *pos);
+    memcpy(c->key, key, (size_t)depth * sizeof *key);
+    cs->bytes += bytes;
 }
 
 /* Key of layer l: k_l * 8, plus metric + 1 when the layer really prunes (k_l < rows in). A
@@ -226,7 +436,9 @@ static int worker_init(worker *w, shared *sh) {
     w->pos = malloc((size_t)(L + 1) * max_n * sizeof *w->pos);
     w->rows = calloc((size_t)L + 1, sizeof *w->rows);
     w->logit = malloc((size_t)cfg->num_labels * sizeof *w->logit);
-    if (!w->key || !w->order || !w->lcp || !w->state || !w->pos || !w->rows || !w->logit)
+    w->have = calloc((size_t)L + 1, 1);
+    if (!w->key || !w->order || !w->lcp || !w->state || !w->pos || !w->rows || !w->logit ||
+        !w->have)
         return EN_ENOMEM;
     return 0;
 }
@@ -240,6 +452,7 @@ static void worker_fini(worker *w) {
     free(w->pos);
     free(w->rows);
     free(w->logit);
+    free(w->have);
     memset(w, 0, sizeof *w);
 }
 

@@ -5,7 +5,14 @@
  * hidden state saved at the deepest common prefix, so memory stays at one state per depth per
  * worker. Schedules whose whole path coincides on an example (common for short sentences, where
  * nearby ratios keep the same number of tokens) share the prediction outright. The results are
- * exactly those of en_forward(): the same layers run on the same rows. */
+ * exactly those of en_forward(): the same layers run on the same rows.
+ *
+ * Across calls, an optional sc_prefix_cache keeps, per example, the hidden states of prefixes
+ * already run (and the logits of whole paths) within a fixed memory budget, so a schedule of a
+ * later call (a child in the next generation of a search) resumes where an earlier one sharing
+ * its first layers' keep counts left off. Each example's share of the budget is its own, and an
+ * example is run by one worker at a time, so what the cache holds, and the counters, depend only
+ * on the sequence of calls, never on the thread count. */
 
 #include <stdatomic.h>
 
@@ -13,9 +20,27 @@
 #include "sc_schedule.h"
 
 typedef struct sc_prefix_stats {
-    long layer_evals;       // sequence-layers run (en_ctx_layer calls)
-    long layer_evals_saved; // sequence-layers a schedule-at-a-time evaluation would have added
+    long layer_evals;        // sequence-layers run (en_ctx_layer calls)
+    long layer_evals_saved;  // sequence-layers a schedule-at-a-time evaluation would have added
+    long layer_evals_cached; // of those saved, the ones the cache (earlier calls) saved: what
+                             // the same call without a cache would have run in addition
 } sc_prefix_stats;
+
+typedef struct sc_prefix_cache sc_prefix_cache;
+
+/// Makes a cache for examples `index[0..n_index)` of `d` (NULL: all), holding at most
+/// `budget_bytes` of states in all (each example gets a share proportional to its length).
+/// `m` and `d` are borrowed and must outlive it; `*out` is owned by the caller (free with
+/// sc_prefix_cache_free). EN_ENOMEM.
+int sc_prefix_cache_new(const en_model *m, const en_dataset *d, const int *index, int n_index,
+                        size_t budget_bytes, sc_prefix_cache **out);
+void sc_prefix_cache_free(sc_prefix_cache *c);
+/// Marks what the cache holds on the paths of `sched[0..count)` (borrowed) to be evicted last,
+/// and the rest first, least recently used first: say which schedules the next calls will
+/// extend (a search's next parents). Not during a call on the cache. EN_ENOMEM.
+int sc_prefix_cache_keep(sc_prefix_cache *c, const sc_schedule *sched, int count);
+/// Bytes of states and logits held now (never above the budget).
+size_t sc_prefix_cache_bytes(const sc_prefix_cache *c);
 
 typedef struct sc_prefix_job {
     const en_model *m;        // borrowed
@@ -24,10 +49,12 @@ typedef struct sc_prefix_job {
     int n_index;              // entries of index (ignored when index is NULL)
     const sc_schedule *sched; // borrowed: [count] schedules for m's layer count
     int count;
-    int threads;        // worker threads, each with its own en_ctx (<= 0: 1)
-    atomic_int *cancel; // borrowed, may be NULL: non-zero stops with EN_ECANCELED
-    int *pred;          // caller-owned [count * n]: pred[s * n + i], n examples run
-    float *logits;      // NULL, or caller-owned [count * n * num_labels]
+    int threads;            // worker threads, each with its own en_ctx (<= 0: 1)
+    atomic_int *cancel;     // borrowed, may be NULL: non-zero stops with EN_ECANCELED
+    sc_prefix_cache *cache; // borrowed, may be NULL: made for this m and d; examples it does
+                            // not cover run without it
+    int *pred;              // caller-owned [count * n]: pred[s * n + i], n examples run
+    float *logits;          // NULL, or caller-owned [count * n * num_labels]
 } sc_prefix_job;
 
 /// Runs `job`; on success fills job->pred (and job->logits) and adds to `*st` (may be NULL).

@@ -38,7 +38,8 @@ typedef struct search {
     sc__rng rng;
     sc_search_stats *st;
     int done, total;
-    double anchor_cost; // the cheapest answer to max_drop so far, and generations since it fell
+    sc_prefix_cache *cache; // the search part's states across generations; may be NULL
+    double anchor_cost;     // the cheapest answer to max_drop so far, and generations since it fell
     int stale;
     en_diag *diag;
 } search;
@@ -48,7 +49,9 @@ typedef struct search {
 #define SC_SEARCH_PATIENCE 6
 #define SC_ANCHOR_Z 2.5
 /* FLOPs bands: parents are the best candidate of each; with a drop bound, the bands from
- * SC_WINDOW_BELOW under the answer to SC_WINDOW_ABOVE over it. */
+ * SC_WINDOW_BELOW under the answer to SC_WINDOW_ABOVE over it. (Wider above, to improve the
+ * safer schedules the held-out part falls back to when it rejects the answer, helped seed 3 but
+ * stalled seed 1's descent: see docs/readme-schedules.md.) */
 #define SC_BAND 0.025
 #define SC_WINDOW_BELOW 0.15
 #define SC_WINDOW_ABOVE 0.05
@@ -99,7 +102,12 @@ int sc_search_run(const en_model *m, const en_dataset *data, const en_dataset *h
     en_set_blas_threads(1); // parallel sequences, never BLAS threads inside workers
     int gens = opts->generations > 0 ? opts->generations : SC_SEARCH_GENERATIONS;
     int kids = opts->children > 0 ? opts->children : SC_SEARCH_CHILDREN;
-    if ((rc = split(&S, data, holdout)) == 0 && (rc = baseline(&S)) == 0) {
+    if ((rc = split(&S, data, holdout)) == 0 && opts->cache_mb >= 0) {
+        size_t mb = opts->cache_mb > 0 ? (size_t)opts->cache_mb : SC_SEARCH_CACHE_MB;
+        if (sc_prefix_cache_new(m, S.sd, S.si, S.ns, mb << 20, &S.cache) != 0)
+            rc = en_fail(diag, EN_ENOMEM, "cannot allocate the state cache");
+    }
+    if (rc == 0 && (rc = baseline(&S)) == 0) {
         S.total = S.nc + 0;
         rc = seed_families(&S);
         S.total = S.nc + gens * kids;
@@ -115,6 +123,7 @@ int sc_search_run(const en_model *m, const en_dataset *data, const en_dataset *h
     stats->candidates = S.nc;
     stats->search_examples = S.ns;
     stats->holdout_examples = S.nh;
+    stats->cache_bytes = sc_prefix_cache_bytes(S.cache);
     search_free(&S);
     return rc;
 }
@@ -264,13 +273,14 @@ static int baseline(search *S) {
                          .count = 1,
                          .threads = S->threads,
                          .cancel = S->o->cancel,
+                         .cache = S->cache,
                          .pred = pred};
     sc_prefix_stats ps = {0};
     int rc = sc_prefix_eval(&job, &ps, S->diag);
     for (int i = 0; rc == 0 && i < S->ns; i++)
         S->s_ok[i] = pred[i] == S->sd->ex[S->si[i]].label;
     if (rc == 0) {
-        job.d = S->hd, job.index = S->hi, job.n_index = S->nh;
+        job.d = S->hd, job.index = S->hi, job.n_index = S->nh, job.cache = NULL;
         rc = sc_prefix_eval(&job, &ps, S->diag);
     }
     for (int i = 0; rc == 0 && i < S->nh; i++)
@@ -305,15 +315,25 @@ static int seed_families(search *S) {
     return 0;
 }
 
-/* The cheapest frontier member within the drop bound on the search part (-1: none), by a
- * stricter bound than the held-out one (z = SC_ANCHOR_Z): the search part's best candidates
- * are the luckiest of hundreds, so their figures there are optimistic, and the answer must
- * still hold on the held-out part. */
+/* The cheapest frontier member within the drop bound on the search part (-1: none), by two
+ * tests on its search-part figures:
+ * - a stricter bound than the held-out one (z = SC_ANCHOR_Z): the search part's best
+ *   candidates are the luckiest of hundreds, so their figures there are optimistic;
+ * - certifiable on the held-out part even if it loses nothing there: its drop (a gain counts
+ *   as none) plus the held-out bound's width for its disagreement rate, 1.645 * s / sqrt(nh).
+ *   A schedule that disagrees with the unpruned model on many examples can look good on the
+ *   search part by flipping more wrong answers right than right ones wrong, but that gain does
+ *   not carry over, and with nh examples the bound can never certify it.
+ * Only counts are used from the held-out part (nh), never its outcomes. */
 static int drop_anchor(const search *S, const int *front, int nf) {
+    double max_drop = S->o->budget.max_drop;
     for (int i = 0; i < nf; i++) {
         const cand *c = &S->c[front[i]];
-        double se = (c->drop_upper - c->drop) / SC_Z95;
-        if (c->drop + SC_ANCHOR_Z * se < S->o->budget.max_drop) return i;
+        double se = (c->drop_upper - c->drop) / SC_Z95; // s / sqrt(ns) on the search part
+        double se_held = se * sqrt((double)S->ns / S->nh);
+        if (c->drop + SC_ANCHOR_Z * se < max_drop &&
+            (c->drop > 0 ? c->drop : 0) + SC_Z95 * se_held < max_drop)
+            return i;
     }
     return -1;
 }
@@ -355,8 +375,26 @@ static int generation(search *S) {
         anchor = nf - 1; // every candidate is within the budget: the costliest bands
         lo = anchor - 4, hi = anchor;
     }
+
     if (lo < 0) lo = 0;
     if (hi > nf - 1) hi = nf - 1;
+    // The children extend these parents' first layers: their states are the ones to keep.
+    if (S->cache) {
+        int from = anchor >= 0 ? lo : 0, to = anchor >= 0 ? hi : nf - 1;
+        sc_schedule *par = malloc((size_t)(to - from + 1) * sizeof *par);
+        if (!par) {
+            free(front);
+            return en_fail(S->diag, EN_ENOMEM, "cannot allocate the parents");
+        }
+        for (int i = from; i <= to; i++)
+            par[i - from] = S->c[front[i]].s;
+        int rc = sc_prefix_cache_keep(S->cache, par, to - from + 1);
+        free(par);
+        if (rc != 0) {
+            free(front);
+            return en_fail(S->diag, rc, "cannot mark the cached states");
+        }
+    }
     int kids = S->o->children > 0 ? S->o->children : SC_SEARCH_CHILDREN;
     int first = S->nc, made = 0;
     for (int tries = 0; made < kids && tries < kids * 50; tries++) {
@@ -405,6 +443,7 @@ static int eval_batch(search *S, int first, int count) {
                          .count = count,
                          .threads = S->threads,
                          .cancel = S->o->cancel,
+                         .cache = S->cache,
                          .pred = pred};
     if ((rc = sc_prefix_eval(&job, &ps, S->diag)) != 0) goto done;
     for (int j = 0; j < count; j++)
@@ -464,6 +503,7 @@ static int eval_batch(search *S, int first, int count) {
     }
     S->st->layer_evals += ps.layer_evals;
     S->st->layer_evals_saved += ps.layer_evals_saved;
+    S->st->layer_evals_cached += ps.layer_evals_cached;
     S->done += count;
     report(S);
 done:
@@ -710,6 +750,7 @@ static double now_s(void) {
 }
 
 static void search_free(search *S) {
+    sc_prefix_cache_free(S->cache);
     for (int i = 0; i < S->nc; i++)
         free(S->c[i].ok);
     free(S->c);

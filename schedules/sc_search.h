@@ -30,6 +30,8 @@ typedef struct sc_search_opts {
     const sc_latency_model *lat; // borrowed; may be NULL (latency_ms then 0)
     int generations;             // <= 0: default (SC_SEARCH_GENERATIONS)
     int children;                // candidates per generation (<= 0: SC_SEARCH_CHILDREN)
+    int cache_mb;                // hidden states of the search part's examples kept across
+                                 // generations (0: SC_SEARCH_CACHE_MB; < 0: none)
     void (*progress)(void *ud, const sc_progress *p); // called from a search thread; may be NULL
     void *progress_ud;
     atomic_int *cancel;          // borrowed; when set non-zero the search stops with EN_ECANCELED
@@ -39,6 +41,7 @@ typedef struct sc_search_opts {
 
 #define SC_SEARCH_GENERATIONS 16 // at most: with max_drop it stops once the answer stops improving
 #define SC_SEARCH_CHILDREN 16
+#define SC_SEARCH_CACHE_MB 256
 
 void sc_search_opts_default(sc_search_opts *o);
 
@@ -47,6 +50,9 @@ typedef struct sc_search_stats {
     int candidates;              // schedules evaluated
     long layer_evals;            // sequence-layers actually run
     long layer_evals_saved;      // sequence-layers skipped by prefix sharing and early drops
+    long layer_evals_cached;     // of those, skipped by resuming from a state cached in an
+                                 // earlier generation
+    size_t cache_bytes;          // what the state cache held at the end
     double family_best_accuracy; // best simple-family held-out accuracy at the chosen budget
     double gain_over_families;   // held-out accuracy gained over the families at equal FLOPs:
                                  // at each record's FLOPs, best record minus best family

@@ -5,9 +5,8 @@
 #include "test_schedules.h"
 
 static const char *k_sched[] = {
-    "attn:1,1,1,1",          "attn:1,0.7,0.5,0.3",
-    "attn:1,0.7,0.5,0.05",   "attn:1,0.7,0.4,0.3",
-    "cls:1,0.7,0.5,0.3",     "context:0.5,0.5,0.5,0.5",
+    "attn:1,1,1,1",          "attn:1,0.7,0.5,0.3",    "attn:1,0.7,0.5,0.05",
+    "attn:1,0.7,0.4,0.3",    "cls:1,0.7,0.5,0.3",     "context:0.5,0.5,0.5,0.5",
     "power:0.9,0.6,0.6,0.2", "attn:0.95,0.7,0.5,0.3",
     "attn:1,0.7,0.5,0.3", // a repeat: its own output, the same values
     "cls:1,1,0.35,0.35",     "context:1,1,0.35,0.35",
@@ -67,6 +66,102 @@ START_TEST(same_as_plain_forward) {
 }
 END_TEST
 
+/* With a state cache, across calls: still exactly en_forward; later calls resume from states
+ * earlier ones left; the counters do not depend on the thread count; the budget holds. */
+START_TEST(cache_across_calls) {
+    const en_model *m = demo_model();
+    en_dataset *d = demo_slice(0, N_EX, 5);
+    int L = m->cfg.layers, C = m->cfg.num_labels;
+    sc_schedule s[N_SCHED];
+    for (int i = 0; i < N_SCHED; i++)
+        ck_assert_int_eq(sc_schedule_parse(k_sched[i], L, &s[i], NULL), 0);
+    int *pred = malloc(sizeof(int) * N_SCHED * N_EX);
+    float *logits = malloc(sizeof(float) * N_SCHED * N_EX * C);
+    en_ctx *ctx;
+    ck_assert_int_eq(en_ctx_new(m, d->max_n, &ctx), 0);
+    // Two "generations": the first half of the schedules, then the second half, twice over
+    // (the repeat must come entirely from the cache). Examples 1..N_EX-1 only are cached.
+    int idx[N_EX - 1];
+    for (int i = 0; i < N_EX - 1; i++)
+        idx[i] = i + 1;
+    size_t budgets[2] = {(size_t)4 << 20, (size_t)24 << 10};
+    long runs[2][2] = {{0}};
+    for (int b = 0; b < 2; b++) {
+        for (int threads = 1; threads <= 2; threads++) {
+            sc_prefix_cache *cache;
+            ck_assert_int_eq(sc_prefix_cache_new(m, d, idx, N_EX - 1, budgets[b], &cache), 0);
+            int parts[4][2] = {
+                {0, N_SCHED / 2}, {N_SCHED / 2, N_SCHED}, {N_SCHED / 2, N_SCHED}, {0, N_SCHED}};
+            sc_prefix_stats total = {0};
+            for (int p = 0; p < 4; p++) {
+                int count = parts[p][1] - parts[p][0];
+                // Before the last call: keep what lies on the first schedules' paths.
+                if (p == 3) ck_assert_int_eq(sc_prefix_cache_keep(cache, s, 3), 0);
+                sc_prefix_job job = {.m = m,
+                                     .d = d,
+                                     .sched = &s[parts[p][0]],
+                                     .count = count,
+                                     .threads = threads,
+                                     .cache = cache,
+                                     .pred = pred,
+                                     .logits = logits};
+                sc_prefix_stats st = {0};
+                en_diag diag = {{0}};
+                ck_assert_msg(sc_prefix_eval(&job, &st, &diag) == 0, "%s", diag.msg);
+                ck_assert_int_eq(st.layer_evals + st.layer_evals_saved, (long)count * N_EX * L);
+                ck_assert(st.layer_evals_cached <= st.layer_evals_saved);
+                if (p == 2 && b == 0) { // the same call again: only example 0 runs
+                    sc_prefix_job one = job;
+                    int zero = 0;
+                    one.index = &zero;
+                    one.n_index = 1;
+                    one.cache = NULL;
+                    int pred0[N_SCHED];
+                    one.pred = pred0;
+                    one.logits = NULL;
+                    sc_prefix_stats st0 = {0};
+                    ck_assert_int_eq(sc_prefix_eval(&one, &st0, NULL), 0);
+                    ck_assert_int_eq(st.layer_evals, st0.layer_evals);
+                }
+                if (p == 1) ck_assert_int_gt(st.layer_evals_cached, 0);
+                total.layer_evals += st.layer_evals;
+                total.layer_evals_cached += st.layer_evals_cached;
+                ck_assert(sc_prefix_cache_bytes(cache) <= budgets[b]);
+                for (int k = 0; k < count; k++) {
+                    for (int e = 0; e < N_EX; e++) {
+                        const sc_schedule *sk = &s[parts[p][0] + k];
+                        const en_example *ex = &d->ex[e];
+                        float ref[8];
+                        ck_assert_int_eq(en_forward(ctx, ex->ids, ex->type_ids, ex->n, sk->metric,
+                                                    sk->ratios, ref, NULL, NULL),
+                                         0);
+                        for (int c = 0; c < C; c++)
+                            ck_assert_msg(logits[(k * N_EX + e) * C + c] == ref[c],
+                                          "call %d, schedule %d, example %d: %.9g vs %.9g", p, k, e,
+                                          logits[(k * N_EX + e) * C + c], ref[c]);
+                        ck_assert_int_eq(pred[k * N_EX + e], ref[1] > ref[0]);
+                    }
+                }
+            }
+            if (threads == 1) {
+                runs[b][0] = total.layer_evals;
+                runs[b][1] = total.layer_evals_cached;
+            } else {
+                ck_assert_int_eq(total.layer_evals, runs[b][0]);
+                ck_assert_int_eq(total.layer_evals_cached, runs[b][1]);
+            }
+            sc_prefix_cache_free(cache);
+        }
+    }
+    // A small budget keeps less, so it saves less.
+    ck_assert_int_lt(runs[1][1], runs[0][1]);
+    en_ctx_free(ctx);
+    free(pred);
+    free(logits);
+    en_dataset_free_view(d);
+}
+END_TEST
+
 START_TEST(subset_cancel_and_bad_schedule) {
     const en_model *m = demo_model();
     const en_dataset *d = demo_data();
@@ -110,6 +205,7 @@ Suite *prefix_eval_suite(void) {
     TCase *tc = tcase_create("demo");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, same_as_plain_forward);
+    tcase_add_test(tc, cache_across_calls);
     tcase_add_test(tc, subset_cancel_and_bad_schedule);
     suite_add_tcase(s, tc);
     return s;

@@ -98,6 +98,40 @@ START_TEST(flops_budget_and_families) {
 }
 END_TEST
 
+/* A drop bound: the same frontier and counters for 1 and 2 threads, and without the state cache
+ * the same frontier with the cached layer-evaluations run instead. */
+START_TEST(drop_bound_threads_and_cache) {
+    sc_frontier f[3];
+    sc_search_stats st[3];
+    for (int k = 0; k < 3; k++) {
+        sc_search_opts o = small_opts(5);
+        o.generations = 3;
+        o.budget.max_drop = 0.01;
+        o.threads = k == 1 ? 1 : 2;
+        o.cache_mb = k == 2 ? -1 : 0;
+        run_ok(&o, &f[k], &st[k]);
+    }
+    for (int k = 1; k < 3; k++) {
+        ck_assert_int_eq(f[k].count, f[0].count);
+        ck_assert_int_eq(st[k].candidates, st[0].candidates);
+        for (int i = 0; i < f[0].count; i++) {
+            ck_assert_uint_eq(sc_schedule_hash(&f[k].rec[i].schedule),
+                              sc_schedule_hash(&f[0].rec[i].schedule));
+            ck_assert_double_eq(f[k].rec[i].accuracy, f[0].rec[i].accuracy);
+            ck_assert_double_eq(f[k].rec[i].drop_upper, f[0].rec[i].drop_upper);
+        }
+    }
+    ck_assert_int_eq(st[1].layer_evals, st[0].layer_evals);
+    ck_assert_int_eq(st[1].layer_evals_cached, st[0].layer_evals_cached);
+    ck_assert_int_gt(st[0].layer_evals_cached, 0);
+    ck_assert_int_eq(st[2].layer_evals_cached, 0);
+    ck_assert_int_eq(st[2].cache_bytes, 0);
+    ck_assert_int_eq(st[2].layer_evals, st[0].layer_evals + st[0].layer_evals_cached);
+    for (int k = 0; k < 3; k++)
+        sc_frontier_free(&f[k]);
+}
+END_TEST
+
 static void cancel_on_progress(void *ud, const sc_progress *p) {
     ck_assert(p->done <= p->total);
     atomic_store((atomic_int *)ud, 1);
@@ -153,6 +187,7 @@ Suite *search_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, deterministic_and_honest);
     tcase_add_test(tc, flops_budget_and_families);
+    tcase_add_test(tc, drop_bound_threads_and_cache);
     tcase_add_test(tc, cancellation);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
