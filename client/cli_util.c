@@ -3,9 +3,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 static int g_drawn; // a bar is on the terminal's current line
+static int g_len;   // its length, to blank out on terminals without escape codes
 
 int cli_load_model(const char *dir, en_model **m) {
     en_diag diag = {{0}};
@@ -40,21 +42,53 @@ int cli_parse_share(const char *text, double *out) {
     return 0;
 }
 
+/* Drawn on stderr only when it is a terminal: one line redrawn in place with \r, cut to the
+ * terminal's width (a line that wraps cannot be redrawn: each update would start a new row). */
 void cli_progress(const char *label, int done, int total, const char *note) {
     if (!isatty(STDERR_FILENO)) return;
-    enum { WIDTH = 30 };
-    int fill = total > 0 ? (int)((double)done / total * WIDTH) : 0;
-    if (fill > WIDTH) fill = WIDTH;
-    char bar[WIDTH + 1];
-    memset(bar, '#', (size_t)fill);
-    memset(bar + fill, '.', (size_t)(WIDTH - fill));
-    bar[WIDTH] = '\0';
-    fprintf(stderr, "\r%s [%s] %d/%d %s\033[K", label, bar, done, total, note ? note : "");
+    struct winsize ws;
+    int cols = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+    int avail = cols - 1; // the last column would leave the cursor waiting to wrap
+    char line[512];
+    int len = 0, digits = snprintf(NULL, 0, "%d", total);
+    // The count is padded to the width of the total, so the line keeps its layout as it grows.
+    for (int width = 30; width >= 0; width -= 5) {
+        char bar[32];
+        int fill = total > 0 ? (int)((double)done / total * width) : 0;
+        fill = fill < 0 ? 0 : fill > width ? width : fill;
+        memset(bar, '#', (size_t)fill);
+        memset(bar + fill, '.', (size_t)(width - fill));
+        bar[width] = '\0';
+        if (width > 0)
+            len =
+                snprintf(line, sizeof line, "%s [%s] %*d/%d %s", label, bar, digits, done, total, note ? note : "");
+        else
+            len = snprintf(line, sizeof line, "%s %*d/%d %s", label, digits, done, total, note ? note : "");
+        if (len < 0) return;
+        if (len > (int)sizeof line - 1) len = (int)sizeof line - 1;
+        if (len <= avail) break;
+    }
+    if (len > avail) len = avail > 0 ? avail : 0; // ASCII only: cutting bytes cuts characters
+    const char *term = getenv("TERM");
+    if (term && strcmp(term, "dumb") == 0) { // no escape codes: blank out the old tail
+        int pad = g_len > len ? g_len - len : 0;
+        fprintf(stderr, "\r%.*s%*s", len, line, pad, "");
+        if (pad) fprintf(stderr, "\r%.*s", len, line);
+    } else {
+        fprintf(stderr, "\r%.*s\033[K", len, line);
+    }
     fflush(stderr);
     g_drawn = 1;
+    g_len = len;
 }
+
 
 void cli_progress_end(void) {
     if (g_drawn) fputc('\n', stderr);
     g_drawn = 0;
+    g_len = 0;
+}
+
+int cli_progress_drawn(void) {
+    return g_drawn;
 }

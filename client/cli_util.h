@@ -20,5 +20,8 @@ int cli_parse_share(const char *text, double *out);
 /// does nothing otherwise. `note` (borrowed) may be NULL.
 void cli_progress(const char *label, int done, int total, const char *note);
 
+/// Whether a bar is on the current line (read by signal handlers: a plain int).
+int cli_progress_drawn(void);
+
 /// Ends a progress line (a newline when a bar was drawn).
 void cli_progress_end(void);

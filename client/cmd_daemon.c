@@ -330,64 +330,16 @@ static int simple(sdc_client *c, const dargs *a, const char *method, const sdc_a
     return rc;
 }
 
-/* ---- the progress bar of tune --daemon ----
- * Drawn on stderr only when it is a terminal: one line redrawn in place with \r, cut to the
- * terminal's width (a line that wraps cannot be redrawn: each update would start a new row),
- * ended with a newline before anything else is printed. Ctrl-C ends the line too and says the
- * job goes on in searchd. */
+/* ---- waiting for a job: the progress bar (cli_progress) from job.progress notifications;
+ * Ctrl-C ends the bar's line and says the job goes on in searchd. */
 
 static int wait_job_notes(sdc_client *c, const dargs *a, double job);
-static int bar_drawn, bar_len;
 static char bar_interrupt_msg[200];
-
-static void bar_draw(int done, int total, const char *note) {
-    if (!isatty(STDERR_FILENO)) return;
-    struct winsize ws;
-    int cols = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
-    int avail = cols - 1; // the last column would leave the cursor waiting to wrap
-    char line[512];
-    int len = 0, digits = snprintf(NULL, 0, "%d", total);
-    // The count is padded to the width of the total, so the line keeps its layout as it grows.
-    for (int width = 30; width >= 0; width -= 5) {
-        char bar[32];
-        int fill = total > 0 ? (int)((double)done / total * width) : 0;
-        fill = fill < 0 ? 0 : fill > width ? width : fill;
-        memset(bar, '#', (size_t)fill);
-        memset(bar + fill, '.', (size_t)(width - fill));
-        bar[width] = '\0';
-        if (width > 0)
-            len =
-                snprintf(line, sizeof line, "tune [%s] %*d/%d %s", bar, digits, done, total, note);
-        else
-            len = snprintf(line, sizeof line, "tune %*d/%d %s", digits, done, total, note);
-        if (len < 0) return;
-        if (len > (int)sizeof line - 1) len = (int)sizeof line - 1;
-        if (len <= avail) break;
-    }
-    if (len > avail) len = avail > 0 ? avail : 0; // ASCII only: cutting bytes cuts characters
-    const char *term = getenv("TERM");
-    if (term && strcmp(term, "dumb") == 0) { // no escape codes: blank out the old tail
-        int pad = bar_len > len ? bar_len - len : 0;
-        fprintf(stderr, "\r%.*s%*s", len, line, pad, "");
-        if (pad) fprintf(stderr, "\r%.*s", len, line);
-    } else {
-        fprintf(stderr, "\r%.*s\033[K", len, line);
-    }
-    fflush(stderr);
-    bar_drawn = 1;
-    bar_len = len;
-}
-
-static void bar_end(void) {
-    if (bar_drawn) fputc('\n', stderr);
-    bar_drawn = 0;
-    bar_len = 0;
-}
 
 static void bar_on_sigint(int sig) {
     (void)sig;
     // Async-signal-safe: write() and _exit() only.
-    if (bar_drawn && write(STDERR_FILENO, "\n", 1) < 0) _exit(130);
+    if (cli_progress_drawn() && write(STDERR_FILENO, "\n", 1) < 0) _exit(130);
     if (write(STDERR_FILENO, bar_interrupt_msg, strlen(bar_interrupt_msg)) < 0) _exit(130);
     _exit(130);
 }
@@ -411,7 +363,7 @@ static int wait_job_notes(sdc_client *c, const dargs *a, double job) {
         sp_diag dg;
         int rc = sdc_next_notification(c, -1, &n, &dg);
         if (rc) {
-            bar_end();
+            cli_progress_end();
             fprintf(stderr, "searchctl tune: %s\n", dg.msg);
             return 1;
         }
@@ -426,9 +378,9 @@ static int wait_job_notes(sdc_client *c, const dargs *a, double job) {
             if (a->json)
                 print_reply_json(n.params);
             else
-                bar_draw((int)num(n.params, "done"), (int)num(n.params, "total"), note);
+                cli_progress("tune", (int)num(n.params, "done"), (int)num(n.params, "total"), note);
         } else if (strcmp(n.method, "job.done") == 0) {
-            bar_end();
+            cli_progress_end();
             char status[32], err[600] = "";
             str(n.params, "status", status, sizeof status);
             if (get(n.params, "error")) str(n.params, "error", err, sizeof err);
