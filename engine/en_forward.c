@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "en_gemm.h"
 #include "en_kernels.h"
 
 /* Run state: every buffer sized once for max_len rows. */
@@ -21,6 +22,8 @@ struct en_ctx {
     float *ctx;   // [max_len, H]  context vectors of the kept rows
     float *y;     // [max_len, H]  attention block output of the kept rows
     float *ffn;   // [max_len, I]  FFN intermediate
+    float *kp;    // one head's keys, scaled, packed as the right side of Q K^T
+    float *vp;    // one head's values, packed as the right side of A V
     double *score; // [max_len]    importance of each row
     int *order;    // [max_len]    candidate rows sorted by importance
     int *kept;     // [max_len]    kept rows, ascending
@@ -67,6 +70,7 @@ int en_ratios_check(const double *ratios, int layers, en_diag *diag) {
 
 void en_set_blas_threads(int n) {
     openblas_set_num_threads(n < 1 ? 1 : n);
+    en_gemm_set_threads(n);
 }
 
 int en_ctx_new(const en_model *m, int max_len, en_ctx **out) {
@@ -86,12 +90,17 @@ int en_ctx_new(const en_model *m, int max_len, en_ctx **out) {
     c->ctx = malloc(L * H * sizeof(float));
     c->y = malloc(L * H * sizeof(float));
     c->ffn = malloc(L * (size_t)cfg->ffn * sizeof(float));
+    int d = cfg->hidden / cfg->heads;
+    if (posix_memalign((void **)&c->kp, 64, en_packed_floats(max_len, d) * sizeof(float)))
+        c->kp = NULL;
+    if (posix_memalign((void **)&c->vp, 64, en_packed_floats(d, max_len) * sizeof(float)))
+        c->vp = NULL;
     c->score = malloc(L * sizeof(double));
     c->order = malloc(L * sizeof(int));
     c->kept = malloc(L * sizeof(int));
     c->pos = malloc(L * sizeof(int32_t));
     c->pos2 = malloc(L * sizeof(int32_t));
-    if (!c->x || !c->qkv || !c->att || !c->arows || !c->ctx || !c->y || !c->ffn || !c->score ||
+    if (!c->x || !c->qkv || !c->att || !c->arows || !c->ctx || !c->y || !c->ffn || !c->kp || !c->vp || !c->score ||
         !c->order || !c->kept || !c->pos || !c->pos2) {
         en_ctx_free(c);
         return EN_ENOMEM;
@@ -110,6 +119,8 @@ void en_ctx_free(en_ctx *c) {
     free(c->ctx);
     free(c->y);
     free(c->ffn);
+    free(c->kp);
+    free(c->vp);
     free(c->score);
     free(c->order);
     free(c->kept);
@@ -212,18 +223,20 @@ int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
     if (l < 0 || l >= cfg->layers || keep < 1 || keep > c->rows || (unsigned)metric >= EN_METRIC_COUNT)
         return EN_ESCHEDULE;
     const en_layer_weights *w = &c->m->w.layer[l];
+    const en_packed_layer *p = &c->m->packed[l];
     int n = c->rows, H = cfg->hidden, F = cfg->ffn, heads = cfg->heads, d = H / heads;
     int ld3 = 3 * H;
 
     /* 1. Q, K, V for all n rows */
-    en_gemm(n, 3 * H, H, 1.f, c->x, H, w->wqkv, H, 1, 0.f, c->qkv, ld3);
-    en_add_bias(c->qkv, n, 3 * H, w->bqkv);
+    en_gemm_packed(n, 3 * H, H, c->x, H, p->wqkv, w->bqkv, 0, c->qkv, ld3);
 
-    /* 2. attention probabilities per head: softmax(Q_h K_h^T / sqrt d) */
+    /* 2. attention probabilities per head: softmax(Q_h K_h^T / sqrt d), the scale folded into
+     * the packed keys */
     float scale = (float)(1.0 / sqrt((double)d));
     for (int h = 0; h < heads; h++) {
         float *a = c->att + (size_t)h * n * n;
-        en_gemm(n, n, d, scale, c->qkv + h * d, ld3, c->qkv + H + h * d, ld3, 1, 0.f, a, n);
+        en_pack_rows(c->qkv + H + h * d, ld3, n, d, scale, c->kp);
+        en_gemm_packed(n, n, d, c->qkv + h * d, ld3, c->kp, NULL, 0, a, n);
         en_softmax_rows(a, n, n, n);
     }
 
@@ -241,25 +254,22 @@ int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
                 memcpy(c->arows + (size_t)i * n, a + (size_t)c->kept[i] * n, n * sizeof(float));
             a = c->arows;
         }
-        en_gemm(k, d, n, 1.f, a, n, c->qkv + 2 * H + h * d, ld3, 0, 0.f, c->ctx + h * d, H);
+        en_pack_cols(c->qkv + 2 * H + h * d, ld3, n, d, c->vp);
+        en_gemm_packed(k, d, n, a, n, c->vp, NULL, 0, c->ctx + h * d, H);
     }
 
-    /* 6. Y = LayerNorm(C Wo^T + bo + X[kept]) */
+    /* 6. Y = LayerNorm(X[kept] + C Wo^T + bo) */
     for (int i = 0; i < k; i++) {
         memcpy(c->y + (size_t)i * H, c->x + (size_t)c->kept[i] * H, H * sizeof(float));
         c->pos2[i] = c->pos[c->kept[i]];
     }
-    en_gemm(k, H, H, 1.f, c->ctx, H, w->wo, H, 1, 1.f, c->y, H);
-    en_add_bias(c->y, k, H, w->bo);
+    en_gemm_packed(k, H, H, c->ctx, H, p->wo, w->bo, EN_GEMM_ACCUMULATE, c->y, H);
     en_layernorm(c->y, k, H, w->ln1_g, w->ln1_b, cfg->ln_eps);
 
-    /* 7. Z = LayerNorm(GELU(Y W1^T + b1) W2^T + b2 + Y), written over X */
-    en_gemm(k, F, H, 1.f, c->y, H, w->w1, H, 1, 0.f, c->ffn, F);
-    en_add_bias(c->ffn, k, F, w->b1);
-    en_gelu(c->ffn, (size_t)k * F);
+    /* 7. Z = LayerNorm(Y + GELU(Y W1^T + b1) W2^T + b2), written over X */
+    en_gemm_packed(k, F, H, c->y, H, p->w1, w->b1, EN_GEMM_GELU, c->ffn, F);
     memcpy(c->x, c->y, (size_t)k * H * sizeof(float));
-    en_gemm(k, H, F, 1.f, c->ffn, F, w->w2, F, 1, 1.f, c->x, H);
-    en_add_bias(c->x, k, H, w->b2);
+    en_gemm_packed(k, H, F, c->ffn, F, p->w2, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
     en_layernorm(c->x, k, H, w->ln2_g, w->ln2_b, cfg->ln_eps);
 
     /* 8. the layer's output is k rows */

@@ -91,34 +91,27 @@ void en_layernorm(float *x, int rows, int cols, const float *g, const float *b, 
     }
 }
 
-/* Rational approximation of erf on [-4, 4] (beyond it erf is +-1 in float), the one Eigen and
- * XLA use: odd polynomial over even polynomial, only multiply-adds, so the GELU loop vectorizes
- * where libm's erff would not. */
-static inline float erf_inline(float x) {
-    x = x > 4.f ? 4.f : x;
-    x = x < -4.f ? -4.f : x;
-    float x2 = x * x;
-    float p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
-    p = x2 * p + -2.10102402082508e-06f;
-    p = x2 * p + -5.69250639462346e-05f;
-    p = x2 * p + -7.34990630326855e-04f;
-    p = x2 * p + -2.95459980854025e-03f;
-    p = x2 * p + -1.60960333262415e-02f;
-    p = x * p;
-    float q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
-    q = x2 * q + -1.68282697438203e-03f;
-    q = x2 * q + -7.37332916720468e-03f;
-    q = x2 * q + -1.42647390514189e-02f;
-    return p / q;
-}
+/* erf and GELU come from the vector math of the GEMM epilogue, on 4-lane vectors (baseline
+ * x86-64), so each has one definition. */
+typedef float vf __attribute__((vector_size(16)));
+typedef int32_t vi __attribute__((vector_size(16)));
+#define VW 4
+#include "en_vmath.h"
 
 float en_erf(float x) {
-    return erf_inline(x);
+    return vm_erf(vm_splat(x))[0];
 }
 
 void en_gelu(float *x, size_t count) {
-    for (size_t i = 0; i < count; i++)
-        x[i] = 0.5f * x[i] * (1.f + erf_inline(x[i] * 0.70710678118654752f));
+    size_t i = 0;
+    for (; i + VW <= count; i += VW) {
+        vf v;
+        memcpy(&v, x + i, sizeof v);
+        v = vm_gelu(v);
+        memcpy(x + i, &v, sizeof v);
+    }
+    for (; i < count; i++)
+        x[i] = vm_gelu(vm_splat(x[i]))[0];
 }
 
 /* exp by range reduction x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r and 2^n

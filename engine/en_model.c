@@ -132,6 +132,8 @@ int en_model_load(const char *dir, en_model **out, en_diag *diag) {
                      "%s/vocab.txt has %d pieces but config.json says vocab_size %d", dir,
                      en_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
     if (rc == 0) rc = load_weights(m, dir, diag);
+    if (rc == 0 && en_model_pack(m) < 0)
+        rc = en_fail(diag, EN_ENOMEM, "%s: no memory for the packed weights", dir);
     if (rc < 0) {
         en_model_free(m);
         return rc;
@@ -144,6 +146,7 @@ void en_model_free(en_model *m) {
     if (!m) return;
     en_tokenizer_free(m->tok);
     free(m->arena);
+    free(m->packed_arena);
     free(m);
 }
 

@@ -35,6 +35,11 @@ typedef struct en_layer_weights {
     const float *ln2_g, *ln2_b; // [H], [H]     output LayerNorm
 } en_layer_weights;
 
+/* The same matrices packed once at load into the panels the products read (en_gemm.h). */
+typedef struct en_packed_layer {
+    const float *wqkv, *wo, *w1, *w2;
+} en_packed_layer;
+
 typedef struct en_weights {
     const float *word_emb;       // [vocab, H]
     const float *pos_emb;        // [max_pos, H]
@@ -53,6 +58,8 @@ typedef struct en_model {
     size_t arena_floats;
     uint64_t weights_hash; // FNV-1a 64 of model.safetensors' bytes: identifies the weights
     char dtype[8];         // "F32", "F16" or "BF16" as stored in the file
+    en_packed_layer packed[EN_MAX_LAYERS]; // pointers into `packed_arena`
+    float *packed_arena;   // owned: the packed matrices of every layer, one allocation
 } en_model;
 
 /// Loads a checkpoint folder: config.json, model.safetensors, vocab.txt and
@@ -62,6 +69,10 @@ typedef struct en_model {
 /// Peak memory is the F32 weights plus a small read buffer (tensors are read with pread, not
 /// mapped). On success `*out` is owned by the caller: free with en_model_free().
 int en_model_load(const char *dir, en_model **out, en_diag *diag);
+
+/// Packs every layer's matrices into m->packed (called by en_model_load; exposed for models
+/// whose weights were set by other means). EN_ENOMEM.
+int en_model_pack(en_model *m);
 
 /// Frees a model; NULL is allowed.
 void en_model_free(en_model *m);

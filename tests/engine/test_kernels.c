@@ -1,7 +1,9 @@
 /* Kernels against independent scalar references: libm's double erf/exp and a plain-loop gemm. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "engine/en_gemm.h"
 #include "engine/en_kernels.h"
 #include "test_engine.h"
 
@@ -72,12 +74,103 @@ START_TEST(layernorm_and_softmax_known_answers) {
 }
 END_TEST
 
+/* The packed product on every kernel path this CPU has, against a double-precision loop: shapes
+ * with a partial last panel (n % 16), k across the k-blocking (> 256), m across the row
+ * blocking (> 120) and below one tile, each with and without bias, residual and GELU. */
+static void check_packed(int m, int n, int k, int flags, int with_bias, int trans_b) {
+    float *a = malloc(sizeof(float) * m * k), *w = malloc(sizeof(float) * n * k);
+    float *bias = malloc(sizeof(float) * n), *c = malloc(sizeof(float) * m * n);
+    double *ref = malloc(sizeof(double) * m * n);
+    float *packed = NULL;
+    ck_assert_int_eq(posix_memalign((void **)&packed, 64, en_packed_floats(n, k) * sizeof(float)),
+                     0);
+    for (int i = 0; i < m * k; i++)
+        a[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int i = 0; i < n * k; i++)
+        w[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int j = 0; j < n; j++)
+        bias[j] = (float)rand() / RAND_MAX - 0.5f;
+    if (trans_b) { // w holds B [k, n]
+        en_pack_cols(w, n, k, n, packed);
+    } else { // w holds W [n, k]
+        en_pack_rows(w, k, n, k, 2.f, packed);
+    }
+    double worst = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            c[i * n + j] = (float)(i - j) / 8;
+            double acc = flags & EN_GEMM_ACCUMULATE ? c[i * n + j] : 0;
+            for (int p = 0; p < k; p++) {
+                double wv = trans_b ? w[p * n + j] : 2.0 * w[j * k + p];
+                acc += (double)a[i * k + p] * wv;
+            }
+            if (with_bias) acc += bias[j];
+            if (flags & EN_GEMM_GELU) acc = 0.5 * acc * (1 + erf(acc / sqrt(2)));
+            ref[i * n + j] = acc;
+        }
+    en_gemm_packed(m, n, k, a, k, packed, with_bias ? bias : NULL, flags, c, n);
+    for (int i = 0; i < m * n; i++) {
+        double err = fabs(c[i] - ref[i]) / (1 + fabs(ref[i]));
+        worst = err > worst ? err : worst;
+    }
+    ck_assert_msg(worst < 2e-5, "%s m %d n %d k %d flags %d bias %d trans %d: max rel error %g",
+                  en_gemm_isa(), m, n, k, flags, with_bias, trans_b, worst);
+    free(a), free(w), free(bias), free(c), free(ref), free(packed);
+}
+
+START_TEST(packed_gemm_matches_reference_on_every_path) {
+    static const int shapes[][3] = {{1, 16, 8},    {5, 29, 53},  {25, 96, 64}, {7, 100, 300},
+                                    {130, 40, 17}, {13, 3, 520}, {12, 33, 33}, {6, 16, 1}};
+    const char *isas[] = {"avx512", "avx2", "sse2"};
+    const char *was = en_gemm_isa();
+    int ran = 0;
+    srand(11);
+    for (int i = 0; i < 3; i++) {
+        if (en_gemm_set_isa(isas[i]) != 0) continue; // this CPU lacks it
+        ran++;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int variant = 0; variant < 5; variant++) {
+                int flags =
+                    (int[]){0, EN_GEMM_ACCUMULATE, EN_GEMM_GELU, 0, EN_GEMM_ACCUMULATE}[variant];
+                check_packed(shapes[s][0], shapes[s][1], shapes[s][2], flags, variant >= 1,
+                             variant == 3);
+            }
+    }
+    ck_assert_int_ge(ran, 1); // sse2 at least: every x86-64 has it
+    ck_assert_int_eq(en_gemm_set_isa(was), 0);
+    ck_assert_int_eq(en_gemm_set_isa("no-such-isa"), -1);
+}
+END_TEST
+
+START_TEST(packed_gemm_threads_agree) {
+    enum { M = 64, N = 512, K = 256 };
+    float *a = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * N * K);
+    float *c1 = malloc(sizeof(float) * M * N), *c2 = malloc(sizeof(float) * M * N), *packed = NULL;
+    ck_assert_int_eq(posix_memalign((void **)&packed, 64, en_packed_floats(N, K) * sizeof(float)),
+                     0);
+    srand(5);
+    for (int i = 0; i < M * K; i++)
+        a[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int i = 0; i < N * K; i++)
+        w[i] = (float)rand() / RAND_MAX - 0.5f;
+    en_pack_rows(w, K, N, K, 1.f, packed);
+    en_gemm_packed(M, N, K, a, K, packed, NULL, 0, c1, N);
+    en_gemm_set_threads(3);
+    en_gemm_packed(M, N, K, a, K, packed, NULL, 0, c2, N);
+    en_gemm_set_threads(1);
+    ck_assert_int_eq(memcmp(c1, c2, sizeof(float) * M * N), 0); // same kernel, same sums
+    free(a), free(w), free(c1), free(c2), free(packed);
+}
+END_TEST
+
 Suite *kernels_suite(void) {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("kernels");
     tcase_add_test(tc, erf_matches_libm);
     tcase_add_test(tc, exp_matches_libm);
     tcase_add_test(tc, gemm_matches_reference);
+    tcase_add_test(tc, packed_gemm_matches_reference_on_every_path);
+    tcase_add_test(tc, packed_gemm_threads_agree);
     tcase_add_test(tc, layernorm_and_softmax_known_answers);
     suite_add_tcase(s, tc);
     return s;

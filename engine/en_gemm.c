@@ -1,0 +1,136 @@
+/* Packing, the choice of kernel path by CPU, and splitting a large product over threads. */
+#include "en_gemm.h"
+
+#include <pthread.h>
+#include <string.h>
+
+typedef struct isa_path {
+    const char *name;
+    en_gemm_fn *fn;
+    int (*supported)(void);
+} isa_path;
+
+static int has_avx512(void) {
+    return __builtin_cpu_supports("avx512f");
+}
+static int has_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+static int has_sse2(void) {
+    return 1; // baseline x86-64
+}
+
+/* Best first. */
+static const isa_path paths[] = {
+    {"avx512", en_gemm_avx512, has_avx512},
+    {"avx2", en_gemm_avx2, has_avx2},
+    {"sse2", en_gemm_sse2, has_sse2},
+};
+enum { N_PATHS = sizeof paths / sizeof paths[0] };
+
+/* The path in use: chosen once, on first use (or by en_gemm_set_isa). */
+static _Atomic(const isa_path *) current;
+static _Atomic int gemm_threads = 1;
+
+static const isa_path *path(void) {
+    const isa_path *p = current;
+    if (p) return p;
+    __builtin_cpu_init();
+    for (int i = 0; i < N_PATHS; i++)
+        if (paths[i].supported()) {
+            p = &paths[i];
+            break;
+        }
+    current = p;
+    return p;
+}
+
+const char *en_gemm_isa(void) {
+    return path()->name;
+}
+
+int en_gemm_set_isa(const char *name) {
+    path(); // cpu_init
+    for (int i = 0; i < N_PATHS; i++)
+        if (strcmp(paths[i].name, name) == 0 && paths[i].supported()) {
+            current = &paths[i];
+            return 0;
+        }
+    return -1;
+}
+
+void en_gemm_set_threads(int n) {
+    gemm_threads = n < 1 ? 1 : n;
+}
+
+size_t en_packed_floats(int n, int k) {
+    return (size_t)(n + EN_PANEL - 1) / EN_PANEL * EN_PANEL * (size_t)k;
+}
+
+void en_pack_rows(const float *w, int ldw, int n, int k, float scale, float *dst) {
+    for (int j0 = 0; j0 < n; j0 += EN_PANEL) {
+        float *panel = dst + (size_t)j0 * k;
+        for (int p = 0; p < k; p++)
+            for (int j = 0; j < EN_PANEL; j++)
+                panel[(size_t)p * EN_PANEL + j] =
+                    j0 + j < n ? w[(size_t)(j0 + j) * ldw + p] * scale : 0.f;
+    }
+}
+
+void en_pack_cols(const float *b, int ldb, int k, int n, float *dst) {
+    for (int j0 = 0; j0 < n; j0 += EN_PANEL) {
+        float *panel = dst + (size_t)j0 * k;
+        int nc = n - j0 < EN_PANEL ? n - j0 : EN_PANEL;
+        for (int p = 0; p < k; p++) {
+            float *row = panel + (size_t)p * EN_PANEL;
+            memcpy(row, b + (size_t)p * ldb + j0, nc * sizeof(float));
+            memset(row + nc, 0, (EN_PANEL - nc) * sizeof(float));
+        }
+    }
+}
+
+/* A share of the panels for one thread. */
+typedef struct gemm_part {
+    en_gemm_fn *fn;
+    int m, n, k, lda, flags, ldc, jp0, jp1;
+    const float *a, *packed, *bias;
+    float *c;
+} gemm_part;
+
+static void *run_part(void *arg) {
+    gemm_part *g = arg;
+    g->fn(g->m, g->n, g->k, g->a, g->lda, g->packed, g->bias, g->flags, g->c, g->ldc, g->jp0,
+          g->jp1);
+    return NULL;
+}
+
+/* Below this many multiply-adds a thread costs more than it saves (thread start ~20 us). */
+#define PARALLEL_MIN_MACS (4L << 20)
+
+void en_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed,
+                    const float *bias, int flags, float *c, int ldc) {
+    en_gemm_fn *fn = path()->fn;
+    int panels = (n + EN_PANEL - 1) / EN_PANEL;
+    int threads = gemm_threads;
+    if (threads > panels) threads = panels;
+    if (threads <= 1 || (long)m * n * k < PARALLEL_MIN_MACS) {
+        fn(m, n, k, a, lda, packed, bias, flags, c, ldc, 0, panels);
+        return;
+    }
+    enum { MAX_THREADS = 64 };
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    gemm_part part[MAX_THREADS];
+    pthread_t tid[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 0; t < threads; t++) {
+        part[t] = (gemm_part){
+            fn, m,      n,    k, lda, flags, ldc, panels * t / threads, panels * (t + 1) / threads,
+            a,  packed, bias, c};
+        /* part 0 runs here; a thread that cannot start runs here too */
+        if (t > 0) started[t] = pthread_create(&tid[t], NULL, run_part, &part[t]) == 0;
+    }
+    for (int t = 0; t < threads; t++)
+        if (!started[t]) run_part(&part[t]);
+    for (int t = 1; t < threads; t++)
+        if (started[t]) pthread_join(tid[t], NULL);
+}
