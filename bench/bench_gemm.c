@@ -1,0 +1,131 @@
+/* bench_gemm: GFLOP/s of the engine's packed-panel product (every kernel path this CPU has)
+ * against OpenBLAS's cblas_sgemm on the same operands, for the weight shapes of BERT-family
+ * layers and the row counts requests have (M = 8 ... 512), with 1 and 2 threads. Prints the CPU
+ * first: compare only figures from one run. Usage: bench_gemm [H,FFN ...] (default: the shared
+ * models' 128,512 and 256,1024, and BERT-base's 768,3072). */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/en_gemm.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void cpu_name(char *out, size_t cap) {
+    snprintf(out, cap, "unknown CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "model name", 10) == 0) {
+            char *v = strchr(line, ':');
+            if (v) {
+                snprintf(out, cap, "%s", v + 2);
+                out[strcspn(out, "\n")] = 0;
+            }
+            break;
+        }
+    if (f)
+        fclose(f);
+}
+
+/* Median GFLOP/s of `fn` over repeats lasting about 0.15 s. */
+typedef struct run {
+    int m, n, k, blas;
+    const float *a, *w, *packed;
+    float *c;
+} run;
+
+static void once(const run *r) {
+    if (r->blas)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r->m, r->n, r->k, 1.f, r->a, r->k,
+                    r->w, r->k, 0.f, r->c, r->n);
+    else
+        en_gemm_packed(r->m, r->n, r->k, r->a, r->k, r->packed, NULL, 0, r->c, r->n);
+}
+
+static int cmp(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+static double gflops(const run *r) {
+    double t[99];
+    once(r);
+    int reps = 0;
+    double start = now_s();
+    while (reps < 99 && (reps < 5 || now_s() - start < 0.15)) {
+        double t0 = now_s();
+        int inner = 1 + (int)(2e6 / ((double)r->m * r->n * r->k)); // >= ~2M MACs a sample
+        for (int i = 0; i < inner; i++)
+            once(r);
+        t[reps++] = (now_s() - t0) / inner;
+    }
+    qsort(t, reps, sizeof t[0], cmp);
+    return 2.0 * r->m * r->n * r->k / t[reps / 2] / 1e9;
+}
+
+int main(int argc, char **argv) {
+    const char *defaults[] = {"128,512", "256,1024", "768,3072"};
+    const char **shapes = argc > 1 ? (const char **)argv + 1 : defaults;
+    int n_shapes = argc > 1 ? argc - 1 : 3;
+    static const int ms[] = {8, 16, 25, 32, 64, 128, 512};
+    const char *isas[] = {"avx512", "avx2", "sse2"};
+    char cpu[256];
+    cpu_name(cpu, sizeof cpu);
+    printf("CPU: %s; default kernel path: %s; OpenBLAS: %s\n", cpu, en_gemm_isa(),
+           openblas_get_config());
+    printf("GFLOP/s, C[M,N] = A[M,K] W^T (W packed once for the engine; OpenBLAS repacks per "
+           "call)\n");
+    for (int s = 0; s < n_shapes; s++) {
+        int H, F;
+        if (sscanf(shapes[s], "%d,%d", &H, &F) != 2 || H < 1 || F < 1) {
+            fprintf(stderr, "bench_gemm: shapes are H,FFN, not '%s'\n", shapes[s]);
+            return 2;
+        }
+        int prods[4][2] = {{3 * H, H}, {H, H}, {F, H}, {H, F}}; // N, K
+        const char *names[4] = {"QKV", "attn out", "FFN in", "FFN out"};
+        for (int pi = 0; pi < 4; pi++) {
+            int n = prods[pi][0], k = prods[pi][1];
+            float *a = malloc(sizeof(float) * 512 * k), *w = malloc(sizeof(float) * n * k);
+            float *c = malloc(sizeof(float) * 512 * n), *packed = NULL;
+            if (!a || !w || !c ||
+                posix_memalign((void **)&packed, 64, en_packed_floats(n, k) * sizeof(float)))
+                return 1;
+            for (int i = 0; i < 512 * k; i++)
+                a[i] = (float)rand() / RAND_MAX - 0.5f;
+            for (int i = 0; i < n * k; i++)
+                w[i] = (float)rand() / RAND_MAX - 0.5f;
+            en_pack_rows(w, k, n, k, 1.f, packed);
+            printf("\nH %d, FFN %d, %s: N %d, K %d\n%-16s", H, F, names[pi], n, k, "M");
+            for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+                printf("%8d", ms[i]);
+            printf("\n");
+            for (int threads = 1; threads <= 2; threads++) {
+                en_gemm_set_threads(threads);
+                openblas_set_num_threads(threads);
+                for (int v = 0; v < 4; v++) {
+                    if (v < 3 && en_gemm_set_isa(isas[v]) != 0)
+                        continue;
+                    char label[32];
+                    snprintf(label, sizeof label, "%s %dt", v < 3 ? isas[v] : "OpenBLAS", threads);
+                    printf("%-16s", label);
+                    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+                        run r = {ms[i], n, k, v == 3, a, w, packed, c};
+                        printf("%8.1f", gflops(&r));
+                    }
+                    printf("\n");
+                }
+            }
+            for (int v = 2; v >= 0; v--) // back to the best path
+                en_gemm_set_isa(isas[v]);
+            free(a), free(w), free(c), free(packed);
+        }
+    }
+    return 0;
+}
