@@ -1,6 +1,7 @@
 /* searchctl bench: latency of one sequence (batch 1) per length, its GFLOP/s, that against the
- * cblas_sgemm throughput measured in the same run, the share of time spent outside matrix
- * products, and the speed-up of a pruned schedule. A random-weight checkpoint of any shape
+ * throughput of the engine's matrix kernel measured in the same run, the share of time spent
+ * outside matrix products, the speed-up of a pruned schedule, and (--profile) the time of each
+ * step of the forward pass. A random-weight checkpoint of any shape
  * (--shape) is written by mkmodel's library into a temp folder first. */
 #include <jansson.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 #include "client/searchctl.h"
 #include "engine/en_flops.h"
 #include "engine/en_forward.h"
-#include "engine/en_kernels.h"
+#include "engine/en_gemm.h"
 #include "tools/mkmodel_lib.h"
 
 static double now_ms(void) {
@@ -56,41 +57,97 @@ static void run_forward(void *p) {
     en_forward(a->c, a->ids, NULL, a->n, a->s->metric, a->s->ratios, a->logits, NULL, NULL);
 }
 
-/* The matrix products of one forward pass alone, same shapes and order, on scratch buffers. */
+/* The matrix products of one forward pass alone, same kernels, shapes and order, on scratch
+ * buffers (the attention operands packed from scratch too). */
 typedef struct gemm_arg {
     const en_model *m;
     int n;
     const sc_schedule *s;
-    float *a, *b; // scratch, large enough for any operand
+    float *a, *b, *p; // scratch, large enough for any operand; p 64-byte aligned
 } gemm_arg;
 
-static void run_gemms(void *p) {
-    gemm_arg *g = p;
+static void run_gemms(void *arg) {
+    gemm_arg *g = arg;
     const en_config *cfg = &g->m->cfg;
     int H = cfg->hidden, F = cfg->ffn, heads = cfg->heads, d = H / heads, n = g->n;
     for (int l = 0; l < cfg->layers; l++) {
-        const en_layer_weights *w = &g->m->w.layer[l];
+        const en_packed_layer *w = &g->m->packed[l];
         int k = en_keep_count(g->s->ratios[l], g->n, n);
-        en_gemm(n, 3 * H, H, 1.f, g->a, H, w->wqkv, H, 1, 0.f, g->b, 3 * H);
-        for (int h = 0; h < heads; h++)
-            en_gemm(n, n, d, 1.f, g->b + h * d, 3 * H, g->b + H + h * d, 3 * H, 1, 0.f, g->a, n);
-        for (int h = 0; h < heads; h++)
-            en_gemm(k, d, n, 1.f, g->a, n, g->b + 2 * H + h * d, 3 * H, 0, 0.f, g->b + h * d, H);
-        en_gemm(k, H, H, 1.f, g->b, H, w->wo, H, 1, 1.f, g->a, H);
-        en_gemm(k, F, H, 1.f, g->a, H, w->w1, H, 1, 0.f, g->b, F);
-        en_gemm(k, H, F, 1.f, g->b, F, w->w2, F, 1, 1.f, g->a, H);
+        en_gemm_packed(n, 3 * H, H, g->a, H, w->wqkv, NULL, 0, g->b, 3 * H);
+        for (int h = 0; h < heads; h++) {
+            en_pack_rows(g->b + H + h * d, 3 * H, n, d, 1.f, g->p);
+            en_gemm_packed(n, n, d, g->b + h * d, 3 * H, g->p, NULL, 0, g->a, n);
+        }
+        for (int h = 0; h < heads; h++) {
+            en_pack_cols(g->b + 2 * H + h * d, 3 * H, n, d, g->p);
+            en_gemm_packed(k, d, n, g->a, n, g->p, NULL, 0, g->b + h * d, H);
+        }
+        en_gemm_packed(k, H, H, g->b, H, w->wo, NULL, EN_GEMM_ACCUMULATE, g->a, H);
+        en_gemm_packed(k, F, H, g->a, H, w->w1, NULL, EN_GEMM_GELU, g->b, F);
+        en_gemm_packed(k, H, F, g->b, F, w->w2, NULL, EN_GEMM_ACCUMULATE, g->a, H);
         n = k;
     }
 }
 
-typedef struct sgemm_arg {
+typedef struct kernel_arg {
     int m, n, k;
-    float *a, *b, *c;
-} sgemm_arg;
+    const float *packed;
+    float *a, *c;
+} kernel_arg;
 
-static void run_sgemm(void *p) {
-    sgemm_arg *s = p;
-    en_gemm(s->m, s->n, s->k, 1.f, s->a, s->k, s->b, s->k, 1, 0.f, s->c, s->n);
+static void run_kernel(void *p) {
+    kernel_arg *s = p;
+    en_gemm_packed(s->m, s->n, s->k, s->a, s->k, s->packed, NULL, 0, s->c, s->n);
+}
+
+/* Per step of the forward pass, microseconds per sequence at each length. */
+static void print_profile(en_ctx *c, const int32_t *ids, const int *lengths, int nlen,
+                          const sc_schedule *s, int json, json_t *out) {
+    double ns[32][EN_STEP_COUNT] = {{0}};
+    int reps[32] = {0};
+    if (nlen > 32)
+        nlen = 32;
+    for (int li = 0; li < nlen; li++) {
+        fwd_arg fa = {.c = c, .ids = ids, .n = lengths[li], .s = s};
+        run_forward(&fa); // warm-up, unprofiled
+        en_ctx_profile(c, ns[li]);
+        double start = now_ms();
+        while (reps[li] < 20 || (now_ms() - start < 300 && reps[li] < 100000)) {
+            run_forward(&fa);
+            reps[li]++;
+        }
+        en_ctx_profile(c, NULL);
+    }
+    json_t *steps = json_object();
+    if (!json) {
+        printf("\nus per sequence by step (engine timers)\n%-10s", "step");
+        for (int li = 0; li < nlen; li++)
+            printf(" %9d", lengths[li]);
+        printf("\n");
+    }
+    double total[32] = {0};
+    for (int st = 0; st < EN_STEP_COUNT; st++) {
+        json_t *row = json_array();
+        if (!json)
+            printf("%-10s", en_step_name((en_step)st));
+        for (int li = 0; li < nlen; li++) {
+            double us = ns[li][st] / reps[li] / 1e3;
+            total[li] += us;
+            json_array_append_new(row, json_real(us));
+            if (!json)
+                printf(" %9.1f", us);
+        }
+        json_object_set_new(steps, en_step_name((en_step)st), row);
+        if (!json)
+            printf("\n");
+    }
+    if (!json) {
+        printf("%-10s", "total");
+        for (int li = 0; li < nlen; li++)
+            printf(" %9.1f", total[li]);
+        printf("\n");
+    }
+    json_object_set_new(out, "profile_us", steps);
 }
 
 static int parse_shape(const char *text, mk_opts *o) {
@@ -109,10 +166,11 @@ static int parse_shape(const char *text, mk_opts *o) {
 static void bench_usage(FILE *to) {
     fputs("usage: searchctl bench [--model DIR | --shape L,H,heads,FFN] [--threads N]\n"
           "                       [--lengths 32,64,128,256,512] [--schedule S | --ratios R,..]\n"
-          "                       [--json]\n"
-          "Batch-1 latency per length (median), GFLOP/s, the fraction of this machine's\n"
-          "cblas_sgemm throughput, the time outside matrix products, and with a schedule the\n"
-          "pruned latency and its ratio to the full one. --shape benchmarks random weights.\n",
+          "                       [--profile] [--json]\n"
+          "Batch-1 latency per length (median), GFLOP/s, the fraction of the throughput of the\n"
+          "engine's matrix kernel on this CPU, the time outside matrix products, and with a\n"
+          "schedule the pruned latency and its ratio to the full one. --profile adds the time\n"
+          "of each forward step per length. --shape benchmarks random weights.\n",
           to);
 }
 
@@ -173,17 +231,20 @@ int cmd_bench(int argc, char **argv) {
     const en_config *cfg = &m->cfg;
     size_t big = (size_t)m->cfg.max_pos * (cfg->ffn > cfg->max_pos ? cfg->ffn : cfg->max_pos) * 4;
     gemm_arg g = {.m = m, .a = calloc(big, sizeof(float)), .b = calloc(big, sizeof(float))};
-    /* this machine's sgemm: an FFN-shaped product at the longest length */
+    if (posix_memalign((void **)&g.p, 64, big * sizeof(float)))
+        g.p = NULL;
+    /* the kernel's throughput on this machine: the FFN-in product at the longest length */
     int maxlen = 0;
     for (int i = 0; i < nlen; i++)
         maxlen = lengths[i] > maxlen ? lengths[i] : maxlen;
-    sgemm_arg sg = {maxlen > 0 ? maxlen : 128, cfg->ffn, cfg->hidden, g.a, g.b, g.a + big / 2};
-    double sg_ms = median_ms(run_sgemm, &sg, 300);
-    double sgemm_gflops = 2.0 * sg.m * sg.n * sg.k / (sg_ms * 1e6);
+    kernel_arg kg = {maxlen > 0 ? maxlen : 128, cfg->ffn, cfg->hidden, m->packed[0].w1, g.a,
+                     g.b};
+    double kg_ms = g.a && g.b ? median_ms(run_kernel, &kg, 300) : 1;
+    double kernel_gflops = 2.0 * kg.m * kg.n * kg.k / (kg_ms * 1e6);
 
     en_ctx *c = NULL;
     int32_t *ids = malloc(sizeof(int32_t) * cfg->max_pos);
-    if (!g.a || !g.b || !ids || en_ctx_new(m, cfg->max_pos, &c) != 0) {
+    if (!g.a || !g.b || !g.p || !ids || en_ctx_new(m, cfg->max_pos, &c) != 0) {
         fputs("searchctl bench: out of memory\n", stderr);
         en_model_free(m);
         return 1;
@@ -195,11 +256,11 @@ int cmd_bench(int argc, char **argv) {
     sc_schedule_format(&s, stext, sizeof stext);
     json_t *rows = json_array();
     if (!a.json) {
-        printf("model: %d layers, hidden %d, %d heads, FFN %d; %d BLAS thread%s; sgemm %dx%dx%d: "
+        printf("model: %d layers, hidden %d, %d heads, FFN %d; %d thread%s; kernel %s %dx%dx%d: "
                "%.1f GFLOP/s\n",
                cfg->layers, cfg->hidden, cfg->heads, cfg->ffn, threads, threads > 1 ? "s" : "",
-               sg.m, sg.n, sg.k, sgemm_gflops);
-        printf("%6s %10s %9s %8s %11s %9s", "length", "full ms", "GFLOP/s", "of sgemm",
+               en_gemm_isa(), kg.m, kg.n, kg.k, kernel_gflops);
+        printf("%6s %10s %9s %9s %11s %9s", "length", "full ms", "GFLOP/s", "of kernel",
                "matmul ms", "other");
         if (pruned)
             printf(" %10s %8s %8s", "pruned ms", "flops", "time");
@@ -217,11 +278,11 @@ int cmd_bench(int argc, char **argv) {
         double gflops = flops / (full_ms * 1e6);
         double other = 1 - mm_ms / full_ms;
         json_t *row = json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "length", n, "full_ms", full_ms,
-                                "gflops", gflops, "of_sgemm", gflops / sgemm_gflops, "matmul_ms",
+                                "gflops", gflops, "of_kernel", gflops / kernel_gflops, "matmul_ms",
                                 mm_ms, "other_fraction", other);
         if (!a.json)
-            printf("%6d %10.3f %9.1f %7.0f%% %11.3f %8.1f%%", n, full_ms, gflops,
-                   100 * gflops / sgemm_gflops, mm_ms, 100 * other);
+            printf("%6d %10.3f %9.1f %8.0f%% %11.3f %8.1f%%", n, full_ms, gflops,
+                   100 * gflops / kernel_gflops, mm_ms, 100 * other);
         if (pruned) {
             fa.s = &s;
             double pr_ms = median_ms(run_forward, &fa, 400);
@@ -236,19 +297,22 @@ int cmd_bench(int argc, char **argv) {
             printf("\n");
         json_array_append_new(rows, row);
     }
+    json_t *out = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:s, s:o}", "layers",
+                            cfg->layers, "hidden", cfg->hidden, "heads", cfg->heads, "ffn",
+                            cfg->ffn, "threads", threads, "kernel", en_gemm_isa(),
+                            "kernel_gflops", kernel_gflops, "schedule", stext, "lengths", rows);
+    if (!a.json && pruned)
+        printf("schedule: %s\n", stext);
+    if (a.profile)
+        print_profile(c, ids, lengths, nlen, &s, a.json, out);
     if (a.json)
-        print_json(json_pack("{s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:o}", "layers", cfg->layers,
-                             "hidden", cfg->hidden, "heads", cfg->heads, "ffn", cfg->ffn,
-                             "threads", threads, "sgemm_gflops", sgemm_gflops, "schedule", stext,
-                             "lengths", rows));
-    else {
-        if (pruned)
-            printf("schedule: %s\n", stext);
-        json_decref(rows);
-    }
+        print_json(out);
+    else
+        json_decref(out);
     free(ids);
     free(g.a);
     free(g.b);
+    free(g.p);
     en_ctx_free(c);
     en_model_free(m);
     return 0;

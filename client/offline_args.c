@@ -46,6 +46,10 @@ int offline_args_parse(int argc, char **argv, offline_args *a, int *rest) {
             a->json = 1;
             continue;
         }
+        if (strcmp(arg, "--profile") == 0) {
+            a->profile = 1;
+            continue;
+        }
         if (strcmp(arg, "--help") == 0) {
             a->help = 1;
             continue;

@@ -19,6 +19,7 @@ typedef struct offline_args {
     int threads;          // --threads N: worker threads, each single-threaded in BLAS
     int blas_threads;     // --blas-threads N: BLAS threads of a single worker
     int json;             // --json
+    int profile;          // --profile (bench): time per forward step
     int help;             // --help
 } offline_args;
 

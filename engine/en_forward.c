@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "en_gemm.h"
 #include "en_kernels.h"
@@ -29,7 +30,32 @@ struct en_ctx {
     int *kept;     // [max_len]    kept rows, ascending
     int32_t *pos;  // [max_len]    original position of each current row
     int32_t *pos2; // [max_len]
+    double *prof;  // NULL, or borrowed [EN_STEP_COUNT]: ns per step (en_ctx_profile)
 };
+
+static const char *step_names[EN_STEP_COUNT] = {
+    "embed",   "qkv",    "scores", "softmax", "select",    "context",
+    "gather",  "output", "ffn_in", "ffn_out", "layernorm", "head"};
+
+const char *en_step_name(en_step s) {
+    return (unsigned)s < EN_STEP_COUNT ? step_names[s] : NULL;
+}
+
+void en_ctx_profile(en_ctx *c, double *ns) {
+    c->prof = ns;
+}
+
+/* With profiling on, adds the time since `*t` to step `s` and restarts `*t`. */
+static inline void lap(en_ctx *c, double *t, en_step s) {
+    if (!c->prof)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = ts.tv_sec * 1e9 + ts.tv_nsec;
+    if (*t > 0)
+        c->prof[s] += now - *t;
+    *t = now;
+}
 
 static const char *metric_names[EN_METRIC_COUNT] = {"attn", "power", "cls", "context"};
 
@@ -135,6 +161,8 @@ int en_ctx_begin(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n) 
     int H = cfg->hidden;
     if (n < 1 || n > c->max_len)
         return EN_EINPUT;
+    double t = 0;
+    lap(c, &t, EN_STEP_EMBED);
     for (int i = 0; i < n; i++) {
         int32_t type = type_ids ? type_ids[i] : 0;
         if (ids[i] < 0 || ids[i] >= cfg->vocab_size || type < 0 || type >= cfg->type_vocab)
@@ -148,6 +176,7 @@ int en_ctx_begin(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n) 
         c->pos[i] = i;
     }
     en_layernorm(c->x, n, H, w->emb_ln_g, w->emb_ln_b, cfg->ln_eps);
+    lap(c, &t, EN_STEP_EMBED);
     c->n0 = n;
     c->rows = n;
     return 0;
@@ -226,9 +255,12 @@ int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
     const en_packed_layer *p = &c->m->packed[l];
     int n = c->rows, H = cfg->hidden, F = cfg->ffn, heads = cfg->heads, d = H / heads;
     int ld3 = 3 * H;
+    double t = 0;
+    lap(c, &t, EN_STEP_QKV);
 
     /* 1. Q, K, V for all n rows */
     en_gemm_packed(n, 3 * H, H, c->x, H, p->wqkv, w->bqkv, 0, c->qkv, ld3);
+    lap(c, &t, EN_STEP_QKV);
 
     /* 2. attention probabilities per head: softmax(Q_h K_h^T / sqrt d), the scale folded into
      * the packed keys */
@@ -237,7 +269,9 @@ int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
         float *a = c->att + (size_t)h * n * n;
         en_pack_rows(c->qkv + H + h * d, ld3, n, d, scale, c->kp);
         en_gemm_packed(n, n, d, c->qkv + h * d, ld3, c->kp, NULL, 0, a, n);
+        lap(c, &t, EN_STEP_SCORES);
         en_softmax_rows(a, n, n, n);
+        lap(c, &t, EN_STEP_SOFTMAX);
     }
 
     /* 3-4. importance and the kept rows */
@@ -245,6 +279,7 @@ int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
         importance(c, n, metric);
     select_rows(c, n, keep);
     int k = keep;
+    lap(c, &t, EN_STEP_SELECT);
 
     /* 5. context of the kept queries over all keys and values */
     for (int h = 0; h < heads; h++) {
@@ -257,25 +292,32 @@ int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
         en_pack_cols(c->qkv + 2 * H + h * d, ld3, n, d, c->vp);
         en_gemm_packed(k, d, n, a, n, c->vp, NULL, 0, c->ctx + h * d, H);
     }
+    lap(c, &t, EN_STEP_CONTEXT);
 
     /* 6. Y = LayerNorm(X[kept] + C Wo^T + bo) */
     for (int i = 0; i < k; i++) {
         memcpy(c->y + (size_t)i * H, c->x + (size_t)c->kept[i] * H, H * sizeof(float));
         c->pos2[i] = c->pos[c->kept[i]];
     }
+    lap(c, &t, EN_STEP_GATHER);
     en_gemm_packed(k, H, H, c->ctx, H, p->wo, w->bo, EN_GEMM_ACCUMULATE, c->y, H);
+    lap(c, &t, EN_STEP_OUTPUT);
     en_layernorm(c->y, k, H, w->ln1_g, w->ln1_b, cfg->ln_eps);
+    lap(c, &t, EN_STEP_LAYERNORM);
 
     /* 7. Z = LayerNorm(Y + GELU(Y W1^T + b1) W2^T + b2), written over X */
     en_gemm_packed(k, F, H, c->y, H, p->w1, w->b1, EN_GEMM_GELU, c->ffn, F);
+    lap(c, &t, EN_STEP_FFN_IN);
     memcpy(c->x, c->y, (size_t)k * H * sizeof(float));
     en_gemm_packed(k, H, F, c->ffn, F, p->w2, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
+    lap(c, &t, EN_STEP_FFN_OUT);
     en_layernorm(c->x, k, H, w->ln2_g, w->ln2_b, cfg->ln_eps);
+    lap(c, &t, EN_STEP_LAYERNORM);
 
     /* 8. the layer's output is k rows */
-    int32_t *t = c->pos;
+    int32_t *swap = c->pos;
     c->pos = c->pos2;
-    c->pos2 = t;
+    c->pos2 = swap;
     c->rows = k;
     return 0;
 }
@@ -284,6 +326,8 @@ int en_ctx_finish(en_ctx *c, float *logits) {
     const en_config *cfg = &c->m->cfg;
     const en_weights *w = &c->m->w;
     int H = cfg->hidden;
+    double t = 0;
+    lap(c, &t, EN_STEP_HEAD);
     /* pooled = tanh(Wp Z[0] + bp); logits = Wc pooled + bc: matrix-vector, done in double */
     float *pooled = c->ctx;
     for (int o = 0; o < H; o++) {
@@ -300,6 +344,7 @@ int en_ctx_finish(en_ctx *c, float *logits) {
             acc += (double)row[j] * pooled[j];
         logits[o] = (float)acc;
     }
+    lap(c, &t, EN_STEP_HEAD);
     return 0;
 }
 

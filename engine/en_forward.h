@@ -62,6 +62,30 @@ void en_ctx_state(const en_ctx *c, int *n0, int *rows, const float **x, const in
 /// Replaces the current state with a copy of one saved by the caller from en_ctx_state().
 int en_ctx_set_state(en_ctx *c, int n0, int rows, const float *x, const int32_t *pos);
 
+/* Where a forward pass spends its time, step by step (the engine's own timers). */
+typedef enum en_step {
+    EN_STEP_EMBED = 0, // embeddings and their LayerNorm
+    EN_STEP_QKV,       // Q, K, V product with bias
+    EN_STEP_SCORES,    // per head: pack the keys, Q K^T
+    EN_STEP_SOFTMAX,   // per head: softmax of the score rows
+    EN_STEP_SELECT,    // importance scores and the kept set
+    EN_STEP_CONTEXT,   // per head: kept attention rows, pack the values, A V
+    EN_STEP_GATHER,    // kept rows of the residual and their positions
+    EN_STEP_OUTPUT,    // attention output product with bias and residual
+    EN_STEP_FFN_IN,    // intermediate product with bias and GELU
+    EN_STEP_FFN_OUT,   // output product with bias and residual
+    EN_STEP_LAYERNORM, // the two LayerNorms of a layer
+    EN_STEP_HEAD,      // pooler and classifier
+    EN_STEP_COUNT
+} en_step;
+
+/// "embed", "qkv", ...; NULL for an out-of-range value. Static storage.
+const char *en_step_name(en_step s);
+
+/// Times every step of the following calls on `c`, adding nanoseconds into `ns` (EN_STEP_COUNT
+/// entries, caller-owned, borrowed until profiling is turned off with NULL). Off by default.
+void en_ctx_profile(en_ctx *c, double *ns);
+
 /// Sets the number of BLAS threads for this process (OpenBLAS is process-wide). Workers that
 /// run sequences in parallel keep it at 1.
 void en_set_blas_threads(int n);

@@ -2,11 +2,14 @@
 #include "en_gemm.h"
 
 #include <pthread.h>
+
+#include "en_kernels.h"
 #include <string.h>
 
 typedef struct isa_path {
     const char *name;
     en_gemm_fn *fn;
+    en_softmax_fn *softmax;
     int (*supported)(void);
 } isa_path;
 
@@ -22,9 +25,9 @@ static int has_sse2(void) {
 
 /* Best first. */
 static const isa_path paths[] = {
-    {"avx512", en_gemm_avx512, has_avx512},
-    {"avx2", en_gemm_avx2, has_avx2},
-    {"sse2", en_gemm_sse2, has_sse2},
+    {"avx512", en_gemm_avx512, en_softmax_avx512, has_avx512},
+    {"avx2", en_gemm_avx2, en_softmax_avx2, has_avx2},
+    {"sse2", en_gemm_sse2, en_softmax_sse2, has_sse2},
 };
 enum { N_PATHS = sizeof paths / sizeof paths[0] };
 
@@ -61,6 +64,10 @@ int en_gemm_set_isa(const char *name) {
 
 void en_gemm_set_threads(int n) {
     gemm_threads = n < 1 ? 1 : n;
+}
+
+void en_softmax_rows(float *x, int rows, int cols, int ld) {
+    path()->softmax(x, rows, cols, ld);
 }
 
 size_t en_packed_floats(int n, int k) {

@@ -8,7 +8,7 @@
  *
  * One register-blocked micro-kernel, written once with GCC vector types, is compiled per
  * instruction set (AVX-512, AVX2+FMA, SSE2) and chosen at run time from the CPU; the panel layout
- * is the same for all of them. Bias, GELU and the residual add happen in the micro-kernel while
+ * is the same for all of them. The row softmax of attention is compiled the same way. Bias, GELU and the residual add happen in the micro-kernel while
  * the tile is in registers. Internal to the engine. */
 
 #include <stddef.h>
@@ -49,7 +49,10 @@ int en_gemm_set_isa(const char *name);
 /// 1 by default. Workers that run sequences in parallel keep it at 1.
 void en_gemm_set_threads(int n);
 
-/* One compiled path: columns [jp0 * 16, jp1 * 16) of the product. Defined per ISA. */
+/* One compiled path: columns [jp0 * 16, jp1 * 16) of the product, and the row softmax
+ * (en_softmax_rows() in en_kernels.h dispatches to it). Defined per ISA. */
 typedef void en_gemm_fn(int m, int n, int k, const float *a, int lda, const float *packed,
                         const float *bias, int flags, float *c, int ldc, int jp0, int jp1);
+typedef void en_softmax_fn(float *x, int rows, int cols, int ld);
 en_gemm_fn en_gemm_avx512, en_gemm_avx2, en_gemm_sse2;
+en_softmax_fn en_softmax_avx512, en_softmax_avx2, en_softmax_sse2;

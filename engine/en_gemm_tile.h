@@ -124,8 +124,11 @@ void EN_GEMM_NAME(int m, int n, int k, const float *a, int lda, const float *pac
                 const float *bj = last && bias ? bias + j0 : NULL;
                 const float *ai = a + (size_t)i0 * lda + p0;
                 float *ci = c + (size_t)i0 * ldc + j0;
-                for (int i = 0; i < mc; i += MR) {
-                    int mr = mc - i < MR ? mc - i : MR;
+                /* rows split evenly over the fewest tiles: 25 rows as 5 x 5, not 4 x 6 + 1
+                 * (a 1-row tile has too few accumulators to hide the FMA latency) */
+                int tiles = (mc + MR - 1) / MR;
+                for (int t = 0, i = 0; t < tiles; t++) {
+                    int mr = mc / tiles + (t < mc % tiles);
                     const float *at = ai + (size_t)i * lda;
                     float *ct = ci + (size_t)i * ldc;
                     if (nc < EN_PANEL)
@@ -134,8 +137,48 @@ void EN_GEMM_NAME(int m, int n, int k, const float *a, int lda, const float *pac
                         tile(MR, kc, at, lda, b, ct, ldc, load_c, bj, gelu);
                     else
                         tile_rows(mr, kc, at, lda, b, ct, ldc, load_c, bj, gelu);
+                    i += mr;
                 }
             }
         }
+    }
+}
+
+static inline float hsum(vf v) {
+    float s = 0;
+    for (int i = 0; i < VW; i++)
+        s += v[i];
+    return s;
+}
+
+/* Softmax of each row in place: max, then exp and its sum in one pass, then the scaling. */
+void EN_SOFTMAX_NAME(float *x, int rows, int cols, int ld) {
+    for (int r = 0; r < rows; r++) {
+        float *row = x + (size_t)r * ld;
+        vf vmax = vm_splat(row[0]);
+        int j = 0;
+        for (; j + VW <= cols; j += VW)
+            vmax = vm_max(vmax, load_u(row + j));
+        float max = row[0];
+        for (int i = 0; i < VW; i++)
+            max = vmax[i] > max ? vmax[i] : max;
+        for (; j < cols; j++)
+            max = row[j] > max ? row[j] : max;
+        vf vsum = vm_splat(0.f);
+        for (j = 0; j + VW <= cols; j += VW) {
+            vf e = vm_exp(load_u(row + j) - max);
+            *(vfu *)(row + j) = e;
+            vsum += e;
+        }
+        float sum = hsum(vsum);
+        for (; j < cols; j++) {
+            row[j] = vm_exp(vm_splat(row[j] - max))[0];
+            sum += row[j];
+        }
+        float inv = 1.f / sum;
+        for (j = 0; j + VW <= cols; j += VW)
+            *(vfu *)(row + j) = load_u(row + j) * inv;
+        for (; j < cols; j++)
+            row[j] *= inv;
     }
 }

@@ -64,22 +64,6 @@ static inline float sum_sq_dev_lanes(const float *x, int n, float mean) {
     return s;
 }
 
-static inline float max_lanes(const float *x, int n) {
-    float acc[LANES];
-    for (int t = 0; t < LANES; t++)
-        acc[t] = x[0];
-    int j = 0;
-    for (; j + LANES <= n; j += LANES)
-        for (int t = 0; t < LANES; t++)
-            acc[t] = x[j + t] > acc[t] ? x[j + t] : acc[t];
-    float m = acc[0];
-    for (int t = 1; t < LANES; t++)
-        m = acc[t] > m ? acc[t] : m;
-    for (; j < n; j++)
-        m = x[j] > m ? x[j] : m;
-    return m;
-}
-
 void en_layernorm(float *x, int rows, int cols, const float *g, const float *b, double eps) {
     for (int r = 0; r < rows; r++) {
         float *row = x + (size_t)r * cols;
@@ -114,55 +98,6 @@ void en_gelu(float *x, size_t count) {
         x[i] = vm_gelu(vm_splat(x[i]))[0];
 }
 
-/* exp by range reduction x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r and 2^n
- * put straight into the exponent bits; branch-free so the softmax loop vectorizes. Inputs below
- * -87 flush to 0, which is what softmax wants. */
-static inline float exp_inline(float x) {
-    x = x < -87.f ? -87.f : x;
-    x = x > 88.f ? 88.f : x;
-    /* round to nearest by adding 1.5 * 2^23: floorf() would stop the loop vectorizing */
-    float n = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
 float en_exp(float x) {
-    return exp_inline(x);
-}
-
-void en_softmax_rows(float *x, int rows, int cols, int ld) {
-    for (int r = 0; r < rows; r++) {
-        float *row = x + (size_t)r * ld;
-        float max = max_lanes(row, cols);
-        /* exp and its sum in one pass, the sum kept in lanes */
-        float acc[LANES] = {0};
-        int j = 0;
-        for (; j + LANES <= cols; j += LANES)
-            for (int t = 0; t < LANES; t++) {
-                float e = exp_inline(row[j + t] - max);
-                row[j + t] = e;
-                acc[t] += e;
-            }
-        float sum = 0;
-        for (; j < cols; j++) {
-            row[j] = exp_inline(row[j] - max);
-            sum += row[j];
-        }
-        for (int t = 0; t < LANES; t++)
-            sum += acc[t];
-        float inv = 1.f / sum;
-        for (j = 0; j < cols; j++)
-            row[j] *= inv;
-    }
+    return vm_exp(vm_splat(x))[0];
 }

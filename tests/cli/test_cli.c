@@ -145,7 +145,7 @@ START_TEST(bench_reports_each_length) {
         double fr = json_number_value(json_object_get(r, "flops_ratio"));
         ck_assert_msg(fr > 0.5 && fr < 1.0, "flops ratio %g", fr); // layer 0 whole, layer 1 half
     }
-    ck_assert(json_number_value(json_object_get(j, "sgemm_gflops")) > 0);
+    ck_assert(json_number_value(json_object_get(j, "kernel_gflops")) > 0);
     json_decref(j);
     free(out);
 }

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/en_dataset.h"
 #include "engine/en_flops.h"
 #include "engine/en_forward.h"
+#include "engine/en_gemm.h"
 #include "test_engine.h"
 
 static const char *const models[] = {"sst2-bert-L4-H128-demo", "sst2-bert-L6-H256"};
@@ -101,6 +103,55 @@ static double check_logits(const char *model_name) {
 
 START_TEST(fixture_logits_match) {
     check_logits(models[_i]);
+}
+END_TEST
+
+/* Every kernel path this CPU has (AVX-512, AVX2, SSE2) meets the fixtures, not only the one
+ * chosen by default: the demo model, all its runs. */
+START_TEST(fixture_logits_match_on_every_kernel_path) {
+    const char *was = en_gemm_isa(), *isas[] = {"avx512", "avx2", "sse2"};
+    int ran = 0;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(isas[i], was) != 0 && en_gemm_set_isa(isas[i]) == 0) {
+            check_logits(models[0]);
+            ran++;
+        }
+    ck_assert_int_eq(en_gemm_set_isa(was), 0);
+    ck_assert_int_ge(ran, 1); // sse2 at least, where the default is better
+}
+END_TEST
+
+/* The engine's step timers account for the time of a forward pass: each step of a pruned pass
+ * has time, and together they stay within the wall time around the calls. */
+START_TEST(profile_accounts_for_the_pass) {
+    en_model *m = load_model_or_fail(getenv("SEARCHD_DEMO_MODEL"));
+    en_ctx *c = NULL;
+    ck_assert_int_eq(en_ctx_new(m, 64, &c), 0);
+    int32_t ids[64];
+    for (int i = 0; i < 64; i++)
+        ids[i] = 100 + i;
+    double ratios[EN_MAX_LAYERS], ns[EN_STEP_COUNT] = {0};
+    for (int l = 0; l < m->cfg.layers; l++)
+        ratios[l] = 0.5;
+    float logits[EN_MAX_LABELS];
+    struct timespec t0, t1;
+    en_ctx_profile(c, ns);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int r = 0; r < 20; r++)
+        ck_assert_int_eq(en_forward(c, ids, NULL, 64, EN_METRIC_ATTN, ratios, logits, NULL, NULL),
+                         0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    en_ctx_profile(c, NULL);
+    double wall = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec), sum = 0;
+    for (int s = 0; s < EN_STEP_COUNT; s++) {
+        ck_assert_msg(ns[s] > 0, "step %s has no time", en_step_name((en_step)s));
+        sum += ns[s];
+    }
+    ck_assert_double_le(sum, wall);
+    ck_assert_double_ge(sum, 0.5 * wall); // the gaps between steps are small
+    ck_assert_ptr_null(en_step_name(EN_STEP_COUNT));
+    en_ctx_free(c);
+    en_model_free(m);
 }
 END_TEST
 
@@ -256,6 +307,8 @@ Suite *forward_suite(void) {
     TCase *tc = tcase_create("fixtures");
     tcase_set_timeout(tc, 900);
     tcase_add_loop_test(tc, fixture_logits_match, 0, 2);
+    tcase_add_test(tc, fixture_logits_match_on_every_kernel_path);
+    tcase_add_test(tc, profile_accounts_for_the_pass);
     tcase_add_loop_test(tc, dataset_flops_match, 0, 2);
     tcase_add_test(tc, concurrent_contexts_agree);
     tcase_add_test(tc, bad_inputs_are_refused);
