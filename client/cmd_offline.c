@@ -93,9 +93,11 @@ done:
 
 static void eval_usage(FILE *to) {
     fputs("usage: searchctl eval --model DIR --data FILE [--schedule S | --ratios R,.. --metric M]\n"
-          "                      [--threads N | --blas-threads N] [--json]\n"
+          "                      [--threads N | --blas-threads N] [--batch N] [--json]\n"
           "Accuracy, mean FLOPs and FLOPs ratio against the unpruned model, and mean latency per\n"
-          "sequence, of the model under the schedule on a labelled TSV file.\n",
+          "sequence, of the model under the schedule on a labelled TSV file. --batch N runs N\n"
+          "sequences at a time as one ragged batch (throughput); the default, 1, times each\n"
+          "sequence alone, as a served request.\n",
           to);
 }
 
@@ -132,7 +134,8 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     }
     en_eval_opts o = {
-        .metric = s.metric, .ratios = s.ratios, .threads = a.threads, .blas_threads = a.blas_threads};
+        .metric = s.metric, .ratios = s.ratios, .threads = a.threads, .blas_threads = a.blas_threads,
+        .batch = a.batch};
     en_eval_result r = {0};
     rc = en_eval(m, d, &o, &r, &diag);
     if (rc) {
@@ -141,12 +144,13 @@ int cmd_eval(int argc, char **argv) {
         char text[64 + 8 * EN_MAX_LAYERS];
         sc_schedule_format(&s, text, sizeof text);
         if (a.json) {
-            print_json(json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i, s:i}", "schedule", text,
-                                 "n", r.n, "correct", r.correct, "accuracy", r.accuracy, "flops",
-                                 r.mean_flops, "flops_ratio", r.flops_ratio, "latency_ms",
-                                 r.latency_ms, "seconds", r.seconds, "threads",
-                                 a.threads > 0 ? a.threads : 1, "blas_threads",
-                                 a.blas_threads > 0 ? a.blas_threads : 1));
+            print_json(json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:i}",
+                                 "schedule", text, "n", r.n, "correct", r.correct, "accuracy",
+                                 r.accuracy, "flops", r.mean_flops, "flops_ratio", r.flops_ratio,
+                                 "latency_ms", r.latency_ms, "sentences_per_s", r.n / r.seconds,
+                                 "seconds", r.seconds, "threads", a.threads > 0 ? a.threads : 1,
+                                 "blas_threads", a.blas_threads > 0 ? a.blas_threads : 1, "batch",
+                                 a.batch > 0 ? a.batch : 1));
         } else {
             printf("schedule    %s\n", text);
             printf("examples    %d (%s)\n", r.n, a.data);
@@ -158,6 +162,8 @@ int cmd_eval(int argc, char **argv) {
                    r.latency_ms, a.threads > 0 ? a.threads : 1, a.threads > 1 ? "s" : "",
                    a.blas_threads > 0 ? a.blas_threads : 1, a.blas_threads > 1 ? "s" : "",
                    r.seconds);
+            printf("throughput  %.1f sequences/s (batches of %d)\n", r.n / r.seconds,
+                   a.batch > 0 ? a.batch : 1);
         }
     }
     en_dataset_free(d);

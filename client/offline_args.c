@@ -60,6 +60,7 @@ int offline_args_parse(int argc, char **argv, offline_args *a, int *rest) {
         }
         int *count = strcmp(arg, "--threads") == 0        ? &a->threads
                      : strcmp(arg, "--blas-threads") == 0 ? &a->blas_threads
+                     : strcmp(arg, "--batch") == 0        ? &a->batch
                                                           : NULL;
         if (count) {
             char *end;

@@ -18,6 +18,7 @@ typedef struct offline_args {
     const char *lengths;  // --lengths 32,64,..
     int threads;          // --threads N: worker threads, each single-threaded in BLAS
     int blas_threads;     // --blas-threads N: BLAS threads of a single worker
+    int batch;            // --batch N: sequences per ragged batch (eval)
     int json;             // --json
     int profile;          // --profile (bench): time per forward step
     int help;             // --help

@@ -240,37 +240,78 @@ typedef struct eval_job {
     atomic_int error;
 } eval_job;
 
+/* Rows a worker's batch may hold in all: enough for a full batch of typical sentences, bounded
+ * so the buffers stay small next to the weights. */
+#define EVAL_BATCH_ROWS 1024
+
+/* Runs examples [first, first + count) as one ragged batch (the caller made sure they fit). */
+static int eval_batch(eval_job *job, en_ctx *c, int first, int count, int *correct) {
+    const en_config *cfg = &job->m->cfg;
+    const double *ratios = job->opts->ratios;
+    enum { MAX_BATCH = 64 };
+    const int32_t *ids[MAX_BATCH], *types[MAX_BATCH];
+    int n[MAX_BATCH], rows[MAX_BATCH];
+    float logits[MAX_BATCH * EN_MAX_LABELS];
+    for (int s = 0; s < count; s++) {
+        const en_example *e = &job->d->ex[first + s];
+        ids[s] = e->ids;
+        types[s] = e->type_ids;
+        n[s] = rows[s] = e->n;
+    }
+    int rc = en_ctx_begin_batch(c, count, ids, types, n);
+    for (int l = 0; l < cfg->layers && rc == 0; l++) {
+        for (int s = 0; s < count; s++)
+            rows[s] = ratios ? en_keep_count(ratios[l], n[s], rows[s]) : rows[s];
+        rc = en_ctx_layer_batch(c, l, rows, job->opts->metric);
+    }
+    if (rc == 0)
+        rc = en_ctx_finish_batch(c, logits);
+    for (int s = 0; s < count && rc == 0; s++) {
+        const float *lg = logits + (size_t)s * cfg->num_labels;
+        int best = 0, i = first + s;
+        for (int j = 1; j < cfg->num_labels; j++)
+            if (lg[j] > lg[best])
+                best = j;
+        *correct += best == job->d->ex[i].label;
+        if (job->res->outcome)
+            job->res->outcome[i] = best == job->d->ex[i].label;
+        if (job->res->pred)
+            job->res->pred[i] = best;
+    }
+    return rc;
+}
+
 static void *eval_worker(void *arg) {
     eval_job *job = arg;
-    const en_config *cfg = &job->m->cfg;
+    const en_dataset *d = job->d;
+    int batch = job->opts->batch > 1 ? job->opts->batch : 1;
+    if (batch > 64)
+        batch = 64;
+    int max_rows = batch == 1 ? d->max_n : d->max_n > EVAL_BATCH_ROWS ? d->max_n : EVAL_BATCH_ROWS;
     en_ctx *c = NULL;
-    int rc = en_ctx_new(job->m, job->d->max_n, &c);
+    int rc = en_ctx_new_batch(job->m, d->max_n, max_rows, batch, &c);
     if (rc) {
         atomic_store(&job->error, rc);
         return NULL;
     }
-    float logits[EN_MAX_LABELS];
     int correct = 0;
     for (;;) {
-        int i = atomic_fetch_add(&job->next, 1);
-        if (i >= job->d->count || atomic_load(&job->error))
+        int i = atomic_fetch_add(&job->next, batch);
+        if (i >= d->count || atomic_load(&job->error))
             break;
-        const en_example *e = &job->d->ex[i];
-        rc = en_forward(c, e->ids, e->type_ids, e->n, job->opts->metric, job->opts->ratios, logits,
-                        NULL, NULL);
+        int end = i + batch < d->count ? i + batch : d->count;
+        /* as many of them per batch as the rows allow */
+        while (i < end && rc == 0) {
+            int count = 0, rows = 0;
+            while (i + count < end && rows + d->ex[i + count].n <= max_rows)
+                rows += d->ex[i + count++].n;
+            rc = eval_batch(job, c, i, count, &correct);
+            i += count;
+        }
         if (rc) {
             atomic_store(&job->error, rc);
             break;
         }
-        int best = 0;
-        for (int j = 1; j < cfg->num_labels; j++)
-            if (logits[j] > logits[best])
-                best = j;
-        correct += best == e->label;
-        if (job->res->outcome)
-            job->res->outcome[i] = best == e->label;
-        if (job->res->pred)
-            job->res->pred[i] = best;
     }
     atomic_fetch_add(&job->correct, correct);
     en_ctx_free(c);

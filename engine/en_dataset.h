@@ -39,6 +39,7 @@ typedef struct en_eval_opts {
     const double *ratios; // cfg.layers entries, or NULL for no pruning; borrowed
     int threads;          // worker threads, each BLAS single-threaded (<= 0: 1)
     int blas_threads;     // with threads == 1: BLAS threads for that one worker (<= 0: 1)
+    int batch;            // sequences per ragged batch (<= 1: one at a time, as served)
 } en_eval_opts;
 
 typedef struct en_eval_result {

@@ -10,26 +10,37 @@
 #include "en_gemm.h"
 #include "en_kernels.h"
 
-/* Run state: every buffer sized once for max_len rows. */
+/* Run state: every buffer sized once, for sequences of up to max_len tokens and batches of up to
+ * max_seq sequences holding max_rows rows in all. The rows of a batch are stacked: sequence s
+ * holds rows [seq_off[s], seq_off[s] + seq_rows[s]) of x; the products run over all of them at
+ * once, attention and pruning over each sequence's own. */
 struct en_ctx {
     const en_model *m;
-    int max_len;
-    int n0;       // original length of the sequence in flight
-    int rows;     // rows of the current state
-    float *x;     // [max_len, H]  current hidden state
-    float *qkv;   // [max_len, 3H] queries, keys, values of all rows
-    float *att;   // [heads, max_len, max_len] attention probabilities
-    float *arows; // [max_len, max_len] one head's attention rows for the kept queries
-    float *ctx;   // [max_len, H]  context vectors of the kept rows
-    float *y;     // [max_len, H]  attention block output of the kept rows
-    float *ffn;   // [max_len, I]  FFN intermediate
-    float *kp;    // one head's keys, scaled, packed as the right side of Q K^T
-    float *vp;    // one head's values, packed as the right side of A V
-    double *score; // [max_len]    importance of each row
-    int *order;    // [max_len]    candidate rows sorted by importance
-    int *kept;     // [max_len]    kept rows, ascending
-    int32_t *pos;  // [max_len]    original position of each current row
-    int32_t *pos2; // [max_len]
+    int max_len, max_rows, max_seq;
+    int nseq;      // sequences in flight
+    int *seq_off;  // [max_seq] first row of each sequence
+    int *seq_rows; // [max_seq] its current rows
+    int *seq_n0;   // [max_seq] its original length
+    int *seq_off2; // [max_seq] the next layer's seq_off
+    float *x;      // [max_rows, H]  current hidden state
+    float *qkv;    // [max_rows, 3H] queries, keys, values of all rows
+    float *att;    // [heads, max_len, max_len] one sequence's attention probabilities
+    float *arows;  // [max_len, max_len] one head's attention rows for the kept queries
+    float *ctx;    // [max_rows, H]  context vectors of the kept rows
+    float *y;      // [max_rows, H]  attention block output of the kept rows
+    float *ffn;    // [max_rows, I]  FFN intermediate
+    float *kp;     // one head's keys, scaled, packed as the right side of Q K^T
+    float *vp;     // one head's values, packed as the right side of A V
+    float *col;    // [max_len]      one head's column sums
+    double *score; // [max_len]      importance of each row of one sequence
+    int *order;    // [max_len]      candidate rows sorted by importance
+    int *kept;     // [max_len]      kept rows, ascending
+    int *rank_of;  // [max_len]      importance rank of each row of one sequence
+    int32_t *pos;  // [max_rows]     original position of each current row
+    int32_t *pos2; // [max_rows]
+    int32_t *rank; // [max_rows]     importance rank of each current row (0: [CLS]), or -1
+    int32_t *rank2; // [max_rows]
+    int want_rank; // rank rows even where a layer keeps them all (en_ctx_rank_all)
     double *prof;  // NULL, or borrowed [EN_STEP_COUNT]: ns per step (en_ctx_profile)
 };
 
@@ -100,34 +111,50 @@ void en_set_blas_threads(int n) {
 }
 
 int en_ctx_new(const en_model *m, int max_len, en_ctx **out) {
+    return en_ctx_new_batch(m, max_len, max_len, 1, out);
+}
+
+int en_ctx_new_batch(const en_model *m, int max_len, int max_rows, int max_seq, en_ctx **out) {
     const en_config *cfg = &m->cfg;
-    if (max_len < 1 || max_len > cfg->max_pos)
+    if (max_len < 1 || max_len > cfg->max_pos || max_rows < max_len || max_seq < 1 ||
+        max_seq > max_rows)
         return EN_ERANGE;
-    size_t L = (size_t)max_len, H = (size_t)cfg->hidden;
+    size_t L = (size_t)max_len, R = (size_t)max_rows, H = (size_t)cfg->hidden;
     en_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return EN_ENOMEM;
     c->m = m;
     c->max_len = max_len;
-    c->x = malloc(L * H * sizeof(float));
-    c->qkv = malloc(L * 3 * H * sizeof(float));
+    c->max_rows = max_rows;
+    c->max_seq = max_seq;
+    c->seq_off = malloc((size_t)max_seq * sizeof(int));
+    c->seq_rows = malloc((size_t)max_seq * sizeof(int));
+    c->seq_n0 = malloc((size_t)max_seq * sizeof(int));
+    c->seq_off2 = malloc((size_t)max_seq * sizeof(int));
+    c->x = malloc(R * H * sizeof(float));
+    c->qkv = malloc(R * 3 * H * sizeof(float));
     c->att = malloc((size_t)cfg->heads * L * L * sizeof(float));
     c->arows = malloc(L * L * sizeof(float));
-    c->ctx = malloc(L * H * sizeof(float));
-    c->y = malloc(L * H * sizeof(float));
-    c->ffn = malloc(L * (size_t)cfg->ffn * sizeof(float));
+    c->ctx = malloc(R * H * sizeof(float));
+    c->y = malloc(R * H * sizeof(float));
+    c->ffn = malloc(R * (size_t)cfg->ffn * sizeof(float));
     int d = cfg->hidden / cfg->heads;
     if (posix_memalign((void **)&c->kp, 64, en_packed_floats(max_len, d) * sizeof(float)))
         c->kp = NULL;
     if (posix_memalign((void **)&c->vp, 64, en_packed_floats(d, max_len) * sizeof(float)))
         c->vp = NULL;
+    c->col = malloc(L * sizeof(float));
     c->score = malloc(L * sizeof(double));
     c->order = malloc(L * sizeof(int));
     c->kept = malloc(L * sizeof(int));
-    c->pos = malloc(L * sizeof(int32_t));
-    c->pos2 = malloc(L * sizeof(int32_t));
-    if (!c->x || !c->qkv || !c->att || !c->arows || !c->ctx || !c->y || !c->ffn || !c->kp || !c->vp || !c->score ||
-        !c->order || !c->kept || !c->pos || !c->pos2) {
+    c->rank_of = malloc(L * sizeof(int));
+    c->pos = malloc(R * sizeof(int32_t));
+    c->pos2 = malloc(R * sizeof(int32_t));
+    c->rank = malloc(R * sizeof(int32_t));
+    c->rank2 = malloc(R * sizeof(int32_t));
+    if (!c->seq_off || !c->seq_rows || !c->seq_n0 || !c->seq_off2 || !c->x || !c->qkv ||
+        !c->att || !c->arows || !c->ctx || !c->y || !c->ffn || !c->kp || !c->vp || !c->col ||
+        !c->score || !c->order || !c->kept || !c->rank_of || !c->pos || !c->pos2 || !c->rank || !c->rank2) {
         en_ctx_free(c);
         return EN_ENOMEM;
     }
@@ -138,6 +165,10 @@ int en_ctx_new(const en_model *m, int max_len, en_ctx **out) {
 void en_ctx_free(en_ctx *c) {
     if (!c)
         return;
+    free(c->seq_off);
+    free(c->seq_rows);
+    free(c->seq_n0);
+    free(c->seq_off2);
     free(c->x);
     free(c->qkv);
     free(c->att);
@@ -147,22 +178,29 @@ void en_ctx_free(en_ctx *c) {
     free(c->ffn);
     free(c->kp);
     free(c->vp);
+    free(c->col);
     free(c->score);
     free(c->order);
     free(c->kept);
+    free(c->rank_of);
     free(c->pos);
     free(c->pos2);
+    free(c->rank);
+    free(c->rank2);
     free(c);
 }
 
-int en_ctx_begin(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n) {
+void en_ctx_rank_all(en_ctx *c, int on) {
+    c->want_rank = on;
+}
+
+/* Embeddings of one sequence into rows [row0, row0 + n) of the state. */
+static int embed(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n, int row0) {
     const en_config *cfg = &c->m->cfg;
     const en_weights *w = &c->m->w;
     int H = cfg->hidden;
     if (n < 1 || n > c->max_len)
         return EN_EINPUT;
-    double t = 0;
-    lap(c, &t, EN_STEP_EMBED);
     for (int i = 0; i < n; i++) {
         int32_t type = type_ids ? type_ids[i] : 0;
         if (ids[i] < 0 || ids[i] >= cfg->vocab_size || type < 0 || type >= cfg->type_vocab)
@@ -170,20 +208,45 @@ int en_ctx_begin(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n) 
         const float *we = w->word_emb + (size_t)ids[i] * H;
         const float *pe = w->pos_emb + (size_t)i * H;
         const float *te = w->type_emb + (size_t)type * H;
-        float *row = c->x + (size_t)i * H;
+        float *row = c->x + (size_t)(row0 + i) * H;
         for (int j = 0; j < H; j++)
             row[j] = we[j] + pe[j] + te[j];
-        c->pos[i] = i;
+        c->pos[row0 + i] = i;
+        c->rank[row0 + i] = -1;
     }
-    en_layernorm(c->x, n, H, w->emb_ln_g, w->emb_ln_b, cfg->ln_eps);
-    lap(c, &t, EN_STEP_EMBED);
-    c->n0 = n;
-    c->rows = n;
+    en_layernorm(c->x + (size_t)row0 * H, n, H, w->emb_ln_g, w->emb_ln_b, cfg->ln_eps);
     return 0;
 }
 
-/* Importance of every row j from the attention probabilities (and values, for `context`). */
-static void importance(en_ctx *c, int n, en_metric metric) {
+int en_ctx_begin(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n) {
+    return en_ctx_begin_batch(c, 1, &ids, type_ids ? &type_ids : NULL, &n);
+}
+
+int en_ctx_begin_batch(en_ctx *c, int nseq, const int32_t *const *ids,
+                       const int32_t *const *type_ids, const int *n) {
+    if (nseq < 1 || nseq > c->max_seq)
+        return EN_EINPUT;
+    double t = 0;
+    lap(c, &t, EN_STEP_EMBED);
+    int rows = 0;
+    for (int s = 0; s < nseq; s++) {
+        if (n[s] < 1 || n[s] > c->max_len || n[s] > c->max_rows - rows)
+            return EN_EINPUT;
+        int rc = embed(c, ids[s], type_ids ? type_ids[s] : NULL, n[s], rows);
+        if (rc)
+            return rc;
+        c->seq_off[s] = rows;
+        c->seq_rows[s] = c->seq_n0[s] = n[s];
+        rows += n[s];
+    }
+    c->nseq = nseq;
+    lap(c, &t, EN_STEP_EMBED);
+    return 0;
+}
+
+/* Importance of every row j of one sequence (its Q, K, V at `qkv`) from the attention
+ * probabilities (and values, for `context`). */
+static void importance(en_ctx *c, const float *qkv, int n, en_metric metric) {
     const en_config *cfg = &c->m->cfg;
     int heads = cfg->heads, d = cfg->hidden / heads, ld3 = 3 * cfg->hidden;
     for (int j = 0; j < n; j++)
@@ -195,8 +258,8 @@ static void importance(en_ctx *c, int n, en_metric metric) {
                 c->score[j] += a[j];
             continue;
         }
-        /* column sums of this head, into ctx as scratch (n <= max_len floats) */
-        float *col = c->ctx;
+        /* column sums of this head */
+        float *col = c->col;
         for (int j = 0; j < n; j++)
             col[j] = 0;
         for (int i = 0; i < n; i++) {
@@ -209,7 +272,7 @@ static void importance(en_ctx *c, int n, en_metric metric) {
             if (metric == EN_METRIC_POWER)
                 s -= a[(size_t)j * n + j];
             else if (metric == EN_METRIC_CONTEXT) {
-                const float *v = c->qkv + (size_t)j * ld3 + 2 * cfg->hidden + h * d;
+                const float *v = qkv + (size_t)j * ld3 + 2 * cfg->hidden + h * d;
                 double norm = 0;
                 for (int t = 0; t < d; t++)
                     norm += (double)v[t] * v[t];
@@ -221,12 +284,16 @@ static void importance(en_ctx *c, int n, en_metric metric) {
 }
 
 /* Kept rows: all when keep == n; else row 0 plus the keep-1 best of 1..n-1 (ties to the lower
- * index), in ascending order. An insertion sort of the candidates: n is at most a few hundred
- * and this runs once per layer. */
-static void select_rows(en_ctx *c, int n, int keep) {
-    if (keep >= n) {
-        for (int i = 0; i < n; i++)
+ * index), in ascending order. With `ranked` (scores computed), every row's rank goes to rank_of:
+ * 0 for row 0, i + 1 for the i-th best, so the kept set of any smaller keep is the rows of rank
+ * < keep. An insertion sort of the candidates: n is at most a few hundred and this runs once per
+ * layer. */
+static void select_rows(en_ctx *c, int n, int keep, int ranked) {
+    if (!ranked) {
+        for (int i = 0; i < n; i++) {
             c->kept[i] = i;
+            c->rank_of[i] = -1;
+        }
         return;
     }
     int *order = c->order;
@@ -237,6 +304,9 @@ static void select_rows(en_ctx *c, int n, int keep) {
             order[at] = order[at - 1], at--;
         order[at] = j;
     }
+    c->rank_of[0] = 0;
+    for (int i = 0; i < n - 1; i++)
+        c->rank_of[order[i]] = i + 1;
     /* the keep-1 winners, then sorted ascending */
     c->kept[0] = 0;
     for (int i = 0; i < keep - 1; i++) {
@@ -247,39 +317,33 @@ static void select_rows(en_ctx *c, int n, int keep) {
     }
 }
 
-int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
+/* Steps 2-5 and the gathers of one sequence: its n rows of Q, K, V at `qkv`, its rows of X at
+ * `x`; writes the context of its k kept rows to `ctx`, their residual to `y`, their positions
+ * and ranks to `pos2`/`rank2`. */
+static void attend(en_ctx *c, const float *qkv, const float *x, const int32_t *pos, int n, int k,
+                   en_metric metric, float *ctx, float *y, int32_t *pos2, int32_t *rank2,
+                   double *t) {
     const en_config *cfg = &c->m->cfg;
-    if (l < 0 || l >= cfg->layers || keep < 1 || keep > c->rows || (unsigned)metric >= EN_METRIC_COUNT)
-        return EN_ESCHEDULE;
-    const en_layer_weights *w = &c->m->w.layer[l];
-    const en_packed_layer *p = &c->m->packed[l];
-    int n = c->rows, H = cfg->hidden, F = cfg->ffn, heads = cfg->heads, d = H / heads;
-    int ld3 = 3 * H;
-    double t = 0;
-    lap(c, &t, EN_STEP_QKV);
-
-    /* 1. Q, K, V for all n rows */
-    en_gemm_packed(n, 3 * H, H, c->x, H, p->wqkv, w->bqkv, 0, c->qkv, ld3);
-    lap(c, &t, EN_STEP_QKV);
+    int H = cfg->hidden, heads = cfg->heads, d = H / heads, ld3 = 3 * H;
 
     /* 2. attention probabilities per head: softmax(Q_h K_h^T / sqrt d), the scale folded into
      * the packed keys */
     float scale = (float)(1.0 / sqrt((double)d));
     for (int h = 0; h < heads; h++) {
         float *a = c->att + (size_t)h * n * n;
-        en_pack_rows(c->qkv + H + h * d, ld3, n, d, scale, c->kp);
-        en_gemm_packed(n, n, d, c->qkv + h * d, ld3, c->kp, NULL, 0, a, n);
-        lap(c, &t, EN_STEP_SCORES);
+        en_pack_rows(qkv + H + h * d, ld3, n, d, scale, c->kp);
+        en_gemm_packed(n, n, d, qkv + h * d, ld3, c->kp, NULL, 0, a, n);
+        lap(c, t, EN_STEP_SCORES);
         en_softmax_rows(a, n, n, n);
-        lap(c, &t, EN_STEP_SOFTMAX);
+        lap(c, t, EN_STEP_SOFTMAX);
     }
 
     /* 3-4. importance and the kept rows */
-    if (keep < n)
-        importance(c, n, metric);
-    select_rows(c, n, keep);
-    int k = keep;
-    lap(c, &t, EN_STEP_SELECT);
+    int ranked = k < n || (c->want_rank && n > 1);
+    if (ranked)
+        importance(c, qkv, n, metric);
+    select_rows(c, n, k, ranked);
+    lap(c, t, EN_STEP_SELECT);
 
     /* 5. context of the kept queries over all keys and values */
     for (int h = 0; h < heads; h++) {
@@ -289,36 +353,84 @@ int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
                 memcpy(c->arows + (size_t)i * n, a + (size_t)c->kept[i] * n, n * sizeof(float));
             a = c->arows;
         }
-        en_pack_cols(c->qkv + 2 * H + h * d, ld3, n, d, c->vp);
-        en_gemm_packed(k, d, n, a, n, c->vp, NULL, 0, c->ctx + h * d, H);
+        en_pack_cols(qkv + 2 * H + h * d, ld3, n, d, c->vp);
+        en_gemm_packed(k, d, n, a, n, c->vp, NULL, 0, ctx + h * d, H);
     }
-    lap(c, &t, EN_STEP_CONTEXT);
+    lap(c, t, EN_STEP_CONTEXT);
+
+    /* the residual of the kept rows */
+    for (int i = 0; i < k; i++) {
+        memcpy(y + (size_t)i * H, x + (size_t)c->kept[i] * H, H * sizeof(float));
+        pos2[i] = pos[c->kept[i]];
+        rank2[i] = c->rank_of[c->kept[i]];
+    }
+    lap(c, t, EN_STEP_GATHER);
+}
+
+int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
+    if (c->nseq != 1)
+        return EN_EINPUT;
+    return en_ctx_layer_batch(c, l, &keep, metric);
+}
+
+int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, en_metric metric) {
+    const en_config *cfg = &c->m->cfg;
+    if (l < 0 || l >= cfg->layers || (unsigned)metric >= EN_METRIC_COUNT)
+        return EN_ESCHEDULE;
+    int rows = 0, kept = 0;
+    for (int s = 0; s < c->nseq; s++) {
+        if (keep[s] < 1 || keep[s] > c->seq_rows[s])
+            return EN_ESCHEDULE;
+        rows += c->seq_rows[s];
+        kept += keep[s];
+    }
+    const en_layer_weights *w = &c->m->w.layer[l];
+    const en_packed_layer *p = &c->m->packed[l];
+    int H = cfg->hidden, F = cfg->ffn, ld3 = 3 * H;
+    double t = 0;
+    lap(c, &t, EN_STEP_QKV);
+
+    /* 1. Q, K, V for all rows of all sequences */
+    en_gemm_packed(rows, 3 * H, H, c->x, H, p->wqkv, w->bqkv, 0, c->qkv, ld3);
+    lap(c, &t, EN_STEP_QKV);
+
+    /* 2-5. attention, pruning and context, each sequence over its own rows; the kept rows
+     * stacked in the same order */
+    for (int s = 0, to = 0; s < c->nseq; to += keep[s], s++) {
+        int from = c->seq_off[s];
+        attend(c, c->qkv + (size_t)from * ld3, c->x + (size_t)from * H, c->pos + from,
+               c->seq_rows[s], keep[s], metric, c->ctx + (size_t)to * H, c->y + (size_t)to * H,
+               c->pos2 + to, c->rank2 + to, &t);
+        c->seq_off2[s] = to;
+    }
 
     /* 6. Y = LayerNorm(X[kept] + C Wo^T + bo) */
-    for (int i = 0; i < k; i++) {
-        memcpy(c->y + (size_t)i * H, c->x + (size_t)c->kept[i] * H, H * sizeof(float));
-        c->pos2[i] = c->pos[c->kept[i]];
-    }
-    lap(c, &t, EN_STEP_GATHER);
-    en_gemm_packed(k, H, H, c->ctx, H, p->wo, w->bo, EN_GEMM_ACCUMULATE, c->y, H);
+    en_gemm_packed(kept, H, H, c->ctx, H, p->wo, w->bo, EN_GEMM_ACCUMULATE, c->y, H);
     lap(c, &t, EN_STEP_OUTPUT);
-    en_layernorm(c->y, k, H, w->ln1_g, w->ln1_b, cfg->ln_eps);
+    en_layernorm(c->y, kept, H, w->ln1_g, w->ln1_b, cfg->ln_eps);
     lap(c, &t, EN_STEP_LAYERNORM);
 
     /* 7. Z = LayerNorm(Y + GELU(Y W1^T + b1) W2^T + b2), written over X */
-    en_gemm_packed(k, F, H, c->y, H, p->w1, w->b1, EN_GEMM_GELU, c->ffn, F);
+    en_gemm_packed(kept, F, H, c->y, H, p->w1, w->b1, EN_GEMM_GELU, c->ffn, F);
     lap(c, &t, EN_STEP_FFN_IN);
-    memcpy(c->x, c->y, (size_t)k * H * sizeof(float));
-    en_gemm_packed(k, H, F, c->ffn, F, p->w2, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
+    memcpy(c->x, c->y, (size_t)kept * H * sizeof(float));
+    en_gemm_packed(kept, H, F, c->ffn, F, p->w2, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
     lap(c, &t, EN_STEP_FFN_OUT);
-    en_layernorm(c->x, k, H, w->ln2_g, w->ln2_b, cfg->ln_eps);
+    en_layernorm(c->x, kept, H, w->ln2_g, w->ln2_b, cfg->ln_eps);
     lap(c, &t, EN_STEP_LAYERNORM);
 
-    /* 8. the layer's output is k rows */
+    /* 8. the layer's output is the kept rows */
     int32_t *swap = c->pos;
     c->pos = c->pos2;
     c->pos2 = swap;
-    c->rows = k;
+    swap = c->rank;
+    c->rank = c->rank2;
+    c->rank2 = swap;
+    int *off = c->seq_off;
+    c->seq_off = c->seq_off2;
+    c->seq_off2 = off;
+    for (int s = 0; s < c->nseq; s++)
+        c->seq_rows[s] = keep[s];
     return 0;
 }
 
@@ -348,11 +460,28 @@ int en_ctx_finish(en_ctx *c, float *logits) {
     return 0;
 }
 
+int en_ctx_finish_batch(en_ctx *c, float *logits) {
+    int H = c->m->cfg.hidden, C = c->m->cfg.num_labels;
+    for (int s = 0; s < c->nseq; s++) {
+        /* the head reads row 0; the earlier sequences are done with it */
+        if (c->seq_off[s] != 0)
+            memcpy(c->x, c->x + (size_t)c->seq_off[s] * H, H * sizeof(float));
+        int rc = en_ctx_finish(c, logits + (size_t)s * C);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 void en_ctx_state(const en_ctx *c, int *n0, int *rows, const float **x, const int32_t **pos) {
-    *n0 = c->n0;
-    *rows = c->rows;
+    *n0 = c->seq_n0[0];
+    *rows = c->seq_rows[0];
     *x = c->x;
     *pos = c->pos;
+}
+
+const int32_t *en_ctx_rank(const en_ctx *c) {
+    return c->rank;
 }
 
 int en_ctx_set_state(en_ctx *c, int n0, int rows, const float *x, const int32_t *pos) {
@@ -361,9 +490,29 @@ int en_ctx_set_state(en_ctx *c, int n0, int rows, const float *x, const int32_t 
     int H = c->m->cfg.hidden;
     memmove(c->x, x, (size_t)rows * H * sizeof(float));
     memmove(c->pos, pos, (size_t)rows * sizeof(int32_t));
-    c->n0 = n0;
-    c->rows = rows;
+    for (int i = 0; i < rows; i++)
+        c->rank[i] = -1;
+    c->nseq = 1;
+    c->seq_off[0] = 0;
+    c->seq_n0[0] = n0;
+    c->seq_rows[0] = rows;
     return 0;
+}
+
+int en_state_keep_top(const float *x, const int32_t *pos, const int32_t *rank, int rows, int H,
+                      int keep, float *x_out, int32_t *pos_out) {
+    if (keep < 1 || keep > rows)
+        return EN_ESCHEDULE;
+    int k = 0;
+    for (int i = 0; i < rows; i++) {
+        if (rank[i] < 0 && keep < rows)
+            return EN_EINPUT; // not ranked: the layer kept every row without scoring them
+        if (keep == rows || rank[i] < keep) {
+            memmove(x_out + (size_t)k * H, x + (size_t)i * H, (size_t)H * sizeof(float));
+            pos_out[k++] = pos[i];
+        }
+    }
+    return k == keep ? 0 : EN_EINPUT;
 }
 
 int en_forward(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n, en_metric metric,
@@ -380,7 +529,7 @@ int en_forward(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n, en
     if (rc)
         return rc;
     for (int l = 0; l < cfg->layers; l++) {
-        int k = ratios ? en_keep_count(ratios[l], n, c->rows) : c->rows;
+        int k = ratios ? en_keep_count(ratios[l], n, c->seq_rows[0]) : c->seq_rows[0];
         rc = en_ctx_layer(c, l, k, metric);
         if (rc)
             return rc;

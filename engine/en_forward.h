@@ -52,15 +52,52 @@ int en_forward(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n, en
 
 /// Embeddings of the sequence: the state becomes layer 0's input, n0 = n rows.
 int en_ctx_begin(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n);
-/// Runs layer `l` on the current state and keeps `keep` rows (1 <= keep <= current rows).
+/// Runs layer `l` on the current state of a single sequence and keeps `keep` rows
+/// (1 <= keep <= current rows).
 int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric);
 /// Pooler and classifier on row 0 of the current state; writes cfg.num_labels logits.
 int en_ctx_finish(en_ctx *c, float *logits);
-/// The current state: `*rows` rows of H floats at `*x` and their original positions at `*pos`,
-/// plus the original length `*n0`. Pointers are borrowed, valid until the next call on `c`.
+/// The current state of a single sequence: `*rows` rows of H floats at `*x` and their original
+/// positions at `*pos`, plus the original length `*n0`. Pointers are borrowed, valid until the
+/// next call on `c`.
 void en_ctx_state(const en_ctx *c, int *n0, int *rows, const float **x, const int32_t **pos);
 /// Replaces the current state with a copy of one saved by the caller from en_ctx_state().
 int en_ctx_set_state(en_ctx *c, int n0, int rows, const float *x, const int32_t *pos);
+
+/* Sibling states. The rows a layer keeps are ranked by importance, so the kept set of a smaller
+ * keep count is a subset of a larger one's, and every step after the selection works row by row
+ * (the context row of a query reads all keys, whatever is kept). A layer run once with the
+ * largest keep count of several schedules therefore yields each of their states exactly (bit
+ * for bit): keep the rows of rank below the smaller count. The search uses this to run a layer
+ * once for all the schedules that differ only in that layer's count. */
+
+/// With `on`, later layers rank their rows even when they keep them all (scores cost a little).
+void en_ctx_rank_all(en_ctx *c, int on);
+/// The importance rank of each current row from the last layer (0: [CLS], 1: the best, ...),
+/// or -1 where that layer did not rank. Borrowed, valid until the next call on `c`.
+const int32_t *en_ctx_rank(const en_ctx *c);
+/// From a saved state of `rows` rows (x [rows, H], pos and rank from en_ctx_state() and
+/// en_ctx_rank()), the state the same layer gives with `keep` rows: the rows of rank < keep,
+/// in order, into x_out / pos_out (which may be x / pos). EN_EINPUT when the rows were not
+/// ranked, EN_ESCHEDULE for keep outside [1, rows].
+int en_state_keep_top(const float *x, const int32_t *pos, const int32_t *rank, int rows, int H,
+                      int keep, float *x_out, int32_t *pos_out);
+
+/* Ragged batches: several sequences at once, their rows stacked, so the products run over all
+ * of them (each weight read once per batch) while attention and pruning stay each sequence's
+ * own. The results equal those of one sequence at a time, bit for bit. */
+
+/// A run state for batches of up to `max_seq` sequences of up to `max_len` tokens holding up
+/// to `max_rows` tokens in all (max_rows >= max_len). Ownership as en_ctx_new().
+int en_ctx_new_batch(const en_model *m, int max_len, int max_rows, int max_seq, en_ctx **out);
+/// Embeddings of `nseq` sequences: ids[s], type_ids[s] (type_ids or an entry may be NULL), n[s].
+/// All borrowed. EN_EINPUT when a sequence or the total does not fit the state.
+int en_ctx_begin_batch(en_ctx *c, int nseq, const int32_t *const *ids,
+                       const int32_t *const *type_ids, const int *n);
+/// Runs layer `l` on every sequence of the batch, sequence s keeping keep[s] rows.
+int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, en_metric metric);
+/// Pooler and classifier of every sequence: logits[s * num_labels + j].
+int en_ctx_finish_batch(en_ctx *c, float *logits);
 
 /* Where a forward pass spends its time, step by step (the engine's own timers). */
 typedef enum en_step {

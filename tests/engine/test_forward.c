@@ -155,6 +155,149 @@ START_TEST(profile_accounts_for_the_pass) {
 }
 END_TEST
 
+/* Runs example `e` layer by layer with keep counts keep[l], from the start; logits out. */
+static void run_keeps(en_ctx *c, const en_example *e, const int *keep, int layers, float *logits) {
+    ck_assert_int_eq(en_ctx_begin(c, e->ids, e->type_ids, e->n), 0);
+    for (int l = 0; l < layers; l++)
+        ck_assert_int_eq(en_ctx_layer(c, l, keep[l], EN_METRIC_CONTEXT), 0);
+    ck_assert_int_eq(en_ctx_finish(c, logits), 0);
+}
+
+/* A ragged batch gives every sequence exactly (bit for bit) what it gets alone, pruned or not,
+ * and en_eval's batches the same predictions as one sequence at a time. */
+START_TEST(ragged_batch_equals_one_at_a_time) {
+    char dir[1024], data[1024];
+    shared_path(dir, sizeof dir, "models/");
+    strncat(dir, models[_i], sizeof dir - strlen(dir) - 1);
+    en_model *m = load_model_or_fail(dir);
+    en_dataset *d = NULL;
+    ck_assert_int_eq(en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, &d,
+                                     NULL), 0);
+    int L = m->cfg.layers, C = m->cfg.num_labels;
+    double ratios[EN_MAX_LAYERS];
+    for (int l = 0; l < L; l++)
+        ratios[l] = 1.0 - 0.8 * (l + 1) / L;
+    enum { N = 60, B = 7 };
+    en_ctx *one = NULL, *batch = NULL;
+    ck_assert_int_eq(en_ctx_new(m, d->max_n, &one), 0);
+    ck_assert_int_eq(en_ctx_new_batch(m, d->max_n, B * d->max_n, B, &batch), 0);
+    for (int pruned = 0; pruned < 2; pruned++)
+        for (int first = 0; first < N; first += B) {
+            const int32_t *ids[B], *types[B];
+            int n[B], rows[B], count = first + B <= N ? B : N - first;
+            float want[B][EN_MAX_LABELS], got[B * EN_MAX_LABELS];
+            for (int s = 0; s < count; s++) {
+                const en_example *e = &d->ex[first + s];
+                ids[s] = e->ids, types[s] = e->type_ids, n[s] = rows[s] = e->n;
+                ck_assert_int_eq(en_forward(one, e->ids, e->type_ids, e->n, EN_METRIC_CONTEXT,
+                                            pruned ? ratios : NULL, want[s], NULL, NULL), 0);
+            }
+            ck_assert_int_eq(en_ctx_begin_batch(batch, count, ids, types, n), 0);
+            for (int l = 0; l < L; l++) {
+                for (int s = 0; s < count; s++)
+                    rows[s] = pruned ? en_keep_count(ratios[l], n[s], rows[s]) : rows[s];
+                ck_assert_int_eq(en_ctx_layer_batch(batch, l, rows, EN_METRIC_CONTEXT), 0);
+            }
+            ck_assert_int_eq(en_ctx_finish_batch(batch, got), 0);
+            for (int s = 0; s < count; s++)
+                ck_assert_msg(memcmp(want[s], got + s * C, sizeof(float) * C) == 0,
+                              "example %d (pruned %d) differs in a batch", first + s, pruned);
+        }
+    /* en_eval: batches of 16 predict what one at a time does */
+    int *p1 = malloc(sizeof(int) * d->count), *p16 = malloc(sizeof(int) * d->count);
+    en_eval_opts o = {.metric = EN_METRIC_ATTN, .ratios = ratios, .threads = 2};
+    en_eval_result r1 = {.pred = p1}, r16 = {.pred = p16};
+    ck_assert_int_eq(en_eval(m, d, &o, &r1, NULL), 0);
+    o.batch = 16;
+    ck_assert_int_eq(en_eval(m, d, &o, &r16, NULL), 0);
+    ck_assert_mem_eq(p1, p16, sizeof(int) * d->count);
+    ck_assert_int_eq(r1.correct, r16.correct);
+    /* a batch larger than the state is refused, not overrun */
+    const int32_t *ids9[B + 1];
+    int n9[B + 1];
+    for (int s = 0; s <= B; s++)
+        ids9[s] = d->ex[s].ids, n9[s] = d->ex[s].n;
+    ck_assert_int_eq(en_ctx_begin_batch(batch, B + 1, ids9, NULL, n9), EN_EINPUT);
+    free(p1), free(p16);
+    en_ctx_free(one);
+    en_ctx_free(batch);
+    en_dataset_free(d);
+    en_model_free(m);
+}
+END_TEST
+
+/* A layer run once with the largest keep count yields, by en_state_keep_top(), exactly the state
+ * (and so the logits) of every smaller count at that layer, for every layer of a schedule. */
+START_TEST(keep_top_equals_running_the_smaller_count) {
+    char dir[1024], data[1024];
+    shared_path(dir, sizeof dir, "models/");
+    strncat(dir, models[_i], sizeof dir - strlen(dir) - 1);
+    en_model *m = load_model_or_fail(dir);
+    en_dataset *d = NULL;
+    ck_assert_int_eq(en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, &d,
+                                     NULL), 0);
+    int L = m->cfg.layers, C = m->cfg.num_labels, H = m->cfg.hidden;
+    en_ctx *c = NULL;
+    ck_assert_int_eq(en_ctx_new(m, d->max_n, &c), 0);
+    float *x = malloc(sizeof(float) * d->max_n * H);
+    int32_t *pos = malloc(sizeof(int32_t) * d->max_n), *rank = malloc(sizeof(int32_t) * d->max_n);
+    int checked = 0;
+    for (int e = 0; e < 30; e++) {
+        const en_example *ex = &d->ex[e];
+        for (int at = 0; at < L; at++) {
+            int keep[EN_MAX_LAYERS], rows = ex->n;
+            for (int l = 0; l < L; l++) // a schedule: full up to `at`, then halving
+                keep[l] = rows = l < at ? rows : (rows + 1) / 2;
+            int wide = at == 0 ? ex->n : keep[at - 1]; // every row the layer gets
+            /* run to the wide state at `at` */
+            en_ctx_rank_all(c, 1);
+            ck_assert_int_eq(en_ctx_begin(c, ex->ids, ex->type_ids, ex->n), 0);
+            for (int l = 0; l < at; l++)
+                ck_assert_int_eq(en_ctx_layer(c, l, keep[l], EN_METRIC_CONTEXT), 0);
+            ck_assert_int_eq(en_ctx_layer(c, at, wide, EN_METRIC_CONTEXT), 0);
+            en_ctx_rank_all(c, 0);
+            int n0, rw;
+            const float *sx;
+            const int32_t *sp;
+            en_ctx_state(c, &n0, &rw, &sx, &sp);
+            ck_assert_int_eq(rw, wide);
+            memcpy(x, sx, sizeof(float) * rw * H);
+            memcpy(pos, sp, sizeof(int32_t) * rw);
+            memcpy(rank, en_ctx_rank(c), sizeof(int32_t) * rw);
+            for (int k = 1; k <= wide; k++) {
+                float want[EN_MAX_LABELS], got[EN_MAX_LABELS];
+                int sched[EN_MAX_LAYERS];
+                for (int l = 0; l < L; l++)
+                    sched[l] = l < at ? keep[l] : l == at ? k : (keep[l] < k ? keep[l] : k);
+                run_keeps(c, ex, sched, L, want);
+                float *kx = malloc(sizeof(float) * wide * H);
+                int32_t kp[512];
+                ck_assert_int_eq(en_state_keep_top(x, pos, rank, wide, H, k, kx, kp), 0);
+                ck_assert_int_eq(en_ctx_set_state(c, ex->n, k, kx, kp), 0);
+                for (int l = at + 1; l < L; l++)
+                    ck_assert_int_eq(en_ctx_layer(c, l, sched[l], EN_METRIC_CONTEXT), 0);
+                ck_assert_int_eq(en_ctx_finish(c, got), 0);
+                ck_assert_msg(memcmp(want, got, sizeof(float) * C) == 0,
+                              "example %d, layer %d, keep %d of %d: logits differ", e, at, k, wide);
+                free(kx);
+                checked++;
+            }
+        }
+    }
+    ck_assert_int_gt(checked, 500);
+    /* unranked rows cannot be narrowed */
+    int32_t unranked[3] = {-1, -1, -1}, p3[3] = {0, 1, 2};
+    float x3[3 * 4] = {0}, o3[3 * 4];
+    ck_assert_int_eq(en_state_keep_top(x3, p3, unranked, 3, 4, 2, o3, p3), EN_EINPUT);
+    ck_assert_int_eq(en_state_keep_top(x3, p3, unranked, 3, 4, 3, o3, p3), 0);
+    ck_assert_int_eq(en_state_keep_top(x3, p3, unranked, 3, 4, 4, o3, p3), EN_ESCHEDULE);
+    free(x), free(pos), free(rank);
+    en_ctx_free(c);
+    en_dataset_free(d);
+    en_model_free(m);
+}
+END_TEST
+
 START_TEST(dataset_flops_match) {
     char dir[1024], path[1024], data[1024];
     shared_path(dir, sizeof dir, "models/");
@@ -309,6 +452,8 @@ Suite *forward_suite(void) {
     tcase_add_loop_test(tc, fixture_logits_match, 0, 2);
     tcase_add_test(tc, fixture_logits_match_on_every_kernel_path);
     tcase_add_test(tc, profile_accounts_for_the_pass);
+    tcase_add_loop_test(tc, ragged_batch_equals_one_at_a_time, 0, 2);
+    tcase_add_loop_test(tc, keep_top_equals_running_the_smaller_count, 0, 2);
     tcase_add_loop_test(tc, dataset_flops_match, 0, 2);
     tcase_add_test(tc, concurrent_contexts_agree);
     tcase_add_test(tc, bad_inputs_are_refused);
