@@ -111,11 +111,12 @@ int cmd_tune(int argc, char **argv) {
                             median_err >= 0 ? json_real(median_err) : json_null());
         json_object_set_new(
             root, "search",
-            json_pack("{s:f, s:i, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:I}", "seconds",
+            json_pack("{s:f, s:i, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:I}", "seconds",
                       st.seconds, "candidates", st.candidates, "layer_evals",
                       (json_int_t)st.layer_evals, "layer_evals_saved",
                       (json_int_t)st.layer_evals_saved, "layer_evals_cached",
-                      (json_int_t)st.layer_evals_cached, "cache_bytes",
+                      (json_int_t)st.layer_evals_cached, "layer_evals_sibling",
+                      (json_int_t)st.layer_evals_sibling, "cache_bytes",
                       (json_int_t)st.cache_bytes, "dropped_early",
                       st.dropped_early, "search_examples", st.search_examples, "holdout_examples",
                       st.holdout_examples, "seed", (json_int_t)a.seed));
@@ -321,10 +322,11 @@ static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_
     printf("data       %d search / %d held-out examples (seed %llu)\n", st->search_examples,
            st->holdout_examples, (unsigned long long)a->seed);
     printf("search     %.1f s, %d candidates (%d dropped after the first subset), "
-           "%ld layer-evaluations run, %ld saved (%.0f%%; %ld by the state cache, %.0f MB)\n\n",
+           "%ld layer-evaluations run, %ld saved (%.0f%%; %ld by sibling layers, %ld by the "
+           "state cache, %.0f MB)\n\n",
            st->seconds, st->candidates, st->dropped_early, st->layer_evals, st->layer_evals_saved,
            100.0 * st->layer_evals_saved / (double)(st->layer_evals + st->layer_evals_saved + 1),
-           st->layer_evals_cached, st->cache_bytes / 1048576.0);
+           st->layer_evals_sibling, st->layer_evals_cached, st->cache_bytes / 1048576.0);
     printf("frontier (held-out figures; ms: predicted for the held-out part, then predicted and\n"
            "measured on the timed examples, 1 worker, 1 thread; vs_fam: accuracy points over the\n"
            "best simple family with no more FLOPs)\n");

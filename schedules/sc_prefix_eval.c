@@ -42,7 +42,7 @@ typedef struct shared {
     atomic_int failed;    // first error code, 0 while none
     pthread_mutex_t lock; // guards diag and the counters below
     en_diag diag;
-    long evals, saved, cached;
+    long evals, saved, cached, sibling;
 } shared;
 
 /* One worker's buffers, allocated once for the longest example. */
@@ -57,11 +57,22 @@ typedef struct worker {
     int *rows;    // [L + 1]
     float *logit; // [num_labels]
     char *have;   // [L + 1]: the state at that depth is saved and on the current path
-    long evals, saved, cached;
+    /* Sibling states: layer l run once with the largest keep count of the schedules that share
+     * the path before it, its rows ranked; each of them narrows it to its own count. */
+    float *wide;     // [L * max_n * H]: output of layer l with wide_rows[l] rows
+    int32_t *wpos;   // [L * max_n]
+    int32_t *wrank;  // [L * max_n]
+    int *wide_rows;  // [L]
+    int *wide_code;  // [L]: the metric code of the ranking (key & 7)
+    char *wide_have; // [L]: valid for the current path's first l layers
+    float *tmp;      // [max_n * H]: a narrowed state on its way into the context
+    int32_t *tpos;   // [max_n]
+    long evals, saved, cached, shared;
 } worker;
 
 static void *worker_main(void *arg);
 static int run_example(worker *w, int e, int slot);
+static int narrow_wide(worker *w, int l, int keep, int n0);
 static void path_keys(const sc_schedule *s, int n0, int layers, int *key);
 static int worker_init(worker *w, shared *sh);
 static void worker_fini(worker *w);
@@ -113,6 +124,7 @@ int sc_prefix_eval(const sc_prefix_job *job, sc_prefix_stats *st, en_diag *diag)
         st->layer_evals += sh.evals;
         st->layer_evals_saved += sh.saved;
         st->layer_evals_cached += sh.cached;
+        st->layer_evals_sibling += sh.sibling;
     }
     pthread_mutex_destroy(&sh.lock);
     return rc;
@@ -215,6 +227,7 @@ static void *worker_main(void *arg) {
     sh->evals += w->evals;
     sh->saved += w->saved;
     sh->cached += w->cached;
+    sh->sibling += w->shared;
     pthread_mutex_unlock(&sh->lock);
     return NULL;
 }
@@ -231,6 +244,50 @@ static int common_prefix(const int *a, const int *b, int layers) {
     while (l < layers && a[l] == b[l])
         l++;
     return l;
+}
+
+/* Layer l of schedule order[i] (its key there `key_l`): run once with the largest keep count
+ * of the schedules after it in the walk that share its first l layers and rank as it does;
+ * saved as wide[l] when that is more than its own count, then narrowed to its own. */
+static int run_layer(worker *w, int i, int l, int key_l, en_metric metric, int n0) {
+    const sc_prefix_job *job = w->sh->job;
+    int L = job->m->cfg.layers, count = job->count;
+    int k = key_l >> 3, code = key_l & 7, wide = k;
+    for (int j = i + 1; code != 0 && j < count && w->lcp[j] >= l; j++) {
+        int kj = w->key[w->order[j] * L + l];
+        if (((kj & 7) == code || (kj & 7) == 0) && kj >> 3 > wide)
+            wide = kj >> 3;
+    }
+    if (wide == k)
+        return en_ctx_layer(w->ctx, l, k, metric);
+    en_ctx_rank_all(w->ctx, 1); // a wide count of every row still ranks them
+    int rc = en_ctx_layer(w->ctx, l, wide, metric);
+    en_ctx_rank_all(w->ctx, 0);
+    if (rc != 0)
+        return rc;
+    int H = job->m->cfg.hidden, max_n = job->d->max_n, n, rows;
+    const float *x;
+    const int32_t *pos;
+    en_ctx_state(w->ctx, &n, &rows, &x, &pos);
+    memcpy(&w->wide[(size_t)l * max_n * H], x, (size_t)rows * H * sizeof *x);
+    memcpy(&w->wpos[(size_t)l * max_n], pos, (size_t)rows * sizeof *pos);
+    memcpy(&w->wrank[(size_t)l * max_n], en_ctx_rank(w->ctx), (size_t)rows * sizeof *pos);
+    w->wide_rows[l] = rows;
+    w->wide_code[l] = code;
+    w->wide_have[l] = 1;
+    return narrow_wide(w, l, k, n0);
+}
+
+/* The state after layer l with `keep` rows, from wide[l], into the context. */
+static int narrow_wide(worker *w, int l, int keep, int n0) {
+    const sc_prefix_job *job = w->sh->job;
+    int H = job->m->cfg.hidden, max_n = job->d->max_n;
+    int rc = en_state_keep_top(&w->wide[(size_t)l * max_n * H], &w->wpos[(size_t)l * max_n],
+                               &w->wrank[(size_t)l * max_n], w->wide_rows[l], H, keep, w->tmp,
+                               w->tpos);
+    if (rc == 0)
+        rc = en_ctx_set_state(w->ctx, n0, keep, w->tmp, w->tpos);
+    return rc;
 }
 
 static int run_example(worker *w, int e, int slot) {
@@ -263,6 +320,7 @@ static int run_example(worker *w, int e, int slot) {
         if (atomic_flag_test_and_set(&cs->busy)) cs = NULL;
     }
     memset(w->have, 0, (size_t)L + 1);
+    memset(w->wide_have, 0, (size_t)L);
     int prev_pred = -1, rc = 0;
     for (int i = 0; i < count && rc == 0; i++) {
         int s = w->order[i];
@@ -278,9 +336,12 @@ static int run_example(worker *w, int e, int slot) {
             w->saved += L;
             continue;
         }
-        // Saved states deeper than the common prefix belong to another path.
+        // Saved states deeper than the common prefix belong to another path; so do the wide
+        // outputs of layers after it (wide[l] is layer l run on the state at depth l).
         for (int l = from + 1; l <= L; l++)
             w->have[l] = 0;
+        for (int l = from + 1; l < L; l++)
+            w->wide_have[l] = 0;
         // Resume from the deepest state on this path: saved by this walk, or cached earlier.
         int ds = from;
         while (ds >= 0 && !w->have[ds])
@@ -293,8 +354,19 @@ static int run_example(worker *w, int e, int slot) {
             w->saved += L;
             w->cached += L - from;
         } else {
-            int resume;
-            if (ds < 0 && dc < 0) {
+            int resume, fresh = 0;
+            // A sibling ran layer `from` wide, ranked as this schedule ranks: narrow it.
+            int dsib = -1;
+            if (from < L && w->wide_have[from]) {
+                int kf = key[from] >> 3, cf = key[from] & 7;
+                if ((cf == w->wide_code[from] || cf == 0) && kf <= w->wide_rows[from])
+                    dsib = from + 1;
+            }
+            if (dsib > ds && dsib > dc) {
+                resume = dsib;
+                fresh = 1;
+                rc = narrow_wide(w, from, key[from] >> 3, ex->n);
+            } else if (ds < 0 && dc < 0) {
                 resume = 0;
                 rc = en_ctx_begin(w->ctx, ex->ids, ex->type_ids, ex->n);
             } else if (ds >= dc) {
@@ -307,9 +379,13 @@ static int run_example(worker *w, int e, int slot) {
             }
             if (rc != 0) break;
             w->saved += resume;
-            // Against a walk without the cache, which resumes at the common prefix: what the
-            // cache saved, less any state it made this walk skip saving (rarely negative).
-            w->cached += resume - from;
+            if (fresh) {
+                w->shared += resume - from;
+            } else {
+                // Against a walk without the cache, which resumes at the common prefix: what the
+                // cache saved, less any state it made this walk skip saving (rarely negative).
+                w->cached += resume - from;
+            }
             for (int l = resume; l <= L; l++) {
                 int n0, rows;
                 const float *x;
@@ -324,9 +400,9 @@ static int run_example(worker *w, int e, int slot) {
                     w->have[l] = 1;
                 }
                 // Deeper than the deepest cached match, so not cached yet.
-                if (cs && l > resume && l < L) cache_put(cs, key, l, rows, x, pos, H);
+                if (cs && (l > resume || fresh) && l < L) cache_put(cs, key, l, rows, x, pos, H);
                 if (l == L) break;
-                rc = en_ctx_layer(w->ctx, l, key[l] >> 3, sc->metric);
+                rc = run_layer(w, i, l, key[l], sc->metric, ex->n);
                 if (rc != 0) break;
                 w->evals++;
             }
@@ -437,8 +513,17 @@ static int worker_init(worker *w, shared *sh) {
     w->rows = calloc((size_t)L + 1, sizeof *w->rows);
     w->logit = malloc((size_t)cfg->num_labels * sizeof *w->logit);
     w->have = calloc((size_t)L + 1, 1);
+    w->wide = malloc((size_t)L * max_n * cfg->hidden * sizeof *w->wide);
+    w->wpos = malloc((size_t)L * max_n * sizeof *w->wpos);
+    w->wrank = malloc((size_t)L * max_n * sizeof *w->wrank);
+    w->wide_rows = calloc((size_t)L, sizeof *w->wide_rows);
+    w->wide_code = calloc((size_t)L, sizeof *w->wide_code);
+    w->wide_have = calloc((size_t)L, 1);
+    w->tmp = malloc((size_t)max_n * cfg->hidden * sizeof *w->tmp);
+    w->tpos = malloc((size_t)max_n * sizeof *w->tpos);
     if (!w->key || !w->order || !w->lcp || !w->state || !w->pos || !w->rows || !w->logit ||
-        !w->have)
+        !w->have || !w->wide || !w->wpos || !w->wrank || !w->wide_rows || !w->wide_code ||
+        !w->wide_have || !w->tmp || !w->tpos)
         return EN_ENOMEM;
     return 0;
 }
@@ -453,6 +538,14 @@ static void worker_fini(worker *w) {
     free(w->rows);
     free(w->logit);
     free(w->have);
+    free(w->wide);
+    free(w->wpos);
+    free(w->wrank);
+    free(w->wide_rows);
+    free(w->wide_code);
+    free(w->wide_have);
+    free(w->tmp);
+    free(w->tpos);
     memset(w, 0, sizeof *w);
 }
 

@@ -22,6 +22,8 @@
 typedef struct sc_prefix_stats {
     long layer_evals;        // sequence-layers run (en_ctx_layer calls)
     long layer_evals_saved;  // sequence-layers a schedule-at-a-time evaluation would have added
+    long layer_evals_sibling; // of those saved, the ones a sibling's wide layer saved: schedules
+                              // that differ first at layer l share one run of it
     long layer_evals_cached; // of those saved, the ones the cache (earlier calls) saved: what
                              // the same call without a cache would have run in addition
 } sc_prefix_stats;

@@ -504,6 +504,7 @@ static int eval_batch(search *S, int first, int count) {
     S->st->layer_evals += ps.layer_evals;
     S->st->layer_evals_saved += ps.layer_evals_saved;
     S->st->layer_evals_cached += ps.layer_evals_cached;
+    S->st->layer_evals_sibling += ps.layer_evals_sibling;
     S->done += count;
     report(S);
 done:
@@ -554,6 +555,7 @@ static int finish(search *S, sc_frontier *out) {
     if ((rc = sc_prefix_eval(&job, &ps, S->diag)) != 0) goto done;
     S->st->layer_evals += ps.layer_evals;
     S->st->layer_evals_saved += ps.layer_evals_saved;
+    S->st->layer_evals_sibling += ps.layer_evals_sibling;
     for (int i = 0; i < n; i++) {
         for (int e = 0; e < S->nh; e++)
             ok[e] = pred[(size_t)i * S->nh + e] == S->hd->ex[S->hi[e]].label;

@@ -52,6 +52,8 @@ typedef struct sc_search_stats {
     long layer_evals_saved;      // sequence-layers skipped by prefix sharing and early drops
     long layer_evals_cached;     // of those, skipped by resuming from a state cached in an
                                  // earlier generation
+    long layer_evals_sibling;    // of those, skipped by narrowing a sibling's wide layer (the
+                                 // schedules that differ first at a layer share one run of it)
     size_t cache_bytes;          // what the state cache held at the end
     double family_best_accuracy; // best simple-family held-out accuracy at the chosen budget
     double gain_over_families;   // held-out accuracy gained over the families at equal FLOPs:

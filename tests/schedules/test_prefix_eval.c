@@ -58,6 +58,9 @@ START_TEST(same_as_plain_forward) {
         // Shared prefixes (and the repeat) must save a good share of the work.
         ck_assert_msg(st.layer_evals_saved > plain / 4, "saved %ld of %ld", st.layer_evals_saved,
                       plain);
+        // Schedules that first differ at a layer's keep count share one (wide) run of it.
+        ck_assert_int_gt(st.layer_evals_sibling, 0);
+        ck_assert_int_le(st.layer_evals_sibling, st.layer_evals_saved);
     }
     en_ctx_free(ctx);
     free(pred);

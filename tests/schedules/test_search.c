@@ -126,7 +126,11 @@ START_TEST(drop_bound_threads_and_cache) {
     ck_assert_int_gt(st[0].layer_evals_cached, 0);
     ck_assert_int_eq(st[2].layer_evals_cached, 0);
     ck_assert_int_eq(st[2].cache_bytes, 0);
-    ck_assert_int_eq(st[2].layer_evals, st[0].layer_evals + st[0].layer_evals_cached);
+    /* without the cache, more layers run, but no more than the cache said it saved (a
+     * schedule resumed from the cache leaves its siblings fewer wide layers to share) */
+    ck_assert_int_gt(st[2].layer_evals, st[0].layer_evals);
+    ck_assert_int_le(st[2].layer_evals, st[0].layer_evals + st[0].layer_evals_cached);
+    ck_assert_int_gt(st[0].layer_evals_sibling, 0);
     for (int k = 0; k < 3; k++)
         sc_frontier_free(&f[k]);
 }
