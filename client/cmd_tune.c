@@ -254,9 +254,9 @@ static void usage(FILE *to) {
 static void on_progress(void *ud, const sc_progress *p) {
     (void)ud;
     char note[96] = "";
-    if (p->best_cost > 0)
+    if (p->best_flops > 0)
         snprintf(note, sizeof note, "best: accuracy %.4f at %.3f FLOPs (search part)",
-                 p->best_accuracy, p->best_cost);
+                 p->best_accuracy, p->best_flops);
     cli_progress("searching", p->done, p->total, note);
 }
 

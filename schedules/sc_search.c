@@ -17,6 +17,8 @@ typedef struct cand {
     sc_schedule s;
     uint64_t hash;
     double flops, lat; // on the search part (latency predicted; 0 without a model)
+    double cost;       // what the search minimizes: lat over the unpruned model's predicted
+                       // latency (minimize latency, with a model), else flops
     int family;        // a simple-family seed
     int full;          // evaluated on the whole search part
     uint8_t *ok;       // [ns]: right or wrong, in search-part order
@@ -39,6 +41,8 @@ typedef struct search {
     sc_search_stats *st;
     int done, total;
     sc_prefix_cache *cache; // the search part's states across generations; may be NULL
+    double lat_base;        // predicted latency of the unpruned model on the search part; 0 when
+                            // the search minimizes FLOPs
     double anchor_cost;     // the cheapest answer to max_drop so far, and generations since it fell
     int stale;
     en_diag *diag;
@@ -81,7 +85,7 @@ void sc_search_opts_default(sc_search_opts *o) {
     o->seed = 1;
     o->holdout_fraction = 0.7;
     o->budget.max_drop = o->budget.max_flops = o->budget.max_latency_ms = -1;
-    o->budget.minimize = SC_MIN_FLOPS;
+    o->budget.minimize = SC_MIN_LATENCY; // with a latency model; FLOPs without one
 }
 
 int sc_search_run(const en_model *m, const en_dataset *data, const en_dataset *holdout,
@@ -357,13 +361,13 @@ static int generation(search *S) {
     if (q->max_drop >= 0) {
         anchor = drop_anchor(S, front, nf);
         if (anchor < 0) anchor = nf - 1;
-        double fa = S->c[front[anchor]].flops;
-        for (lo = anchor; lo > 0 && S->c[front[lo - 1]].flops >= fa - SC_WINDOW_BELOW;)
+        double fa = S->c[front[anchor]].cost;
+        for (lo = anchor; lo > 0 && S->c[front[lo - 1]].cost >= fa - SC_WINDOW_BELOW;)
             lo--;
-        for (hi = anchor; hi < nf - 1 && S->c[front[hi + 1]].flops <= fa + SC_WINDOW_ABOVE;)
+        for (hi = anchor; hi < nf - 1 && S->c[front[hi + 1]].cost <= fa + SC_WINDOW_ABOVE;)
             hi++;
         // Converged: the answer's cost has not improved for a while.
-        double cost = S->c[front[anchor]].flops;
+        double cost = S->c[front[anchor]].cost;
         if (cost < S->anchor_cost - 1e-9) {
             S->anchor_cost = cost;
             S->stale = 0;
@@ -456,7 +460,7 @@ static int eval_batch(search *S, int first, int count) {
         int beaten = 0;
         for (int y = 0; y < S->nc && !beaten && S->n1 < S->ns; y++) {
             const cand *c = &S->c[y];
-            if (y == first + j || c->flops > x->flops || (!c->full && y < first)) continue;
+            if (y == first + j || c->cost > x->cost || (!c->full && y < first)) continue;
             int diff = 0, disc = 0;
             for (int i = 0; i < S->n1; i++) {
                 diff += c->ok[i] - x->ok[i];
@@ -636,6 +640,12 @@ static int add_cand(search *S, const sc_schedule *s, int family) {
     c->family = family;
     c->flops = flops_ratio(S, s, S->slen, S->ns, S->sbase);
     c->lat = S->o->lat ? sc_latency_predict(S->o->lat, &S->m->cfg, s, S->slen, S->ns) : 0;
+    if (S->o->lat && S->o->budget.minimize == SC_MIN_LATENCY && S->lat_base == 0) {
+        sc_schedule full;
+        sc_schedule_full(&full, s->metric, S->m->cfg.layers);
+        S->lat_base = sc_latency_predict(S->o->lat, &S->m->cfg, &full, S->slen, S->ns);
+    }
+    c->cost = S->lat_base > 0 ? c->lat / S->lat_base : c->flops;
     return S->nc++;
 }
 
@@ -659,10 +669,10 @@ static double flops_ratio(const search *S, const sc_schedule *s, const int *len,
     return sum / n / base;
 }
 
-/* Cheapest first; equal FLOPs: the better score first; then by identity, for determinism. */
+/* Cheapest first; equal cost: the better score first; then by identity, for determinism. */
 static int before(const search *S, int a, int b) {
     const cand *x = &S->c[a], *y = &S->c[b];
-    if (x->flops != y->flops) return x->flops < y->flops;
+    if (x->cost != y->cost) return x->cost < y->cost;
     if (x->score != y->score) return x->score > y->score;
     return x->hash < y->hash;
 }
@@ -702,8 +712,8 @@ static int bucket_best(const search *S, int focus_only, int *out) {
         if (focus_only && S->o->budget.max_drop >= 0 &&
             c->drop - 2 * (c->drop_upper - c->drop) / SC_Z95 > S->o->budget.max_drop)
             continue;
-        int band = (int)(c->flops / SC_BAND), j = 0;
-        while (j < n && (int)(S->c[out[j]].flops / SC_BAND) != band)
+        int band = (int)(c->cost / SC_BAND), j = 0;
+        while (j < n && (int)(S->c[out[j]].cost / SC_BAND) != band)
             j++;
         if (j == n)
             out[n++] = i;
@@ -734,10 +744,11 @@ static void report(search *S) {
         if (q->max_flops >= 0 || q->max_latency_ms >= 0)
             better = !found || c->acc > p.best_accuracy;
         else
-            better = c->drop_upper < max_drop && (!found || c->flops < p.best_cost);
+            better = c->drop_upper < max_drop && (!found || c->cost < p.best_cost);
         if (better && (q->max_flops >= 0 || q->max_latency_ms >= 0 || c->drop_upper < max_drop)) {
             p.best_accuracy = c->acc;
-            p.best_cost = c->flops;
+            p.best_cost = c->cost;
+            p.best_flops = c->flops;
             found = 1;
         }
     }

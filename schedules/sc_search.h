@@ -1,6 +1,7 @@
 #pragma once
 /* Search for per-layer keep ratios and metric: builds the Pareto frontier of held-out accuracy
- * against cost. Seeds with simple families (one ratio for all layers; a linear ramp keeping the
+ * against cost: latency predicted by the host's latency model (the default, when a model is
+ * given), or FLOPs (budget.minimize = SC_MIN_FLOPS, or no latency model). Seeds with simple families (one ratio for all layers; a linear ramp keeping the
  * first layers whole), then improves by evolutionary search. Shares the hidden states of common
  * layer prefixes, evaluates on growing subsets and drops hopeless candidates early, and uses
  * every worker thread. Deterministic for a given seed. */
@@ -15,7 +16,9 @@
 typedef struct sc_progress {
     int done, total;       // candidates evaluated / planned
     double best_accuracy;  // best held-out-free (search part) accuracy meeting the budget so far
-    double best_cost;      // its flops ratio
+    double best_cost;      // its cost: predicted latency over the unpruned model's (minimizing
+                           // latency with a latency model), else its FLOPs ratio
+    double best_flops;     // its FLOPs ratio
 } sc_progress;
 
 typedef struct sc_search_opts {

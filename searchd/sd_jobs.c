@@ -352,7 +352,7 @@ void sd_jobs_progress_cb(uv_async_t *a) {
         sp_pack_kint(&pk, "done", p.done);
         sp_pack_kint(&pk, "total", p.total);
         sp_pack_knum(&pk, "best", p.best_accuracy);
-        sp_pack_knum(&pk, "best_flops_ratio", p.best_cost);
+        sp_pack_knum(&pk, "best_flops_ratio", p.best_flops);
         sd_conn_notify(c, "job.progress", &sb);
         msgpack_sbuffer_destroy(&sb);
     }

@@ -176,7 +176,7 @@ int sd_state_save_jobs(sd_daemon *d) {
                            (json_int_t)j->id, "model", j->model_id, "status",
                            sd_job_state_name(j->state), "error", j->error, "created", j->created,
                            "started", j->started, "finished", j->finished, "done", p.done, "total",
-                           p.total, "best", p.best_accuracy, "best_flops_ratio", p.best_cost));
+                           p.total, "best", p.best_accuracy, "best_flops_ratio", p.best_flops));
     }
     char path[1200];
     state_path(d, path, sizeof path, "jobs", NULL);
@@ -208,7 +208,7 @@ static int progress_fields(const json_t *e, sc_progress *p) {
     p->done = (int)dn;
     p->total = (int)tt;
     p->best_accuracy = b;
-    p->best_cost = c;
+    p->best_flops = c;
     return 0;
 }
 

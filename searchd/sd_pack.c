@@ -62,7 +62,7 @@ void sd_pack_job(msgpack_packer *pk, sd_job *j) {
     sp_pack_kint(pk, "done", p.done);
     sp_pack_kint(pk, "total", p.total);
     sp_pack_knum(pk, "best", p.best_accuracy);
-    sp_pack_knum(pk, "best_flops_ratio", p.best_cost);
+    sp_pack_knum(pk, "best_flops_ratio", p.best_flops);
     sp_pack_knum(pk, "seconds", j->started > 0 ? end - j->started : 0);
     if (j->error[0]) sp_pack_kstr(pk, "error", j->error);
 }

@@ -136,6 +136,47 @@ START_TEST(drop_bound_threads_and_cache) {
 }
 END_TEST
 
+/* The objective follows the latency model: under a synthetic model in which a layer's cost is
+ * mostly fixed (weights streamed whatever the rows), the answer to "under 5%" is the fastest
+ * qualifying record by predicted latency, and every record's latency is the model's prediction
+ * on the held-out lengths. */
+START_TEST(latency_objective) {
+    sc_latency_model lm;
+    memset(&lm, 0, sizeof lm);
+    lm.layer[0] = 0.2;   // per layer: fixed
+    lm.layer[2] = 0.001; // per kept row
+    lm.fixed_ms = 0.05;
+    for (int k = 0; k < 2; k++) {
+        sc_search_opts o = small_opts(9);
+        o.lat = &lm;
+        o.budget.max_drop = 0.05; // 120 held-out examples: a 1% bound is out of reach
+        o.budget.minimize = k == 0 ? SC_MIN_LATENCY : SC_MIN_FLOPS;
+        sc_frontier f;
+        sc_search_stats st;
+        run_ok(&o, &f, &st);
+        sc_query q = o.budget;
+        const sc_record *best;
+        ck_assert_int_eq(sc_frontier_pick(&f, &q, &best, NULL, NULL), 0);
+        int *len = malloc(sizeof(int) * g_hold->count);
+        for (int i = 0; i < g_hold->count; i++)
+            len[i] = g_hold->ex[i].n;
+        for (int i = 0; i < f.count; i++) {
+            if (f.rec[i].drop_upper < 0.05 && k == 0)
+                ck_assert_double_ge(f.rec[i].latency_ms, best->latency_ms);
+            ck_assert_double_eq_tol(f.rec[i].latency_ms,
+                                    sc_latency_predict(&lm, &demo_model()->cfg,
+                                                       &f.rec[i].schedule, len, g_hold->count),
+                                    1e-9);
+        }
+        free(len);
+        sc_frontier_free(&f);
+    }
+    sc_search_opts d;
+    sc_search_opts_default(&d);
+    ck_assert_int_eq(d.budget.minimize, SC_MIN_LATENCY); // the default objective
+}
+END_TEST
+
 static void cancel_on_progress(void *ud, const sc_progress *p) {
     ck_assert(p->done <= p->total);
     atomic_store((atomic_int *)ud, 1);
@@ -192,6 +233,7 @@ Suite *search_suite(void) {
     tcase_add_test(tc, deterministic_and_honest);
     tcase_add_test(tc, flops_budget_and_families);
     tcase_add_test(tc, drop_bound_threads_and_cache);
+    tcase_add_test(tc, latency_objective);
     tcase_add_test(tc, cancellation);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
