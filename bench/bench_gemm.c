@@ -1,9 +1,13 @@
 /* bench_gemm: GFLOP/s of the engine's packed-panel product (every kernel path this CPU has)
  * against OpenBLAS's cblas_sgemm on the same operands, for the weight shapes of BERT-family
- * layers and the row counts requests have (M = 8 ... 512), with 1 and 2 threads. Prints the CPU
+ * layers and the row counts requests have (M = 8 ... 512), with 1 and 2 threads; and, single-
+ * threaded, BLIS (cblas_sgemm of libblis.so.4) and oneDNN (dnnl_sgemm of libdnnl.so.2) where
+ * they are installed (loaded at run time: neither is a dependency of searchd). Prints the CPU
  * first: compare only figures from one run. Usage: bench_gemm [H,FFN ...] (default: the shared
  * models' 128,512 and 256,1024, and BERT-base's 768,3072). */
 #include <cblas.h>
+#include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,18 +39,50 @@ static void cpu_name(char *out, size_t cap) {
 }
 
 /* Median GFLOP/s of `fn` over repeats lasting about 0.15 s. */
+/* The other libraries, found at run time. */
+typedef void cblas_sgemm_fn(int, int, int, int, int, int, float, const float *, int, const float *,
+                            int, float, float *, int);
+typedef int dnnl_sgemm_fn(char, char, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                          const float *, int64_t, float, float *, int64_t);
+static cblas_sgemm_fn *blis_sgemm;
+static dnnl_sgemm_fn *dnnl_sgemm_p;
+
+static void load_peers(void) {
+    setenv("BLIS_NUM_THREADS", "1", 0);
+    setenv("OMP_NUM_THREADS", "1", 0);
+    /* POSIX: dlsym's object pointer converts to a function pointer; ISO C needs a memcpy */
+    void *h = dlopen("libblis.so.4", RTLD_NOW | RTLD_LOCAL), *f;
+    if (h && (f = dlsym(h, "cblas_sgemm")))
+        memcpy(&blis_sgemm, &f, sizeof f);
+    h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (h && (f = dlsym(h, "dnnl_sgemm")))
+        memcpy(&dnnl_sgemm_p, &f, sizeof f);
+}
+
+enum { ENGINE, OPENBLAS, BLIS, ONEDNN };
+
 typedef struct run {
-    int m, n, k, blas;
+    int m, n, k, lib;
     const float *a, *w, *packed;
     float *c;
 } run;
 
 static void once(const run *r) {
-    if (r->blas)
+    switch (r->lib) {
+    case OPENBLAS:
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r->m, r->n, r->k, 1.f, r->a, r->k,
                     r->w, r->k, 0.f, r->c, r->n);
-    else
+        break;
+    case BLIS:
+        blis_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r->m, r->n, r->k, 1.f, r->a, r->k, r->w,
+                   r->k, 0.f, r->c, r->n);
+        break;
+    case ONEDNN:
+        dnnl_sgemm_p('N', 'T', r->m, r->n, r->k, 1.f, r->a, r->k, r->w, r->k, 0.f, r->c, r->n);
+        break;
+    default:
         en_gemm_packed(r->m, r->n, r->k, r->a, r->k, r->packed, NULL, 0, r->c, r->n);
+    }
 }
 
 static int cmp(const void *x, const void *y) {
@@ -78,8 +114,10 @@ int main(int argc, char **argv) {
     const char *isas[] = {"avx512", "avx2", "sse2"};
     char cpu[256];
     cpu_name(cpu, sizeof cpu);
-    printf("CPU: %s; default kernel path: %s; OpenBLAS: %s\n", cpu, en_gemm_isa(),
-           openblas_get_config());
+    load_peers();
+    printf("CPU: %s; default kernel path: %s; OpenBLAS: %s; BLIS: %s; oneDNN: %s\n", cpu,
+           en_gemm_isa(), openblas_get_config(), blis_sgemm ? "libblis.so.4" : "not installed",
+           dnnl_sgemm_p ? "libdnnl.so.2 (dnnl_sgemm)" : "not installed");
     printf("GFLOP/s, C[M,N] = A[M,K] W^T (W packed once for the engine; OpenBLAS repacks per "
            "call)\n");
     for (int s = 0; s < n_shapes; s++) {
@@ -109,14 +147,20 @@ int main(int argc, char **argv) {
             for (int threads = 1; threads <= 2; threads++) {
                 en_gemm_set_threads(threads);
                 openblas_set_num_threads(threads);
-                for (int v = 0; v < 4; v++) {
+                for (int v = 0; v < 6; v++) {
                     if (v < 3 && en_gemm_set_isa(isas[v]) != 0)
                         continue;
+                    int lib = v < 3 ? ENGINE : v == 3 ? OPENBLAS : v == 4 ? BLIS : ONEDNN;
+                    if ((lib == BLIS && (!blis_sgemm || threads > 1)) ||
+                        (lib == ONEDNN && (!dnnl_sgemm_p || threads > 1)))
+                        continue;
+                    static const char *libs[] = {"", "OpenBLAS", "BLIS", "oneDNN"};
                     char label[32];
-                    snprintf(label, sizeof label, "%s %dt", v < 3 ? isas[v] : "OpenBLAS", threads);
+                    snprintf(label, sizeof label, "%s %dt", lib == ENGINE ? isas[v] : libs[lib],
+                             threads);
                     printf("%-16s", label);
                     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
-                        run r = {ms[i], n, k, v == 3, a, w, packed, c};
+                        run r = {ms[i], n, k, lib, a, w, packed, c};
                         printf("%8.1f", gflops(&r));
                     }
                     printf("\n");
