@@ -11,6 +11,7 @@
 #include "client/searchctl.h"
 #include "schedules/sc_error.h"
 #include "schedules/sc_search.h"
+#include "schedules/sc_store.h"
 
 typedef struct tune_args {
     const char *model, *data, *holdout;
@@ -120,11 +121,9 @@ int cmd_tune(int argc, char **argv) {
                       (json_int_t)st.cache_bytes, "dropped_early",
                       st.dropped_early, "search_examples", st.search_examples, "holdout_examples",
                       st.holdout_examples, "seed", (json_int_t)a.seed));
-        json_object_set_new(root, "latency_model",
-                            json_pack("{s:[f,f,f,f,f,f], s:f, s:f, s:f}", "layer", lm.layer[0],
-                                      lm.layer[1], lm.layer[2], lm.layer[3], lm.layer[4],
-                                      lm.layer[5], "fixed_ms", lm.fixed_ms, "calib_seconds",
-                                      lm.calib_seconds, "fit_error", lm.fit_error));
+        json_t *lat = sc_latency_to_json(&lm);
+        json_object_del(lat, "hw"); // printed as "hardware" above
+        json_object_set_new(root, "latency_model", lat);
         print_json(root);
     } else {
         print_text(&a, &lm, &front, &fam, predicted, measured, median_err, &st, chosen);

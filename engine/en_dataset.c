@@ -259,11 +259,13 @@ static int eval_batch(eval_job *job, en_ctx *c, int first, int count, int *corre
         n[s] = rows[s] = e->n;
     }
     int rc = en_ctx_begin_batch(c, count, ids, types, n);
-    for (int l = 0; l < cfg->layers && rc == 0; l++) {
+    for (int l = 0; l < cfg->layers - 1 && rc == 0; l++) {
         for (int s = 0; s < count; s++)
             rows[s] = ratios ? en_keep_count(ratios[l], n[s], rows[s]) : rows[s];
         rc = en_ctx_layer_batch(c, l, rows, job->opts->metric);
     }
+    if (rc == 0) // the last layer's other rows cannot change the logits
+        rc = en_ctx_layer_cls(c, cfg->layers - 1);
     if (rc == 0)
         rc = en_ctx_finish_batch(c, logits);
     for (int s = 0; s < count && rc == 0; s++) {

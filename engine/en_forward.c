@@ -367,6 +367,96 @@ static void attend(en_ctx *c, const float *qkv, const float *x, const int32_t *p
     lap(c, t, EN_STEP_GATHER);
 }
 
+/* Steps 6-8 over the `kept` rows of every sequence, their context in ctx and residual in y:
+ * attention output, LayerNorm, FFN, LayerNorm into x; then the kept rows become the state. */
+static void finish_rows(en_ctx *c, int l, int kept, double *t) {
+    const en_config *cfg = &c->m->cfg;
+    const en_layer_weights *w = &c->m->w.layer[l];
+    const en_packed_layer *p = &c->m->packed[l];
+    int H = cfg->hidden, F = cfg->ffn;
+
+    /* 6. Y = LayerNorm(X[kept] + C Wo^T + bo) */
+    en_gemm_packed(kept, H, H, c->ctx, H, p->wo, w->bo, EN_GEMM_ACCUMULATE, c->y, H);
+    lap(c, t, EN_STEP_OUTPUT);
+    en_layernorm(c->y, kept, H, w->ln1_g, w->ln1_b, cfg->ln_eps);
+    lap(c, t, EN_STEP_LAYERNORM);
+
+    /* 7. Z = LayerNorm(Y + GELU(Y W1^T + b1) W2^T + b2), written over X */
+    en_gemm_packed(kept, F, H, c->y, H, p->w1, w->b1, EN_GEMM_GELU, c->ffn, F);
+    lap(c, t, EN_STEP_FFN_IN);
+    memcpy(c->x, c->y, (size_t)kept * H * sizeof(float));
+    en_gemm_packed(kept, H, F, c->ffn, F, p->w2, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
+    lap(c, t, EN_STEP_FFN_OUT);
+    en_layernorm(c->x, kept, H, w->ln2_g, w->ln2_b, cfg->ln_eps);
+    lap(c, t, EN_STEP_LAYERNORM);
+
+    /* 8. the layer's output is the kept rows */
+    int32_t *swap = c->pos;
+    c->pos = c->pos2;
+    c->pos2 = swap;
+    swap = c->rank;
+    c->rank = c->rank2;
+    c->rank2 = swap;
+    int *off = c->seq_off;
+    c->seq_off = c->seq_off2;
+    c->seq_off2 = off;
+}
+
+int en_ctx_layer_cls(en_ctx *c, int l) {
+    const en_config *cfg = &c->m->cfg;
+    if (l < 0 || l >= cfg->layers)
+        return EN_ESCHEDULE;
+    const en_layer_weights *w = &c->m->w.layer[l];
+    const en_packed_layer *p = &c->m->packed[l];
+    int H = cfg->hidden, heads = cfg->heads, d = H / heads, ld3 = 3 * H, rows = 0;
+    for (int s = 0; s < c->nseq; s++)
+        rows += c->seq_rows[s];
+    double t = 0;
+    lap(c, &t, EN_STEP_QKV);
+
+    /* 1. K and V of every row, Q of the [CLS] rows only. The K and V panels are the tail of
+     * the packed [3H, H] weight when H is a multiple of the panel width; else all of Q, K, V. */
+    const float *q = c->ffn; // the queries, in FFN scratch until step 7
+    int ldq = H;
+    if (H % EN_PANEL == 0)
+        en_gemm_packed(rows, 2 * H, H, c->x, H, p->wqkv + (size_t)H * H, w->bqkv + H, 0,
+                       c->qkv + H, ld3);
+    else
+        en_gemm_packed(rows, 3 * H, H, c->x, H, p->wqkv, w->bqkv, 0, c->qkv, ld3);
+    for (int s = 0; s < c->nseq; s++) {
+        int from = c->seq_off[s];
+        memcpy(c->y + (size_t)s * H, c->x + (size_t)from * H, H * sizeof(float));
+        c->pos2[s] = c->pos[from];
+        c->rank2[s] = 0;
+        c->seq_off2[s] = s;
+    }
+    if (H % EN_PANEL == 0)
+        en_gemm_packed(c->nseq, H, H, c->y, H, p->wqkv, w->bqkv, 0, c->ffn, H);
+    lap(c, &t, EN_STEP_QKV);
+
+    /* 2 and 5 for the one query of each sequence */
+    float scale = (float)(1.0 / sqrt((double)d));
+    for (int s = 0; s < c->nseq; s++) {
+        int n = c->seq_rows[s];
+        const float *kv = c->qkv + (size_t)c->seq_off[s] * ld3;
+        const float *qs = H % EN_PANEL == 0 ? q + (size_t)s * ldq : kv;
+        for (int h = 0; h < heads; h++) {
+            en_pack_rows(kv + H + h * d, ld3, n, d, scale, c->kp);
+            en_gemm_packed(1, n, d, qs + h * d, ld3, c->kp, NULL, 0, c->att, n);
+            lap(c, &t, EN_STEP_SCORES);
+            en_softmax_rows(c->att, 1, n, n);
+            lap(c, &t, EN_STEP_SOFTMAX);
+            en_pack_cols(kv + 2 * H + h * d, ld3, n, d, c->vp);
+            en_gemm_packed(1, d, n, c->att, n, c->vp, NULL, 0, c->ctx + (size_t)s * H + h * d, H);
+            lap(c, &t, EN_STEP_CONTEXT);
+        }
+    }
+    finish_rows(c, l, c->nseq, &t);
+    for (int s = 0; s < c->nseq; s++)
+        c->seq_rows[s] = 1;
+    return 0;
+}
+
 int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
     if (c->nseq != 1)
         return EN_EINPUT;
@@ -386,7 +476,7 @@ int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, en_metric metric) {
     }
     const en_layer_weights *w = &c->m->w.layer[l];
     const en_packed_layer *p = &c->m->packed[l];
-    int H = cfg->hidden, F = cfg->ffn, ld3 = 3 * H;
+    int H = cfg->hidden, ld3 = 3 * H;
     double t = 0;
     lap(c, &t, EN_STEP_QKV);
 
@@ -404,31 +494,7 @@ int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, en_metric metric) {
         c->seq_off2[s] = to;
     }
 
-    /* 6. Y = LayerNorm(X[kept] + C Wo^T + bo) */
-    en_gemm_packed(kept, H, H, c->ctx, H, p->wo, w->bo, EN_GEMM_ACCUMULATE, c->y, H);
-    lap(c, &t, EN_STEP_OUTPUT);
-    en_layernorm(c->y, kept, H, w->ln1_g, w->ln1_b, cfg->ln_eps);
-    lap(c, &t, EN_STEP_LAYERNORM);
-
-    /* 7. Z = LayerNorm(Y + GELU(Y W1^T + b1) W2^T + b2), written over X */
-    en_gemm_packed(kept, F, H, c->y, H, p->w1, w->b1, EN_GEMM_GELU, c->ffn, F);
-    lap(c, &t, EN_STEP_FFN_IN);
-    memcpy(c->x, c->y, (size_t)kept * H * sizeof(float));
-    en_gemm_packed(kept, H, F, c->ffn, F, p->w2, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
-    lap(c, &t, EN_STEP_FFN_OUT);
-    en_layernorm(c->x, kept, H, w->ln2_g, w->ln2_b, cfg->ln_eps);
-    lap(c, &t, EN_STEP_LAYERNORM);
-
-    /* 8. the layer's output is the kept rows */
-    int32_t *swap = c->pos;
-    c->pos = c->pos2;
-    c->pos2 = swap;
-    swap = c->rank;
-    c->rank = c->rank2;
-    c->rank2 = swap;
-    int *off = c->seq_off;
-    c->seq_off = c->seq_off2;
-    c->seq_off2 = off;
+    finish_rows(c, l, kept, &t);
     for (int s = 0; s < c->nseq; s++)
         c->seq_rows[s] = keep[s];
     return 0;
@@ -530,7 +596,9 @@ int en_forward(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n, en
         return rc;
     for (int l = 0; l < cfg->layers; l++) {
         int k = ratios ? en_keep_count(ratios[l], n, c->seq_rows[0]) : c->seq_rows[0];
-        rc = en_ctx_layer(c, l, k, metric);
+        /* the last layer's kept rows other than [CLS] cannot change the logits */
+        int last = l == cfg->layers - 1 && !kept && !kept_n;
+        rc = last ? en_ctx_layer_cls(c, l) : en_ctx_layer(c, l, k, metric);
         if (rc)
             return rc;
         if (kept)

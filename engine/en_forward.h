@@ -40,8 +40,9 @@ int en_ctx_new(const en_model *m, int max_len, en_ctx **out);
 void en_ctx_free(en_ctx *c);
 
 /// Whole forward pass of one unpadded sequence. `ratios` has cfg.layers entries, or is NULL for
-/// no pruning. `logits` receives cfg.num_labels floats. `kept`, when not NULL, receives for each
-/// layer l the kept positions as indices into the original sequence: kept[l * n + i] for
+/// no pruning. `logits` receives cfg.num_labels floats. Without `kept` and `kept_n`, the last
+/// layer runs for the [CLS] row only (en_ctx_layer_cls): the same logits, less work. `kept`,
+/// when not NULL, receives for each layer l the kept positions as indices into the original sequence: kept[l * n + i] for
 /// i < k_l (caller-owned, cfg.layers * n entries); `kept_n`, when not NULL, receives k_l.
 /// Errors: EN_EINPUT (n < 1, n > max_len, id or type out of range), EN_ESCHEDULE.
 int en_forward(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n, en_metric metric,
@@ -55,6 +56,11 @@ int en_ctx_begin(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n);
 /// Runs layer `l` on the current state of a single sequence and keeps `keep` rows
 /// (1 <= keep <= current rows).
 int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric);
+/// Runs layer `l` for the logits only: each sequence's [CLS] row (row 0), the one row the
+/// pooler reads. Its output equals row 0 of en_ctx_layer() with any keep count, bit for bit,
+/// so the last layer of a schedule costs one row instead of k (K and V of every row are still
+/// needed). The state has one row per sequence after it.
+int en_ctx_layer_cls(en_ctx *c, int l);
 /// Pooler and classifier on row 0 of the current state; writes cfg.num_labels logits.
 int en_ctx_finish(en_ctx *c, float *logits);
 /// The current state of a single sequence: `*rows` rows of H floats at `*x` and their original

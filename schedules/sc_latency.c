@@ -70,7 +70,8 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
             for (int l = 0; l < L && rc == 0; l++) {
                 int k = en_keep_count(sched[q].ratios[l], n0, n_in);
                 double a = now_ms();
-                rc = en_ctx_layer(ctx, l, k, sched[q].metric);
+                // as en_forward runs it: the last layer for the [CLS] row alone
+                rc = l == L - 1 ? en_ctx_layer_cls(ctx, l) : en_ctx_layer(ctx, l, k, sched[q].metric);
                 t_layer[(size_t)passes * points + q * L + l] = now_ms() - a;
                 pn[q * L + l] = n_in;
                 pk[q * L + l] = k;
@@ -94,35 +95,42 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
     out->calib_seconds = (now_ms() - t_start) / 1000.0;
 
     double *x = malloc((size_t)points * SC_LAT_TERMS * sizeof *x);
-    double *y = malloc((size_t)points * sizeof *y);
-    if (!x || !y) {
-        free(x), free(y);
+    double *y = malloc((size_t)points * sizeof *y), *err = malloc((size_t)points * sizeof *err);
+    if (!x || !y || !err) {
+        free(x), free(y), free(err);
         rc = en_fail(diag, EN_ENOMEM, "cannot allocate the calibration fit");
         goto done;
     }
-    for (int p = 0; p < points; p++) {
-        // The mean, not the median: en_eval() measures wall time, which includes the moments
-        // another process holds the core, and a mean over repeats sees those too.
-        y[p] = 0;
-        for (int r = 0; r < passes; r++)
-            y[p] += t_layer[(size_t)r * points + p] / passes;
-        terms(pn[p], pk[p], &x[p * SC_LAT_TERMS]);
-    }
     for (int i = 0; i < passes * seqs; i++)
         out->fixed_ms += t_fixed[i] / (passes * seqs);
-    rc = fit(x, y, points, out->layer);
+    // Two fits: the layers before the last, and the last (its own points, every L-th).
+    for (int last = 0; last < 2 && rc == 0; last++) {
+        int rows = 0;
+        for (int p = 0; p < points; p++) {
+            if ((p % L == L - 1) != last) continue;
+            // The mean, not the median: en_eval() measures wall time, which includes the moments
+            // another process holds the core, and a mean over repeats sees those too.
+            y[rows] = 0;
+            for (int r = 0; r < passes; r++)
+                y[rows] += t_layer[(size_t)r * points + p] / passes;
+            terms(pn[p], pk[p], &x[rows * SC_LAT_TERMS]);
+            rows++;
+        }
+        rc = fit(x, y, rows, last ? out->last : out->layer);
+    }
     if (rc != 0) {
         en_fail(diag, rc, "latency fit failed (singular calibration design)");
     } else {
-        double *err = malloc((size_t)points * sizeof *err);
-        if (err) {
-            for (int p = 0; p < points; p++)
-                err[p] = fabs(sc_latency_layer(out, pn[p], pk[p]) - y[p]) / y[p];
-            out->fit_error = median(err, points);
-            free(err);
+        for (int p = 0; p < points; p++) {
+            double want = 0;
+            for (int r = 0; r < passes; r++)
+                want += t_layer[(size_t)r * points + p] / passes;
+            double got = p % L == L - 1 ? sc_latency_last(out, pn[p]) : sc_latency_layer(out, pn[p], pk[p]);
+            err[p] = fabs(got - want) / want;
         }
+        out->fit_error = median(err, points);
     }
-    free(x), free(y);
+    free(x), free(y), free(err);
 done:
     en_ctx_free(ctx);
     free(sched), free(ids), free(types), free(t_layer), free(t_fixed), free(pn), free(pk);
@@ -130,12 +138,20 @@ done:
     return rc;
 }
 
-double sc_latency_layer(const sc_latency_model *lm, int n, int k) {
+static double apply(const double *coef, int n, int k) {
     double t[SC_LAT_TERMS], ms = 0;
     terms(n, k, t);
     for (int i = 0; i < SC_LAT_TERMS; i++)
-        ms += lm->layer[i] * t[i];
+        ms += coef[i] * t[i];
     return ms;
+}
+
+double sc_latency_layer(const sc_latency_model *lm, int n, int k) {
+    return apply(lm->layer, n, k);
+}
+
+double sc_latency_last(const sc_latency_model *lm, int n) {
+    return apply(lm->last, n, 1);
 }
 
 double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, const sc_schedule *s,
@@ -147,7 +163,7 @@ double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, cons
         double ms = lm->fixed_ms;
         for (int l = 0; l < cfg->layers && l < s->layers; l++) {
             int k = en_keep_count(s->ratios[l], n0, n_in);
-            ms += sc_latency_layer(lm, n_in, k);
+            ms += l == cfg->layers - 1 ? sc_latency_last(lm, n_in) : sc_latency_layer(lm, n_in, k);
             n_in = k;
         }
         total += ms;

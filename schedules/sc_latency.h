@@ -15,6 +15,8 @@ typedef struct sc_latency_model {
     // n*n, k*n and [k < n] (selection and gather run only when the layer prunes); the same
     // structure as the FLOPs formula (QKV ~ n, scores ~ n*n, context ~ k*n, output+FFN ~ k).
     double layer[SC_LAT_TERMS];
+    double last[SC_LAT_TERMS];   // the last layer, same terms: it runs for the [CLS] row alone
+                                 // (en_ctx_layer_cls), so its cost follows n, not k
     double fixed_ms;             // embeddings + head, per sequence
     double calib_seconds;        // how long the calibration took
     double fit_error;            // median relative error on the calibration points
@@ -31,5 +33,7 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
 double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, const sc_schedule *s,
                           const int *lengths, int count);
 
-/// Predicted ms of one layer with n rows in and k kept.
+/// Predicted ms of one layer (not the last) with n rows in and k kept.
 double sc_latency_layer(const sc_latency_model *lm, int n, int k);
+/// Predicted ms of the last layer with n rows in.
+double sc_latency_last(const sc_latency_model *lm, int n);

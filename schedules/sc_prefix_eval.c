@@ -248,10 +248,13 @@ static int common_prefix(const int *a, const int *b, int layers) {
 
 /* Layer l of schedule order[i] (its key there `key_l`): run once with the largest keep count
  * of the schedules after it in the walk that share its first l layers and rank as it does;
- * saved as wide[l] when that is more than its own count, then narrowed to its own. */
+ * saved as wide[l] when that is more than its own count, then narrowed to its own. The last
+ * layer runs for the [CLS] row alone. */
 static int run_layer(worker *w, int i, int l, int key_l, en_metric metric, int n0) {
     const sc_prefix_job *job = w->sh->job;
     int L = job->m->cfg.layers, count = job->count;
+    if (l == L - 1) // only the [CLS] row reaches the logits
+        return en_ctx_layer_cls(w->ctx, l);
     int k = key_l >> 3, code = key_l & 7, wide = k;
     for (int j = i + 1; code != 0 && j < count && w->lcp[j] >= l; j++) {
         int kj = w->key[w->order[j] * L + l];
@@ -329,8 +332,9 @@ static int run_example(worker *w, int e, int slot) {
         int from = w->lcp[i], keep_to = w->lcp[i + 1];
         int *out_pred = &job->pred[(size_t)s * n + slot];
         float *out_logits = job->logits ? &job->logits[((size_t)s * n + slot) * C] : NULL;
-        if (i > 0 && from == L) {
-            // Same path on every layer: the same computation, so the same result.
+        if (i > 0 && from >= L - 1) {
+            // Same path on every layer before the last: the same result (the last layer's
+            // kept rows other than [CLS] never reach the logits).
             *out_pred = prev_pred;
             if (out_logits) memcpy(out_logits, w->logit, (size_t)C * sizeof *out_logits);
             w->saved += L;

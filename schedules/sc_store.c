@@ -348,13 +348,32 @@ int sc_frontier_from_json(const json_t *j, sc_frontier *out, en_diag *diag) {
 }
 
 json_t *sc_latency_to_json(const sc_latency_model *lm) {
-    json_t *layer = json_array();
-    for (int i = 0; i < SC_LAT_TERMS; i++)
+    json_t *layer = json_array(), *last = json_array();
+    for (int i = 0; i < SC_LAT_TERMS; i++) {
         json_array_append_new(layer, json_real(lm->layer[i]));
-    return json_pack("{s:{s:s, s:s, s:i, s:i, s:s}, s:o, s:f, s:f, s:f}", "hw", "cpu", lm->hw.cpu,
-                     "simd", lm->hw.simd, "cores", lm->hw.cores, "threads", lm->hw.threads, "blas",
-                     lm->hw.blas, "layer", layer, "fixed_ms", lm->fixed_ms, "calib_seconds",
-                     lm->calib_seconds, "fit_error", lm->fit_error);
+        json_array_append_new(last, json_real(lm->last[i]));
+    }
+    return json_pack("{s:{s:s, s:s, s:i, s:i, s:s}, s:o, s:o, s:f, s:f, s:f}", "hw", "cpu",
+                     lm->hw.cpu, "simd", lm->hw.simd, "cores", lm->hw.cores, "threads",
+                     lm->hw.threads, "blas", lm->hw.blas, "layer", layer, "last", last,
+                     "fixed_ms", lm->fixed_ms, "calib_seconds", lm->calib_seconds, "fit_error",
+                     lm->fit_error);
+}
+
+/* `name`: an array of SC_LAT_TERMS finite numbers into out. */
+static int get_terms(const json_t *j, const char *name, double *out, en_diag *diag) {
+    const json_t *a = json_object_get(j, name);
+    if (!json_is_array(a) || json_array_size(a) != SC_LAT_TERMS)
+        return en_fail(diag, SC_ECORRUPT, "latency model: '%s' is not an array of %d numbers",
+                       name, SC_LAT_TERMS);
+    for (int i = 0; i < SC_LAT_TERMS; i++) {
+        const json_t *v = json_array_get(a, (size_t)i);
+        if (!json_is_number(v) || !isfinite(json_number_value(v)))
+            return en_fail(diag, SC_ECORRUPT, "latency model: %s[%d] is not a finite number",
+                           name, i);
+        out[i] = json_number_value(v);
+    }
+    return 0;
 }
 
 int sc_latency_from_json(const json_t *j, sc_latency_model *out, en_diag *diag) {
@@ -376,16 +395,13 @@ int sc_latency_from_json(const json_t *j, sc_latency_model *out, en_diag *diag) 
         return en_fail(diag, SC_ECORRUPT, "%s: cores and threads must be integers", w);
     out->hw.cores = (int)cores;
     out->hw.threads = (int)threads;
-    const json_t *layer = json_object_get(j, "layer");
-    if (!json_is_array(layer) || json_array_size(layer) != SC_LAT_TERMS)
-        return en_fail(diag, SC_ECORRUPT, "latency model: 'layer' is not an array of %d numbers",
-                       SC_LAT_TERMS);
-    for (int i = 0; i < SC_LAT_TERMS; i++) {
-        const json_t *v = json_array_get(layer, (size_t)i);
-        if (!json_is_number(v) || !isfinite(json_number_value(v)))
-            return en_fail(diag, SC_ECORRUPT, "latency model: layer[%d] is not a finite number", i);
-        out->layer[i] = json_number_value(v);
-    }
+    if ((rc = get_terms(j, "layer", out->layer, diag)))
+        return rc;
+    // Models saved before the last layer had its own terms: it cost what the others did.
+    if (!json_object_get(j, "last"))
+        memcpy(out->last, out->layer, sizeof out->last);
+    else if ((rc = get_terms(j, "last", out->last, diag)))
+        return rc;
     const char *l = "latency model";
     if ((rc = get_num(j, l, "fixed_ms", -1e7, 1e7, &out->fixed_ms, diag)) ||
         (rc = get_num(j, l, "calib_seconds", 0, 1e7, &out->calib_seconds, diag)) ||

@@ -294,16 +294,18 @@ static int m_profile(sd_call *k) {
     if (!m->has_lat)
         return en_fail(&k->diag, SD_ENOPROFILE, "model %s has no latency profile yet", m->id);
     msgpack_packer *pk = k->pk;
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 10);
     sp_pack_kstr(pk, "model", m->id);
     sp_pack_kstr(pk, "hardware", m->hw_text);
     sp_pack_str(pk, "fingerprint");
     sd_pack_hw(pk, &m->lat.hw);
     sp_pack_kbool(pk, "current", sc_hw_equal(&m->lat.hw, &k->d->hw));
-    sp_pack_str(pk, "layer");
-    msgpack_pack_array(pk, SC_LAT_TERMS);
-    for (int i = 0; i < SC_LAT_TERMS; i++)
-        msgpack_pack_double(pk, m->lat.layer[i]);
+    for (int t = 0; t < 2; t++) {
+        sp_pack_str(pk, t ? "last" : "layer");
+        msgpack_pack_array(pk, SC_LAT_TERMS);
+        for (int i = 0; i < SC_LAT_TERMS; i++)
+            msgpack_pack_double(pk, t ? m->lat.last[i] : m->lat.layer[i]);
+    }
     sp_pack_knum(pk, "fixed_ms", m->lat.fixed_ms);
     sp_pack_knum(pk, "calib_seconds", m->lat.calib_seconds);
     sp_pack_knum(pk, "fit_error", m->lat.fit_error);

@@ -178,11 +178,17 @@ START_TEST(latency_json) {
     lm.hw.cores = 2;
     lm.hw.threads = 1;
     lm.layer[1] = 0.01;
+    lm.last[1] = 0.004;
     lm.fixed_ms = 0.2;
     json_t *j = sc_latency_to_json(&lm);
     ck_assert_int_eq(sc_latency_from_json(j, &back, NULL), 0);
     ck_assert(sc_hw_equal(&lm.hw, &back.hw));
     ck_assert(back.layer[1] == 0.01);
+    ck_assert(back.last[1] == 0.004);
+    // a model saved before the last layer had its own terms: it costs what the others do
+    json_object_del(j, "last");
+    ck_assert_int_eq(sc_latency_from_json(j, &back, NULL), 0);
+    ck_assert(back.last[1] == 0.01);
     json_object_del(j, "layer");
     en_diag d;
     ck_assert_int_eq(sc_latency_from_json(j, &back, &d), SC_ECORRUPT);

@@ -163,6 +163,41 @@ static void run_keeps(en_ctx *c, const en_example *e, const int *keep, int layer
     ck_assert_int_eq(en_ctx_finish(c, logits), 0);
 }
 
+/* The last layer run for the [CLS] row alone gives the logits of the whole layer, bit for bit,
+ * with and without pruning (en_forward takes that path when no kept sets are asked for). */
+START_TEST(cls_only_last_layer_equals_full) {
+    char dir[1024], data[1024];
+    shared_path(dir, sizeof dir, "models/");
+    strncat(dir, models[_i], sizeof dir - strlen(dir) - 1);
+    en_model *m = load_model_or_fail(dir);
+    en_dataset *d = NULL;
+    ck_assert_int_eq(en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, &d,
+                                     NULL), 0);
+    int L = m->cfg.layers, C = m->cfg.num_labels;
+    int32_t *kept = malloc(sizeof(int32_t) * L * d->max_n);
+    double ratios[EN_MAX_LAYERS];
+    for (int l = 0; l < L; l++)
+        ratios[l] = 1.0 - 0.7 * (l + 1) / L;
+    en_ctx *c = NULL;
+    ck_assert_int_eq(en_ctx_new(m, d->max_n, &c), 0);
+    for (int e = 0; e < 100; e++)
+        for (int pruned = 0; pruned < 2; pruned++) {
+            const en_example *ex = &d->ex[e];
+            float full[EN_MAX_LABELS], fast[EN_MAX_LABELS];
+            const double *r = pruned ? ratios : NULL;
+            ck_assert_int_eq(en_forward(c, ex->ids, ex->type_ids, ex->n, EN_METRIC_POWER, r, full,
+                                        kept, NULL), 0);
+            ck_assert_int_eq(en_forward(c, ex->ids, ex->type_ids, ex->n, EN_METRIC_POWER, r, fast,
+                                        NULL, NULL), 0);
+            ck_assert_msg(memcmp(full, fast, sizeof(float) * C) == 0, "example %d differs", e);
+        }
+    free(kept);
+    en_ctx_free(c);
+    en_dataset_free(d);
+    en_model_free(m);
+}
+END_TEST
+
 /* A ragged batch gives every sequence exactly (bit for bit) what it gets alone, pruned or not,
  * and en_eval's batches the same predictions as one sequence at a time. */
 START_TEST(ragged_batch_equals_one_at_a_time) {
@@ -453,6 +488,7 @@ Suite *forward_suite(void) {
     tcase_add_test(tc, fixture_logits_match_on_every_kernel_path);
     tcase_add_test(tc, profile_accounts_for_the_pass);
     tcase_add_loop_test(tc, ragged_batch_equals_one_at_a_time, 0, 2);
+    tcase_add_loop_test(tc, cls_only_last_layer_equals_full, 0, 2);
     tcase_add_loop_test(tc, keep_top_equals_running_the_smaller_count, 0, 2);
     tcase_add_loop_test(tc, dataset_flops_match, 0, 2);
     tcase_add_test(tc, concurrent_contexts_agree);

