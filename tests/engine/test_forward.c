@@ -155,6 +155,17 @@ START_TEST(profile_accounts_for_the_pass) {
 }
 END_TEST
 
+/* A shared model by name and the SST-2 dev set tokenized for it; both owned by the caller. */
+static en_model *load_with_dev_set(const char *name, en_dataset **d) {
+    char dir[1024], data[1024];
+    shared_path(dir, sizeof dir, "models/");
+    strncat(dir, name, sizeof dir - strlen(dir) - 1);
+    en_model *m = load_model_or_fail(dir);
+    ck_assert_int_eq(en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, d,
+                                     NULL), 0);
+    return m;
+}
+
 /* Runs example `e` layer by layer with keep counts keep[l], from the start; logits out. */
 static void run_keeps(en_ctx *c, const en_example *e, const int *keep, int layers, float *logits) {
     ck_assert_int_eq(en_ctx_begin(c, e->ids, e->type_ids, e->n), 0);
@@ -166,13 +177,8 @@ static void run_keeps(en_ctx *c, const en_example *e, const int *keep, int layer
 /* The last layer run for the [CLS] row alone gives the logits of the whole layer, bit for bit,
  * with and without pruning (en_forward takes that path when no kept sets are asked for). */
 START_TEST(cls_only_last_layer_equals_full) {
-    char dir[1024], data[1024];
-    shared_path(dir, sizeof dir, "models/");
-    strncat(dir, models[_i], sizeof dir - strlen(dir) - 1);
-    en_model *m = load_model_or_fail(dir);
     en_dataset *d = NULL;
-    ck_assert_int_eq(en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, &d,
-                                     NULL), 0);
+    en_model *m = load_with_dev_set(models[_i], &d);
     int L = m->cfg.layers, C = m->cfg.num_labels;
     int32_t *kept = malloc(sizeof(int32_t) * L * d->max_n);
     double ratios[EN_MAX_LAYERS];
@@ -201,13 +207,8 @@ END_TEST
 /* A ragged batch gives every sequence exactly (bit for bit) what it gets alone, pruned or not,
  * and en_eval's batches the same predictions as one sequence at a time. */
 START_TEST(ragged_batch_equals_one_at_a_time) {
-    char dir[1024], data[1024];
-    shared_path(dir, sizeof dir, "models/");
-    strncat(dir, models[_i], sizeof dir - strlen(dir) - 1);
-    en_model *m = load_model_or_fail(dir);
     en_dataset *d = NULL;
-    ck_assert_int_eq(en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, &d,
-                                     NULL), 0);
+    en_model *m = load_with_dev_set(models[_i], &d);
     int L = m->cfg.layers, C = m->cfg.num_labels;
     double ratios[EN_MAX_LAYERS];
     for (int l = 0; l < L; l++)
@@ -264,13 +265,8 @@ END_TEST
 /* A layer run once with the largest keep count yields, by en_state_keep_top(), exactly the state
  * (and so the logits) of every smaller count at that layer, for every layer of a schedule. */
 START_TEST(keep_top_equals_running_the_smaller_count) {
-    char dir[1024], data[1024];
-    shared_path(dir, sizeof dir, "models/");
-    strncat(dir, models[_i], sizeof dir - strlen(dir) - 1);
-    en_model *m = load_model_or_fail(dir);
     en_dataset *d = NULL;
-    ck_assert_int_eq(en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, &d,
-                                     NULL), 0);
+    en_model *m = load_with_dev_set(models[_i], &d);
     int L = m->cfg.layers, C = m->cfg.num_labels, H = m->cfg.hidden;
     en_ctx *c = NULL;
     ck_assert_int_eq(en_ctx_new(m, d->max_n, &c), 0);
