@@ -1,6 +1,6 @@
 /* bench_gemm: GFLOP/s of the engine's packed-panel product (every kernel path this CPU has)
  * against OpenBLAS's cblas_sgemm on the same operands, for the weight shapes of BERT-family
- * layers and the row counts requests have (M = 8 ... 512), with 1 and 2 threads; and, single-
+ * layers and the row counts requests have (M = 1 ... 512), with 1 and 2 threads; and, single-
  * threaded, BLIS (cblas_sgemm of libblis.so.4) and oneDNN (dnnl_sgemm of libdnnl.so.2) where
  * they are installed (loaded at run time: neither is a dependency of searchd). Prints the CPU
  * first: compare only figures from one run. Usage: bench_gemm [H,FFN ...] (default: the shared
@@ -110,7 +110,7 @@ int main(int argc, char **argv) {
     const char *defaults[] = {"128,512", "256,1024", "768,3072"};
     const char **shapes = argc > 1 ? (const char **)argv + 1 : defaults;
     int n_shapes = argc > 1 ? argc - 1 : 3;
-    static const int ms[] = {8, 16, 25, 32, 64, 128, 512};
+    static const int ms[] = {1, 2, 4, 8, 16, 25, 32, 64, 128, 512};
     const char *isas[] = {"avx512", "avx2", "sse2"};
     char cpu[256];
     cpu_name(cpu, sizeof cpu);

@@ -109,6 +109,59 @@ static void tile_narrow(int mr, int nc, int kc, const float *a, int lda, const f
         memcpy(c + (size_t)r * ldc, pad[r], nc * sizeof(float));
 }
 
+/* One or two rows against `np` panels at once (`step` floats apart): a request's last layer
+ * and deep pruned layers have that few rows, and one panel alone would leave too few
+ * accumulators to hide the FMA latency. Each element gets the same FMAs in the same order as in
+ * tile(), so the results are the same bits. */
+#define NP_ROW1 (8 / NV > 0 ? 8 / NV : 1)
+#define NP_ROW2 (4 / NV > 0 ? 4 / NV : 1)
+static inline __attribute__((always_inline)) void tile_panels(const int mr, const int np, int kc,
+                                                              const float *a, int lda,
+                                                              const float *b, size_t step,
+                                                              float *c, int ldc, int load_c,
+                                                              const float *bias, int gelu) {
+    vf acc[2][NP_ROW1 * NV];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < np * NV; v++)
+            acc[r][v] = load_c ? load_u(c + (size_t)r * ldc + (v / NV) * EN_PANEL + (v % NV) * VW)
+                               : vm_splat(0.f);
+    for (int p = 0; p < kc; p++)
+        for (int r = 0; r < mr; r++) {
+            float s = a[(size_t)r * lda + p];
+            for (int v = 0; v < np * NV; v++)
+                acc[r][v] += *(const vf *)(b + (v / NV) * step + (size_t)p * EN_PANEL +
+                                           (v % NV) * VW) * s;
+        }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < np * NV; v++) {
+            int col = (v / NV) * EN_PANEL + (v % NV) * VW;
+            if (bias)
+                acc[r][v] += load_u(bias + col);
+            if (gelu)
+                acc[r][v] = vm_gelu(acc[r][v]);
+            *(vfu *)(c + (size_t)r * ldc + col) = acc[r][v];
+        }
+}
+
+/* Full panels [jp, jp1) of a block of one or two rows, np at a time; returns the first panel
+ * left to the one-panel tiles (a partial group or the narrow last panel). */
+static int few_rows(int mr, int n, int k, int kc, int jp, int jp1, const float *packed, int p0,
+                    const float *a, int lda, const float *bias, float *c, int ldc, int load_c,
+                    int gelu) {
+    int np = mr == 1 ? NP_ROW1 : NP_ROW2;
+    for (; jp + np <= jp1 && (jp + np) * EN_PANEL <= n; jp += np) {
+        const float *b = packed + ((size_t)jp * k + p0) * EN_PANEL;
+        const float *bj = bias ? bias + jp * EN_PANEL : NULL;
+        float *cj = c + jp * EN_PANEL;
+        size_t step = (size_t)k * EN_PANEL;
+        if (mr == 1)
+            tile_panels(1, NP_ROW1, kc, a, lda, b, step, cj, ldc, load_c, bj, gelu);
+        else
+            tile_panels(2, NP_ROW2, kc, a, lda, b, step, cj, ldc, load_c, bj, gelu);
+    }
+    return jp;
+}
+
 void EN_GEMM_NAME(int m, int n, int k, const float *a, int lda, const float *packed,
                   const float *bias, int flags, float *c, int ldc, int jp0, int jp1) {
     for (int p0 = 0; p0 < k; p0 += KC) {
@@ -118,7 +171,11 @@ void EN_GEMM_NAME(int m, int n, int k, const float *a, int lda, const float *pac
         int gelu = last && (flags & EN_GEMM_GELU);
         for (int i0 = 0; i0 < m; i0 += MC) {
             int mc = m - i0 < MC ? m - i0 : MC;
-            for (int jp = jp0; jp < jp1; jp++) {
+            int jp = jp0;
+            if (mc <= 2)
+                jp = few_rows(mc, n, k, kc, jp0, jp1, packed, p0, a + (size_t)i0 * lda + p0, lda,
+                              last ? bias : NULL, c + (size_t)i0 * ldc, ldc, load_c, gelu);
+            for (; jp < jp1; jp++) {
                 const float *b = packed + ((size_t)jp * k + p0) * EN_PANEL;
                 int j0 = jp * EN_PANEL, nc = n - j0 < EN_PANEL ? n - j0 : EN_PANEL;
                 const float *bj = last && bias ? bias + j0 : NULL;
