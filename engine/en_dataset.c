@@ -251,8 +251,10 @@ static int eval_batch(eval_job *job, en_ctx *c, int first, int count, int *corre
     enum { MAX_BATCH = 64 };
     const int32_t *ids[MAX_BATCH], *types[MAX_BATCH];
     int n[MAX_BATCH], rows[MAX_BATCH];
+    en_metric metric[MAX_BATCH];
     float logits[MAX_BATCH * EN_MAX_LABELS];
     for (int s = 0; s < count; s++) {
+        metric[s] = job->opts->metric;
         const en_example *e = &job->d->ex[first + s];
         ids[s] = e->ids;
         types[s] = e->type_ids;
@@ -262,7 +264,7 @@ static int eval_batch(eval_job *job, en_ctx *c, int first, int count, int *corre
     for (int l = 0; l < cfg->layers - 1 && rc == 0; l++) {
         for (int s = 0; s < count; s++)
             rows[s] = ratios ? en_keep_count(ratios[l], n[s], rows[s]) : rows[s];
-        rc = en_ctx_layer_batch(c, l, rows, job->opts->metric);
+        rc = en_ctx_layer_batch(c, l, rows, metric);
     }
     if (rc == 0) // the last layer's other rows cannot change the logits
         rc = en_ctx_layer_cls(c, cfg->layers - 1);

@@ -460,16 +460,16 @@ int en_ctx_layer_cls(en_ctx *c, int l) {
 int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
     if (c->nseq != 1)
         return EN_EINPUT;
-    return en_ctx_layer_batch(c, l, &keep, metric);
+    return en_ctx_layer_batch(c, l, &keep, &metric);
 }
 
-int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, en_metric metric) {
+int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, const en_metric *metric) {
     const en_config *cfg = &c->m->cfg;
-    if (l < 0 || l >= cfg->layers || (unsigned)metric >= EN_METRIC_COUNT)
+    if (l < 0 || l >= cfg->layers)
         return EN_ESCHEDULE;
     int rows = 0, kept = 0;
     for (int s = 0; s < c->nseq; s++) {
-        if (keep[s] < 1 || keep[s] > c->seq_rows[s])
+        if (keep[s] < 1 || keep[s] > c->seq_rows[s] || (unsigned)metric[s] >= EN_METRIC_COUNT)
             return EN_ESCHEDULE;
         rows += c->seq_rows[s];
         kept += keep[s];
@@ -489,7 +489,7 @@ int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, en_metric metric) {
     for (int s = 0, to = 0; s < c->nseq; to += keep[s], s++) {
         int from = c->seq_off[s];
         attend(c, c->qkv + (size_t)from * ld3, c->x + (size_t)from * H, c->pos + from,
-               c->seq_rows[s], keep[s], metric, c->ctx + (size_t)to * H, c->y + (size_t)to * H,
+               c->seq_rows[s], keep[s], metric[s], c->ctx + (size_t)to * H, c->y + (size_t)to * H,
                c->pos2 + to, c->rank2 + to, &t);
         c->seq_off2[s] = to;
     }
@@ -548,6 +548,37 @@ void en_ctx_state(const en_ctx *c, int *n0, int *rows, const float **x, const in
 
 const int32_t *en_ctx_rank(const en_ctx *c) {
     return c->rank;
+}
+
+void en_ctx_seq_state(const en_ctx *c, int s, int *rows, const float **x, const int32_t **pos,
+                      const int32_t **rank) {
+    int off = c->seq_off[s], H = c->m->cfg.hidden;
+    *rows = c->seq_rows[s];
+    *x = c->x + (size_t)off * H;
+    *pos = c->pos + off;
+    *rank = c->rank + off;
+}
+
+int en_ctx_set_state_batch(en_ctx *c, int nseq, const int *n0, const int *rows,
+                           const float *const *x, const int32_t *const *pos) {
+    if (nseq < 1 || nseq > c->max_seq)
+        return EN_EINPUT;
+    int H = c->m->cfg.hidden, total = 0;
+    for (int s = 0; s < nseq; s++) {
+        if (n0[s] < 1 || n0[s] > c->max_len || rows[s] < 1 || rows[s] > n0[s] ||
+            rows[s] > c->max_rows - total)
+            return EN_EINPUT;
+        memcpy(c->x + (size_t)total * H, x[s], (size_t)rows[s] * H * sizeof(float));
+        memcpy(c->pos + total, pos[s], (size_t)rows[s] * sizeof(int32_t));
+        for (int i = 0; i < rows[s]; i++)
+            c->rank[total + i] = -1;
+        c->seq_off[s] = total;
+        c->seq_rows[s] = rows[s];
+        c->seq_n0[s] = n0[s];
+        total += rows[s];
+    }
+    c->nseq = nseq;
+    return 0;
 }
 
 int en_ctx_set_state(en_ctx *c, int n0, int rows, const float *x, const int32_t *pos) {

@@ -100,8 +100,16 @@ int en_ctx_new_batch(const en_model *m, int max_len, int max_rows, int max_seq, 
 /// All borrowed. EN_EINPUT when a sequence or the total does not fit the state.
 int en_ctx_begin_batch(en_ctx *c, int nseq, const int32_t *const *ids,
                        const int32_t *const *type_ids, const int *n);
-/// Runs layer `l` on every sequence of the batch, sequence s keeping keep[s] rows.
-int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, en_metric metric);
+/// Runs layer `l` on every sequence of the batch, sequence s keeping keep[s] rows ranked by
+/// metric[s].
+int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, const en_metric *metric);
+/// Loads `nseq` saved states as a batch: x[s] holds rows[s] rows of H floats, pos[s] their
+/// original positions, n0[s] the original length (all borrowed). EN_EINPUT when they do not fit.
+int en_ctx_set_state_batch(en_ctx *c, int nseq, const int *n0, const int *rows,
+                           const float *const *x, const int32_t *const *pos);
+/// Sequence s's current rows, positions and ranks (en_ctx_rank); borrowed until the next call.
+void en_ctx_seq_state(const en_ctx *c, int s, int *rows, const float **x, const int32_t **pos,
+                      const int32_t **rank);
 /// Pooler and classifier of every sequence: logits[s * num_labels + j].
 int en_ctx_finish_batch(en_ctx *c, float *logits);
 

@@ -45,39 +45,42 @@ typedef struct shared {
     long evals, saved, cached, sibling;
 } shared;
 
-/* One worker's buffers, allocated once for the longest example. */
+/* A node of one example's walk: the schedules order[a..b) share their first `depth` layer keys,
+ * and so the hidden state after those layers (rows x H at x, positions at pos). */
+typedef struct node {
+    int a, b, rows;
+    float *x;
+    int32_t *pos;
+} node;
+
+/* One worker's buffers: a batch run state, and the nodes of two depths with their states. */
 typedef struct worker {
     shared *sh;
-    en_ctx *ctx;
+    en_ctx *ctx;  // batches of up to MAX_SEQ states, BATCH_ROWS rows
     int *key;     // [count * L]: per-layer path key of each schedule on this example
-    int *order;   // [count]: schedules sorted by key
-    int *lcp;     // [count + 1]: common prefix of order[i-1] and order[i]; 0 at the ends
-    float *state; // [(L + 1) * max_n * H]: saved hidden state after each depth
-    int32_t *pos; // [(L + 1) * max_n]
-    int *rows;    // [L + 1]
-    float *logit; // [num_labels]
-    char *have;   // [L + 1]: the state at that depth is saved and on the current path
-    /* Sibling states: layer l run once with the largest keep count of the schedules that share
-     * the path before it, its rows ranked; each of them narrows it to its own count. */
-    float *wide;     // [L * max_n * H]: output of layer l with wide_rows[l] rows
-    int32_t *wpos;   // [L * max_n]
-    int32_t *wrank;  // [L * max_n]
-    int *wide_rows;  // [L]
-    int *wide_code;  // [L]: the metric code of the ranking (key & 7)
-    char *wide_have; // [L]: valid for the current path's first l layers
-    float *tmp;      // [max_n * H]: a narrowed state on its way into the context
-    int32_t *tpos;   // [max_n]
+    int *order;   // [count]: schedules sorted by key, the fully cached ones left out
+    int live;     // entries of order
+    float *logit; // [count * num_labels]: per node of the last depth
+    node *cur, *next;   // [count] each
+    int ncur, nnext;
+    float *xcur, *xnext; // [count * max_n * H]
+    int32_t *pcur, *pnext;
+    int *run_node, *run_keep, *run_first, *run_last; // [count]: the runs of one depth
+    en_metric *run_metric;
+    int *child_run; // [count]: which run a child of this depth narrows, -1 when from the cache
     long evals, saved, cached, shared;
 } worker;
 
+#define MAX_SEQ 64
+#define BATCH_ROWS 512 // rows per batched layer: products over a few hundred rows run at the
+                       // kernel's best, and the buffers stay a few MB
+
 static void *worker_main(void *arg);
 static int run_example(worker *w, int e, int slot);
-static int narrow_wide(worker *w, int l, int keep, int n0);
 static void path_keys(const sc_schedule *s, int n0, int layers, int *key);
 static int worker_init(worker *w, shared *sh);
 static void worker_fini(worker *w);
 static void fail(shared *sh, int code, const char *msg);
-static int cache_find(const cslot *cs, const int *key, int layers);
 static void cache_touch(cslot *cs, const int *key, int depth);
 static void cache_put(cslot *cs, const int *key, int depth, int rows, const float *x,
                       const int32_t *pos, int width);
@@ -239,201 +242,200 @@ static int key_cmp(const int *a, const int *b, int layers) {
     return 0;
 }
 
-static int common_prefix(const int *a, const int *b, int layers) {
-    int l = 0;
-    while (l < layers && a[l] == b[l])
-        l++;
-    return l;
-}
+static int cache_find_at(const cslot *cs, const int *key, int depth);
 
-/* Layer l of schedule order[i] (its key there `key_l`): run once with the largest keep count
- * of the schedules after it in the walk that share its first l layers and rank as it does;
- * saved as wide[l] when that is more than its own count, then narrowed to its own. The last
- * layer runs for the [CLS] row alone. */
-static int run_layer(worker *w, int i, int l, int key_l, en_metric metric, int n0) {
+/* Runs the batch of runs [r0, r1) of depth d (layer d): each run is a node's state with the
+ * largest keep count of the children it serves; each child narrows the output to its own. */
+static int run_batch(worker *w, int d, int r0, int r1, int n0, const en_example *ex) {
     const sc_prefix_job *job = w->sh->job;
-    int L = job->m->cfg.layers, count = job->count;
-    if (l == L - 1) // only the [CLS] row reaches the logits
-        return en_ctx_layer_cls(w->ctx, l);
-    int k = key_l >> 3, code = key_l & 7, wide = k;
-    for (int j = i + 1; code != 0 && j < count && w->lcp[j] >= l; j++) {
-        int kj = w->key[w->order[j] * L + l];
-        if (((kj & 7) == code || (kj & 7) == 0) && kj >> 3 > wide)
-            wide = kj >> 3;
+    int H = job->m->cfg.hidden, max_n = job->d->max_n, L = job->m->cfg.layers;
+    const float *xs[MAX_SEQ];
+    const int32_t *ps[MAX_SEQ];
+    int n0s[MAX_SEQ], rows[MAX_SEQ], rc;
+    int count = r1 - r0;
+    for (int r = 0; r < count; r++) {
+        const node *nd = &w->cur[w->run_node[r0 + r]];
+        xs[r] = nd->x, ps[r] = nd->pos, rows[r] = nd->rows, n0s[r] = n0;
     }
-    if (wide == k)
-        return en_ctx_layer(w->ctx, l, k, metric);
-    en_ctx_rank_all(w->ctx, 1); // a wide count of every row still ranks them
-    int rc = en_ctx_layer(w->ctx, l, wide, metric);
-    en_ctx_rank_all(w->ctx, 0);
-    if (rc != 0)
-        return rc;
-    int H = job->m->cfg.hidden, max_n = job->d->max_n, n, rows;
-    const float *x;
-    const int32_t *pos;
-    en_ctx_state(w->ctx, &n, &rows, &x, &pos);
-    memcpy(&w->wide[(size_t)l * max_n * H], x, (size_t)rows * H * sizeof *x);
-    memcpy(&w->wpos[(size_t)l * max_n], pos, (size_t)rows * sizeof *pos);
-    memcpy(&w->wrank[(size_t)l * max_n], en_ctx_rank(w->ctx), (size_t)rows * sizeof *pos);
-    w->wide_rows[l] = rows;
-    w->wide_code[l] = code;
-    w->wide_have[l] = 1;
-    return narrow_wide(w, l, k, n0);
+    if (d == 0) { // every run starts from the embeddings
+        const int32_t *ids[MAX_SEQ], *types[MAX_SEQ];
+        for (int r = 0; r < count; r++)
+            ids[r] = ex->ids, types[r] = ex->type_ids;
+        rc = en_ctx_begin_batch(w->ctx, count, ids, types, n0s);
+    } else {
+        rc = en_ctx_set_state_batch(w->ctx, count, n0s, rows, xs, ps);
+    }
+    if (rc != 0) return rc;
+    if (d == L - 1)
+        return en_ctx_layer_cls(w->ctx, d);
+    rc = en_ctx_layer_batch(w->ctx, d, &w->run_keep[r0], &w->run_metric[r0]);
+    if (rc != 0) return rc;
+    for (int r = 0; r < count; r++) {
+        int k;
+        const float *x;
+        const int32_t *pos, *rank;
+        en_ctx_seq_state(w->ctx, r, &k, &x, &pos, &rank);
+        for (int c = w->run_first[r0 + r]; c <= w->run_last[r0 + r]; c++) {
+            node *ch = &w->next[c];
+            if (w->child_run[c] != r0 + r) continue;
+            ch->x = w->xnext + (size_t)c * max_n * H;
+            ch->pos = w->pnext + (size_t)c * max_n;
+            if ((rc = en_state_keep_top(x, pos, rank, k, H, ch->rows, ch->x, ch->pos)) != 0)
+                return rc;
+        }
+    }
+    return 0;
 }
 
-/* The state after layer l with `keep` rows, from wide[l], into the context. */
-static int narrow_wide(worker *w, int l, int keep, int n0) {
-    const sc_prefix_job *job = w->sh->job;
-    int H = job->m->cfg.hidden, max_n = job->d->max_n;
-    int rc = en_state_keep_top(&w->wide[(size_t)l * max_n * H], &w->wpos[(size_t)l * max_n],
-                               &w->wrank[(size_t)l * max_n], w->wide_rows[l], H, keep, w->tmp,
-                               w->tpos);
-    if (rc == 0)
-        rc = en_ctx_set_state(w->ctx, n0, keep, w->tmp, w->tpos);
-    return rc;
-}
-
+/* One example, breadth first: the schedules sorted by path form a trie; at each depth every
+ * node's children are served by one run of the layer per ranking metric (the largest keep
+ * count, narrowed for each child), and all the runs of a depth go through the layer as ragged
+ * batches. States already in the cache are taken from it; new ones are put there. The last
+ * layer runs for the [CLS] row alone, one run per node. */
 static int run_example(worker *w, int e, int slot) {
     const sc_prefix_job *job = w->sh->job;
     const en_example *ex = &job->d->ex[e];
     int L = job->m->cfg.layers, H = job->m->cfg.hidden, C = job->m->cfg.num_labels;
-    int count = job->count, n = w->sh->n;
-    int max_n = job->d->max_n;
+    int count = job->count, n = w->sh->n, max_n = job->d->max_n, rc = 0;
+    long evals = 0;
 
     for (int s = 0; s < count; s++)
         path_keys(&job->sched[s], ex->n, L, &w->key[s * L]);
-    // Insertion sort: count is small next to the cost of one layer.
-    for (int i = 0; i < count; i++) {
-        int s = i, j = i;
-        while (j > 0 && key_cmp(&w->key[w->order[j - 1] * L], &w->key[s * L], L) > 0) {
-            w->order[j] = w->order[j - 1];
-            j--;
-        }
-        w->order[j] = s;
-    }
-    w->lcp[0] = 0;
-    w->lcp[count] = 0;
-    for (int i = 1; i < count; i++)
-        w->lcp[i] = common_prefix(&w->key[w->order[i - 1] * L], &w->key[w->order[i] * L], L);
-
     // The example's share of the cache, unless another worker has it (a repeated example).
     cslot *cs = NULL;
     if (job->cache && job->cache->d == job->d && job->cache->slot_of[e] >= 0) {
         cs = &job->cache->slot[job->cache->slot_of[e]];
         if (atomic_flag_test_and_set(&cs->busy)) cs = NULL;
     }
-    memset(w->have, 0, (size_t)L + 1);
-    memset(w->wide_have, 0, (size_t)L);
-    int prev_pred = -1, rc = 0;
-    for (int i = 0; i < count && rc == 0; i++) {
-        int s = w->order[i];
-        const sc_schedule *sc = &job->sched[s];
-        const int *key = &w->key[s * L];
-        int from = w->lcp[i], keep_to = w->lcp[i + 1];
-        int *out_pred = &job->pred[(size_t)s * n + slot];
-        float *out_logits = job->logits ? &job->logits[((size_t)s * n + slot) * C] : NULL;
-        if (i > 0 && from >= L - 1) {
-            // Same path on every layer before the last: the same result (the last layer's
-            // kept rows other than [CLS] never reach the logits).
-            *out_pred = prev_pred;
-            if (out_logits) memcpy(out_logits, w->logit, (size_t)C * sizeof *out_logits);
-            w->saved += L;
+    // Schedules whose logits are cached are done; the others, sorted by path, walk.
+    w->live = 0;
+    for (int s = 0; s < count; s++) {
+        int ce = cs ? cache_find_at(cs, &w->key[s * L], L) : -1;
+        if (ce >= 0) {
+            cache_touch(cs, &w->key[s * L], L);
+            const float *lg = cs->e[ce].x;
+            int best = 0;
+            for (int c = 1; c < C; c++)
+                if (lg[c] > lg[best]) best = c;
+            job->pred[(size_t)s * n + slot] = best;
+            if (job->logits) memcpy(&job->logits[((size_t)s * n + slot) * C], lg, C * sizeof *lg);
+            w->cached += L;
             continue;
         }
-        // Saved states deeper than the common prefix belong to another path; so do the wide
-        // outputs of layers after it (wide[l] is layer l run on the state at depth l).
-        for (int l = from + 1; l <= L; l++)
-            w->have[l] = 0;
-        for (int l = from + 1; l < L; l++)
-            w->wide_have[l] = 0;
-        // Resume from the deepest state on this path: saved by this walk, or cached earlier.
-        int ds = from;
-        while (ds >= 0 && !w->have[ds])
-            ds--;
-        int ce = cs ? cache_find(cs, key, L) : -1;
-        int dc = ce >= 0 ? cs->e[ce].depth : -1;
-        if (ce >= 0 && dc > ds) cache_touch(cs, key, dc);
-        if (dc == L) { // the whole path ran before: its logits
-            memcpy(w->logit, cs->e[ce].x, (size_t)C * sizeof *w->logit);
-            w->saved += L;
-            w->cached += L - from;
-        } else {
-            int resume, fresh = 0;
-            // A sibling ran layer `from` wide, ranked as this schedule ranks: narrow it.
-            int dsib = -1;
-            if (from < L && w->wide_have[from]) {
-                int kf = key[from] >> 3, cf = key[from] & 7;
-                if ((cf == w->wide_code[from] || cf == 0) && kf <= w->wide_rows[from])
-                    dsib = from + 1;
-            }
-            if (dsib > ds && dsib > dc) {
-                resume = dsib;
-                fresh = 1;
-                rc = narrow_wide(w, from, key[from] >> 3, ex->n);
-            } else if (ds < 0 && dc < 0) {
-                resume = 0;
-                rc = en_ctx_begin(w->ctx, ex->ids, ex->type_ids, ex->n);
-            } else if (ds >= dc) {
-                resume = ds;
-                rc = en_ctx_set_state(w->ctx, ex->n, w->rows[ds], &w->state[(size_t)ds * max_n * H],
-                                      &w->pos[(size_t)ds * max_n]);
-            } else {
-                resume = dc;
-                rc = en_ctx_set_state(w->ctx, ex->n, cs->e[ce].rows, cs->e[ce].x, cs->e[ce].pos);
-            }
-            if (rc != 0) break;
-            w->saved += resume;
-            if (fresh) {
-                w->shared += resume - from;
-            } else {
-                // Against a walk without the cache, which resumes at the common prefix: what the
-                // cache saved, less any state it made this walk skip saving (rarely negative).
-                w->cached += resume - from;
-            }
-            for (int l = resume; l <= L; l++) {
-                int n0, rows;
-                const float *x;
-                const int32_t *pos;
-                en_ctx_state(w->ctx, &n0, &rows, &x, &pos);
-                // Save the state at depth l only when the next schedule in order resumes from
-                // it or deeper: in sorted order nobody else in this walk needs it.
-                if (l <= keep_to && l < L && !w->have[l]) {
-                    memcpy(&w->state[(size_t)l * max_n * H], x, (size_t)rows * H * sizeof *x);
-                    memcpy(&w->pos[(size_t)l * max_n], pos, (size_t)rows * sizeof *pos);
-                    w->rows[l] = rows;
-                    w->have[l] = 1;
-                }
-                // Deeper than the deepest cached match, so not cached yet.
-                if (cs && (l > resume || fresh) && l < L) cache_put(cs, key, l, rows, x, pos, H);
-                if (l == L) break;
-                rc = run_layer(w, i, l, key[l], sc->metric, ex->n);
-                if (rc != 0) break;
-                w->evals++;
-            }
-            if (rc == 0) rc = en_ctx_finish(w->ctx, w->logit);
-            if (rc != 0) break;
-            if (cs) cache_put(cs, key, L, 0, w->logit, NULL, C);
+        int j = w->live++;
+        while (j > 0 && key_cmp(&w->key[w->order[j - 1] * L], &w->key[s * L], L) > 0) {
+            w->order[j] = w->order[j - 1];
+            j--;
         }
-        int best = 0;
-        for (int c = 1; c < C; c++)
-            if (w->logit[c] > w->logit[best]) best = c;
-        *out_pred = prev_pred = best;
-        if (out_logits) memcpy(out_logits, w->logit, (size_t)C * sizeof *out_logits);
+        w->order[j] = s;
     }
+    w->ncur = w->live > 0;
+    w->cur[0] = (node){0, w->live, ex->n, NULL, NULL};
+    for (int d = 0; d < L && rc == 0 && w->ncur > 0; d++) {
+        // The children of every node (schedules equal on layer d's key too), and the runs.
+        int nruns = 0;
+        w->nnext = 0;
+        for (int i = 0; i < w->ncur; i++) {
+            const node *nd = &w->cur[i];
+            int first_run = nruns;
+            for (int a = nd->a; a < nd->b;) {
+                int kd = w->key[w->order[a] * L + d], b = a + 1;
+                while (b < nd->b && w->key[w->order[b] * L + d] == kd)
+                    b++;
+                int c = w->nnext++;
+                w->next[c] = (node){a, b, kd >> 3, NULL, NULL};
+                w->child_run[c] = -1;
+                int ce = cs && d + 1 < L ? cache_find_at(cs, &w->key[w->order[a] * L], d + 1) : -1;
+                if (ce >= 0) { // from the cache (copied: a later put may evict the entry)
+                    cache_touch(cs, &w->key[w->order[a] * L], d + 1);
+                    w->next[c].x = w->xnext + (size_t)c * max_n * H;
+                    w->next[c].pos = w->pnext + (size_t)c * max_n;
+                    memcpy(w->next[c].x, cs->e[ce].x, (size_t)cs->e[ce].rows * H * sizeof(float));
+                    memcpy(w->next[c].pos, cs->e[ce].pos, (size_t)cs->e[ce].rows * sizeof(int32_t));
+                    w->cached++;
+                } else {
+                    // A run of this node ranking as this child does (keep-all children, code
+                    // 0, ride on any run), or a new one.
+                    int code = kd & 7, r = first_run;
+                    en_metric m = job->sched[w->order[a]].metric;
+                    while (r < nruns && code != 0 && w->run_metric[r] != m)
+                        r++;
+                    if (r == nruns) {
+                        w->run_node[r] = i, w->run_keep[r] = 0, w->run_metric[r] = m;
+                        w->run_first[r] = c;
+                        nruns++;
+                    }
+                    if ((kd >> 3) > w->run_keep[r]) w->run_keep[r] = kd >> 3;
+                    w->run_last[r] = c;
+                    w->child_run[c] = r;
+                }
+                a = b;
+            }
+        }
+        // The runs, in batches of up to MAX_SEQ states and BATCH_ROWS rows.
+        en_ctx_rank_all(w->ctx, 1);
+        for (int r0 = 0; r0 < nruns && rc == 0;) {
+            int r1 = r0, rows = 0;
+            while (r1 < nruns && r1 - r0 < MAX_SEQ &&
+                   (r1 == r0 || rows + w->cur[w->run_node[r1]].rows <= BATCH_ROWS))
+                rows += w->cur[w->run_node[r1++]].rows;
+            rc = run_batch(w, d, r0, r1, ex->n, ex);
+            if (rc == 0 && d == L - 1) { // the logits of each run's node
+                rc = en_ctx_finish_batch(w->ctx, &w->logit[(size_t)r0 * C]);
+            }
+            r0 = r1;
+        }
+        en_ctx_rank_all(w->ctx, 0);
+        evals += nruns;
+        int computed = 0;
+        for (int c = 0; c < w->nnext; c++)
+            computed += w->child_run[c] >= 0;
+        w->shared += computed - nruns; // children served by a sibling's run
+        if (rc != 0) break;
+        if (d == L - 1) {
+            // Every child of the last depth is one path: its run's logits.
+            for (int c = 0; c < w->nnext; c++) {
+                const float *lg = &w->logit[(size_t)w->child_run[c] * C];
+                int best = 0;
+                for (int k = 1; k < C; k++)
+                    if (lg[k] > lg[best]) best = k;
+                for (int i = w->next[c].a; i < w->next[c].b; i++) {
+                    int s = w->order[i];
+                    job->pred[(size_t)s * n + slot] = best;
+                    if (job->logits)
+                        memcpy(&job->logits[((size_t)s * n + slot) * C], lg, C * sizeof *lg);
+                }
+                if (cs) cache_put(cs, &w->key[w->order[w->next[c].a] * L], L, 0, lg, NULL, C);
+            }
+            break;
+        }
+        // New states go into the cache (deeper than any found there on their path).
+        for (int c = 0; cs && c < w->nnext; c++)
+            if (w->child_run[c] >= 0)
+                cache_put(cs, &w->key[w->order[w->next[c].a] * L], d + 1, w->next[c].rows,
+                          w->next[c].x, w->next[c].pos, H);
+        // The children become the nodes; their states move with them.
+        node *tn = w->cur;
+        w->cur = w->next, w->next = tn, w->ncur = w->nnext;
+        float *tx = w->xcur;
+        w->xcur = w->xnext, w->xnext = tx;
+        int32_t *tp = w->pcur;
+        w->pcur = w->pnext, w->pnext = tp;
+    }
+    w->evals += evals;
+    w->saved += (long)count * L - evals;
     if (cs) atomic_flag_clear(&cs->busy);
     return rc;
 }
 
-/* The deepest entry on the path `key` (the logits entry when the whole path is there); -1 when
+/* The entry at exactly `depth` on the path `key` (the logits entry for depth L); -1 when
  * none. */
-static int cache_find(const cslot *cs, const int *key, int layers) {
-    int best = -1;
+static int cache_find_at(const cslot *cs, const int *key, int depth) {
     for (int j = 0; j < cs->n; j++) {
         const centry *c = &cs->e[j];
-        if (c->depth > layers || (best >= 0 && c->depth <= cs->e[best].depth)) continue;
-        if (memcmp(c->key, key, (size_t)c->depth * sizeof *key) == 0) best = j;
+        if (c->depth == depth && memcmp(c->key, key, (size_t)depth * sizeof *key) == 0) return j;
     }
-    return best;
+    return -1;
 }
 
 /* Marks the entries on path `key` up to `depth` as just used: the shallower ones are what the
@@ -457,12 +459,17 @@ static void cache_put(cslot *cs, const int *key, int depth, int rows, const floa
         floats * sizeof(float) + (size_t)rows * sizeof(int32_t) + (size_t)depth * sizeof(int);
     size_t bytes = data + sizeof(centry);
     if (bytes > cs->budget) return;
+    // Evicted first: off the kept paths, then states before whole-path logits (a few bytes
+    // that save every layer), then the least recently used.
     while (cs->bytes + bytes > cs->budget && cs->n > 0) {
         int old = 0;
-        for (int j = 1; j < cs->n; j++)
-            if (cs->e[j].kept < cs->e[old].kept ||
-                (cs->e[j].kept == cs->e[old].kept && cs->e[j].stamp < cs->e[old].stamp))
+        for (int j = 1; j < cs->n; j++) {
+            const centry *a = &cs->e[j], *o = &cs->e[old];
+            int la = a->rows == 0, lo = o->rows == 0;
+            if (a->kept != o->kept ? a->kept < o->kept
+                                   : la != lo ? la < lo : a->stamp < o->stamp)
                 old = j;
+        }
         cs->bytes -= cs->e[old].bytes;
         free(cs->e[old].x);
         cs->e[old] = cs->e[--cs->n];
@@ -500,6 +507,8 @@ static void path_keys(const sc_schedule *s, int n0, int layers, int *key) {
         key[l] = k * 8 + (k < n_in ? (int)s->metric + 1 : 0);
         n_in = k;
     }
+    // The last layer's kept rows other than [CLS] never reach the logits: one key for all.
+    key[layers - 1] = 0;
 }
 
 static int worker_init(worker *w, shared *sh) {
@@ -507,27 +516,28 @@ static int worker_init(worker *w, shared *sh) {
     const en_config *cfg = &job->m->cfg;
     int L = cfg->layers, count = job->count, max_n = job->d->max_n;
     w->sh = sh;
-    int rc = en_ctx_new(job->m, max_n, &w->ctx);
+    int rc = en_ctx_new_batch(job->m, max_n, max_n > BATCH_ROWS ? max_n : BATCH_ROWS, MAX_SEQ,
+                              &w->ctx);
     if (rc != 0) return rc;
+    size_t states = (size_t)count * max_n;
     w->key = malloc((size_t)count * L * sizeof *w->key);
     w->order = malloc((size_t)count * sizeof *w->order);
-    w->lcp = malloc((size_t)(count + 1) * sizeof *w->lcp);
-    w->state = malloc((size_t)(L + 1) * max_n * cfg->hidden * sizeof *w->state);
-    w->pos = malloc((size_t)(L + 1) * max_n * sizeof *w->pos);
-    w->rows = calloc((size_t)L + 1, sizeof *w->rows);
-    w->logit = malloc((size_t)cfg->num_labels * sizeof *w->logit);
-    w->have = calloc((size_t)L + 1, 1);
-    w->wide = malloc((size_t)L * max_n * cfg->hidden * sizeof *w->wide);
-    w->wpos = malloc((size_t)L * max_n * sizeof *w->wpos);
-    w->wrank = malloc((size_t)L * max_n * sizeof *w->wrank);
-    w->wide_rows = calloc((size_t)L, sizeof *w->wide_rows);
-    w->wide_code = calloc((size_t)L, sizeof *w->wide_code);
-    w->wide_have = calloc((size_t)L, 1);
-    w->tmp = malloc((size_t)max_n * cfg->hidden * sizeof *w->tmp);
-    w->tpos = malloc((size_t)max_n * sizeof *w->tpos);
-    if (!w->key || !w->order || !w->lcp || !w->state || !w->pos || !w->rows || !w->logit ||
-        !w->have || !w->wide || !w->wpos || !w->wrank || !w->wide_rows || !w->wide_code ||
-        !w->wide_have || !w->tmp || !w->tpos)
+    w->logit = malloc((size_t)count * cfg->num_labels * sizeof *w->logit);
+    w->cur = malloc((size_t)count * sizeof *w->cur);
+    w->next = malloc((size_t)count * sizeof *w->next);
+    w->xcur = malloc(states * cfg->hidden * sizeof *w->xcur);
+    w->xnext = malloc(states * cfg->hidden * sizeof *w->xnext);
+    w->pcur = malloc(states * sizeof *w->pcur);
+    w->pnext = malloc(states * sizeof *w->pnext);
+    w->run_node = malloc((size_t)count * sizeof(int));
+    w->run_keep = malloc((size_t)count * sizeof(int));
+    w->run_first = malloc((size_t)count * sizeof(int));
+    w->run_last = malloc((size_t)count * sizeof(int));
+    w->run_metric = malloc((size_t)count * sizeof(en_metric));
+    w->child_run = malloc((size_t)count * sizeof(int));
+    if (!w->key || !w->order || !w->logit || !w->cur || !w->next || !w->xcur || !w->xnext ||
+        !w->pcur || !w->pnext || !w->run_node || !w->run_keep || !w->run_first ||
+        !w->run_last || !w->run_metric || !w->child_run)
         return EN_ENOMEM;
     return 0;
 }
@@ -536,20 +546,19 @@ static void worker_fini(worker *w) {
     en_ctx_free(w->ctx);
     free(w->key);
     free(w->order);
-    free(w->lcp);
-    free(w->state);
-    free(w->pos);
-    free(w->rows);
     free(w->logit);
-    free(w->have);
-    free(w->wide);
-    free(w->wpos);
-    free(w->wrank);
-    free(w->wide_rows);
-    free(w->wide_code);
-    free(w->wide_have);
-    free(w->tmp);
-    free(w->tpos);
+    free(w->cur);
+    free(w->next);
+    free(w->xcur);
+    free(w->xnext);
+    free(w->pcur);
+    free(w->pnext);
+    free(w->run_node);
+    free(w->run_keep);
+    free(w->run_first);
+    free(w->run_last);
+    free(w->run_metric);
+    free(w->child_run);
     memset(w, 0, sizeof *w);
 }
 

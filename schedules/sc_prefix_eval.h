@@ -1,11 +1,13 @@
 #pragma once
 /* Evaluates many schedules on a data set at once, running each distinct layer prefix only once
  * per example. Per example, the schedules' per-layer keep counts (and the metric, from the first
- * layer that really prunes) form a trie; a depth-first walk of it in sorted order reuses the
- * hidden state saved at the deepest common prefix, so memory stays at one state per depth per
- * worker. Schedules whose whole path coincides on an example (common for short sentences, where
- * nearby ratios keep the same number of tokens) share the prediction outright. The results are
- * exactly those of en_forward(): the same layers run on the same rows.
+ * layer that really prunes) form a trie, walked breadth first: at each depth, the children of a
+ * node (schedules that first differ at that layer's keep count) are served by one run of the
+ * layer per ranking metric, with the largest of their counts, narrowed to each child's count
+ * (en_state_keep_top: the same bits as running each count); and all the runs of a depth go
+ * through the layer as ragged batches, so the products run over hundreds of rows. The last
+ * layer runs for the [CLS] row alone, and its keep count is not part of the path (it never
+ * reaches the logits). The results are exactly those of en_forward().
  *
  * Across calls, an optional sc_prefix_cache keeps, per example, the hidden states of prefixes
  * already run (and the logits of whole paths) within a fixed memory budget, so a schedule of a
@@ -20,7 +22,7 @@
 #include "sc_schedule.h"
 
 typedef struct sc_prefix_stats {
-    long layer_evals;        // sequence-layers run (en_ctx_layer calls)
+    long layer_evals;        // sequence-layers run (one per run of a layer, batched or not)
     long layer_evals_saved;  // sequence-layers a schedule-at-a-time evaluation would have added
     long layer_evals_sibling; // of those saved, the ones a sibling's wide layer saved: schedules
                               // that differ first at layer l share one run of it

@@ -214,6 +214,9 @@ START_TEST(ragged_batch_equals_one_at_a_time) {
     for (int l = 0; l < L; l++)
         ratios[l] = 1.0 - 0.8 * (l + 1) / L;
     enum { N = 60, B = 7 };
+    const en_metric metrics[B] = {EN_METRIC_CONTEXT, EN_METRIC_CONTEXT, EN_METRIC_CONTEXT,
+                                  EN_METRIC_CONTEXT, EN_METRIC_CONTEXT, EN_METRIC_CONTEXT,
+                                  EN_METRIC_CONTEXT};
     en_ctx *one = NULL, *batch = NULL;
     ck_assert_int_eq(en_ctx_new(m, d->max_n, &one), 0);
     ck_assert_int_eq(en_ctx_new_batch(m, d->max_n, B * d->max_n, B, &batch), 0);
@@ -232,7 +235,7 @@ START_TEST(ragged_batch_equals_one_at_a_time) {
             for (int l = 0; l < L; l++) {
                 for (int s = 0; s < count; s++)
                     rows[s] = pruned ? en_keep_count(ratios[l], n[s], rows[s]) : rows[s];
-                ck_assert_int_eq(en_ctx_layer_batch(batch, l, rows, EN_METRIC_CONTEXT), 0);
+                ck_assert_int_eq(en_ctx_layer_batch(batch, l, rows, metrics), 0);
             }
             ck_assert_int_eq(en_ctx_finish_batch(batch, got), 0);
             for (int s = 0; s < count; s++)
