@@ -11,5 +11,9 @@ Suite *shapes_suite(void);
 
 /// `$SEARCHD_SHARED/<rel>` into `buf`; fails the test when SEARCHD_SHARED is unset.
 const char *shared_path(char *buf, size_t len, const char *rel);
+/// Every how many fixture lines or examples the heavy tests check: $SEARCHD_TEST_STRIDE, 1 by
+/// default (test.sh sets 4 for the sanitizer build, where a memory error shows on any input and
+/// the release build has already checked every value).
+int test_stride(void);
 /// Loads a model or fails the test with the loader's message. Owned by the caller.
 en_model *load_model_or_fail(const char *dir);

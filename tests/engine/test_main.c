@@ -10,6 +10,12 @@ const char *shared_path(char *buf, size_t len, const char *rel) {
     return buf;
 }
 
+int test_stride(void) {
+    const char *s = getenv("SEARCHD_TEST_STRIDE");
+    int v = s ? atoi(s) : 1;
+    return v >= 1 ? v : 1;
+}
+
 en_model *load_model_or_fail(const char *dir) {
     en_model *m = NULL;
     en_diag diag = {{0}};
