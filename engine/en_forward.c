@@ -26,6 +26,7 @@ struct en_ctx {
     int *kept;     // [max_len]    kept rows, ascending
     int32_t *pos;  // [max_len]    original position of each current row
     int32_t *pos2; // [max_len]
+    float *emb;    // [max_len, E] embeddings before the projection to H; NULL when E == H
 };
 
 static const char *metric_names[EN_METRIC_COUNT] = {"attn", "power", "cls", "context"};
@@ -91,6 +92,10 @@ int en_ctx_new(const en_model *m, int max_len, en_ctx **out) {
     c->kept = malloc(L * sizeof(int));
     c->pos = malloc(L * sizeof(int32_t));
     c->pos2 = malloc(L * sizeof(int32_t));
+    if (cfg->emb != cfg->hidden && !(c->emb = malloc(L * (size_t)cfg->emb * sizeof(float)))) {
+        en_ctx_free(c);
+        return EN_ENOMEM;
+    }
     if (!c->x || !c->qkv || !c->att || !c->arows || !c->ctx || !c->y || !c->ffn || !c->score ||
         !c->order || !c->kept || !c->pos || !c->pos2) {
         en_ctx_free(c);
@@ -115,28 +120,41 @@ void en_ctx_free(en_ctx *c) {
     free(c->kept);
     free(c->pos);
     free(c->pos2);
+    free(c->emb);
     free(c);
 }
 
 int en_ctx_begin(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n) {
     const en_config *cfg = &c->m->cfg;
     const en_weights *w = &c->m->w;
-    int H = cfg->hidden;
+    int E = cfg->emb;
     if (n < 1 || n > c->max_len)
         return EN_EINPUT;
+    /* word + position (+ token type), E wide; position rows start at pos_offset (RoBERTa) */
+    float *x = c->emb ? c->emb : c->x;
     for (int i = 0; i < n; i++) {
-        int32_t type = type_ids ? type_ids[i] : 0;
-        if (ids[i] < 0 || ids[i] >= cfg->vocab_size || type < 0 || type >= cfg->type_vocab)
+        int32_t type = type_ids && w->type_emb ? type_ids[i] : 0; // no types: ignored
+        if (ids[i] < 0 || ids[i] >= cfg->vocab_size || type < 0 ||
+            (w->type_emb && type >= cfg->type_vocab))
             return EN_EINPUT;
-        const float *we = w->word_emb + (size_t)ids[i] * H;
-        const float *pe = w->pos_emb + (size_t)i * H;
-        const float *te = w->type_emb + (size_t)type * H;
-        float *row = c->x + (size_t)i * H;
-        for (int j = 0; j < H; j++)
-            row[j] = we[j] + pe[j] + te[j];
+        const float *we = w->word_emb + (size_t)ids[i] * E;
+        const float *pe = w->pos_emb + (size_t)(i + cfg->pos_offset) * E;
+        float *row = x + (size_t)i * E;
+        for (int j = 0; j < E; j++)
+            row[j] = we[j] + pe[j];
+        if (w->type_emb) {
+            const float *te = w->type_emb + (size_t)type * E;
+            for (int j = 0; j < E; j++)
+                row[j] += te[j];
+        }
         c->pos[i] = i;
     }
-    en_layernorm(c->x, n, H, w->emb_ln_g, w->emb_ln_b, cfg->ln_eps);
+    en_layernorm(x, n, E, w->emb_ln_g, w->emb_ln_b, cfg->ln_eps);
+    /* ELECTRA with E != H: X = emb Wp^T + bp */
+    if (c->emb) {
+        en_gemm(n, cfg->hidden, E, 1.f, c->emb, E, w->proj_w, E, 1, 0.f, c->x, cfg->hidden);
+        en_add_bias(c->x, n, cfg->hidden, w->proj_b);
+    }
     c->n0 = n;
     c->rows = n;
     return 0;
@@ -274,14 +292,26 @@ int en_ctx_finish(en_ctx *c, float *logits) {
     const en_config *cfg = &c->m->cfg;
     const en_weights *w = &c->m->w;
     int H = cfg->hidden;
-    /* pooled = tanh(Wp Z[0] + bp); logits = Wc pooled + bc: matrix-vector, done in double */
+    /* h = act(Wh Z[0] + bh) (BERT: the pooler, tanh; RoBERTa tanh; ELECTRA GELU; DistilBERT
+     * ReLU); logits = Wc h + bc: matrix-vector, done in double */
     float *pooled = c->ctx;
     for (int o = 0; o < H; o++) {
         double acc = w->pool_b[o];
         const float *row = w->pool_w + (size_t)o * H;
         for (int j = 0; j < H; j++)
             acc += (double)row[j] * c->x[j];
-        pooled[o] = (float)tanh(acc);
+        switch (cfg->head_act) {
+        case EN_HEAD_TANH:
+            acc = tanh(acc);
+            break;
+        case EN_HEAD_RELU:
+            acc = acc > 0 ? acc : 0;
+            break;
+        case EN_HEAD_GELU:
+            acc = 0.5 * acc * (1 + erf(acc / sqrt(2.0)));
+            break;
+        }
+        pooled[o] = (float)acc;
     }
     for (int o = 0; o < cfg->num_labels; o++) {
         double acc = w->cls_b[o];

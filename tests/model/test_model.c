@@ -768,20 +768,75 @@ END_TEST
 
 START_TEST(test_other_architectures) {
     make_tiny(tmpdir, "F32", 1, 0);
-    set_config(tmpdir, "model_type", json_string("distilbert"));
-    set_config(tmpdir, "architectures", json_pack("[s]", "DistilBertForSequenceClassification"));
-    expect_fail(tmpdir, EN_EARCH, "config.json", "model_type 'distilbert'",
-                "DistilBertForSequenceClassification", "only BERT", NULL);
-    set_config(tmpdir, "model_type", json_string("roberta"));
-    set_config(tmpdir, "architectures", json_pack("[s]", "RobertaForSequenceClassification"));
-    expect_fail(tmpdir, EN_EARCH, "config.json", "'roberta'", "RobertaForSequenceClassification",
-                NULL);
     set_config(tmpdir, "model_type", json_string("bert"));
     set_config(tmpdir, "architectures", json_pack("[s]", "BertForMaskedLM"));
-    expect_fail(tmpdir, EN_EARCH, "config.json", "BertForMaskedLM", NULL);
+    expect_fail(tmpdir, EN_EARCH, "config.json", "BertForMaskedLM",
+                "only BertForSequenceClassification", NULL);
+    // A supported family whose architecture list names another family's class.
+    set_config(tmpdir, "architectures", json_pack("[s]", "RobertaForSequenceClassification"));
+    expect_fail(tmpdir, EN_EARCH, "RobertaForSequenceClassification", NULL);
     set_config(tmpdir, "architectures", NULL);
     set_config(tmpdir, "model_type", NULL);
     expect_fail(tmpdir, EN_ECONFIG, "config.json", "'model_type' is missing", NULL);
+    set_config(tmpdir, "model_type", json_string("gpt2"));
+    expect_fail(tmpdir, EN_EARCH, "config.json", "'gpt2'", "supported: BERT, DistilBERT, RoBERTa, "
+                "ELECTRA", NULL);
+}
+END_TEST
+
+/* Writes `text` as <tmpdir>/<file>. */
+static void put_file(const char *file, const char *text) {
+    write_all(sub(tmpdir, file), text, strlen(text));
+}
+
+/* The families people fine-tune that are not supported yet: one line naming the family and
+ * what is supported, from a tiny config.json alone (nothing else is read). */
+START_TEST(test_unsupported_families) {
+    static const struct {
+        const char *type, *arch, *name;
+    } cases[] = {
+        {"albert", "AlbertForSequenceClassification", "ALBERT"},
+        {"deberta", "DebertaForSequenceClassification", "DeBERTa"},
+        {"deberta-v2", "DebertaV2ForSequenceClassification", "DeBERTa-v2/v3"},
+        {"xlnet", "XLNetForSequenceClassification", "XLNet"},
+        {"modernbert", "ModernBertForSequenceClassification", "ModernBERT"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cfg[256];
+        snprintf(cfg, sizeof cfg, "{\"model_type\": \"%s\", \"architectures\": [\"%s\"]}",
+                 cases[i].type, cases[i].arch);
+        put_file("config.json", cfg);
+        char says[64];
+        snprintf(says, sizeof says, "%s model_type '%s'", cases[i].name, cases[i].type);
+        expect_fail(tmpdir, EN_EARCH, "config.json", says, "is not supported",
+                    "supported: BERT, DistilBERT, RoBERTa, ELECTRA", NULL);
+    }
+}
+END_TEST
+
+/* XLM-RoBERTa's network is RoBERTa's; its SentencePiece Unigram tokenizer is what is refused. */
+START_TEST(test_sentencepiece_refused) {
+    put_file("config.json",
+             "{\"model_type\": \"xlm-roberta\", \"architectures\": "
+             "[\"XLMRobertaForSequenceClassification\"], \"vocab_size\": 10, \"hidden_size\": 8, "
+             "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"intermediate_size\": 16, "
+             "\"max_position_embeddings\": 20, \"type_vocab_size\": 1, \"pad_token_id\": 1}");
+    put_file("sentencepiece.bpe.model", "not read");
+    expect_fail(tmpdir, EN_EVOCAB, "SentencePiece", "not supported",
+                "byte-level BPE (vocab.json + merges.txt or tokenizer.json)", NULL);
+    put_file("tokenizer.json", "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"<s>\", 0]]}}");
+    expect_fail(tmpdir, EN_EVOCAB, "tokenizer.json", "Unigram", "SentencePiece",
+                "supported: WordPiece and byte-level BPE", NULL);
+}
+END_TEST
+
+/* A folder with only PyTorch's pickle: the message says how to convert it. */
+START_TEST(test_pytorch_bin_only) {
+    make_tiny(tmpdir, "F32", 1, 0);
+    unlink(sub(tmpdir, "model.safetensors"));
+    put_file("pytorch_model.bin", "PK not read");
+    expect_fail(tmpdir, EN_EFORMAT, "pytorch_model.bin", "convert it to model.safetensors",
+                "save_pretrained", "safe_serialization=True", NULL);
 }
 END_TEST
 
@@ -885,6 +940,9 @@ Suite *model_suite(void) {
     tcase_add_test(bad, test_missing_tensor);
     tcase_add_test(bad, test_wrong_shape);
     tcase_add_test(bad, test_other_architectures);
+    tcase_add_test(bad, test_unsupported_families);
+    tcase_add_test(bad, test_sentencepiece_refused);
+    tcase_add_test(bad, test_pytorch_bin_only);
     tcase_add_test(bad, test_bad_config_fields);
     tcase_add_test(bad, test_vocab_problems);
     tcase_add_test(bad, test_missing_weights_file);
