@@ -349,8 +349,10 @@ int en__tok_add_special(en_tokenizer *t, const char *text, size_t len, int32_t i
     if (len == 0) return 0; // never matches
     for (int i = 0; i < t->n_specials; i++) {
         en_tok_special *sp = &t->specials[i];
-        if (sp->len == len && memcmp(sp->text, text, len) == 0) { // known: the later one wins
-            sp->id = id, sp->lstrip = lstrip, sp->rstrip = rstrip;
+        if (sp->len == len && memcmp(sp->text, text, len) == 0) {
+            // Named again (a plain string in tokenizer_config.json after an AddedToken with
+            // lstrip in tokenizer.json, say): the same token; what strips stays stripping.
+            sp->id = id, sp->lstrip |= lstrip, sp->rstrip |= rstrip;
             return 0;
         }
     }
@@ -449,6 +451,20 @@ static int config_specials(en_tokenizer *t, json_t *cfg, json_t *map, bool fast,
     static const char *const wp[] = {"[CLS]", "[SEP]", "[UNK]", "[PAD]", "[MASK]", NULL, NULL};
     static const char *const bpe[] = {"<s>", "</s>", "<unk>", "<pad>", "<mask>", "<s>", "</s>"};
     bool is_bpe = t->kind == EN_TOK_BPE;
+    // added_tokens_decoder {"id": {"content": ..., "lstrip": ...}}: matched in text.
+    const char *key;
+    json_t *v;
+    json_object_foreach(cfg ? json_object_get(cfg, "added_tokens_decoder") : NULL, key, v) {
+        json_t *c = json_object_get(v, "content");
+        int32_t id = json_is_string(c) ? en__tok_find(t, NULL, json_string_value(c),
+                                                      json_string_length(c))
+                                       : -1;
+        if (id >= 0 && strtol(key, NULL, 10) == id &&
+            en__tok_add_special(t, json_string_value(c), json_string_length(c), id,
+                                json_is_true(json_object_get(v, "lstrip")),
+                                json_is_true(json_object_get(v, "rstrip"))) != 0)
+            return en_fail(diag, EN_ENOMEM, "%s: out of memory", dir);
+    }
     int32_t found[7];
     for (int k = 0; k < 7; k++) {
         const char *name;
