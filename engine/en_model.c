@@ -142,6 +142,11 @@ int en_model_load(const char *dir, en_model **out, en_diag *diag) {
     return 0;
 }
 
+const char *en_model_family(const en_model *m) {
+    const en_family_def *f = m ? en_family_get(m->cfg.family) : NULL;
+    return f ? f->name : "unknown";
+}
+
 void en_model_free(en_model *m) {
     if (!m) return;
     en_tokenizer_free(m->tok);

@@ -89,5 +89,9 @@ typedef struct en_model {
 /// mapped). On success `*out` is owned by the caller: free with en_model_free().
 int en_model_load(const char *dir, en_model **out, en_diag *diag);
 
+/// The model's family as people write it: "BERT", "DistilBERT", "RoBERTa", "ELECTRA", ...
+/// Static storage.
+const char *en_model_family(const en_model *m);
+
 /// Frees a model; NULL is allowed.
 void en_model_free(en_model *m);

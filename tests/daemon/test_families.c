@@ -22,12 +22,12 @@ static void teardown(void) {
 }
 
 static const struct {
-    const char *dir, *name;
+    const char *dir, *name, *family;
     int layers;
 } models[] = {
-    {"sst2-distilbert-L6-H256", "distil", 6},
-    {"sst2-electra-L4-H128", "electra", 4},
-    {NULL, "demo", 4},
+    {"sst2-distilbert-L6-H256", "distil", "DistilBERT", 6},
+    {"sst2-electra-L4-H128", "electra", "ELECTRA", 4},
+    {NULL, "demo", "BERT", 4},
 };
 #define N_MODELS (sizeof models / sizeof models[0])
 
@@ -42,6 +42,12 @@ START_TEST(distilbert_electra_beside_bert) {
         sdc_arg add[] = {SDC_ARG_STR("path", path), SDC_ARG_STR("data", td_data),
                          SDC_ARG_STR("name", models[i].name)};
         td_call_ok(c, "model.add", add, 3, &r);
+        char buf[64];
+        ck_assert_str_eq(td_str(r.result, "family", buf, sizeof buf), models[i].family);
+        const msgpack_object *labels = sp_map_get(r.result, "labels");
+        ck_assert(labels && labels->via.array.size == 2);
+        ck_assert(sp_obj_streq(&labels->via.array.ptr[0], "negative"));
+        ck_assert(sp_obj_streq(&labels->via.array.ptr[1], "positive"));
         sdc_reply_free(&r);
         sp_diag dg = {{0}};
         ck_assert_msg(td_tune_wait(c, models[i].name, &dg) == 0, "tune %s: %s (see %s)",
