@@ -166,7 +166,7 @@ int en_dataset_load(const char *path, const en_model *m, en_dataset **out, en_di
             rc = en_fail(diag, rc, "%s:%d: %s", path, lineno, tdiag.msg);
             goto done;
         }
-        if (n <= (col_b >= 0 ? 3 : 2)) {
+        if (n <= en_tokenizer_specials(m->tok, col_b >= 0)) {
             rc = en_fail(diag, EN_EDATA, "%s:%d: empty sentence", path, lineno);
             goto done;
         }

@@ -115,6 +115,14 @@ const char *en_tokenizer_piece(const en_tokenizer *t, int32_t id) {
     return t->blob + t->offs[id];
 }
 
+int en_tokenizer_specials(const en_tokenizer *t, int pair) {
+    const en_tok_item *tpl = pair ? t->pair : t->single;
+    int n = 0;
+    for (int i = 0; i < (pair ? t->n_pair : t->n_single); i++)
+        n += tpl[i].id >= 0;
+    return n;
+}
+
 const char *en_tokenizer_file(const en_tokenizer *t) {
     return t && t->file ? t->file : "vocab.txt";
 }
@@ -136,9 +144,7 @@ int en_tokenize_n(const en_tokenizer *t, const char *text, size_t text_len, cons
         return en_fail(diag, EN_EINPUT, "en_tokenize: NULL argument");
     *n_out = 0;
     const en_tok_item *tpl = text_pair ? t->pair : t->single;
-    int n_tpl = text_pair ? t->n_pair : t->n_single, specials = 0;
-    for (int i = 0; i < n_tpl; i++)
-        specials += tpl[i].id >= 0;
+    int n_tpl = text_pair ? t->n_pair : t->n_single, specials = en_tokenizer_specials(t, !!text_pair);
     if (text_pair && n_tpl == 0)
         return en_fail(diag, EN_EINPUT, "this tokenizer has no template for a pair of texts");
     if (max_len < specials || max_len < 1)

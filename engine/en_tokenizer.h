@@ -66,6 +66,10 @@ int en_tokenize_n(const en_tokenizer *t, const char *text, size_t text_len, cons
                   size_t pair_len, int max_len, int32_t *ids, int32_t *type_ids, int *n_out,
                   en_diag *diag);
 
+/// How many special tokens the template adds to one text (`pair` 0) or a pair (`pair` 1):
+/// 2 and 3 for BERT's, 2 and 4 for RoBERTa's.
+int en_tokenizer_specials(const en_tokenizer *t, int pair);
+
 /// The file the vocabulary came from ("vocab.txt", "vocab.json", "tokenizer.json"). Static.
 const char *en_tokenizer_file(const en_tokenizer *t);
 
