@@ -153,7 +153,8 @@ int cmd_eval(int argc, char **argv) {
                 json_object_set_new(labels, m->cfg.labels[k],
                                     json_pack("{s:i, s:i, s:i}", "n", per[k][0], "correct",
                                               per[k][1], "predicted", per[k][2]));
-            print_json(json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:o}", "schedule", text,
+            print_json(json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:o}",
+                                 "schedule", text,
                                  "n", r.n, "correct", r.correct, "accuracy", r.accuracy, "flops",
                                  r.mean_flops, "flops_ratio", r.flops_ratio, "latency_ms",
                                  r.latency_ms, "seconds", r.seconds, "threads",

@@ -70,7 +70,8 @@ int en__bpe_add_merge(en_tokenizer *t, const char *a, size_t alen, const char *b
     if (ida < 0 || idb < 0 || merged < 0) {
         const char *which = ida < 0 ? a : idb < 0 ? b : ab;
         int wlen = (int)(ida < 0 ? alen : idb < 0 ? blen : alen + blen);
-        rc = en_fail(diag, EN_EVOCAB, "%s: merge %u (\"%.*s %.*s\"): \"%.*s\" is not in the "
+        rc = en_fail(diag, EN_EVOCAB,
+                     "%s: merge %u (\"%.*s %.*s\"): \"%.*s\" is not in the "
                      "vocabulary",
                      what, rank + 1, (int)(alen > 64 ? 64 : alen), a, (int)(blen > 64 ? 64 : blen),
                      b, wlen > 64 ? 64 : wlen, which);
@@ -120,7 +121,8 @@ int en__bpe_load_slow(en_tokenizer *t, const char *dir, en_diag *diag) {
         line++;
         if (len > 0 && !(line == 1 && len >= 8 && memcmp(p, "#version", 8) == 0)) {
             char *sp = memchr(p, ' ', len);
-            if (!sp || sp == p || sp + 1 == p + len || memchr(sp + 1, ' ', (size_t)(p + len - sp - 1)))
+            if (!sp || sp == p || sp + 1 == p + len ||
+                memchr(sp + 1, ' ', (size_t)(p + len - sp - 1)))
                 rc = en_fail(diag, EN_EVOCAB, "%s: line %zu: not two pieces separated by a space",
                              path, line);
             else

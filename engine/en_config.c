@@ -29,8 +29,8 @@ static const struct {
 
 static int parse_root(json_t *root, const char *what, en_config *cfg, en_diag *diag);
 static int check_arch(json_t *root, const char *what, const en_family_def **fam, en_diag *diag);
-static int parse_positions(json_t *root, const en_family_def *fam, en_config *cfg,
-                           const char *what, en_diag *diag);
+static int parse_positions(json_t *root, const en_family_def *fam, en_config *cfg, const char *what,
+                           en_diag *diag);
 static int get_int(json_t *root, const char *key, int min, int max, int *out, const char *what,
                    en_diag *diag);
 static int get_optional_string(json_t *root, const char *key, const char *dflt, const char **out,
@@ -147,7 +147,8 @@ static int check_arch(json_t *root, const char *what, const en_family_def **fam,
     *fam = en_family_find(type);
     if (!*fam) {
         const char *known = en_family_unsupported(type);
-        return en_fail(diag, EN_EARCH, "%s: %s%smodel_type '%.64s' (%.64s) is not supported; "
+        return en_fail(diag, EN_EARCH,
+                       "%s: %s%smodel_type '%.64s' (%.64s) is not supported; "
                        "supported: %s",
                        what, known ? known : "", known ? " " : "", type,
                        first ? first : "no architectures listed", en_family_list());
@@ -155,14 +156,15 @@ static int check_arch(json_t *root, const char *what, const en_family_def **fam,
     if (!first) return 0; // no list: the classifier tensors are required anyway
     for (size_t i = 0; i < json_array_size(archs); i++)
         if (strcmp(json_string_value(json_array_get(archs, i)), (*fam)->arch) == 0) return 0;
-    return en_fail(diag, EN_EARCH, "%s: architecture '%.64s' is not supported; for model_type "
+    return en_fail(diag, EN_EARCH,
+                   "%s: architecture '%.64s' is not supported; for model_type "
                    "'%s' only %s",
                    what, first, (*fam)->model_type, (*fam)->arch);
 }
 
 /* Where token i's position embedding is, and so how long a sequence may be. */
-static int parse_positions(json_t *root, const en_family_def *fam, en_config *cfg,
-                           const char *what, en_diag *diag) {
+static int parse_positions(json_t *root, const en_family_def *fam, en_config *cfg, const char *what,
+                           en_diag *diag) {
     cfg->pos_offset = 0;
     if (fam->positions_after_pad) {
         int pad = 1; // RobertaConfig's default

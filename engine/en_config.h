@@ -17,8 +17,8 @@
 
 /// Parses `path` (a config.json). Errors: -ENOENT and other negated errno (message names the
 /// path), EN_EFORMAT (not JSON / not an object), EN_EARCH (not a supported family for
-/// sequence classification, naming what was found), EN_ECONFIG (a field missing, of the wrong type or
-/// out of range, naming the field). `*cfg` is caller-owned and fully written on success.
+/// sequence classification, naming what was found), EN_ECONFIG (a field missing, of the wrong type
+/// or out of range, naming the field). `*cfg` is caller-owned and fully written on success.
 int en_config_load(const char *path, en_config *cfg, en_diag *diag);
 
 /// Same as en_config_load() but from a JSON text of `len` bytes; `what` names it in messages.

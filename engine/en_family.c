@@ -71,8 +71,11 @@ static const en_family_def families[] = {
         .model_type = "distilbert",
         .arch = "DistilBertForSequenceClassification",
         .prefix = "distilbert.",
-        .keys = {[EN_K_VOCAB] = "vocab_size", [EN_K_HIDDEN] = "dim", [EN_K_LAYERS] = "n_layers",
-                 [EN_K_HEADS] = "n_heads", [EN_K_FFN] = "hidden_dim",
+        .keys = {[EN_K_VOCAB] = "vocab_size",
+                 [EN_K_HIDDEN] = "dim",
+                 [EN_K_LAYERS] = "n_layers",
+                 [EN_K_HEADS] = "n_heads",
+                 [EN_K_FFN] = "hidden_dim",
                  [EN_K_MAX_POS] = "max_position_embeddings"},
         .act_key = "activation",
         .head_act = EN_HEAD_RELU,
@@ -129,10 +132,18 @@ static const en_family_def families[] = {
 static const struct {
     const char *model_type, *name;
 } unsupported[] = {
-    {"albert", "ALBERT"},         {"deberta", "DeBERTa"},      {"deberta-v2", "DeBERTa-v2/v3"},
-    {"xlnet", "XLNet"},           {"modernbert", "ModernBERT"}, {"mpnet", "MPNet"},
-    {"camembert", "CamemBERT"},   {"xlm", "XLM"},              {"funnel", "Funnel Transformer"},
-    {"longformer", "Longformer"}, {"bart", "BART"},            {"t5", "T5"},
+    {"albert", "ALBERT"},
+    {"deberta", "DeBERTa"},
+    {"deberta-v2", "DeBERTa-v2/v3"},
+    {"xlnet", "XLNet"},
+    {"modernbert", "ModernBERT"},
+    {"mpnet", "MPNet"},
+    {"camembert", "CamemBERT"},
+    {"xlm", "XLM"},
+    {"funnel", "Funnel Transformer"},
+    {"longformer", "Longformer"},
+    {"bart", "BART"},
+    {"t5", "T5"},
 };
 
 const en_family_def *en_family_get(en_family f) {

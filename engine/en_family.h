@@ -13,14 +13,14 @@
  * the order the arena stores them: query, key and value weights next to each other (one
  * [3H, H] matrix), then their biases. */
 typedef enum en_role {
-    EN_T_WORD,      // [V, E] word embeddings
-    EN_T_POS,       // [P, E] position embeddings
-    EN_T_TYPE,      // [T, E] token type embeddings (NULL name: the family has none)
-    EN_T_EMB_LN_G,  // [E]
-    EN_T_EMB_LN_B,  // [E]
-    EN_T_PROJ_W,    // [H, E] embeddings projection, only when E != H (ELECTRA)
-    EN_T_PROJ_B,    // [H]
-    EN_T_Q_W,       // per layer from here to EN_T_LN2_B; %d is the layer index
+    EN_T_WORD,     // [V, E] word embeddings
+    EN_T_POS,      // [P, E] position embeddings
+    EN_T_TYPE,     // [T, E] token type embeddings (NULL name: the family has none)
+    EN_T_EMB_LN_G, // [E]
+    EN_T_EMB_LN_B, // [E]
+    EN_T_PROJ_W,   // [H, E] embeddings projection, only when E != H (ELECTRA)
+    EN_T_PROJ_B,   // [H]
+    EN_T_Q_W,      // per layer from here to EN_T_LN2_B; %d is the layer index
     EN_T_K_W,
     EN_T_V_W,
     EN_T_Q_B,

@@ -111,8 +111,7 @@ static int read_fail(const loader *ld, int rc, en_diag *diag);
 static void bind_fields(en_model *m, const loader *ld);
 static void fill_dtype(en_model *m, const loader *ld);
 static size_t dim_value(const en_config *c, enum dim d);
-static int format_name(const loader *ld, const slot *s, int strip, int old, char *out,
-                       size_t cap);
+static int format_name(const loader *ld, const slot *s, int strip, int old, char *out, size_t cap);
 static void format_shape(const uint64_t *shape, int ndim, char *out, size_t cap);
 static int cmp_begin(const void *a, const void *b);
 static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n);
@@ -130,9 +129,8 @@ int en_model_load(const char *dir, en_model **out, en_diag *diag) {
     if (rc == 0) rc = en_config_load(path, &m->cfg, diag);
     if (rc == 0) rc = en_tokenizer_load(dir, &m->tok, diag);
     if (rc == 0 && en_tokenizer_vocab_size(m->tok) != m->cfg.vocab_size)
-        rc = en_fail(diag, EN_EVOCAB, "%s/%s has %d pieces but config.json says vocab_size %d",
-                     dir, en_tokenizer_file(m->tok), en_tokenizer_vocab_size(m->tok),
-                     m->cfg.vocab_size);
+        rc = en_fail(diag, EN_EVOCAB, "%s/%s has %d pieces but config.json says vocab_size %d", dir,
+                     en_tokenizer_file(m->tok), en_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
     if (rc == 0) rc = load_weights(m, dir, diag);
     if (rc < 0) {
         en_model_free(m);
@@ -160,7 +158,10 @@ static int load_weights(en_model *m, const char *dir, en_diag *diag) {
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/model.safetensors", dir) >= (int)sizeof path)
         return en_fail(diag, -ENAMETOOLONG, "%s: path too long", dir);
-    loader ld = {.path = path, .cfg = &m->cfg, .fam = en_family_get(m->cfg.family), .fd = -1,
+    loader ld = {.path = path,
+                 .cfg = &m->cfg,
+                 .fam = en_family_get(m->cfg.family),
+                 .fd = -1,
                  .hash = FNV_OFFSET};
     int rc = 0;
     ld.fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -405,8 +406,7 @@ static size_t dim_value(const en_config *c, enum dim d) {
 
 /* The slot's name, without the family's prefix when `strip`, with the TF-era LayerNorm
  * gamma/beta when `old`; 0 when there is no such variant. */
-static int format_name(const loader *ld, const slot *s, int strip, int old, char *out,
-                       size_t cap) {
+static int format_name(const loader *ld, const slot *s, int strip, int old, char *out, size_t cap) {
     const char *pattern = s->name;
     size_t plen = strlen(ld->fam->prefix);
     if (strip) {

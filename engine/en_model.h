@@ -83,8 +83,9 @@ typedef struct en_model {
 /// Loads a checkpoint folder: config.json, model.safetensors and the tokenizer's files
 /// (en_tokenizer_load). Trusts nothing: architecture (the families of en_family.h, each
 /// *ForSequenceClassification; others are refused naming what was found and what is supported;
-/// a folder with only pytorch_model.bin is refused saying how to convert it), header length, JSON, dtype,
-/// offsets inside the file, overlapping tensors, shapes against config.json, missing tensors.
+/// a folder with only pytorch_model.bin is refused saying how to convert it), header length,
+/// JSON, dtype, offsets inside the file, overlapping tensors, shapes against config.json,
+/// missing tensors.
 /// Peak memory is the F32 weights plus a small read buffer (tensors are read with pread, not
 /// mapped). On success `*out` is owned by the caller: free with en_model_free().
 int en_model_load(const char *dir, en_model **out, en_diag *diag);

@@ -12,9 +12,9 @@
 #include "en_tokenizer.h"
 
 enum {
-    EN_TOK_MAX_TEMPLATE = 16, // items of a post-processing template
-    EN_TOK_SEQ_A = -1,        // template item: the first text's pieces
-    EN_TOK_SEQ_B = -2,        // template item: the second text's pieces
+    EN_TOK_MAX_TEMPLATE = 16,     // items of a post-processing template
+    EN_TOK_SEQ_A = -1,            // template item: the first text's pieces
+    EN_TOK_SEQ_B = -2,            // template item: the second text's pieces
     EN_TOK_MAX_WORD_CHARS = 1000, // the largest max_input_chars_per_word taken
 };
 
@@ -45,12 +45,12 @@ struct en_tokenizer {
     en_tok_kind kind;
     const char *file; // where the vocabulary came from: "vocab.txt", "tokenizer.json", ...
     // Vocabulary: piece id -> bytes; bytes -> id through an open-addressing table.
-    char *blob;       // every piece, NUL-terminated, back to back (owned)
-    uint32_t *offs;   // [n_pieces] offset of each piece in blob (owned)
-    uint32_t *lens;   // [n_pieces] byte length of each piece (owned)
+    char *blob;     // every piece, NUL-terminated, back to back (owned)
+    uint32_t *offs; // [n_pieces] offset of each piece in blob (owned)
+    uint32_t *lens; // [n_pieces] byte length of each piece (owned)
     int32_t n_pieces;
-    int32_t *slots;   // [mask + 1] piece id per slot, -1 when empty (owned)
-    uint32_t mask;    // table size - 1 (a power of two at least twice n_pieces)
+    int32_t *slots; // [mask + 1] piece id per slot, -1 when empty (owned)
+    uint32_t mask;  // table size - 1 (a power of two at least twice n_pieces)
     // WordPiece (BertNormalizer + BertPreTokenizer + WordPiece)
     bool lower;         // lowercase
     bool strip_accents; // NFD and drop Mn
@@ -61,8 +61,8 @@ struct en_tokenizer {
     int32_t unk_id;     // -1: none (byte-level BPE)
     // Byte-level BPE
     bool add_prefix_space;
-    int32_t byte_id[256];  // the piece of each byte's printable character
-    en_tok_merge *merges;  // [merge_mask + 1] (owned)
+    int32_t byte_id[256]; // the piece of each byte's printable character
+    en_tok_merge *merges; // [merge_mask + 1] (owned)
     uint32_t merge_mask;
     // Special tokens in text and the post-processing templates
     en_tok_special *specials; // [n_specials] longest first (owned)

@@ -144,7 +144,8 @@ int en_tokenize_n(const en_tokenizer *t, const char *text, size_t text_len, cons
         return en_fail(diag, EN_EINPUT, "en_tokenize: NULL argument");
     *n_out = 0;
     const en_tok_item *tpl = text_pair ? t->pair : t->single;
-    int n_tpl = text_pair ? t->n_pair : t->n_single, specials = en_tokenizer_specials(t, !!text_pair);
+    int n_tpl = text_pair ? t->n_pair : t->n_single,
+        specials = en_tokenizer_specials(t, !!text_pair);
     if (text_pair && n_tpl == 0)
         return en_fail(diag, EN_EINPUT, "this tokenizer has no template for a pair of texts");
     if (max_len < specials || max_len < 1)
@@ -171,7 +172,9 @@ int en_tokenize_n(const en_tokenizer *t, const char *text, size_t text_len, cons
         }
         int n = 0;
         for (int i = 0; i < n_tpl; i++) {
-            const i32vec *seq = tpl[i].id == EN_TOK_SEQ_A ? &a : tpl[i].id == EN_TOK_SEQ_B ? &b : NULL;
+            const i32vec *seq = tpl[i].id == EN_TOK_SEQ_A   ? &a
+                                : tpl[i].id == EN_TOK_SEQ_B ? &b
+                                                            : NULL;
             size_t count = seq == &a ? la : seq == &b ? lb : 0;
             if (!seq) ids[n] = tpl[i].id, type_ids[n++] = tpl[i].type;
             for (size_t k = 0; k < count; k++)
@@ -452,7 +455,7 @@ static int load_json(const char *path, json_t **root, en_diag *diag) {
  * matched in text. tokenizer.json lists its own (en_tokjson.c); these are added to them. */
 static int config_specials(en_tokenizer *t, json_t *cfg, json_t *map, bool fast, const char *dir,
                            en_diag *diag) {
-    static const char *const keys[] = {"cls_token", "sep_token", "unk_token", "pad_token",
+    static const char *const keys[] = {"cls_token",  "sep_token", "unk_token", "pad_token",
                                        "mask_token", "bos_token", "eos_token"};
     static const char *const wp[] = {"[CLS]", "[SEP]", "[UNK]", "[PAD]", "[MASK]", NULL, NULL};
     static const char *const bpe[] = {"<s>", "</s>", "<unk>", "<pad>", "<mask>", "<s>", "</s>"};
@@ -462,9 +465,9 @@ static int config_specials(en_tokenizer *t, json_t *cfg, json_t *map, bool fast,
     json_t *v;
     json_object_foreach(cfg ? json_object_get(cfg, "added_tokens_decoder") : NULL, key, v) {
         json_t *c = json_object_get(v, "content");
-        int32_t id = json_is_string(c) ? en__tok_find(t, NULL, json_string_value(c),
-                                                      json_string_length(c))
-                                       : -1;
+        int32_t id = json_is_string(c)
+                         ? en__tok_find(t, NULL, json_string_value(c), json_string_length(c))
+                         : -1;
         if (id >= 0 && strtol(key, NULL, 10) == id &&
             en__tok_add_special(t, json_string_value(c), json_string_length(c), id,
                                 json_is_true(json_object_get(v, "lstrip")),
@@ -485,8 +488,8 @@ static int config_specials(en_tokenizer *t, json_t *cfg, json_t *map, bool fast,
         if (found[k] < 0 && required)
             return en_fail(diag, EN_EVOCAB, "%s/%s: no %.64s piece (%s)", dir, t->file, name,
                            keys[k]);
-        if (found[k] >= 0 && (rc = en__tok_add_special(t, name, strlen(name), found[k], lstrip,
-                                                        rstrip)) != 0)
+        if (found[k] >= 0 &&
+            (rc = en__tok_add_special(t, name, strlen(name), found[k], lstrip, rstrip)) != 0)
             return en_fail(diag, rc, "%s: out of memory", dir);
     }
     if (!fast) {
@@ -546,8 +549,8 @@ static int32_t utf8_prev(const char *s, size_t start, size_t end, size_t *at) {
 }
 
 // Pieces of one stretch of text without special tokens, by the tokenizer's algorithm.
-static int encode_plain(const en_tokenizer *t, const char *text, size_t len, bool first,
-                        size_t cap, scratch *s, i32vec *out) {
+static int encode_plain(const en_tokenizer *t, const char *text, size_t len, bool first, size_t cap,
+                        scratch *s, i32vec *out) {
     if (len == 0 || out->n >= cap) return 0;
     if (t->kind == EN_TOK_BPE) return en__bpe_segment(t, text, len, first, s, out, cap);
     return tokenize_segment(t, text, len, cap, s, out);

@@ -37,8 +37,7 @@ typedef enum en_tok_files {
 } en_tok_files;
 
 /// en_tokenizer_load() with the choice of files (tests compare both ways).
-int en_tokenizer_load_files(const char *dir, en_tok_files which, en_tokenizer **out,
-                            en_diag *diag);
+int en_tokenizer_load_files(const char *dir, en_tok_files which, en_tokenizer **out, en_diag *diag);
 
 /// A tokenizer from the text of a tokenizer.json (`len` bytes, need not be NUL-terminated),
 /// without any other file. `*out` is owned by the caller. Errors as en_tokenizer_load().

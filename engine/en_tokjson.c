@@ -15,8 +15,7 @@
 
 static int read_wordpiece(en_tokenizer *t, json_t *root, json_t *model, const char *what,
                           en_diag *diag);
-static int read_bpe(en_tokenizer *t, json_t *root, json_t *model, const char *what,
-                    en_diag *diag);
+static int read_bpe(en_tokenizer *t, json_t *root, json_t *model, const char *what, en_diag *diag);
 static int read_post(en_tokenizer *t, json_t *post, const char *what, en_diag *diag);
 static int read_added(en_tokenizer *t, json_t *added, const char *what, en_diag *diag);
 static const char *type_of(json_t *part);
@@ -98,15 +97,19 @@ int en__tok_vocab_json(en_tokenizer *t, json_t *vocab, json_t *added, const char
                             ? json_integer_value(json_object_get(a, "id"))
                             : -1;
         if (!json_is_string(c) || id < 0 || (size_t)id >= cap) {
-            rc = en_fail(diag, EN_EVOCAB, "%s: added token %zu needs a \"content\" string and an "
-                         "\"id\" below %zu", what, i, cap);
+            rc = en_fail(diag, EN_EVOCAB,
+                         "%s: added token %zu needs a \"content\" string and an "
+                         "\"id\" below %zu",
+                         what, i, cap);
         } else if (!piece[id]) {
             piece[id] = json_string_value(c), plen[id] = json_string_length(c);
             if ((size_t)id >= total) total = (size_t)id + 1;
         } else if (plen[id] != json_string_length(c) ||
                    memcmp(piece[id], json_string_value(c), plen[id]) != 0) {
-            rc = en_fail(diag, EN_EVOCAB, "%s: added token \"%.64s\" has id %lld, the id of "
-                         "\"%.64s\"", what, json_string_value(c), (long long)id, piece[id]);
+            rc = en_fail(diag, EN_EVOCAB,
+                         "%s: added token \"%.64s\" has id %lld, the id of "
+                         "\"%.64s\"",
+                         what, json_string_value(c), (long long)id, piece[id]);
         }
     }
     size_t bytes = 0;
@@ -119,7 +122,8 @@ int en__tok_vocab_json(en_tokenizer *t, json_t *vocab, json_t *added, const char
         t->blob = malloc(bytes);
         t->offs = malloc(total * sizeof *t->offs);
         t->lens = malloc(total * sizeof *t->lens);
-        if (!t->blob || !t->offs || !t->lens) rc = en_fail(diag, EN_ENOMEM, "%s: out of memory", what);
+        if (!t->blob || !t->offs || !t->lens)
+            rc = en_fail(diag, EN_ENOMEM, "%s: out of memory", what);
     }
     for (size_t id = 0, at = 0; rc == 0 && id < total; id++) {
         memcpy(t->blob + at, piece[id], plen[id]);
@@ -162,11 +166,15 @@ static int read_wordpiece(en_tokenizer *t, json_t *root, json_t *model, const ch
     json_t *norm = json_object_get(root, "normalizer");
     json_t *pre = json_object_get(root, "pre_tokenizer");
     if (strcmp(type_of(norm), "BertNormalizer") != 0)
-        return en_fail(diag, EN_EFORMAT, "%s: normalizer %s is not supported with WordPiece; "
-                       "supported: BertNormalizer", what, type_of(norm));
+        return en_fail(diag, EN_EFORMAT,
+                       "%s: normalizer %s is not supported with WordPiece; "
+                       "supported: BertNormalizer",
+                       what, type_of(norm));
     if (strcmp(type_of(pre), "BertPreTokenizer") != 0)
-        return en_fail(diag, EN_EFORMAT, "%s: pre_tokenizer %s is not supported with WordPiece; "
-                       "supported: BertPreTokenizer", what, type_of(pre));
+        return en_fail(diag, EN_EFORMAT,
+                       "%s: pre_tokenizer %s is not supported with WordPiece; "
+                       "supported: BertPreTokenizer",
+                       what, type_of(pre));
     bool clean = true, strip_set = false;
     int rc = get_bool(norm, "clean_text", &clean, what, diag);
     if (rc == 0) rc = get_bool(norm, "handle_chinese_chars", &t->split_cjk, what, diag);
@@ -204,17 +212,20 @@ static int read_wordpiece(en_tokenizer *t, json_t *root, json_t *model, const ch
     return read_added(t, added, what, diag);
 }
 
-static int read_bpe(en_tokenizer *t, json_t *root, json_t *model, const char *what,
-                    en_diag *diag) {
+static int read_bpe(en_tokenizer *t, json_t *root, json_t *model, const char *what, en_diag *diag) {
     t->kind = EN_TOK_BPE;
     json_t *norm = json_object_get(root, "normalizer");
     json_t *pre = json_object_get(root, "pre_tokenizer");
     if (norm && !json_is_null(norm))
-        return en_fail(diag, EN_EFORMAT, "%s: normalizer %s is not supported with BPE; "
-                       "supported: none (byte-level BPE)", what, type_of(norm));
+        return en_fail(diag, EN_EFORMAT,
+                       "%s: normalizer %s is not supported with BPE; "
+                       "supported: none (byte-level BPE)",
+                       what, type_of(norm));
     if (strcmp(type_of(pre), "ByteLevel") != 0)
-        return en_fail(diag, EN_EFORMAT, "%s: pre_tokenizer %s is not supported with BPE; "
-                       "supported: ByteLevel", what, type_of(pre));
+        return en_fail(diag, EN_EFORMAT,
+                       "%s: pre_tokenizer %s is not supported with BPE; "
+                       "supported: ByteLevel",
+                       what, type_of(pre));
     bool regex = true, fallback = false;
     int rc = get_bool(pre, "add_prefix_space", &t->add_prefix_space, what, diag);
     if (rc == 0) rc = get_bool(pre, "use_regex", &regex, what, diag);
@@ -228,8 +239,10 @@ static int read_bpe(en_tokenizer *t, json_t *root, json_t *model, const char *wh
     }
     json_t *dropout = json_object_get(model, "dropout");
     if (!regex || fallback || (dropout && !json_is_null(dropout)))
-        return en_fail(diag, EN_EFORMAT, "%s: ByteLevel use_regex false, BPE byte_fallback or "
-                       "dropout are not supported", what);
+        return en_fail(diag, EN_EFORMAT,
+                       "%s: ByteLevel use_regex false, BPE byte_fallback or "
+                       "dropout are not supported",
+                       what);
     json_t *added = json_object_get(root, "added_tokens");
     if ((rc = en__tok_vocab_json(t, json_object_get(model, "vocab"), added, what, diag)) != 0)
         return rc;
@@ -249,7 +262,8 @@ static int read_bpe(en_tokenizer *t, json_t *root, json_t *model, const char *wh
             if (sp && !strchr(sp + 1, ' ')) alen = (size_t)(sp - a), b = sp + 1, blen = strlen(b);
         } else if (json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
                    json_is_string(json_array_get(m, 1))) { // ["a", "b"]
-            a = json_string_value(json_array_get(m, 0)), b = json_string_value(json_array_get(m, 1));
+            a = json_string_value(json_array_get(m, 0)),
+            b = json_string_value(json_array_get(m, 1));
             alen = json_string_length(json_array_get(m, 0));
             blen = json_string_length(json_array_get(m, 1));
         }
@@ -292,12 +306,14 @@ static int pair_id(json_t *v, int32_t *id, const char *key, const char *what, en
 }
 
 // One template item {"SpecialToken": {"id", "type_id"}} or {"Sequence": {"id": "A"|"B", ...}}.
-static int template_items(const en_tokenizer *t, json_t *items, json_t *specials,
-                          en_tok_item *out, int *n_out, const char *what, en_diag *diag) {
+static int template_items(const en_tokenizer *t, json_t *items, json_t *specials, en_tok_item *out,
+                          int *n_out, const char *what, en_diag *diag) {
     *n_out = 0;
     if (!json_is_array(items))
-        return en_fail(diag, EN_EFORMAT, "%s: TemplateProcessing needs \"single\" and \"pair\" "
-                       "arrays", what);
+        return en_fail(diag, EN_EFORMAT,
+                       "%s: TemplateProcessing needs \"single\" and \"pair\" "
+                       "arrays",
+                       what);
     size_t i;
     json_t *it;
     json_array_foreach(items, i, it) {
@@ -307,8 +323,10 @@ static int template_items(const en_tokenizer *t, json_t *items, json_t *specials
         json_t *type = json_object_get(body, "type_id");
         if (!name || !json_is_integer(type) || json_integer_value(type) < 0 ||
             json_integer_value(type) > 1 << 20)
-            return en_fail(diag, EN_EFORMAT, "%s: template item %zu needs an \"id\" and a "
-                           "\"type_id\"", what, i);
+            return en_fail(diag, EN_EFORMAT,
+                           "%s: template item %zu needs an \"id\" and a "
+                           "\"type_id\"",
+                           what, i);
         int32_t type_id = (int32_t)json_integer_value(type);
         json_t *ids = sp ? json_object_get(json_object_get(specials, name), "ids") : NULL;
         if (seq && (strcmp(name, "A") == 0 || strcmp(name, "B") == 0)) {
@@ -317,15 +335,19 @@ static int template_items(const en_tokenizer *t, json_t *items, json_t *specials
             continue;
         }
         if (!json_is_array(ids) || json_array_size(ids) == 0)
-            return en_fail(diag, EN_EFORMAT, "%s: template item \"%.64s\" is not in "
-                           "special_tokens", what, name);
+            return en_fail(diag, EN_EFORMAT,
+                           "%s: template item \"%.64s\" is not in "
+                           "special_tokens",
+                           what, name);
         size_t k;
         json_t *id;
         json_array_foreach(ids, k, id) {
             json_int_t x = json_is_integer(id) ? json_integer_value(id) : -1;
             if (x < 0 || x >= t->n_pieces)
-                return en_fail(diag, EN_EVOCAB, "%s: special token \"%.64s\" has an id outside "
-                               "the vocabulary", what, name);
+                return en_fail(diag, EN_EVOCAB,
+                               "%s: special token \"%.64s\" has an id outside "
+                               "the vocabulary",
+                               what, name);
             if (*n_out == EN_TOK_MAX_TEMPLATE) goto too_long;
             out[(*n_out)++] = (en_tok_item){(int32_t)x, type_id};
         }
@@ -354,8 +376,10 @@ static int read_post(en_tokenizer *t, json_t *post, const char *what, en_diag *d
     }
     bool roberta = strcmp(type, "RobertaProcessing") == 0;
     if (!roberta && strcmp(type, "BertProcessing") != 0)
-        return en_fail(diag, EN_EFORMAT, "%s: post_processor %s is not supported; supported: "
-                       "TemplateProcessing, BertProcessing, RobertaProcessing", what, type);
+        return en_fail(diag, EN_EFORMAT,
+                       "%s: post_processor %s is not supported; supported: "
+                       "TemplateProcessing, BertProcessing, RobertaProcessing",
+                       what, type);
     int32_t cls = 0, sep = 0;
     int rc = pair_id(json_object_get(post, "cls"), &cls, "cls", what, diag);
     if (rc == 0) rc = pair_id(json_object_get(post, "sep"), &sep, "sep", what, diag);

@@ -627,13 +627,12 @@ static void add_tensor(json_t *hdr, FILE *data, size_t *off, const char *name, i
 
 static void make_electra_projected(const char *dir) {
     make_tiny(dir, "F32", 1, 0); // vocab.txt and tokenizer_config.json
-    json_t *cfg = json_pack("{s:s, s:[s], s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f}",
-                            "model_type", "electra", "architectures",
-                            "ElectraForSequenceClassification", "vocab_size", T_VOCAB,
-                            "hidden_size", T_H, "embedding_size", E_E, "num_hidden_layers", T_L,
-                            "num_attention_heads", T_HEADS, "intermediate_size", T_FFN,
-                            "max_position_embeddings", T_POS, "type_vocab_size", 2,
-                            "layer_norm_eps", 1e-12);
+    json_t *cfg =
+        json_pack("{s:s, s:[s], s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f}", "model_type",
+                  "electra", "architectures", "ElectraForSequenceClassification", "vocab_size",
+                  T_VOCAB, "hidden_size", T_H, "embedding_size", E_E, "num_hidden_layers", T_L,
+                  "num_attention_heads", T_HEADS, "intermediate_size", T_FFN,
+                  "max_position_embeddings", T_POS, "type_vocab_size", 2, "layer_norm_eps", 1e-12);
     json_object_set_new(cfg, "num_labels", json_integer(T_LABELS));
     ck_assert_int_eq(json_dump_file(cfg, sub(dir, "config.json"), 0), 0);
     json_decref(cfg);
@@ -907,8 +906,10 @@ START_TEST(test_other_architectures) {
     set_config(tmpdir, "model_type", NULL);
     expect_fail(tmpdir, EN_ECONFIG, "config.json", "'model_type' is missing", NULL);
     set_config(tmpdir, "model_type", json_string("gpt2"));
-    expect_fail(tmpdir, EN_EARCH, "config.json", "'gpt2'", "supported: BERT, DistilBERT, RoBERTa, "
-                "ELECTRA", NULL);
+    expect_fail(tmpdir, EN_EARCH, "config.json", "'gpt2'",
+                "supported: BERT, DistilBERT, RoBERTa, "
+                "ELECTRA",
+                NULL);
 }
 END_TEST
 
