@@ -283,10 +283,11 @@ static int do_add(sdc_client *c, const dargs *a, int argc, char **argv) {
     if (rc == 0 && a->json) {
         print_reply_json(r.result);
     } else if (rc == 0) {
-        char id[32], name[128], hw[300];
-        printf("model %s (%s): %.0f layers, %.0f examples, profiled in %.2f s on %s\n",
+        char id[32], name[128], hw[300], fam[64];
+        printf("model %s (%s, %s): %.0f layers, %.0f examples, profiled in %.2f s on %s\n",
                str(r.result, "model", id, sizeof id), str(r.result, "name", name, sizeof name),
-               num(r.result, "layers"), num(r.result, "examples"), num(r.result, "seconds"),
+               str(r.result, "family", fam, sizeof fam), num(r.result, "layers"),
+               num(r.result, "examples"), num(r.result, "seconds"),
                str(r.result, "hardware", hw, sizeof hw));
     }
     sdc_reply_free(&r);

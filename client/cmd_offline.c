@@ -136,25 +136,41 @@ int cmd_eval(int argc, char **argv) {
     en_eval_opts o = {
         .metric = s.metric, .ratios = s.ratios, .threads = a.threads, .blas_threads = a.blas_threads,
         .batch = a.batch};
-    en_eval_result r = {0};
-    rc = en_eval(m, d, &o, &r, &diag);
+    en_eval_result r = {.pred = malloc(sizeof(int) * (size_t)d->count)};
+    rc = r.pred ? en_eval(m, d, &o, &r, &diag) : EN_ENOMEM;
     if (rc) {
-        fprintf(stderr, "searchctl eval: %s\n", diag.msg);
+        fprintf(stderr, "searchctl eval: %s\n", rc == EN_ENOMEM ? "out of memory" : diag.msg);
     } else {
+        // Per label, by id2label's names: examples, correct, predicted.
+        int per[EN_MAX_LABELS][3] = {{0}};
+        for (int i = 0; i < d->count; i++) {
+            per[d->ex[i].label][0]++;
+            per[d->ex[i].label][1] += r.pred[i] == d->ex[i].label;
+            per[r.pred[i]][2]++;
+        }
+        json_t *labels = json_object();
         char text[64 + 8 * EN_MAX_LAYERS];
         sc_schedule_format(&s, text, sizeof text);
         if (a.json) {
-            print_json(json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:i}",
+            for (int k = 0; k < m->cfg.num_labels; k++)
+                json_object_set_new(labels, m->cfg.labels[k],
+                                    json_pack("{s:i, s:i, s:i}", "n", per[k][0], "correct",
+                                              per[k][1], "predicted", per[k][2]));
+            print_json(json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:i, s:o}",
                                  "schedule", text, "n", r.n, "correct", r.correct, "accuracy",
                                  r.accuracy, "flops", r.mean_flops, "flops_ratio", r.flops_ratio,
                                  "latency_ms", r.latency_ms, "sentences_per_s", r.n / r.seconds,
                                  "seconds", r.seconds, "threads", a.threads > 0 ? a.threads : 1,
                                  "blas_threads", a.blas_threads > 0 ? a.blas_threads : 1, "batch",
-                                 a.batch > 0 ? a.batch : 1));
+                                 a.batch > 0 ? a.batch : 1, "labels", labels));
         } else {
             printf("schedule    %s\n", text);
             printf("examples    %d (%s)\n", r.n, a.data);
             printf("accuracy    %.4f (%d correct)\n", r.accuracy, r.correct);
+            for (int k = 0; k < m->cfg.num_labels; k++)
+                printf("  %-9s %d examples, %d correct, %d predicted\n", m->cfg.labels[k],
+                       per[k][0], per[k][1], per[k][2]);
+            json_decref(labels);
             printf("flops       %.4g per sequence, %.4f of unpruned (%.4g)\n", r.mean_flops,
                    r.flops_ratio, r.base_flops);
             printf("latency     %.3f ms per sequence (wall time / n; %d worker%s, %d BLAS thread%s; "
@@ -166,6 +182,7 @@ int cmd_eval(int argc, char **argv) {
                    a.batch > 0 ? a.batch : 1);
         }
     }
+    free(r.pred);
     en_dataset_free(d);
     en_model_free(m);
     return rc ? 1 : 0;

@@ -1,5 +1,7 @@
 #include "en_config.h"
 
+#include "en_family.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -9,23 +11,26 @@
 
 #define MAX_CONFIG_BYTES (16u << 20) // a config.json is a few kB; refuse anything absurd
 
-/* The integer dimensions: one row per field, with the range a sane checkpoint stays inside. */
+/* The integer dimensions, in en_key order: where each goes and the range a sane checkpoint stays
+ * inside. Their names in config.json come from the family's row (en_family.c). */
 static const struct {
-    const char *key;
     size_t off;
     int min, max;
-} int_fields[] = {
-    {"vocab_size", offsetof(en_config, vocab_size), 1, 1 << 22},
-    {"hidden_size", offsetof(en_config, hidden), 1, 1 << 14},
-    {"num_hidden_layers", offsetof(en_config, layers), 1, EN_MAX_LAYERS},
-    {"num_attention_heads", offsetof(en_config, heads), 1, 1 << 10},
-    {"intermediate_size", offsetof(en_config, ffn), 1, 1 << 16},
-    {"max_position_embeddings", offsetof(en_config, max_pos), 2, 1 << 16},
-    {"type_vocab_size", offsetof(en_config, type_vocab), 1, 1 << 10},
+} int_fields[EN_K_COUNT] = {
+    [EN_K_VOCAB] = {offsetof(en_config, vocab_size), 1, 1 << 22},
+    [EN_K_HIDDEN] = {offsetof(en_config, hidden), 1, 1 << 14},
+    [EN_K_LAYERS] = {offsetof(en_config, layers), 1, EN_MAX_LAYERS},
+    [EN_K_HEADS] = {offsetof(en_config, heads), 1, 1 << 10},
+    [EN_K_FFN] = {offsetof(en_config, ffn), 1, 1 << 16},
+    [EN_K_MAX_POS] = {offsetof(en_config, pos_rows), 2, 1 << 16},
+    [EN_K_TYPE_VOCAB] = {offsetof(en_config, type_vocab), 1, 1 << 10},
+    [EN_K_EMB] = {offsetof(en_config, emb), 1, 1 << 14},
 };
 
 static int parse_root(json_t *root, const char *what, en_config *cfg, en_diag *diag);
-static int check_arch(json_t *root, const char *what, en_diag *diag);
+static int check_arch(json_t *root, const char *what, const en_family_def **fam, en_diag *diag);
+static int parse_positions(json_t *root, const en_family_def *fam, en_config *cfg, const char *what,
+                           en_diag *diag);
 static int get_int(json_t *root, const char *key, int min, int max, int *out, const char *what,
                    en_diag *diag);
 static int get_optional_string(json_t *root, const char *key, const char *dflt, const char **out,
@@ -76,19 +81,25 @@ int en_config_parse(const char *json, size_t len, const char *what, en_config *c
 // Everything but the parsing of the text: `root` is borrowed.
 static int parse_root(json_t *root, const char *what, en_config *cfg, en_diag *diag) {
     if (!json_is_object(root)) return en_fail(diag, EN_EFORMAT, "%s: not a JSON object", what);
-    int rc = check_arch(root, what, diag);
-    for (size_t i = 0; rc == 0 && i < sizeof int_fields / sizeof int_fields[0]; i++) {
-        int *field = (int *)((char *)cfg + int_fields[i].off);
-        rc = get_int(root, int_fields[i].key, int_fields[i].min, int_fields[i].max, field, what,
-                     diag);
+    const en_family_def *fam = NULL;
+    int rc = check_arch(root, what, &fam, diag);
+    for (int k = 0; rc == 0 && k < EN_K_COUNT; k++) {
+        int *field = (int *)((char *)cfg + int_fields[k].off);
+        if (fam->keys[k])
+            rc = get_int(root, fam->keys[k], int_fields[k].min, int_fields[k].max, field, what,
+                         diag);
     }
     if (rc < 0) return rc;
+    cfg->family = fam->family;
+    cfg->head_act = fam->head_act;
+    if (!fam->keys[EN_K_EMB]) cfg->emb = cfg->hidden; // type_vocab stays 0 without its key
+    if ((rc = parse_positions(root, fam, cfg, what, diag)) < 0) return rc;
     if (cfg->hidden % cfg->heads != 0)
         return en_fail(diag, EN_ECONFIG,
                        "%s: hidden_size %d is not divisible by num_attention_heads %d", what,
                        cfg->hidden, cfg->heads);
     cfg->ln_eps = 1e-12;
-    json_t *eps = json_object_get(root, "layer_norm_eps");
+    json_t *eps = fam->eps_key ? json_object_get(root, fam->eps_key) : NULL;
     if (eps && !json_is_number(eps))
         return en_fail(diag, EN_ECONFIG, "%s: field 'layer_norm_eps' must be a number, found %s",
                        what, json_type_name(eps));
@@ -97,12 +108,12 @@ static int parse_root(json_t *root, const char *what, en_config *cfg, en_diag *d
         return en_fail(diag, EN_ECONFIG, "%s: field 'layer_norm_eps' is %g; must be in (0, 1)",
                        what, cfg->ln_eps);
     const char *act = NULL, *pos_type = NULL;
-    if ((rc = get_optional_string(root, "hidden_act", "gelu", &act, what, diag)) < 0) return rc;
+    if ((rc = get_optional_string(root, fam->act_key, "gelu", &act, what, diag)) < 0) return rc;
     if (strcmp(act, "gelu") != 0) // gelu_new etc. are the tanh approximation: other numbers
         return en_fail(diag, EN_ECONFIG,
-                       "%s: field 'hidden_act' is '%.64s'; only \"gelu\" (exact erf GELU) is "
+                       "%s: field '%s' is '%.64s'; only \"gelu\" (exact erf GELU) is "
                        "supported",
-                       what, act);
+                       what, fam->act_key, act);
     rc = get_optional_string(root, "position_embedding_type", "absolute", &pos_type, what, diag);
     if (rc < 0) return rc;
     if (strcmp(pos_type, "absolute") != 0)
@@ -113,34 +124,63 @@ static int parse_root(json_t *root, const char *what, en_config *cfg, en_diag *d
     return parse_labels(root, cfg, what, diag);
 }
 
-static int check_arch(json_t *root, const char *what, en_diag *diag) {
+/* Picks the family row by model_type; architectures, when listed, must name its
+ * *ForSequenceClassification class. */
+static int check_arch(json_t *root, const char *what, const en_family_def **fam, en_diag *diag) {
     json_t *mt = json_object_get(root, "model_type");
     json_t *archs = json_object_get(root, "architectures");
     if (archs && !json_is_null(archs) && !json_is_array(archs))
         return en_fail(diag, EN_ECONFIG, "%s: field 'architectures' must be an array, found %s",
                        what, json_type_name(archs));
     const char *first = NULL; // the first architecture named, for the messages
-    int is_bert_cls = 0;
     for (size_t i = 0; i < json_array_size(archs); i++) {
         const char *a = json_string_value(json_array_get(archs, i));
         if (!a)
             return en_fail(diag, EN_ECONFIG, "%s: field 'architectures' holds a non-string", what);
         if (!first) first = a;
-        is_bert_cls |= strcmp(a, "BertForSequenceClassification") == 0;
     }
     if (!mt) return en_fail(diag, EN_ECONFIG, "%s: field 'model_type' is missing", what);
     if (!json_is_string(mt))
         return en_fail(diag, EN_ECONFIG, "%s: field 'model_type' must be a string, found %s", what,
                        json_type_name(mt));
-    if (strcmp(json_string_value(mt), "bert") != 0)
-        return en_fail(diag, EN_EARCH, "%s: model_type '%.64s' (%.64s) is not supported; only BERT",
-                       what, json_string_value(mt), first ? first : "no architectures listed");
-    // No list is accepted: the classifier tensors are required anyway.
-    if (first && !is_bert_cls)
+    const char *type = json_string_value(mt);
+    *fam = en_family_find(type);
+    if (!*fam) {
+        const char *known = en_family_unsupported(type);
         return en_fail(diag, EN_EARCH,
-                       "%s: architecture '%.64s' is not supported; only "
-                       "BertForSequenceClassification",
-                       what, first);
+                       "%s: %s%smodel_type '%.64s' (%.64s) is not supported; "
+                       "supported: %s",
+                       what, known ? known : "", known ? " " : "", type,
+                       first ? first : "no architectures listed", en_family_list());
+    }
+    if (!first) return 0; // no list: the classifier tensors are required anyway
+    for (size_t i = 0; i < json_array_size(archs); i++)
+        if (strcmp(json_string_value(json_array_get(archs, i)), (*fam)->arch) == 0) return 0;
+    return en_fail(diag, EN_EARCH,
+                   "%s: architecture '%.64s' is not supported; for model_type "
+                   "'%s' only %s",
+                   what, first, (*fam)->model_type, (*fam)->arch);
+}
+
+/* Where token i's position embedding is, and so how long a sequence may be. */
+static int parse_positions(json_t *root, const en_family_def *fam, en_config *cfg, const char *what,
+                           en_diag *diag) {
+    cfg->pos_offset = 0;
+    if (fam->positions_after_pad) {
+        int pad = 1; // RobertaConfig's default
+        json_t *pad_v = json_object_get(root, "pad_token_id");
+        if (pad_v && !json_is_null(pad_v)) {
+            int rc = get_int(root, "pad_token_id", 0, cfg->vocab_size - 1, &pad, what, diag);
+            if (rc < 0) return rc;
+        }
+        cfg->pos_offset = pad + 1;
+    }
+    cfg->max_pos = cfg->pos_rows - cfg->pos_offset;
+    if (cfg->max_pos < 2)
+        return en_fail(diag, EN_ECONFIG,
+                       "%s: max_position_embeddings %d leaves room for %d tokens after "
+                       "pad_token_id + 1 = %d; need at least 2",
+                       what, cfg->pos_rows, cfg->max_pos, cfg->pos_offset);
     return 0;
 }
 

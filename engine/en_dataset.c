@@ -34,6 +34,17 @@ static void chomp(char *s) {
         s[--len] = '\0';
 }
 
+/* The text without its leading and trailing spaces and tabs (TSV exports pad sentences, and
+ * byte-level BPE would make the padding a token), in place. */
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t len = strlen(s);
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        s[--len] = '\0';
+    return s;
+}
+
 static int parse_label(const en_config *cfg, const char *text, int *out) {
     char *end;
     errno = 0;
@@ -149,13 +160,13 @@ int en_dataset_load(const char *path, const en_model *m, en_dataset **out, en_di
         }
         int n = 0;
         en_diag tdiag;
-        rc = en_tokenize(m->tok, fields[col_a], col_b >= 0 ? fields[col_b] : NULL, cfg->max_pos,
-                         ids, types, &n, &tdiag);
+        rc = en_tokenize(m->tok, trim(fields[col_a]), col_b >= 0 ? trim(fields[col_b]) : NULL,
+                         cfg->max_pos, ids, types, &n, &tdiag);
         if (rc) {
             rc = en_fail(diag, rc, "%s:%d: %s", path, lineno, tdiag.msg);
             goto done;
         }
-        if (n <= (col_b >= 0 ? 3 : 2)) {
+        if (n <= en_tokenizer_specials(m->tok, col_b >= 0)) {
             rc = en_fail(diag, EN_EDATA, "%s:%d: empty sentence", path, lineno);
             goto done;
         }

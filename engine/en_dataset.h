@@ -1,7 +1,8 @@
 #pragma once
 /* A labelled data set, tokenized once at load, and its batch evaluation under a schedule.
  * TSV with a header row naming the columns: `sentence` and `label`, or `sentence1`,
- * `sentence2` and `label` (other columns are ignored). Labels are integers in [0, C) or the
+ * `sentence2` and `label` (other columns are ignored); spaces around a sentence are dropped.
+ * Labels are integers in [0, C) or the
  * names of config.json's label2id. */
 
 #include <stdint.h>

@@ -42,6 +42,8 @@ struct en_ctx {
     int32_t *rank2; // [max_rows]
     int want_rank; // rank rows even where a layer keeps them all (en_ctx_rank_all)
     double *prof;  // NULL, or borrowed [EN_STEP_COUNT]: ns per step (en_ctx_profile)
+    float *emb;    // [max_len, E]  one sequence's embeddings before the projection to H; NULL
+                   // when E == H
 };
 
 static const char *step_names[EN_STEP_COUNT] = {
@@ -152,9 +154,14 @@ int en_ctx_new_batch(const en_model *m, int max_len, int max_rows, int max_seq, 
     c->pos2 = malloc(R * sizeof(int32_t));
     c->rank = malloc(R * sizeof(int32_t));
     c->rank2 = malloc(R * sizeof(int32_t));
+    if (cfg->emb != cfg->hidden && !(c->emb = malloc(L * (size_t)cfg->emb * sizeof(float)))) {
+        en_ctx_free(c);
+        return EN_ENOMEM;
+    }
     if (!c->seq_off || !c->seq_rows || !c->seq_n0 || !c->seq_off2 || !c->x || !c->qkv ||
         !c->att || !c->arows || !c->ctx || !c->y || !c->ffn || !c->kp || !c->vp || !c->col ||
-        !c->score || !c->order || !c->kept || !c->rank_of || !c->pos || !c->pos2 || !c->rank || !c->rank2) {
+        !c->score || !c->order || !c->kept || !c->rank_of || !c->pos || !c->pos2 || !c->rank ||
+        !c->rank2) {
         en_ctx_free(c);
         return EN_ENOMEM;
     }
@@ -187,6 +194,7 @@ void en_ctx_free(en_ctx *c) {
     free(c->pos2);
     free(c->rank);
     free(c->rank2);
+    free(c->emb);
     free(c);
 }
 
@@ -198,23 +206,36 @@ void en_ctx_rank_all(en_ctx *c, int on) {
 static int embed(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n, int row0) {
     const en_config *cfg = &c->m->cfg;
     const en_weights *w = &c->m->w;
-    int H = cfg->hidden;
+    int E = cfg->emb;
     if (n < 1 || n > c->max_len)
         return EN_EINPUT;
+    /* word + position (+ token type), E wide; position rows start at pos_offset (RoBERTa) */
+    float *x = c->emb ? c->emb : c->x + (size_t)row0 * cfg->hidden;
     for (int i = 0; i < n; i++) {
-        int32_t type = type_ids ? type_ids[i] : 0;
-        if (ids[i] < 0 || ids[i] >= cfg->vocab_size || type < 0 || type >= cfg->type_vocab)
+        int32_t type = type_ids && w->type_emb ? type_ids[i] : 0; // no types: ignored
+        if (ids[i] < 0 || ids[i] >= cfg->vocab_size || type < 0 ||
+            (w->type_emb && type >= cfg->type_vocab))
             return EN_EINPUT;
-        const float *we = w->word_emb + (size_t)ids[i] * H;
-        const float *pe = w->pos_emb + (size_t)i * H;
-        const float *te = w->type_emb + (size_t)type * H;
-        float *row = c->x + (size_t)(row0 + i) * H;
-        for (int j = 0; j < H; j++)
-            row[j] = we[j] + pe[j] + te[j];
+        const float *we = w->word_emb + (size_t)ids[i] * E;
+        const float *pe = w->pos_emb + (size_t)(i + cfg->pos_offset) * E;
+        float *row = x + (size_t)i * E;
+        for (int j = 0; j < E; j++)
+            row[j] = we[j] + pe[j];
+        if (w->type_emb) {
+            const float *te = w->type_emb + (size_t)type * E;
+            for (int j = 0; j < E; j++)
+                row[j] += te[j];
+        }
         c->pos[row0 + i] = i;
         c->rank[row0 + i] = -1;
     }
-    en_layernorm(c->x + (size_t)row0 * H, n, H, w->emb_ln_g, w->emb_ln_b, cfg->ln_eps);
+    en_layernorm(x, n, E, w->emb_ln_g, w->emb_ln_b, cfg->ln_eps);
+    /* ELECTRA with E != H: X = emb Wp^T + bp */
+    if (c->emb) {
+        float *dst = c->x + (size_t)row0 * cfg->hidden;
+        en_gemm(n, cfg->hidden, E, 1.f, c->emb, E, w->proj_w, E, 1, 0.f, dst, cfg->hidden);
+        en_add_bias(dst, n, cfg->hidden, w->proj_b);
+    }
     return 0;
 }
 
@@ -506,14 +527,26 @@ int en_ctx_finish(en_ctx *c, float *logits) {
     int H = cfg->hidden;
     double t = 0;
     lap(c, &t, EN_STEP_HEAD);
-    /* pooled = tanh(Wp Z[0] + bp); logits = Wc pooled + bc: matrix-vector, done in double */
+    /* h = act(Wh Z[0] + bh) (BERT: the pooler, tanh; RoBERTa tanh; ELECTRA GELU; DistilBERT
+     * ReLU); logits = Wc h + bc: matrix-vector, done in double */
     float *pooled = c->ctx;
     for (int o = 0; o < H; o++) {
         double acc = w->pool_b[o];
         const float *row = w->pool_w + (size_t)o * H;
         for (int j = 0; j < H; j++)
             acc += (double)row[j] * c->x[j];
-        pooled[o] = (float)tanh(acc);
+        switch (cfg->head_act) {
+        case EN_HEAD_TANH:
+            acc = tanh(acc);
+            break;
+        case EN_HEAD_RELU:
+            acc = acc > 0 ? acc : 0;
+            break;
+        case EN_HEAD_GELU:
+            acc = 0.5 * acc * (1 + erf(acc / sqrt(2.0)));
+            break;
+        }
+        pooled[o] = (float)acc;
     }
     for (int o = 0; o < cfg->num_labels; o++) {
         double acc = w->cls_b[o];

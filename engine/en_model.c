@@ -1,5 +1,6 @@
-/* Loads a BertForSequenceClassification checkpoint: config.json, the tokenizer, then
- * model.safetensors. All weights live in one F32 arena laid out by the tensor table below; the
+/* Loads a *ForSequenceClassification checkpoint of any family of en_family.h: config.json,
+ * the tokenizer, then model.safetensors. All weights live in one F32 arena laid out by the
+ * tensor table below (names from the family's row); the
  * file is read once from start to end, tensors going straight into their place with pread (F16
  * and BF16 through a small buffer, converted exactly), every byte feeding the FNV-1a hash. */
 #include "en_model.h"
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "en_config.h"
+#include "en_family.h"
 #include "en_safetensors.h"
 
 // F32 tensors are read into the arena as they are stored: that needs a little-endian host.
@@ -27,61 +29,58 @@
 #define FNV_PRIME 0x100000001b3ull
 
 /* Dimensions a tensor's expected shape is made of, all from config.json. */
-enum dim { D_NONE, D_V, D_H, D_P, D_T, D_I, D_C };
+enum dim { D_NONE, D_V, D_H, D_E, D_P, D_T, D_I, D_C };
 
 #define NO_FIELD (-1) // the tensor has no field: it follows the previous one in the arena
 
-/* One row per checkpoint tensor the model needs. Arena order is table order (layer rows
- * repeat per layer), which is what makes query, key, value one [3H, H] matrix `wqkv` and
- * their biases one [3H] vector `bqkv`. */
+/* What each role of en_family.h is: its shape and its field. The names are the family's
+ * (en_family.c). Arena order is table order (layer rows repeat per layer), which is what makes
+ * query, key, value one [3H, H] matrix `wqkv` and their biases one [3H] vector `bqkv`. */
 typedef struct tensor_def {
-    const char *name;     // without the "bert." prefix; %d is the layer index
-    const char *old_name; // the TF-era LayerNorm name (gamma / beta), or NULL
-    int bert_prefix;      // found under "bert." or bare; 0: only bare (the classifier)
-    int per_layer;        // field is in en_layer_weights, repeated for every layer
-    enum dim rows, cols;  // cols D_NONE: a vector
-    ptrdiff_t field;      // offsetof in en_weights / en_layer_weights, or NO_FIELD
+    int per_layer;       // field is in en_layer_weights, repeated for every layer
+    enum dim rows, cols; // cols D_NONE: a vector
+    ptrdiff_t field;     // offsetof in en_weights / en_layer_weights, or NO_FIELD
+    int if_projected;    // needed only when the embeddings are narrower than H (E != H)
 } tensor_def;
 
 #define W_(f) (ptrdiff_t) offsetof(en_weights, f)
 #define L_(f) (ptrdiff_t) offsetof(en_layer_weights, f)
-#define LAYER_ "encoder.layer.%d."
 
-static const tensor_def defs[] = {
-    {"embeddings.word_embeddings.weight", NULL, 1, 0, D_V, D_H, W_(word_emb)},
-    {"embeddings.position_embeddings.weight", NULL, 1, 0, D_P, D_H, W_(pos_emb)},
-    {"embeddings.token_type_embeddings.weight", NULL, 1, 0, D_T, D_H, W_(type_emb)},
-    {"embeddings.LayerNorm.weight", "embeddings.LayerNorm.gamma", 1, 0, D_H, D_NONE, W_(emb_ln_g)},
-    {"embeddings.LayerNorm.bias", "embeddings.LayerNorm.beta", 1, 0, D_H, D_NONE, W_(emb_ln_b)},
-    {LAYER_ "attention.self.query.weight", NULL, 1, 1, D_H, D_H, L_(wqkv)},
-    {LAYER_ "attention.self.key.weight", NULL, 1, 1, D_H, D_H, NO_FIELD},
-    {LAYER_ "attention.self.value.weight", NULL, 1, 1, D_H, D_H, NO_FIELD},
-    {LAYER_ "attention.self.query.bias", NULL, 1, 1, D_H, D_NONE, L_(bqkv)},
-    {LAYER_ "attention.self.key.bias", NULL, 1, 1, D_H, D_NONE, NO_FIELD},
-    {LAYER_ "attention.self.value.bias", NULL, 1, 1, D_H, D_NONE, NO_FIELD},
-    {LAYER_ "attention.output.dense.weight", NULL, 1, 1, D_H, D_H, L_(wo)},
-    {LAYER_ "attention.output.dense.bias", NULL, 1, 1, D_H, D_NONE, L_(bo)},
-    {LAYER_ "attention.output.LayerNorm.weight", LAYER_ "attention.output.LayerNorm.gamma", 1, 1,
-     D_H, D_NONE, L_(ln1_g)},
-    {LAYER_ "attention.output.LayerNorm.bias", LAYER_ "attention.output.LayerNorm.beta", 1, 1, D_H,
-     D_NONE, L_(ln1_b)},
-    {LAYER_ "intermediate.dense.weight", NULL, 1, 1, D_I, D_H, L_(w1)},
-    {LAYER_ "intermediate.dense.bias", NULL, 1, 1, D_I, D_NONE, L_(b1)},
-    {LAYER_ "output.dense.weight", NULL, 1, 1, D_H, D_I, L_(w2)},
-    {LAYER_ "output.dense.bias", NULL, 1, 1, D_H, D_NONE, L_(b2)},
-    {LAYER_ "output.LayerNorm.weight", LAYER_ "output.LayerNorm.gamma", 1, 1, D_H, D_NONE,
-     L_(ln2_g)},
-    {LAYER_ "output.LayerNorm.bias", LAYER_ "output.LayerNorm.beta", 1, 1, D_H, D_NONE, L_(ln2_b)},
-    {"pooler.dense.weight", NULL, 1, 0, D_H, D_H, W_(pool_w)},
-    {"pooler.dense.bias", NULL, 1, 0, D_H, D_NONE, W_(pool_b)},
-    {"classifier.weight", NULL, 0, 0, D_C, D_H, W_(cls_w)},
-    {"classifier.bias", NULL, 0, 0, D_C, D_NONE, W_(cls_b)},
+static const tensor_def defs[EN_T_COUNT] = {
+    [EN_T_WORD] = {0, D_V, D_E, W_(word_emb), 0},
+    [EN_T_POS] = {0, D_P, D_E, W_(pos_emb), 0},
+    [EN_T_TYPE] = {0, D_T, D_E, W_(type_emb), 0},
+    [EN_T_EMB_LN_G] = {0, D_E, D_NONE, W_(emb_ln_g), 0},
+    [EN_T_EMB_LN_B] = {0, D_E, D_NONE, W_(emb_ln_b), 0},
+    [EN_T_PROJ_W] = {0, D_H, D_E, W_(proj_w), 1},
+    [EN_T_PROJ_B] = {0, D_H, D_NONE, W_(proj_b), 1},
+    [EN_T_Q_W] = {1, D_H, D_H, L_(wqkv), 0},
+    [EN_T_K_W] = {1, D_H, D_H, NO_FIELD, 0},
+    [EN_T_V_W] = {1, D_H, D_H, NO_FIELD, 0},
+    [EN_T_Q_B] = {1, D_H, D_NONE, L_(bqkv), 0},
+    [EN_T_K_B] = {1, D_H, D_NONE, NO_FIELD, 0},
+    [EN_T_V_B] = {1, D_H, D_NONE, NO_FIELD, 0},
+    [EN_T_O_W] = {1, D_H, D_H, L_(wo), 0},
+    [EN_T_O_B] = {1, D_H, D_NONE, L_(bo), 0},
+    [EN_T_LN1_G] = {1, D_H, D_NONE, L_(ln1_g), 0},
+    [EN_T_LN1_B] = {1, D_H, D_NONE, L_(ln1_b), 0},
+    [EN_T_W1] = {1, D_I, D_H, L_(w1), 0},
+    [EN_T_B1] = {1, D_I, D_NONE, L_(b1), 0},
+    [EN_T_W2] = {1, D_H, D_I, L_(w2), 0},
+    [EN_T_B2] = {1, D_H, D_NONE, L_(b2), 0},
+    [EN_T_LN2_G] = {1, D_H, D_NONE, L_(ln2_g), 0},
+    [EN_T_LN2_B] = {1, D_H, D_NONE, L_(ln2_b), 0},
+    [EN_T_HEAD_W] = {0, D_H, D_H, W_(pool_w), 0},
+    [EN_T_HEAD_B] = {0, D_H, D_NONE, W_(pool_b), 0},
+    [EN_T_CLS_W] = {0, D_C, D_H, W_(cls_w), 0},
+    [EN_T_CLS_B] = {0, D_C, D_NONE, W_(cls_b), 0},
 };
-#define N_DEFS (sizeof defs / sizeof defs[0])
+#define N_DEFS ((size_t)EN_T_COUNT)
 
 /* One needed tensor of this checkpoint: a table row, for one layer when per-layer. */
 typedef struct slot {
     const tensor_def *def;
+    const char *name; // the family's name for it (a pattern when per-layer)
     int layer;
     const en_st_tensor *t; // borrowed from the header
     size_t off;            // in the arena, in floats
@@ -91,6 +90,7 @@ typedef struct slot {
 typedef struct loader {
     const char *path; // of model.safetensors, for messages
     const en_config *cfg;
+    const en_family_def *fam;
     en_st_header hdr;
     slot *slots;
     size_t n_slots;
@@ -100,6 +100,7 @@ typedef struct loader {
 } loader;
 
 static int load_weights(en_model *m, const char *dir, en_diag *diag);
+static int open_fail(const char *dir, const char *path, en_diag *diag);
 static int plan_slots(loader *ld, en_diag *diag);
 static int find_tensor(loader *ld, slot *s, en_diag *diag);
 static int check_tensor(const loader *ld, const slot *s, en_diag *diag);
@@ -110,7 +111,7 @@ static int read_fail(const loader *ld, int rc, en_diag *diag);
 static void bind_fields(en_model *m, const loader *ld);
 static void fill_dtype(en_model *m, const loader *ld);
 static size_t dim_value(const en_config *c, enum dim d);
-static void format_name(const slot *s, int prefix, int old, char *out, size_t cap);
+static int format_name(const loader *ld, const slot *s, int strip, int old, char *out, size_t cap);
 static void format_shape(const uint64_t *shape, int ndim, char *out, size_t cap);
 static int cmp_begin(const void *a, const void *b);
 static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n);
@@ -128,9 +129,8 @@ int en_model_load(const char *dir, en_model **out, en_diag *diag) {
     if (rc == 0) rc = en_config_load(path, &m->cfg, diag);
     if (rc == 0) rc = en_tokenizer_load(dir, &m->tok, diag);
     if (rc == 0 && en_tokenizer_vocab_size(m->tok) != m->cfg.vocab_size)
-        rc = en_fail(diag, EN_EVOCAB,
-                     "%s/vocab.txt has %d pieces but config.json says vocab_size %d", dir,
-                     en_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
+        rc = en_fail(diag, EN_EVOCAB, "%s/%s has %d pieces but config.json says vocab_size %d", dir,
+                     en_tokenizer_file(m->tok), en_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
     if (rc == 0) rc = load_weights(m, dir, diag);
     if (rc == 0 && en_model_pack(m) < 0)
         rc = en_fail(diag, EN_ENOMEM, "%s: no memory for the packed weights", dir);
@@ -140,6 +140,11 @@ int en_model_load(const char *dir, en_model **out, en_diag *diag) {
     }
     *out = m;
     return 0;
+}
+
+const char *en_model_family(const en_model *m) {
+    const en_family_def *f = m ? en_family_get(m->cfg.family) : NULL;
+    return f ? f->name : "unknown";
 }
 
 void en_model_free(en_model *m) {
@@ -156,10 +161,14 @@ static int load_weights(en_model *m, const char *dir, en_diag *diag) {
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/model.safetensors", dir) >= (int)sizeof path)
         return en_fail(diag, -ENAMETOOLONG, "%s: path too long", dir);
-    loader ld = {.path = path, .cfg = &m->cfg, .fd = -1, .hash = FNV_OFFSET};
+    loader ld = {.path = path,
+                 .cfg = &m->cfg,
+                 .fam = en_family_get(m->cfg.family),
+                 .fd = -1,
+                 .hash = FNV_OFFSET};
     int rc = 0;
     ld.fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (ld.fd < 0) return en_fail(diag, -errno, "%s: %s", path, strerror(errno));
+    if (ld.fd < 0) return open_fail(dir, path, diag);
     if ((rc = en_st_parse_fd(ld.fd, path, &ld.hdr, diag)) < 0) goto done;
     if ((rc = plan_slots(&ld, diag)) < 0) goto done;
     // Every tensor is found, typed and shaped as config.json says: only now allocate.
@@ -198,9 +207,12 @@ static int plan_slots(loader *ld, en_diag *diag) {
         per_layer += (size_t)defs[i].per_layer;
     ld->slots = calloc(N_DEFS + per_layer * (size_t)ld->cfg->layers, sizeof *ld->slots);
     if (!ld->slots) return en_fail(diag, EN_ENOMEM, "%s: no memory for the tensor table", ld->path);
+    int projected = ld->cfg->emb != ld->cfg->hidden;
     for (size_t i = 0; i < N_DEFS; i++) {
+        const char *name = ld->fam->tensor[i];
         if (!defs[i].per_layer) {
-            ld->slots[ld->n_slots++] = (slot){.def = &defs[i]};
+            if (name && (!defs[i].if_projected || projected))
+                ld->slots[ld->n_slots++] = (slot){.def = &defs[i], .name = name};
             continue;
         }
         size_t end = i; // the run of per-layer rows [i, end) repeats for every layer
@@ -208,7 +220,8 @@ static int plan_slots(loader *ld, en_diag *diag) {
             end++;
         for (int l = 0; l < ld->cfg->layers; l++)
             for (size_t k = i; k < end; k++)
-                ld->slots[ld->n_slots++] = (slot){.def = &defs[k], .layer = l};
+                ld->slots[ld->n_slots++] =
+                    (slot){.def = &defs[k], .name = ld->fam->tensor[k], .layer = l};
         i = end - 1;
     }
     size_t off = 0;
@@ -226,12 +239,13 @@ static int plan_slots(loader *ld, en_diag *diag) {
     return 0;
 }
 
-/* Looks the slot's tensor up under every name it may have; two of them present is ambiguous. */
+/* Looks the slot's tensor up under every name it may have (with or without the family's
+ * prefix, the TF-era LayerNorm gamma/beta); two of them present is ambiguous. */
 static int find_tensor(loader *ld, slot *s, en_diag *diag) {
     char name[256], found_name[256] = "";
-    for (int old = 0; old <= (s->def->old_name != NULL); old++) {
-        for (int prefix = s->def->bert_prefix; prefix >= 0; prefix--) {
-            format_name(s, prefix, old, name, sizeof name);
+    for (int old = 0; old <= 1; old++) {
+        for (int strip = 0; strip <= 1; strip++) {
+            if (!format_name(ld, s, strip, old, name, sizeof name)) continue;
             const en_st_tensor *t = en_st_find(&ld->hdr, name);
             if (!t) continue;
             if (s->t)
@@ -242,8 +256,9 @@ static int find_tensor(loader *ld, slot *s, en_diag *diag) {
         }
     }
     if (s->t) return 0;
-    format_name(s, s->def->bert_prefix, 0, name, sizeof name);
-    return en_fail(diag, EN_ETENSOR, "%s: tensor '%s' is missing", ld->path, name);
+    format_name(ld, s, 0, 0, name, sizeof name);
+    return en_fail(diag, EN_ETENSOR, "%s: tensor '%s' is missing (a %s checkpoint has it)",
+                   ld->path, name, ld->fam->name);
 }
 
 static int check_tensor(const loader *ld, const slot *s, en_diag *diag) {
@@ -332,6 +347,21 @@ static int hash_range(loader *ld, uint64_t from, uint64_t to, en_diag *diag) {
     return 0;
 }
 
+/* model.safetensors cannot be opened: say how to convert when the folder has PyTorch weights. */
+static int open_fail(const char *dir, const char *path, en_diag *diag) {
+    int err = errno;
+    char bin[PATH_MAX];
+    if (err == ENOENT && snprintf(bin, sizeof bin, "%s/pytorch_model.bin", dir) < (int)sizeof bin &&
+        access(bin, F_OK) == 0)
+        return en_fail(diag, EN_EFORMAT,
+                       "%s: only pytorch_model.bin (a PyTorch pickle), which is not read; convert "
+                       "it to model.safetensors: python3 -c \"from transformers import "
+                       "AutoModelForSequenceClassification as M; "
+                       "M.from_pretrained('%s').save_pretrained('%s', safe_serialization=True)\"",
+                       dir, dir, dir);
+    return en_fail(diag, -err, "%s: %s", path, strerror(err));
+}
+
 static int read_fail(const loader *ld, int rc, en_diag *diag) {
     if (rc == 1) return en_fail(diag, EN_EFORMAT, "%s: file shrank while it was read", ld->path);
     return en_fail(diag, rc, "%s: read failed: %s", ld->path, strerror(-rc));
@@ -363,8 +393,10 @@ static size_t dim_value(const en_config *c, enum dim d) {
         return (size_t)c->vocab_size;
     case D_H:
         return (size_t)c->hidden;
+    case D_E:
+        return (size_t)c->emb;
     case D_P:
-        return (size_t)c->max_pos;
+        return (size_t)c->pos_rows;
     case D_T:
         return (size_t)c->type_vocab;
     case D_I:
@@ -375,13 +407,31 @@ static size_t dim_value(const en_config *c, enum dim d) {
     return 0;
 }
 
-static void format_name(const slot *s, int prefix, int old, char *out, size_t cap) {
-    const char *pattern = old ? s->def->old_name : s->def->name;
-    int n = snprintf(out, cap, "%s", prefix ? "bert." : "");
+/* The slot's name, without the family's prefix when `strip`, with the TF-era LayerNorm
+ * gamma/beta when `old`; 0 when there is no such variant. */
+static int format_name(const loader *ld, const slot *s, int strip, int old, char *out, size_t cap) {
+    const char *pattern = s->name;
+    size_t plen = strlen(ld->fam->prefix);
+    if (strip) {
+        if (strncmp(pattern, ld->fam->prefix, plen) != 0) return 0;
+        pattern += plen;
+    }
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral" // the patterns are the table's literals
-    snprintf(out + n, cap - (size_t)n, pattern, s->layer);
+    size_t n = (size_t)snprintf(out, cap, pattern, s->layer);
 #pragma GCC diagnostic pop
+    if (!old) return 1;
+    // LayerNorm.weight -> LayerNorm.gamma, LayerNorm.bias -> LayerNorm.beta
+    static const char *const from[] = {"LayerNorm.weight", "LayerNorm.bias"};
+    static const char *const to[] = {"LayerNorm.gamma", "LayerNorm.beta"};
+    for (int i = 0; i < 2; i++) {
+        size_t fl = strlen(from[i]);
+        if (n < cap && n >= fl && strcmp(out + n - fl, from[i]) == 0) {
+            snprintf(out + n - fl, cap - (n - fl), "%s", to[i]);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static void format_shape(const uint64_t *shape, int ndim, char *out, size_t cap) {

@@ -1,7 +1,8 @@
 #pragma once
-/* A fine-tuned Hugging Face BertForSequenceClassification checkpoint held in memory: its
- * configuration, its weights as F32 (converted exactly from F32/F16/BF16 safetensors), and its
- * tokenizer. A loaded model is read-only and may serve any number of threads at once. */
+/* A fine-tuned Hugging Face *ForSequenceClassification checkpoint of a supported family (BERT,
+ * DistilBERT, RoBERTa, ELECTRA: en_family.h) held in memory: its configuration, its weights as
+ * F32 (converted exactly from F32/F16/BF16 safetensors), and its tokenizer. A loaded model is
+ * read-only and may serve any number of threads at once. */
 
 #include <stdint.h>
 
@@ -11,14 +12,37 @@
 #define EN_MAX_LAYERS 64
 #define EN_MAX_LABELS 64
 
+/* The supported families (one row each in en_family.c). */
+typedef enum en_family {
+    EN_FAMILY_BERT,
+    EN_FAMILY_DISTILBERT,
+    EN_FAMILY_ROBERTA,
+    EN_FAMILY_XLM_ROBERTA, // RoBERTa's network; its SentencePiece tokenizer is refused
+    EN_FAMILY_ELECTRA,
+    EN_FAMILY_COUNT
+} en_family;
+
+/* The activation between the head's two dense layers: x = Z_last[0],
+ * logits = W_cls act(W_head x + b_head) + b_cls. */
+typedef enum en_head_act {
+    EN_HEAD_TANH, // BERT (its pooler), RoBERTa
+    EN_HEAD_RELU, // DistilBERT
+    EN_HEAD_GELU, // ELECTRA (exact erf GELU)
+} en_head_act;
+
 typedef struct en_config {
+    en_family family;
+    en_head_act head_act;
     int vocab_size;
     int hidden;      // H
     int layers;      // L
     int heads;       // h; H % h == 0
     int ffn;         // I (intermediate_size)
-    int max_pos;     // max_position_embeddings: the longest sequence the model takes
-    int type_vocab;  // type_vocab_size
+    int max_pos;     // the longest sequence the model takes: pos_rows - pos_offset
+    int pos_rows;    // max_position_embeddings: rows of the position table
+    int pos_offset;  // token i takes position row i + pos_offset (RoBERTa: pad_token_id + 1)
+    int type_vocab;  // type_vocab_size; 0: no token types (DistilBERT), type ids are ignored
+    int emb;         // E: width of the embeddings (ELECTRA's embedding_size; else H)
     int num_labels;  // C
     double ln_eps;   // layer_norm_eps
     char labels[EN_MAX_LABELS][64]; // id2label names ("LABEL_i" when config.json has none)
@@ -41,12 +65,13 @@ typedef struct en_packed_layer {
 } en_packed_layer;
 
 typedef struct en_weights {
-    const float *word_emb;       // [vocab, H]
-    const float *pos_emb;        // [max_pos, H]
-    const float *type_emb;       // [type_vocab, H]
-    const float *emb_ln_g, *emb_ln_b; // [H], [H]
+    const float *word_emb;       // [vocab, E]
+    const float *pos_emb;        // [pos_rows, E]
+    const float *type_emb;       // [type_vocab, E]; NULL when type_vocab is 0
+    const float *emb_ln_g, *emb_ln_b; // [E], [E]
+    const float *proj_w, *proj_b; // [H, E], [H]: embeddings projection; NULL when E == H
     en_layer_weights layer[EN_MAX_LAYERS];
-    const float *pool_w, *pool_b; // [H, H], [H]
+    const float *pool_w, *pool_b; // [H, H], [H]  the head's dense layer (BERT's pooler)
     const float *cls_w, *cls_b;   // [C, H], [C]
 } en_weights;
 
@@ -62,10 +87,12 @@ typedef struct en_model {
     float *packed_arena;   // owned: the packed matrices of every layer, one allocation
 } en_model;
 
-/// Loads a checkpoint folder: config.json, model.safetensors, vocab.txt and
-/// tokenizer_config.json. Trusts nothing: architecture (only BertForSequenceClassification /
-/// model_type "bert"; others are refused naming what was found), header length, JSON, dtype,
-/// offsets inside the file, overlapping tensors, shapes against config.json, missing tensors.
+/// Loads a checkpoint folder: config.json, model.safetensors and the tokenizer's files
+/// (en_tokenizer_load). Trusts nothing: architecture (the families of en_family.h, each
+/// *ForSequenceClassification; others are refused naming what was found and what is supported;
+/// a folder with only pytorch_model.bin is refused saying how to convert it), header length,
+/// JSON, dtype, offsets inside the file, overlapping tensors, shapes against config.json,
+/// missing tensors.
 /// Peak memory is the F32 weights plus a small read buffer (tensors are read with pread, not
 /// mapped). On success `*out` is owned by the caller: free with en_model_free().
 int en_model_load(const char *dir, en_model **out, en_diag *diag);
@@ -73,6 +100,10 @@ int en_model_load(const char *dir, en_model **out, en_diag *diag);
 /// Packs every layer's matrices into m->packed (called by en_model_load; exposed for models
 /// whose weights were set by other means). EN_ENOMEM.
 int en_model_pack(en_model *m);
+
+/// The model's family as people write it: "BERT", "DistilBERT", "RoBERTa", "ELECTRA", ...
+/// Static storage.
+const char *en_model_family(const en_model *m);
 
 /// Frees a model; NULL is allowed.
 void en_model_free(en_model *m);

@@ -122,9 +122,14 @@ static void add_after(uv_work_t *req, int status) {
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 7);
+    msgpack_pack_map(&pk, 9);
     sp_pack_kstr(&pk, "model", m->id);
     sp_pack_kstr(&pk, "name", m->name);
+    sp_pack_kstr(&pk, "family", en_model_family(m->model));
+    sp_pack_str(&pk, "labels"); // id2label's names, in id order
+    msgpack_pack_array(&pk, (size_t)m->model->cfg.num_labels);
+    for (int k = 0; k < m->model->cfg.num_labels; k++)
+        sp_pack_str(&pk, m->model->cfg.labels[k]);
     sp_pack_kint(&pk, "layers", m->layers);
     sp_pack_kint(&pk, "examples", t->ndata);
     sp_pack_kint(&pk, "schedules", m->frontier.count);

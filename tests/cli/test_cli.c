@@ -191,6 +191,40 @@ START_TEST(tune_json_has_frontier_and_choice) {
 }
 END_TEST
 
+/* Labels by name: a data set whose label column holds id2label's names, eval's per-label counts
+ * by name, and classify's label, for a DistilBERT and a RoBERTa model. */
+START_TEST(labels_by_name) {
+    char path[] = "/tmp/searchctl-named-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("sentence\tlabel\na gorgeous , witty , seductive movie .\tpositive\n"
+          "the plot is a dreadful mess .\tnegative\nit 's a charming journey .\t1\n", f);
+    fclose(f);
+    static const char *const models[] = {"sst2-distilbert-L6-H256", "tiny-roberta-random"};
+    for (int i = 0; i < 2; i++) {
+        char *out;
+        ck_assert_int_eq(run(&out, "eval --model %s/models/%s --data %s --json", shared(),
+                             models[i], path), 0);
+        json_t *j = parse(out);
+        json_t *labels = json_object_get(j, "labels");
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "n")), 3);
+        ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(labels, "positive"),
+                                                            "n")), 2);
+        ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(labels, "negative"),
+                                                            "n")), 1);
+        json_decref(j);
+        free(out);
+        ck_assert_int_eq(run(&out, "classify --model %s/models/%s 'a gorgeous movie'", shared(),
+                             models[i]), 0);
+        ck_assert_msg(strncmp(out, "positive", 8) == 0 || strncmp(out, "negative", 8) == 0,
+                      "%s", out);
+        free(out);
+    }
+    unlink(path);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("offline");
@@ -200,6 +234,7 @@ int main(void) {
     tcase_add_test(tc, bad_arguments_say_what_is_wrong);
     tcase_add_test(tc, bench_reports_each_length);
     tcase_add_test(tc, tune_json_has_frontier_and_choice);
+    tcase_add_test(tc, labels_by_name);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

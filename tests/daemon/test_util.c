@@ -164,6 +164,22 @@ int td_wait_note(sdc_client *c, const char *method, int timeout_ms, sdc_note *n)
     }
 }
 
+int td_tune_wait(sdc_client *c, const char *model, sp_diag *dg) {
+    sdc_reply r;
+    sdc_arg tune[] = {SDC_ARG_STR("model", model)};
+    int rc = sdc_call(c, "tune", tune, 1, 60000, &r, dg);
+    sdc_reply_free(&r);
+    sdc_note n;
+    while (rc == 0 && (rc = sdc_next_notification(c, 600000, &n, dg)) == 0) {
+        int done = strcmp(n.method, "job.done") == 0;
+        char status[32] = "";
+        if (done) sp_get_str(n.params, "status", 1, status, sizeof status, NULL);
+        sdc_note_free(&n);
+        if (done) return strcmp(status, "done") == 0 ? 0 : -1;
+    }
+    return rc;
+}
+
 /* ---- the template: the demo model added and tuned once for all tests ---- */
 
 int td_template_build(void) {
@@ -200,20 +216,7 @@ int td_template_build(void) {
     int rc = sdc_call(c, "model.add", add, 3, 120000, &r, &dg);
     if (rc == 0) rc = sp_get_str(r.result, "model", 1, td_model_id, sizeof td_model_id, NULL);
     sdc_reply_free(&r);
-    sdc_arg tune[] = {SDC_ARG_STR("model", "demo")};
-    if (rc == 0) rc = sdc_call(c, "tune", tune, 1, 60000, &r, &dg);
-    sdc_reply_free(&r);
-    sdc_note n;
-    while (rc == 0 && (rc = sdc_next_notification(c, 300000, &n, &dg)) == 0) {
-        int done = strcmp(n.method, "job.done") == 0;
-        char status[32] = "";
-        if (done) sp_get_str(n.params, "status", 1, status, sizeof status, NULL);
-        sdc_note_free(&n);
-        if (done) {
-            rc = strcmp(status, "done") == 0 ? 0 : -1;
-            break;
-        }
-    }
+    if (rc == 0) rc = td_tune_wait(c, "demo", &dg);
     sdc_close(c);
     kill(t.pid, SIGTERM);
     int st;

@@ -12,6 +12,7 @@ Suite *store_suite(void);
 Suite *rpc_suite(void);
 Suite *state_suite(void);
 Suite *cli_suite(void);
+Suite *families_suite(void);
 
 typedef struct td {
     char dir[256];   // temp dir of this test
@@ -47,5 +48,7 @@ void td_call_err(sdc_client *c, const char *method, const sdc_arg *args, int n, 
                  size_t cap);
 double td_num(const msgpack_object *map, const char *key);
 const char *td_str(const msgpack_object *map, const char *key, char *buf, size_t cap);
+/// Starts a tune of `model` and waits for its job.done: 0 when it is "done".
+int td_tune_wait(sdc_client *c, const char *model, sp_diag *dg);
 /// Waits for a notification named `method` (others are skipped); 0 or the timeout error.
 int td_wait_note(sdc_client *c, const char *method, int timeout_ms, sdc_note *n);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/en_forward.h"
 #include "engine/en_model.h"
 #include "mkmodel_lib.h"
 
@@ -602,6 +603,132 @@ START_TEST(test_labels_from_config) {
 }
 END_TEST
 
+/* An ELECTRA checkpoint whose embeddings (E = 8) are narrower than the encoder (H = 16):
+ * written here tensor by tensor, then the embeddings after en_ctx_begin are compared with
+ * LayerNorm(word + position + type) projected by electra.embeddings_project, computed here in
+ * double. */
+enum { E_E = 8 };
+
+static void add_tensor(json_t *hdr, FILE *data, size_t *off, const char *name, int rows, int cols,
+                       uint32_t *seed) {
+    size_t count = (size_t)rows * (size_t)(cols ? cols : 1);
+    for (size_t i = 0; i < count; i++) {
+        *seed = *seed * 1664525u + 1013904223u; // a fixed LCG: values in [-0.5, 0.5)
+        float v = (float)(*seed >> 8) / (float)(1u << 24) - 0.5f;
+        fwrite(&v, sizeof v, 1, data);
+    }
+    json_t *shape = cols ? json_pack("[i, i]", rows, cols) : json_pack("[i]", rows);
+    json_object_set_new(hdr, name,
+                        json_pack("{s:s, s:o, s:[I, I]}", "dtype", "F32", "shape", shape,
+                                  "data_offsets", (json_int_t)*off,
+                                  (json_int_t)(*off + count * 4)));
+    *off += count * 4;
+}
+
+static void make_electra_projected(const char *dir) {
+    make_tiny(dir, "F32", 1, 0); // vocab.txt and tokenizer_config.json
+    json_t *cfg =
+        json_pack("{s:s, s:[s], s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f}", "model_type",
+                  "electra", "architectures", "ElectraForSequenceClassification", "vocab_size",
+                  T_VOCAB, "hidden_size", T_H, "embedding_size", E_E, "num_hidden_layers", T_L,
+                  "num_attention_heads", T_HEADS, "intermediate_size", T_FFN,
+                  "max_position_embeddings", T_POS, "type_vocab_size", 2, "layer_norm_eps", 1e-12);
+    json_object_set_new(cfg, "num_labels", json_integer(T_LABELS));
+    ck_assert_int_eq(json_dump_file(cfg, sub(dir, "config.json"), 0), 0);
+    json_decref(cfg);
+    json_t *hdr = json_object();
+    char *buf = NULL;
+    size_t len = 0, off = 0;
+    FILE *data = open_memstream(&buf, &len);
+    uint32_t seed = 7;
+    const char *p = "electra.";
+    char name[128];
+#define T(rows, cols, ...)                                                                         \
+    do {                                                                                           \
+        snprintf(name, sizeof name, __VA_ARGS__);                                                  \
+        add_tensor(hdr, data, &off, name, rows, cols, &seed);                                      \
+    } while (0)
+    T(T_VOCAB, E_E, "%sembeddings.word_embeddings.weight", p);
+    T(T_POS, E_E, "%sembeddings.position_embeddings.weight", p);
+    T(2, E_E, "%sembeddings.token_type_embeddings.weight", p);
+    T(E_E, 0, "%sembeddings.LayerNorm.weight", p);
+    T(E_E, 0, "%sembeddings.LayerNorm.bias", p);
+    T(T_H, E_E, "%sembeddings_project.weight", p);
+    T(T_H, 0, "%sembeddings_project.bias", p);
+    static const char *const qkvo[] = {"self.query", "self.key", "self.value", "output.dense"};
+    for (int l = 0; l < T_L; l++) {
+        for (int k = 0; k < 4; k++) {
+            T(T_H, T_H, "%sencoder.layer.%d.attention.%s.weight", p, l, qkvo[k]);
+            T(T_H, 0, "%sencoder.layer.%d.attention.%s.bias", p, l, qkvo[k]);
+        }
+        T(T_H, 0, "%sencoder.layer.%d.attention.output.LayerNorm.weight", p, l);
+        T(T_H, 0, "%sencoder.layer.%d.attention.output.LayerNorm.bias", p, l);
+        T(T_FFN, T_H, "%sencoder.layer.%d.intermediate.dense.weight", p, l);
+        T(T_FFN, 0, "%sencoder.layer.%d.intermediate.dense.bias", p, l);
+        T(T_H, T_FFN, "%sencoder.layer.%d.output.dense.weight", p, l);
+        T(T_H, 0, "%sencoder.layer.%d.output.dense.bias", p, l);
+        T(T_H, 0, "%sencoder.layer.%d.output.LayerNorm.weight", p, l);
+        T(T_H, 0, "%sencoder.layer.%d.output.LayerNorm.bias", p, l);
+    }
+    T(T_H, T_H, "classifier.dense.weight");
+    T(T_H, 0, "classifier.dense.bias");
+    T(T_LABELS, T_H, "classifier.out_proj.weight");
+    T(T_LABELS, 0, "classifier.out_proj.bias");
+#undef T
+    fclose(data);
+    store_header(dir, hdr, (const uint8_t *)buf, len);
+    json_decref(hdr);
+    free(buf);
+}
+
+START_TEST(test_electra_projection) {
+    make_electra_projected(tmpdir);
+    en_model *m = load_ok(tmpdir);
+    ck_assert_str_eq(en_model_family(m), "ELECTRA");
+    ck_assert_int_eq(m->cfg.emb, E_E);
+    ck_assert_ptr_nonnull(m->w.proj_w);
+    en_ctx *c = NULL;
+    ck_assert_int_eq(en_ctx_new(m, 8, &c), 0);
+    int32_t ids[5] = {2, 7, 11, 40, 3}, types[5] = {0, 0, 1, 1, 1};
+    ck_assert_int_eq(en_ctx_begin(c, ids, types, 5), 0);
+    int n0, rows;
+    const float *x;
+    const int32_t *pos;
+    en_ctx_state(c, &n0, &rows, &x, &pos);
+    ck_assert_int_eq(rows, 5);
+    const en_weights *w = &m->w;
+    double worst = 0;
+    for (int i = 0; i < 5; i++) {
+        double e[E_E], mean = 0, var = 0;
+        for (int j = 0; j < E_E; j++) {
+            e[j] = (double)w->word_emb[ids[i] * E_E + j] + w->pos_emb[i * E_E + j] +
+                   w->type_emb[types[i] * E_E + j];
+            mean += e[j] / E_E;
+        }
+        for (int j = 0; j < E_E; j++)
+            var += (e[j] - mean) * (e[j] - mean) / E_E;
+        for (int j = 0; j < E_E; j++)
+            e[j] = (e[j] - mean) / sqrt(var + 1e-12) * w->emb_ln_g[j] + w->emb_ln_b[j];
+        for (int o = 0; o < T_H; o++) {
+            double acc = w->proj_b[o];
+            for (int j = 0; j < E_E; j++)
+                acc += (double)w->proj_w[o * E_E + j] * e[j];
+            worst = fmax(worst, fabs(acc - x[i * T_H + o]));
+        }
+    }
+    ck_assert_msg(worst < 1e-5, "projected embeddings differ by %g", worst);
+    float logits[T_LABELS];
+    ck_assert_int_eq(en_forward(c, ids, types, 5, EN_METRIC_ATTN, NULL, logits, NULL, NULL), 0);
+    for (int k = 0; k < T_LABELS; k++)
+        ck_assert(isfinite(logits[k]));
+    en_ctx_free(c);
+    en_model_free(m);
+    // Without the projection the checkpoint does not match its config.
+    set_tensor(tmpdir, "electra.embeddings_project.weight", NULL, NULL);
+    expect_fail(tmpdir, EN_ETENSOR, "electra.embeddings_project.weight", "ELECTRA", NULL);
+}
+END_TEST
+
 // --- the bad-input matrix: model.safetensors ---
 
 START_TEST(test_truncated) {
@@ -768,20 +895,77 @@ END_TEST
 
 START_TEST(test_other_architectures) {
     make_tiny(tmpdir, "F32", 1, 0);
-    set_config(tmpdir, "model_type", json_string("distilbert"));
-    set_config(tmpdir, "architectures", json_pack("[s]", "DistilBertForSequenceClassification"));
-    expect_fail(tmpdir, EN_EARCH, "config.json", "model_type 'distilbert'",
-                "DistilBertForSequenceClassification", "only BERT", NULL);
-    set_config(tmpdir, "model_type", json_string("roberta"));
-    set_config(tmpdir, "architectures", json_pack("[s]", "RobertaForSequenceClassification"));
-    expect_fail(tmpdir, EN_EARCH, "config.json", "'roberta'", "RobertaForSequenceClassification",
-                NULL);
     set_config(tmpdir, "model_type", json_string("bert"));
     set_config(tmpdir, "architectures", json_pack("[s]", "BertForMaskedLM"));
-    expect_fail(tmpdir, EN_EARCH, "config.json", "BertForMaskedLM", NULL);
+    expect_fail(tmpdir, EN_EARCH, "config.json", "BertForMaskedLM",
+                "only BertForSequenceClassification", NULL);
+    // A supported family whose architecture list names another family's class.
+    set_config(tmpdir, "architectures", json_pack("[s]", "RobertaForSequenceClassification"));
+    expect_fail(tmpdir, EN_EARCH, "RobertaForSequenceClassification", NULL);
     set_config(tmpdir, "architectures", NULL);
     set_config(tmpdir, "model_type", NULL);
     expect_fail(tmpdir, EN_ECONFIG, "config.json", "'model_type' is missing", NULL);
+    set_config(tmpdir, "model_type", json_string("gpt2"));
+    expect_fail(tmpdir, EN_EARCH, "config.json", "'gpt2'",
+                "supported: BERT, DistilBERT, RoBERTa, "
+                "ELECTRA",
+                NULL);
+}
+END_TEST
+
+/* Writes `text` as <tmpdir>/<file>. */
+static void put_file(const char *file, const char *text) {
+    write_all(sub(tmpdir, file), text, strlen(text));
+}
+
+/* The families people fine-tune that are not supported yet: one line naming the family and
+ * what is supported, from a tiny config.json alone (nothing else is read). */
+START_TEST(test_unsupported_families) {
+    static const struct {
+        const char *type, *arch, *name;
+    } cases[] = {
+        {"albert", "AlbertForSequenceClassification", "ALBERT"},
+        {"deberta", "DebertaForSequenceClassification", "DeBERTa"},
+        {"deberta-v2", "DebertaV2ForSequenceClassification", "DeBERTa-v2/v3"},
+        {"xlnet", "XLNetForSequenceClassification", "XLNet"},
+        {"modernbert", "ModernBertForSequenceClassification", "ModernBERT"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cfg[256];
+        snprintf(cfg, sizeof cfg, "{\"model_type\": \"%s\", \"architectures\": [\"%s\"]}",
+                 cases[i].type, cases[i].arch);
+        put_file("config.json", cfg);
+        char says[64];
+        snprintf(says, sizeof says, "%s model_type '%s'", cases[i].name, cases[i].type);
+        expect_fail(tmpdir, EN_EARCH, "config.json", says, "is not supported",
+                    "supported: BERT, DistilBERT, RoBERTa, ELECTRA", NULL);
+    }
+}
+END_TEST
+
+/* XLM-RoBERTa's network is RoBERTa's; its SentencePiece Unigram tokenizer is what is refused. */
+START_TEST(test_sentencepiece_refused) {
+    put_file("config.json",
+             "{\"model_type\": \"xlm-roberta\", \"architectures\": "
+             "[\"XLMRobertaForSequenceClassification\"], \"vocab_size\": 10, \"hidden_size\": 8, "
+             "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"intermediate_size\": 16, "
+             "\"max_position_embeddings\": 20, \"type_vocab_size\": 1, \"pad_token_id\": 1}");
+    put_file("sentencepiece.bpe.model", "not read");
+    expect_fail(tmpdir, EN_EVOCAB, "SentencePiece", "not supported",
+                "byte-level BPE (vocab.json + merges.txt or tokenizer.json)", NULL);
+    put_file("tokenizer.json", "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"<s>\", 0]]}}");
+    expect_fail(tmpdir, EN_EVOCAB, "tokenizer.json", "Unigram", "SentencePiece",
+                "supported: WordPiece and byte-level BPE", NULL);
+}
+END_TEST
+
+/* A folder with only PyTorch's pickle: the message says how to convert it. */
+START_TEST(test_pytorch_bin_only) {
+    make_tiny(tmpdir, "F32", 1, 0);
+    unlink(sub(tmpdir, "model.safetensors"));
+    put_file("pytorch_model.bin", "PK not read");
+    expect_fail(tmpdir, EN_EFORMAT, "pytorch_model.bin", "convert it to model.safetensors",
+                "save_pretrained", "safe_serialization=True", NULL);
 }
 END_TEST
 
@@ -872,6 +1056,7 @@ Suite *model_suite(void) {
     tcase_add_test(tiny, test_extra_tensor_ignored);
     tcase_add_test(tiny, test_old_names);
     tcase_add_test(tiny, test_labels_from_config);
+    tcase_add_test(tiny, test_electra_projection);
     suite_add_tcase(s, tiny);
     TCase *bad = tcase_create("bad_input");
     tcase_add_checked_fixture(bad, make_tmpdir, remove_tmpdir);
@@ -885,6 +1070,9 @@ Suite *model_suite(void) {
     tcase_add_test(bad, test_missing_tensor);
     tcase_add_test(bad, test_wrong_shape);
     tcase_add_test(bad, test_other_architectures);
+    tcase_add_test(bad, test_unsupported_families);
+    tcase_add_test(bad, test_sentencepiece_refused);
+    tcase_add_test(bad, test_pytorch_bin_only);
     tcase_add_test(bad, test_bad_config_fields);
     tcase_add_test(bad, test_vocab_problems);
     tcase_add_test(bad, test_missing_weights_file);

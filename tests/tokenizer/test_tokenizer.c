@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "engine/en_tokenizer.h"
+#include "tests/common/shared_models.h"
 
 Suite *tokenizer_suite(void);
 
@@ -113,20 +115,6 @@ static const char *pieces(const en_tokenizer *t, const char *text) {
 
 /* ---- Fixtures --------------------------------------------------------------------------- */
 
-// A copy of a JSON string without its U+0000 characters (NULL for a non-string): the C API
-// takes NUL-terminated text, and BERT's clean-up drops U+0000 anyway.
-static char *without_nul(const json_t *s) {
-    if (!json_is_string(s)) return NULL;
-    size_t n = json_string_length(s), k = 0;
-    const char *v = json_string_value(s);
-    char *out = malloc(n + 1);
-    ck_assert_ptr_nonnull(out);
-    for (size_t i = 0; i < n; i++)
-        if (v[i] != '\0') out[k++] = v[i];
-    out[k] = '\0';
-    return out;
-}
-
 // Checks every line of `fixture` against `t`; returns the number of mismatching lines after
 // printing the first few.
 static int check_fixture(const en_tokenizer *t, const char *fixture, int *lines_out) {
@@ -141,8 +129,8 @@ static int check_fixture(const en_tokenizer *t, const char *fixture, int *lines_
         json_error_t err;
         json_t *j = json_loads(line, JSON_ALLOW_NUL, &err);
         ck_assert_msg(j != NULL, "%s:%d: %s", fixture, lines, err.text);
-        char *a = without_nul(json_object_get(j, "text"));
-        char *b = without_nul(json_object_get(j, "text_pair"));
+        json_t *ja = json_object_get(j, "text"), *jb = json_object_get(j, "text_pair");
+        const char *a = json_string_value(ja), *b = json_string_value(jb);
         json_t *jids = json_object_get(j, "ids"), *jtypes = json_object_get(j, "type_ids");
         ck_assert_ptr_nonnull(a);
         int nw = (int)json_array_size(jids);
@@ -154,7 +142,8 @@ static int check_fixture(const en_tokenizer *t, const char *fixture, int *lines_
         }
         int n = -1;
         en_diag diag = {{0}};
-        int rc = en_tokenize(t, a, b, 512, ids, types, &n, &diag);
+        int rc = en_tokenize_n(t, a, json_string_length(ja), b, b ? json_string_length(jb) : 0,
+                               MAX_IDS, ids, types, &n, &diag);
         ck_assert_msg(rc == 0, "%s:%d: %s (%s)", fixture, lines, en_strerror(rc), diag.msg);
         int diff = n == nw ? -1 : (n < nw ? n : nw);
         for (int i = 0; i < n && i < nw && diff < 0; i++)
@@ -169,8 +158,6 @@ static int check_fixture(const en_tokenizer *t, const char *fixture, int *lines_
                         diff < nw ? (int)want_types[diff] : -1);
         }
         json_decref(j);
-        free(a);
-        free(b);
     }
     free(line);
     fclose(f);
@@ -178,30 +165,48 @@ static int check_fixture(const en_tokenizer *t, const char *fixture, int *lines_
     return bad;
 }
 
-static void check_model_fixture(const char *model_dir, const char *model_name) {
+// Every line of the model's tokenize.jsonl, with the tokenizer read from `which` files.
+static void check_model_fixture_from(const char *model_dir, const char *model_name,
+                                     en_tok_files which) {
     char fixture[1024], rel[256];
     snprintf(rel, sizeof rel, "fixtures/%s/tokenize.jsonl", model_name);
     shared_path(fixture, sizeof fixture, rel);
-    en_tokenizer *t = load_or_fail(model_dir);
+    en_tokenizer *t = NULL;
+    en_diag diag = {{0}};
+    int rc = en_tokenizer_load_files(model_dir, which, &t, &diag);
+    ck_assert_msg(rc == 0, "loading %s: %s (%s)", model_dir, en_strerror(rc), diag.msg);
     int lines = 0;
     int bad = check_fixture(t, fixture, &lines);
-    fprintf(stderr, "%s with %s: %d of %d lines match\n", fixture, model_dir, lines - bad, lines);
+    fprintf(stderr, "%s with %s (%s, %s): %d of %d lines match\n", fixture, model_dir,
+            en_tokenizer_kind(t), en_tokenizer_file(t), lines - bad, lines);
     ck_assert_int_ge(lines, 300);
     ck_assert_msg(bad == 0, "%s: %d of %d lines differ", fixture, bad, lines);
     en_tokenizer_free(t);
 }
 
-START_TEST(fixture_demo_model) {
-    char dir[1024];
-    check_model_fixture(shared_path(dir, sizeof dir, "models/sst2-bert-L4-H128-demo"),
-                        "sst2-bert-L4-H128-demo");
+static void check_model_fixture(const char *model_dir, const char *model_name) {
+    check_model_fixture_from(model_dir, model_name, EN_TOK_FILES_AUTO);
 }
-END_TEST
 
-START_TEST(fixture_l6_model) {
-    char dir[1024];
-    check_model_fixture(shared_path(dir, sizeof dir, "models/sst2-bert-L6-H256"),
-                        "sst2-bert-L6-H256");
+static bool has_file(const char *dir, const char *file) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    return access(path, R_OK) == 0;
+}
+
+// Every model of shared/models with a tokenize.jsonl, from each set of files it carries.
+START_TEST(fixture_shared_models) {
+    const char *const *names;
+    int n = shared_models("tokenize.jsonl", &names);
+    ck_assert_int_gt(n, _i);
+    char dir[1024], rel[512];
+    snprintf(rel, sizeof rel, "models/%s", names[_i]);
+    shared_path(dir, sizeof dir, rel);
+    bool fast = has_file(dir, "tokenizer.json");
+    bool slow = has_file(dir, "vocab.txt") || has_file(dir, "vocab.json");
+    ck_assert(fast || slow);
+    if (fast) check_model_fixture_from(dir, names[_i], EN_TOK_FILES_FAST);
+    if (slow) check_model_fixture_from(dir, names[_i], EN_TOK_FILES_SLOW);
 }
 END_TEST
 
@@ -492,8 +497,8 @@ Suite *tokenizer_suite(void) {
     Suite *s = suite_create("tokenizer");
     TCase *fx = tcase_create("fixtures");
     tcase_set_timeout(fx, 300);
-    tcase_add_test(fx, fixture_demo_model);
-    tcase_add_test(fx, fixture_l6_model);
+    const char *const *names;
+    tcase_add_loop_test(fx, fixture_shared_models, 0, shared_models("tokenize.jsonl", &names));
     tcase_add_test(fx, fixture_embedded_demo_model);
     tcase_add_test(fx, shared_between_threads);
     suite_add_tcase(s, fx);
