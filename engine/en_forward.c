@@ -528,13 +528,12 @@ int en_ctx_finish(en_ctx *c, float *logits) {
     double t = 0;
     lap(c, &t, EN_STEP_HEAD);
     /* h = act(Wh Z[0] + bh) (BERT: the pooler, tanh; RoBERTa tanh; ELECTRA GELU; DistilBERT
-     * ReLU); logits = Wc h + bc: matrix-vector, done in double */
+     * ReLU), the product on the packed kernel; logits = Wc h + bc, a few dot products in
+     * double */
     float *pooled = c->ctx;
+    en_gemm_packed(1, H, H, c->x, H, c->m->pool_packed, w->pool_b, 0, pooled, H);
     for (int o = 0; o < H; o++) {
-        double acc = w->pool_b[o];
-        const float *row = w->pool_w + (size_t)o * H;
-        for (int j = 0; j < H; j++)
-            acc += (double)row[j] * c->x[j];
+        double acc = pooled[o];
         switch (cfg->head_act) {
         case EN_HEAD_TANH:
             acc = tanh(acc);

@@ -84,6 +84,7 @@ typedef struct en_model {
     uint64_t weights_hash; // FNV-1a 64 of model.safetensors' bytes: identifies the weights
     char dtype[8];         // "F32", "F16" or "BF16" as stored in the file
     en_packed_layer packed[EN_MAX_LAYERS]; // pointers into `packed_arena`
+    const float *pool_packed; // the head's dense layer (pool_w), packed likewise
     float *packed_arena;   // owned: the packed matrices of every layer, one allocation
 } en_model;
 
