@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "en_config.h"
+#include "en_file.h"
 #include "en_safetensors.h"
 
 // F32 tensors are read into the arena as they are stored: that needs a little-endian host.
@@ -155,8 +156,8 @@ static int load_weights(en_model *m, const char *dir, en_diag *diag) {
         return en_fail(diag, -ENAMETOOLONG, "%s: path too long", dir);
     loader ld = {.path = path, .cfg = &m->cfg, .fd = -1, .hash = FNV_OFFSET};
     int rc = 0;
-    ld.fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (ld.fd < 0) return en_fail(diag, -errno, "%s: %s", path, strerror(errno));
+    // Non-blocking open, regular files only: a FIFO here must not hang the loading thread.
+    if ((rc = en_file_open(path, EN_MAX_WEIGHTS_BYTES, &ld.fd, NULL, diag)) < 0) return rc;
     if ((rc = en_st_parse_fd(ld.fd, path, &ld.hdr, diag)) < 0) goto done;
     if ((rc = plan_slots(&ld, diag)) < 0) goto done;
     // Every tensor is found, typed and shaped as config.json says: only now allocate.

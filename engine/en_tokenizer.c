@@ -17,6 +17,8 @@
 #include <jansson.h>
 #include <utf8proc.h>
 
+#include "en_file.h"
+
 enum {
     MAX_WORD_CHARS = 100, // HF's max_input_chars_per_word: longer words become [UNK]
 };
@@ -164,40 +166,6 @@ static int32_t vocab_find(const en_tokenizer *t, const char *s, size_t len, bool
     }
 }
 
-// Reads a whole file; -errno on failure. `*data` is owned by the caller and NUL-terminated.
-static int read_file(const char *path, char **data, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -errno;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    int rc = buf ? 0 : EN_ENOMEM;
-    while (rc == 0) {
-        if (cap - n < 2) {
-            char *nb = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-            if (!nb) {
-                rc = EN_ENOMEM;
-                break;
-            }
-            buf = nb, cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) rc = -EIO;
-            break;
-        }
-    }
-    fclose(f);
-    if (rc != 0) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *size = n;
-    return 0;
-}
-
 // vocab.txt as Python's `open(path, encoding="utf-8").readlines()` sees it (universal
 // newlines: "\n", "\r\n" and "\r" end a line), one piece a line, id = line number.
 static int load_vocab(en_tokenizer *t, const char *dir, en_diag *diag) {
@@ -206,8 +174,8 @@ static int load_vocab(en_tokenizer *t, const char *dir, en_diag *diag) {
         return en_fail(diag, -ENAMETOOLONG, "%s/vocab.txt: path too long", dir);
     char *data = NULL;
     size_t size = 0;
-    int rc = read_file(path, &data, &size);
-    if (rc != 0) return en_fail(diag, rc, "%s: %s", path, en_strerror(rc));
+    int rc = en_file_read(path, EN_MAX_VOCAB_BYTES, &data, &size, diag);
+    if (rc != 0) return rc;
     if (size >= UINT32_MAX) {
         free(data);
         return en_fail(diag, EN_EVOCAB, "%s: file too large (%zu bytes)", path, size);
@@ -259,8 +227,9 @@ static int load_vocab(en_tokenizer *t, const char *dir, en_diag *diag) {
         int32_t dup = vocab_find(t, data + start, len, false);
         if (dup >= 0) {
             // HF would let the later line win silently; a duplicate means a broken file.
-            return en_fail(diag, EN_EVOCAB, "%s: line %zu: piece \"%.64s\" already on line %d",
-                           path, id + 1, data + start, dup + 1);
+            char ex[4 * EN_EXCERPT_MAX + 8];
+            return en_fail(diag, EN_EVOCAB, "%s: line %zu: piece %s already on line %d", path,
+                           id + 1, en_excerpt(data + start, len, ex, sizeof ex), dup + 1);
         }
         uint32_t slot = (uint32_t)fnv1a(FNV_BASIS, data + start, len) & t->mask;
         while (t->slots[slot] >= 0)
@@ -308,17 +277,19 @@ static int load_config(en_tokenizer *t, const char *dir, en_diag *diag) {
     if (snprintf(path, sizeof path, "%s/tokenizer_config.json", dir) >= (int)sizeof path)
         return en_fail(diag, -ENAMETOOLONG, "%s/tokenizer_config.json: path too long", dir);
     json_t *root = NULL;
-    FILE *f = fopen(path, "rb");
-    if (f) {
+    char *text;
+    size_t len;
+    int frc = en_file_read(path, EN_MAX_TOKCONFIG_BYTES, &text, &len, diag);
+    if (frc == 0) {
         json_error_t jerr;
-        root = json_loadf(f, 0, &jerr);
-        fclose(f);
+        root = json_loadb(text, len, 0, &jerr);
+        free(text);
+        char why[JSON_ERROR_TEXT_LENGTH];
         if (!root)
             return en_fail(diag, EN_EFORMAT, "%s:%d:%d: %s", path, jerr.line, jerr.column,
-                           jerr.text);
-    } else if (errno != ENOENT) { // no file: BertTokenizer's defaults
-        int err = errno;
-        return en_fail(diag, -err, "%s: %s", path, strerror(err));
+                           en_json_reason(jerr.text, why, sizeof why));
+    } else if (frc != -ENOENT) { // no file: BertTokenizer's defaults
+        return frc;
     }
     int rc = 0;
     bool strip = t->lower, strip_set = false;

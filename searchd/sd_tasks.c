@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/en_dataset.h"
+#include "engine/en_file.h"
 #include "sd_daemon.h"
 #include "sd_error.h"
 
@@ -15,10 +16,11 @@ void sd_hw_detect(sd_daemon *d, sc_hw *out) {
     if (!ov[0]) return;
     char text[sizeof out->cpu] = "";
     if (ov[0] == '@') { // read each time, so a test can change it under a running daemon
-        FILE *f = fopen(ov + 1, "r");
-        if (f) {
-            if (!fgets(text, sizeof text, f)) text[0] = '\0';
-            fclose(f);
+        char *buf;
+        size_t len;
+        if (en_file_read(ov + 1, 4096, &buf, &len, NULL) == 0) { // a FIFO is refused, not read
+            snprintf(text, sizeof text, "%s", buf);
+            free(buf);
         }
         text[strcspn(text, "\r\n")] = '\0';
     } else {
