@@ -2,6 +2,7 @@
  * for people or, with --json, as the daemon's reply in JSON. `classify --daemon` is the
  * inference client: it asks searchd for the schedule, runs the engine here under it, and
  * switches to a new schedule when searchd says the frontier changed. */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
@@ -652,6 +653,33 @@ static int do_classify(sdc_client *c, const dargs *a, const char *model, int arg
     return rc;
 }
 
+/* The job number of `status JOB` / `cancel JOB`: one argument, decimal digits only, at most
+ * 2^53 (the largest integer a msgpack double carries exactly): 0, or 2 with a message. */
+static int parse_job(const char *name, int argc, char **argv, int rest, double *job) {
+    if (rest >= argc) {
+        fprintf(stderr, "searchctl %s: give the job number\n", name);
+        return 2;
+    }
+    if (argc - rest > 1) {
+        fprintf(stderr, "searchctl %s: takes one job number; unexpected argument '%.40s'\n", name,
+                argv[rest + 1]);
+        return 2;
+    }
+    const char *s = argv[rest];
+    size_t n = strspn(s, "0123456789");
+    errno = 0;
+    unsigned long long v = n > 0 && s[n] == '\0' ? strtoull(s, NULL, 10) : 0;
+    if (v == 0 || errno || v > (1ull << 53)) {
+        fprintf(stderr,
+                "searchctl %s: '%.40s' is not a job number (a whole number from 1 to "
+                "9007199254740992)\n",
+                name, s);
+        return 2;
+    }
+    *job = (double)v;
+    return 0;
+}
+
 int cmd_daemon(const char *name, int argc, char **argv) {
     dargs a;
     int rc = parse(argc, argv, &a);
@@ -659,27 +687,21 @@ int cmd_daemon(const char *name, int argc, char **argv) {
         usage(name, a.help ? stdout : stderr);
         return a.help ? 0 : rc;
     }
+    int job_cmd = strcmp(name, "status") == 0 || strcmp(name, "cancel") == 0;
+    double job = 0;
+    if (job_cmd && (rc = parse_job(name, argc, argv, a.rest, &job)) != 0) return rc;
     sdc_client *c = NULL;
     if (connect_to(&a, &c)) return 1;
     const char *model = NULL;
-    char jobtext[32] = "";
-    if (a.rest < argc) snprintf(jobtext, sizeof jobtext, "%s", argv[a.rest]);
     if (strcmp(name, "ping") == 0) {
         rc = simple(c, &a, "ping", NULL, 0);
     } else if (strcmp(name, "info") == 0 || strcmp(name, "models") == 0) {
         rc = do_info(c, &a, strcmp(name, "models") == 0);
     } else if (strcmp(name, "add") == 0) {
         rc = do_add(c, &a, argc, argv);
-    } else if (strcmp(name, "status") == 0 || strcmp(name, "cancel") == 0) {
-        char *end;
-        double job = strtod(jobtext, &end);
-        if (!jobtext[0] || *end) {
-            fprintf(stderr, "searchctl %s: give the job number\n", name);
-            rc = 2;
-        } else {
-            sdc_arg args[1] = {SDC_ARG_NUM("job", job)};
-            rc = simple(c, &a, strcmp(name, "status") == 0 ? "job.status" : "job.cancel", args, 1);
-        }
+    } else if (job_cmd) {
+        sdc_arg args[1] = {SDC_ARG_NUM("job", job)};
+        rc = simple(c, &a, strcmp(name, "status") == 0 ? "job.status" : "job.cancel", args, 1);
     } else if (strcmp(name, "watch") == 0) {
         rc = do_watch(c, &a);
     } else if (strcmp(name, "retune") == 0) {

@@ -55,20 +55,29 @@ static int get_budget(sd_call *k, sc_query *q, int *nset) {
     q->max_drop = q->max_flops = q->max_latency_ms = -1;
     q->minimize = SC_MIN_LATENCY;
     *nset = 0;
+    int given[3];
     for (int i = 0; i < 3; i++) {
         sp_diag dg;
         int rc = sp_get_num(k->args, names[i], 0, dst[i], &dg);
         if (rc < 0) return sp_err(k, rc, &dg);
-        if (rc == 0) (*nset)++;
+        given[i] = rc == 0;
+        *nset += given[i];
     }
-    if (q->max_drop > 1 || (q->max_drop < 0 && q->max_drop != -1))
+    // -1 means "not given" inside; a value given is checked as given, -1 included.
+    if (given[0] && !(q->max_drop >= 0 && q->max_drop <= 1))
         return en_fail(&k->diag, SP_EPARAMS,
-                       "max_drop is a fraction in [0, 1]: 0.01 means a 1%% accuracy drop");
-    if ((q->max_flops != -1 && (q->max_flops <= 0 || q->max_flops > 1)))
+                       "max_drop %g is out of range: a fraction in [0, 1], 0.01 means a 1%% "
+                       "accuracy drop",
+                       q->max_drop);
+    if (given[1] && !(q->max_flops > 0 && q->max_flops <= 1))
         return en_fail(&k->diag, SP_EPARAMS,
-                       "max_flops is a fraction of the unpruned FLOPs in (0, 1], e.g. 0.5");
-    if (q->max_latency_ms != -1 && q->max_latency_ms <= 0)
-        return en_fail(&k->diag, SP_EPARAMS, "max_latency_ms must be positive");
+                       "max_flops %g is out of range: a fraction of the unpruned FLOPs in (0, 1], "
+                       "e.g. 0.5",
+                       q->max_flops);
+    if (given[2] && !(q->max_latency_ms > 0 && q->max_latency_ms <= 1e7))
+        return en_fail(&k->diag, SP_EPARAMS,
+                       "max_latency_ms %g is out of range: milliseconds in (0, 1e7]",
+                       q->max_latency_ms);
     if (*nset > 1)
         return en_fail(&k->diag, SP_EPARAMS,
                        "give one of max_drop, max_flops, max_latency_ms, not %d", *nset);
@@ -191,9 +200,12 @@ static int get_job(sd_call *k, sd_job **out) {
     sp_diag dg;
     int rc = sp_get_num(k->args, "job", 1, &id, &dg);
     if (rc) return sp_err(k, rc, &dg);
-    sd_job *j = id >= 1 && id == floor(id) ? sd_job_find(k->d, (uint64_t)id) : NULL;
+    if (!(id >= 1 && id <= 9007199254740992.0 && id == floor(id)))
+        return en_fail(&k->diag, SP_EPARAMS, "job %g is not a job number (a whole number >= 1)",
+                       id);
+    sd_job *j = sd_job_find(k->d, (uint64_t)id);
     if (!j)
-        return en_fail(&k->diag, SD_ENOJOB, "no job %g (searchd remembers the last %d)", id,
+        return en_fail(&k->diag, SD_ENOJOB, "no job %.0f (searchd remembers the last %d)", id,
                        SD_JOBS_KEPT);
     *out = j;
     return 0;
@@ -369,8 +381,15 @@ void sd_dispatch(sd_daemon *d, sd_conn *c, const sp_msg *m) {
         for (size_t i = 0; i < N_METHODS; i++)
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
                                      methods[i].name);
-        rc = en_fail(&k.diag, SP_EMETHOD, "unknown method '%.*s'; searchd knows: %s",
-                     (int)(m->method_len > 64 ? 64 : m->method_len), m->method, list);
+        const char *nul = memchr(m->method, '\0', m->method_len);
+        char ex[160];
+        sp_excerpt(m->method, m->method_len, ex, sizeof ex);
+        if (nul)
+            rc = en_fail(&k.diag, SP_EMETHOD,
+                         "method name %s holds a NUL byte at position %zu; searchd knows: %s", ex,
+                         (size_t)(nul - m->method), list);
+        else
+            rc = en_fail(&k.diag, SP_EMETHOD, "unknown method %s; searchd knows: %s", ex, list);
     } else {
         sp_diag dg;
         rc = sp_params_map(m->params, &k.args, &dg);

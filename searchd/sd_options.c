@@ -8,7 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/en_file.h"
 #include "sd_error.h"
+
+#define SD_MAX_CONFIG_BYTES (1 << 20) // an options file is a few lines
 
 typedef enum { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_FLAG } opt_type;
 
@@ -72,7 +75,7 @@ static int set(sd_options *o, const opt *op, const char *value, const char *from
         v = 1, end = (char *)value + strlen(value);
     else if (op->type == OPT_FLAG && (strcmp(value, "false") == 0 || strcmp(value, "no") == 0))
         v = 0, end = (char *)value + strlen(value);
-    if (errno || end == value || *end != '\0' || v < op->min || v > op->max ||
+    if (errno || end == value || *end != '\0' || !(v >= op->min && v <= op->max) || // NaN too
         (op->type != OPT_DOUBLE && v != (double)(long long)v))
         return en_fail(diag, SD_EOPTION, "%s: --%s takes %s in [%g, %g], not '%s'", from, op->name,
                        op->type == OPT_DOUBLE ? "a number" : "an integer", op->min, op->max, value);
@@ -93,8 +96,15 @@ static char *trim(char *s) {
 }
 
 static int load_file(sd_options *o, const char *path, en_diag *diag) {
-    FILE *f = fopen(path, "r");
-    if (!f) return en_fail(diag, SD_EOPTION, "--config %s: %s", path, strerror(errno));
+    int fd;
+    en_diag why;
+    if (en_file_open(path, SD_MAX_CONFIG_BYTES, &fd, NULL, &why) != 0)
+        return en_fail(diag, SD_EOPTION, "--config %s", why.msg);
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        return en_fail(diag, SD_EOPTION, "--config %s: %s", path, strerror(errno));
+    }
     char line[2048], from[1100];
     int lineno = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
