@@ -24,7 +24,7 @@ typedef struct dargs {
     const char *socket, *connect;
     const char *model, *path, *data, *holdout, *name;
     const char *max_drop, *max_flops, *max_latency, *minimize;
-    int json, force, watch, no_wait, help;
+    int json, force, replace, watch, no_wait, help;
     int timeout_ms;
     int count; // watch / classify --watch: stop after this many notifications (0: never)
     int rest;  // first positional argument
@@ -47,7 +47,7 @@ static void usage(const char *cmd, FILE *to) {
             cmd);
     fputs("  ping                                 is searchd there?\n"
           "  info | models                        version, hardware, registered models\n"
-          "  add --path DIR --data FILE [--holdout FILE] [--name NAME]\n"
+          "  add --path DIR --data FILE [--holdout FILE] [--name NAME [--replace]]\n"
           "  remove MODEL\n"
           "  tune --daemon --model MODEL [--max-drop 1% | --max-flops 0.5 | --max-latency MS]\n"
           "       [--no-wait]                     progress bar until the job is done\n"
@@ -81,6 +81,8 @@ static int parse(int argc, char **argv, dargs *a) {
             a->json = 1;
         else if (strcmp(o, "--force") == 0)
             a->force = 1;
+        else if (strcmp(o, "--replace") == 0)
+            a->replace = 1;
         else if (strcmp(o, "--watch") == 0)
             a->watch = 1;
         else if (strcmp(o, "--no-wait") == 0)
@@ -224,8 +226,12 @@ static void print_record(const msgpack_object *r) {
 static void print_model_line(const msgpack_object *m) {
     char id[32], name[128], hw[300];
     double layers = num(m, "layers"), schedules = num(m, "schedules");
-    printf("%s  %-16s %2.0f layers  %3.0f schedules  %s\n", str(m, "model", id, sizeof id),
-           str(m, "name", name, sizeof name), layers, schedules, str(m, "hardware", hw, sizeof hw));
+    const msgpack_object *changed = get(m, "changed");
+    printf("%s  %-16s %2.0f layers  %3.0f schedules  %s%s\n", str(m, "model", id, sizeof id),
+           str(m, "name", name, sizeof name), layers, schedules, str(m, "hardware", hw, sizeof hw),
+           changed && changed->type == MSGPACK_OBJECT_BOOLEAN && changed->via.boolean
+               ? "  CHANGED: other weights under its path; add them again"
+               : "");
 }
 
 static int do_info(sdc_client *c, const dargs *a, int list_only) {
@@ -244,6 +250,11 @@ static int do_info(sdc_client *c, const dargs *a, int list_only) {
                num(r.result, "connections"), num(r.result, "jobs_running"),
                num(r.result, "jobs_queued"), str(r.result, "hardware", hw, sizeof hw));
         if (num(r.result, "tcp_port") > 0) printf("tcp port %.0f\n", num(r.result, "tcp_port"));
+        const msgpack_object *durable = get(r.result, "state_durable");
+        char why[600] = "";
+        if (durable && durable->type == MSGPACK_OBJECT_BOOLEAN && !durable->via.boolean)
+            printf("state NOT durable: the last save failed: %s\n",
+                   str(r.result, "state_error", why, sizeof why));
         const msgpack_object *models = get(r.result, "models");
         for (uint32_t i = 0; models && i < models->via.array.size; i++)
             print_model_line(&models->via.array.ptr[i]);
@@ -272,11 +283,12 @@ static int do_add(sdc_client *c, const dargs *a, int argc, char **argv) {
         return 2;
     }
     char p1[PATH_MAX], p2[PATH_MAX], p3[PATH_MAX];
-    sdc_arg args[4] = {SDC_ARG_STR("path", absolute(path, p1)),
+    sdc_arg args[5] = {SDC_ARG_STR("path", absolute(path, p1)),
                        SDC_ARG_STR("data", absolute(a->data, p2))};
     int n = 2;
     if (a->holdout) args[n++] = SDC_ARG_STR("holdout", absolute(a->holdout, p3));
     if (a->name) args[n++] = SDC_ARG_STR("name", a->name);
+    if (a->replace) args[n++] = SDC_ARG_BOOL("replace", 1);
     sdc_reply r;
     dargs slow = *a;
     slow.timeout_ms = a->timeout_ms > 300000 ? a->timeout_ms : 300000; // load + calibration

@@ -95,6 +95,31 @@ int en_file_read(const char *path, uint64_t max_bytes, char **data, size_t *len,
     return 0;
 }
 
+int en_file_hash(const char *path, uint64_t max_bytes, uint64_t *hash, en_diag *diag) {
+    int fd;
+    int rc = en_file_open(path, max_bytes, &fd, NULL, diag);
+    if (rc) return rc;
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = malloc(CHUNK);
+    uint64_t h = 0xcbf29ce484222325ull;
+    while (rc == 0 && buf) {
+        ssize_t got = read(fd, buf, CHUNK);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            int err = errno;
+            rc = en_fail(diag, -err, "%s: read failed: %s", path, strerror(err));
+        }
+        if (got <= 0) break;
+        for (ssize_t i = 0; i < got; i++)
+            h = (h ^ buf[i]) * 0x100000001b3ull;
+    }
+    close(fd);
+    if (!buf) return en_fail(diag, EN_ENOMEM, "%s: out of memory", path);
+    free(buf);
+    if (rc == 0) *hash = h;
+    return rc;
+}
+
 const char *en_excerpt(const char *s, size_t len, char *buf, size_t cap) {
     if (cap < 16) {
         if (cap) buf[0] = '\0';

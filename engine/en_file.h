@@ -29,6 +29,10 @@ int en_file_open(const char *path, uint64_t max_bytes, int *fd, uint64_t *size, 
 /// EN_ERANGE too.
 int en_file_read(const char *path, uint64_t max_bytes, char **data, size_t *len, en_diag *diag);
 
+/// FNV-1a 64 of the whole of regular file `path` (at most `max_bytes`), read 1 MiB at a time:
+/// for model.safetensors, the same value as en_model_load()'s weights_hash.
+int en_file_hash(const char *path, uint64_t max_bytes, uint64_t *hash, en_diag *diag);
+
 /// Writes into `buf` at most EN_EXCERPT_MAX characters of `s` (`len` bytes), quoted, with
 /// control characters, quotes, backslashes and bytes >= 0x80 as \xNN escapes and "..." when cut;
 /// returns `buf`. For messages that quote what a caller sent (a label, a name).

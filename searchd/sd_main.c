@@ -98,6 +98,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); // a file over RLIMIT_FSIZE: the write fails with EFBIG, reported
+    d->state_durable = 1;
     uv_loop_t loop;
     if ((rc = uv_loop_init(&loop)) < 0) {
         fprintf(stderr, "searchd: uv_loop_init: %s\n", uv_strerror(rc));
@@ -149,6 +151,8 @@ int main(int argc, char **argv) {
         nmodels++;
     // Models profiled on other hardware (or not at all) are re-measured in the background.
     if (sd_task_retune(d, NULL, 0, 0, 0, "start", &diag) != 0) sd_log(d, "start: %s", diag.msg);
+    // Weights swapped under a registered path are noticed now, not at the next tune.
+    if (sd_task_verify(d, &diag) != 0) sd_log(d, "start: %s", diag.msg);
     sd_log(d, "searchd %s on %s%s%s; state in %s; %d model(s); hardware %s", SD_VERSION,
            d->opt.socket, d->tcp_addr[0] ? " and tcp " : "", d->tcp_addr, d->opt.state_dir, nmodels,
            d->hw_text);

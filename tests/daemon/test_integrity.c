@@ -4,7 +4,9 @@
  * and paths that are not UTF-8, recovery of an intact frontier, errors that quote no file
  * contents, idle and half-sent connections, data sets refused before anything changes, one name
  * for one model, parameter edge cases, and a kill -9 loop during tunes and writes. */
+#define _GNU_SOURCE // prlimit(): a full disk simulated on the running searchd
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -73,6 +75,319 @@ static int raw_call(sdc_client *c, uint32_t msgid, const char *method, size_t ml
     snprintf(msg, cap, "%s", dg.msg);
     return rc;
 }
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Field `key` of the first model of model.list (or -1 / "" without models). */
+static int model_count(sdc_client *c) {
+    sdc_reply r;
+    td_call_ok(c, "model.list", NULL, 0, &r);
+    int n = (int)r.result->via.array.size;
+    sdc_reply_free(&r);
+    return n;
+}
+
+static void model_field(sdc_client *c, const char *key, char *buf, size_t cap) {
+    sdc_reply r;
+    td_call_ok(c, "model.list", NULL, 0, &r);
+    ck_assert_int_ge(r.result->via.array.size, 1);
+    const msgpack_object *v = sp_map_get(&r.result->via.array.ptr[0], key);
+    ck_assert_ptr_nonnull(v);
+    if (v->type == MSGPACK_OBJECT_BOOLEAN)
+        snprintf(buf, cap, "%s", v->via.boolean ? "true" : "false");
+    else
+        td_str(&r.result->via.array.ptr[0], key, buf, cap);
+    sdc_reply_free(&r);
+}
+
+/* info's state_durable and state_error. */
+static int durable(sdc_client *c, char *why, size_t cap) {
+    sdc_reply r;
+    td_call_ok(c, "info", NULL, 0, &r);
+    const msgpack_object *v = sp_map_get(r.result, "state_durable");
+    ck_assert(v && v->type == MSGPACK_OBJECT_BOOLEAN);
+    int ok = v->via.boolean;
+    td_str(r.result, "state_error", why, cap);
+    sdc_reply_free(&r);
+    return ok;
+}
+
+static int damaged_count(sdc_client *c) {
+    sdc_reply r;
+    td_call_ok(c, "info", NULL, 0, &r);
+    int n = (int)sp_map_get(r.result, "damaged")->via.array.size;
+    sdc_reply_free(&r);
+    return n;
+}
+
+/* Tunes `model` and waits for job.done: its status and error. */
+static void tune_wait(sdc_client *c, const char *model, char *status, size_t cap, char *err,
+                      size_t ecap) {
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", model)};
+    td_call_ok(c, "tune", m, 1, &r);
+    sdc_reply_free(&r);
+    sdc_note n;
+    ck_assert_int_eq(td_wait_note(c, "job.done", 300000, &n), 0);
+    td_str(n.params, "status", status, cap);
+    err[0] = '\0';
+    if (sp_map_get(n.params, "error")) td_str(n.params, "error", err, ecap);
+    sdc_note_free(&n);
+}
+
+static double add_model(sdc_client *c, const char *path, const char *name, int replace, int code,
+                        char *msg, size_t cap) {
+    sdc_arg a[4] = {SDC_ARG_STR("path", path), SDC_ARG_STR("data", td_data),
+                    SDC_ARG_STR("name", name), SDC_ARG_BOOL("replace", 1)};
+    sdc_reply r;
+    sp_diag dg = {{0}};
+    int rc = sdc_call(c, "model.add", a, replace ? 4 : 3, 120000, &r, &dg);
+    ck_assert_msg(rc == code, "model.add %s as %s: %d %s", path, name, rc, dg.msg);
+    double schedules = rc == 0 ? td_num(r.result, "schedules") : -1;
+    if (msg) snprintf(msg, cap, "%s", rc == 0 ? "" : dg.msg);
+    sdc_reply_free(&r);
+    return schedules;
+}
+
+/* Replaces the files of model folder `dir` with those of $SEARCHD_SHARED/models/`other`. */
+static void swap_weights(const char *dir, const char *other) {
+    char cmd[1500];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s/models/%s %s", dir, getenv("SEARCHD_SHARED"),
+             other, dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- item 1: weights swapped under a registered path ---- */
+
+START_TEST(swapped_weights_noticed) {
+    char model[400], msg[1024], status[32], err[1024], buf[64];
+    snprintf(model, sizeof model, "%s/m", t.dir);
+    td_copy_model(model);
+    td_start(&t, NULL);
+    sdc_client *c = td_connect(&t);
+    add_model(c, model, "mine", 0, 0, NULL, 0);
+    tune_wait(c, "mine", status, sizeof status, err, sizeof err);
+    ck_assert_str_eq(status, "done");
+    char *before = td_frontier_text(c, "mine");
+    sdc_close(c);
+    // Stopped, the folder gets another model's files (6 layers instead of 4), started again.
+    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    swap_weights(model, "sst2-bert-L6-H256");
+    td_start(&t, NULL);
+    c = td_connect(&t);
+    for (int i = 0; i < 200; i++) { // the start-up check runs in the pool
+        model_field(c, "changed", buf, sizeof buf);
+        if (strcmp(buf, "true") == 0) break;
+        sleep_ms(50);
+    }
+    ck_assert_str_eq(buf, "true");
+    sdc_arg m[] = {SDC_ARG_STR("model", "mine")};
+    td_call_err(c, "tune", m, 1, SD_ECHANGED, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "model.add again"), "%s", msg);
+    char *after = td_frontier_text(c, "mine");
+    ck_assert_str_eq(before, after); // the old records, untouched and unmixed
+    free(after);
+    sdc_close(c);
+    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+
+    // The original files back: not changed any more. Swapped while searchd runs and before the
+    // weights were loaded: the tune loads them, sees the hash and fails, keeping nothing.
+    swap_weights(model, "sst2-bert-L4-H128-demo");
+    td_start(&t, NULL);
+    c = td_connect(&t);
+    for (int i = 0; i < 200; i++) {
+        model_field(c, "changed", buf, sizeof buf);
+        if (strcmp(buf, "false") == 0) break;
+        sleep_ms(50);
+    }
+    ck_assert_str_eq(buf, "false");
+    swap_weights(model, "sst2-bert-L6-H256");
+    tune_wait(c, "mine", status, sizeof status, err, sizeof err);
+    ck_assert_msg(strcmp(status, "failed") == 0 && strstr(err, "other weights") &&
+                      strstr(err, "model.add again"),
+                  "%s: %s", status, err);
+    model_field(c, "changed", buf, sizeof buf);
+    ck_assert_str_eq(buf, "true");
+    after = td_frontier_text(c, "mine");
+    ck_assert_str_eq(before, after);
+    free(after);
+    // Accepting the new weights: a new model; the name moves only when asked to.
+    add_model(c, model, "mine", 0, SD_ENAME, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "replace"), "%s", msg);
+    ck_assert_int_eq(add_model(c, model, "mine", 1, 0, NULL, 0), 0); // no schedules yet
+    ck_assert_int_eq(model_count(c), 1);
+    model_field(c, "changed", buf, sizeof buf);
+    ck_assert_str_eq(buf, "false");
+    sdc_close(c);
+    // Restarted: nothing is damaged (no frontier mixed layer counts).
+    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    td_start(&t, NULL);
+    c = td_connect(&t);
+    ck_assert_int_eq(damaged_count(c), 0);
+    ck_assert_int_eq(model_count(c), 1);
+    sdc_close(c);
+    free(before);
+}
+END_TEST
+
+/* ---- item 3: a save that fails is reported, and nothing is claimed that is not on disk ---- */
+
+static void set_fsize(pid_t pid, rlim_t bytes) { // the soft limit: the hard one is kept
+    struct rlimit rl;
+    ck_assert_int_eq(prlimit(pid, RLIMIT_FSIZE, NULL, &rl), 0);
+    rl.rlim_cur = bytes < rl.rlim_max ? bytes : rl.rlim_max;
+    ck_assert_int_eq(prlimit(pid, RLIMIT_FSIZE, &rl, NULL), 0);
+}
+
+START_TEST(failed_saves_reported) {
+    td_start(&t, NULL);
+    sdc_client *c = td_connect(&t);
+    char msg[1024], why[600], status[32], err[1024], path[600], cmd[2000];
+    char *before = td_frontier_text(c, td_model_id);
+    // A full disk: every write of searchd fails with EFBIG ("File too large"; tests run as
+    // root, whom a read-only mode would not stop).
+    set_fsize(t.pid, 0);
+    ck_assert(durable(c, why, sizeof why));
+    add_model(c, getenv("SEARCHD_DEMO_MODEL"), "renamed", 0, -EFBIG, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "File too large") && strstr(msg, "not updated"), "%s", msg);
+    model_field(c, "name", why, sizeof why);
+    ck_assert_str_eq(why, "demo"); // nothing changed
+    ck_assert(!durable(c, why, sizeof why));
+    ck_assert_msg(strstr(why, "File too large"), "%s", why);
+    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
+    td_call_err(c, "tune", m, 1, -EFBIG, msg, sizeof msg); // the job cannot be recorded
+    ck_assert_msg(strstr(msg, "not started") && strstr(msg, "File too large"), "%s", msg);
+    set_fsize(t.pid, RLIM_INFINITY);
+    // The frontier's save fails (its name is taken by a directory: rename() refuses, for root
+    // too): the job fails with the reason and the frontier stays what it was.
+    snprintf(path, sizeof path, "%s/frontier-%s.state", t.state, td_model_id);
+    snprintf(cmd, sizeof cmd, "mv %s %s.keep && mkdir -p %s/x", path, path, path);
+    ck_assert_int_eq(system(cmd), 0);
+    tune_wait(c, td_model_id, status, sizeof status, err, sizeof err);
+    ck_assert_msg(strcmp(status, "failed") == 0 && strstr(err, "not kept") &&
+                      strstr(err, "Is a directory"),
+                  "%s: %s", status, err);
+    char *after = td_frontier_text(c, td_model_id);
+    ck_assert_str_eq(before, after);
+    free(after);
+    // model.remove when model-<id>.state cannot be deleted: refused, the model stays.
+    snprintf(path, sizeof path, "%s/model-%s.state", t.state, td_model_id);
+    snprintf(cmd, sizeof cmd, "mv %s %s.keep && mkdir -p %s/x", path, path, path);
+    ck_assert_int_eq(system(cmd), 0);
+    td_call_err(c, "model.remove", m, 1, -EISDIR, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "not removed") && strstr(msg, "stays registered"), "%s", msg);
+    ck_assert_int_eq(model_count(c), 1);
+    sdc_close(c);
+    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    // Put back as it was on disk: everything the replies said is there after a restart.
+    snprintf(cmd, sizeof cmd,
+             "cd %s && rm -rf frontier-%s.state model-%s.state && mv frontier-%s.state.keep "
+             "frontier-%s.state && mv model-%s.state.keep model-%s.state",
+             t.state, td_model_id, td_model_id, td_model_id, td_model_id, td_model_id, td_model_id);
+    ck_assert_int_eq(system(cmd), 0);
+    td_start(&t, NULL);
+    c = td_connect(&t);
+    model_field(c, "name", why, sizeof why);
+    ck_assert_str_eq(why, "demo");
+    after = td_frontier_text(c, td_model_id);
+    ck_assert_str_eq(before, after);
+    free(after);
+    ck_assert(durable(c, why, sizeof why));
+    sdc_close(c);
+    free(before);
+}
+END_TEST
+
+/* ---- item 5: a damaged model-<id>.state does not throw the intact frontier away ---- */
+
+START_TEST(intact_frontier_adopted) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/model-%s.state", t.state, td_model_id);
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    char byte;
+    ck_assert_int_eq(pread(fd, &byte, 1, 40), 1);
+    byte ^= 0x20;
+    ck_assert_int_eq(pwrite(fd, &byte, 1, 40), 1);
+    close(fd);
+    td_start(&t, NULL);
+    sdc_client *c = td_connect(&t);
+    ck_assert_int_eq(damaged_count(c), 1);
+    ck_assert_int_eq(model_count(c), 0);
+    double n = add_model(c, getenv("SEARCHD_DEMO_MODEL"), "demo", 0, 0, NULL, 0);
+    ck_assert_msg(n > 0, "the frontier was not adopted: %g schedules", n);
+    char *adopted = td_frontier_text(c, td_model_id);
+    sdc_close(c);
+    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    td_start(&t, NULL);
+    c = td_connect(&t);
+    char *after = td_frontier_text(c, td_model_id);
+    ck_assert_str_eq(adopted, after);
+    ck_assert_int_eq(damaged_count(c), 0);
+    free(adopted);
+    free(after);
+    sdc_close(c);
+}
+END_TEST
+
+/* ---- item 9: model.add checks the data set completely before it changes anything ---- */
+
+START_TEST(add_validates_data_first) {
+    td_start(&t, NULL);
+    sdc_client *c = td_connect(&t);
+    char data[400], msg[1024], before[1100], after[1100];
+    model_field(c, "data", before, sizeof before);
+    snprintf(data, sizeof data, "%s/one-class.tsv", t.dir);
+    td_write_text(data, "sentence\tlabel\na good film\t1\nfine acting\t1\nlovely\t1\n");
+    sdc_arg a[] = {SDC_ARG_STR("path", getenv("SEARCHD_DEMO_MODEL")), SDC_ARG_STR("data", data)};
+    td_call_err(c, "model.add", a, 2, SC_EONECLASS, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "one-class.tsv") && strstr(msg, "two classes"), "%s", msg);
+    // Two classes but too few to hold out enough for the drop bound.
+    snprintf(data, sizeof data, "%s/few.tsv", t.dir);
+    td_write_text(data, "sentence\tlabel\na good film\t1\na bad film\t0\ngreat\t1\nawful\t0\n");
+    td_call_err(c, "model.add", a, 2, EN_EDATA, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "few.tsv") && strstr(msg, "held-out"), "%s", msg);
+    // The registered model kept its data set.
+    model_field(c, "data", after, sizeof after);
+    ck_assert_str_eq(before, after);
+    ck_assert_int_eq(model_count(c), 1);
+    sdc_close(c);
+}
+END_TEST
+
+/* ---- item 10: one name, one model ---- */
+
+START_TEST(one_name_one_model) {
+    td_start(&t, NULL);
+    sdc_client *c = td_connect(&t);
+    char other[600], msg[1024], id[64];
+    snprintf(other, sizeof other, "%s/models/sst2-bert-L6-H256", getenv("SEARCHD_SHARED"));
+    add_model(c, other, "demo", 0, SD_ENAME, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, td_model_id) && strstr(msg, "replace"), "%s", msg);
+    add_model(c, other, "0123456789abcdef", 0, SP_EPARAMS, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "looks like a model id"), "%s", msg);
+    add_model(c, other, "l6", 0, 0, NULL, 0);
+    ck_assert_int_eq(model_count(c), 2);
+    // The same weights again under a name another model holds: refused too.
+    add_model(c, getenv("SEARCHD_DEMO_MODEL"), "l6", 0, SD_ENAME, msg, sizeof msg);
+    // replace: the name moves to these weights and the model that held it goes.
+    add_model(c, other, "demo", 1, 0, NULL, 0);
+    ck_assert_int_eq(model_count(c), 1);
+    model_field(c, "model", id, sizeof id);
+    ck_assert_str_ne(id, td_model_id);
+    // model.remove by name removes the model that has the name, and only it.
+    sdc_arg m[] = {SDC_ARG_STR("model", "demo")};
+    sdc_reply r;
+    td_call_ok(c, "model.remove", m, 1, &r);
+    ck_assert_str_eq(td_str(r.result, "model", msg, sizeof msg), id);
+    sdc_reply_free(&r);
+    ck_assert_int_eq(model_count(c), 0);
+    sdc_close(c);
+}
+END_TEST
 
 /* ---- item 4: names and paths that are not UTF-8 are refused at the door ---- */
 
@@ -202,9 +517,8 @@ START_TEST(parameter_edge_cases) {
     static const struct {
         const char *key;
         double value;
-    } bad[] = {{"max_drop", -1},      {"max_drop", -0.5},      {"max_drop", 1.5},
-               {"max_flops", -1},     {"max_flops", 0},        {"max_flops", 2},
-               {"max_latency_ms", -1}, {"max_latency_ms", 0}};
+    } bad[] = {{"max_drop", -1}, {"max_drop", -0.5}, {"max_drop", 1.5},      {"max_flops", -1},
+               {"max_flops", 0}, {"max_flops", 2},   {"max_latency_ms", -1}, {"max_latency_ms", 0}};
     // The budget is checked as given, -1 (once "not given") included.
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sdc_arg a[] = {SDC_ARG_STR("model", "demo"), SDC_ARG_NUM(bad[i].key, bad[i].value)};
@@ -231,8 +545,8 @@ START_TEST(parameter_edge_cases) {
                   "%s", out);
 
     // searchctl status: only ids it can send exactly, and nothing more.
-    static const char *const ids[] = {"1.5", "1e3", "0x10", "-1", "0", "9007199254740993",
-                                      "99999999999999999999999", "7 8", ""};
+    static const char *const ids[] = {
+        "1.5", "1e3", "0x10", "-1", "0", "9007199254740993", "99999999999999999999999", "7 8", ""};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         snprintf(cmd, sizeof cmd, "%s status --socket %s %s", SD_TEST_SEARCHCTL, t.sock, ids[i]);
         ck_assert_msg(td_run_output(cmd, out, sizeof out) == 2 && strstr(out, "job number"),
@@ -261,6 +575,18 @@ Suite *integrity_suite(void) {
     tcase_add_checked_fixture(tu, setup_tuned, teardown);
     tcase_add_test(tu, parameter_edge_cases);
     suite_add_tcase(s, tu);
-    (void)setup_template;
+    TCase *st = tcase_create("state");
+    tcase_set_timeout(st, 600);
+    tcase_add_checked_fixture(st, setup_template, teardown);
+    tcase_add_test(st, failed_saves_reported);
+    tcase_add_test(st, intact_frontier_adopted);
+    tcase_add_test(st, add_validates_data_first);
+    tcase_add_test(st, one_name_one_model);
+    suite_add_tcase(s, st);
+    TCase *sw = tcase_create("swap");
+    tcase_set_timeout(sw, 600);
+    tcase_add_checked_fixture(sw, setup_dir, teardown);
+    tcase_add_test(sw, swapped_weights_noticed);
+    suite_add_tcase(s, sw);
     return s;
 }

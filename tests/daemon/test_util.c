@@ -124,6 +124,17 @@ sdc_client *td_connect(const td *t) {
     return c;
 }
 
+char *td_frontier_text(sdc_client *c, const char *model) {
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", model)};
+    td_call_ok(c, "schedule.frontier", m, 1, &r);
+    json_t *j = sdc_to_json(r.result);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    sdc_reply_free(&r);
+    return s;
+}
+
 void td_copy_model(const char *to) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "cp -r %s %s", getenv("SEARCHD_DEMO_MODEL"), to);

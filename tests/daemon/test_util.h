@@ -41,6 +41,8 @@ extern char td_data[300]; // the small data file the template was tuned on
 int td_template_build(void);
 void td_template_remove(void);
 
+/// schedule.frontier of `model` as one JSON string (malloc'ed), to compare across restarts.
+char *td_frontier_text(sdc_client *c, const char *model);
 /// A copy of the demo model in folder `to`.
 void td_copy_model(const char *to);
 /// Writes `text` to `path` (created or truncated).
