@@ -186,6 +186,10 @@ int sd_conn_start(sd_daemon *d, sd_conn *c);
 void sd_conn_send(sd_conn *c, const void *bytes, size_t len);
 void sd_conn_flush(sd_conn *c);
 void sd_conn_close(sd_conn *c);
+/// The timer's callback: closes connections idle beyond --idle-timeout (those owed nothing: no
+/// deferred reply, live job or subscription) and those whose request stayed incomplete beyond
+/// --message-timeout (with an SP_ETIMEOUT error).
+void sd_conn_sweep(uv_timer_t *h);
 /// Sends `[2, method, [params]]`, params packed from d->scratch, and flushes.
 void sd_conn_notify(sd_conn *c, const char *method, const msgpack_sbuffer *params);
 /// Sends a deferred reply (result in `result`, or an error when code < 0) to connection

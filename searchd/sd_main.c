@@ -36,6 +36,7 @@ void sd_daemon_maybe_finish(sd_daemon *d) {
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->progress_async, NULL);
+    uv_close((uv_handle_t *)&d->conn_timer, NULL);
 }
 
 void sd_daemon_stop(sd_daemon *d) {
@@ -139,6 +140,10 @@ int main(int argc, char **argv) {
     }
     uv_async_init(&loop, &d->progress_async, sd_jobs_progress_cb);
     d->progress_async.data = d;
+    uv_timer_init(&loop, &d->conn_timer);
+    d->conn_timer.data = d;
+    if (d->opt.idle_timeout > 0 || d->opt.message_timeout > 0)
+        uv_timer_start(&d->conn_timer, sd_conn_sweep, 250, 250);
     uv_signal_t *sigs[] = {&d->sigint, &d->sigterm, &d->sighup};
     int signums[] = {SIGINT, SIGTERM, SIGHUP};
     for (int i = 0; i < 3; i++) {

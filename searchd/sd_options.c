@@ -13,7 +13,7 @@
 
 #define SD_MAX_CONFIG_BYTES (1 << 20) // an options file is a few lines
 
-typedef enum { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_FLAG } opt_type;
+typedef enum { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_FLAG, OPT_LONG } opt_type;
 
 typedef struct opt {
     const char *name;
@@ -45,6 +45,14 @@ static const opt options[] = {
     {"max-reply-queue", OPT_INT, F_(max_reply_queue), 4096, INT_MAX, "8388608",
      "reply bytes queued per connection before it is dropped"},
     {"max-connections", OPT_INT, F_(max_connections), 1, 100000, "4096", "connections at once"},
+    {"idle-timeout", OPT_DOUBLE, F_(idle_timeout), 0, 1e6, "600",
+     "seconds a connection owed nothing (no pending reply, job or subscription) may stay silent "
+     "before it is closed (0: never)"},
+    {"message-timeout", OPT_DOUBLE, F_(message_timeout), 0, 1e6, "30",
+     "seconds a request may stay incomplete before the connection is closed (0: never)"},
+    {"max-buffered", OPT_LONG, F_(max_buffered), 65536, 1e15, "268435456",
+     "bytes of incomplete requests and queued replies held for all connections together; the "
+     "connection that goes over is closed"},
     {"fingerprint-override", OPT_STR, F_(fingerprint_override), 0, 0, "",
      "use STRING as the CPU model (tests simulate a hardware change; @FILE reads it from FILE "
      "each time)"},
@@ -81,6 +89,8 @@ static int set(sd_options *o, const opt *op, const char *value, const char *from
                        op->type == OPT_DOUBLE ? "a number" : "an integer", op->min, op->max, value);
     if (op->type == OPT_DOUBLE)
         *(double *)(void *)field = v;
+    else if (op->type == OPT_LONG)
+        *(long long *)(void *)field = (long long)v;
     else
         *(int *)(void *)field = (int)v;
     return 0;
@@ -204,7 +214,7 @@ void sd_options_usage(void *file) {
                  : op->type == OPT_STR ? " STRING"
                                        : " N");
         fprintf(f, "  %-30s %s", left, op->help);
-        if (op->type == OPT_INT || op->type == OPT_DOUBLE)
+        if (op->type == OPT_INT || op->type == OPT_DOUBLE || op->type == OPT_LONG)
             fprintf(f, " [%g..%g, default %s]", op->min, op->max, op->def);
         fputc('\n', f);
     }

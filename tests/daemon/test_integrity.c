@@ -389,6 +389,201 @@ START_TEST(one_name_one_model) {
 }
 END_TEST
 
+/* ---- item 8: idle and half-sent connections do not hold slots and memory ---- */
+
+static int ping(sdc_client *c) {
+    sdc_reply r;
+    int rc = sdc_call(c, "ping", NULL, 0, 5000, &r, NULL);
+    sdc_reply_free(&r);
+    return rc;
+}
+
+/* The first `len` bytes of `[0, msgid, "ping", [{"pad": <str of n bytes>}]]`, into `*out`
+ * (malloc'ed); returns the whole message's length. */
+static size_t padded_request(uint32_t msgid, size_t n, uint8_t **out) {
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    sp_pack_request_head(&pk, msgid, "ping");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 1);
+    sp_pack_str(&pk, "pad");
+    char *pad = malloc(n);
+    memset(pad, 'p', n);
+    msgpack_pack_str(&pk, n);
+    msgpack_pack_str_body(&pk, pad, n);
+    free(pad);
+    *out = (uint8_t *)sb.data; // the sbuffer's memory, now the caller's
+    return sb.size;
+}
+
+START_TEST(idle_and_half_sent_connections) {
+    const char *const extra[] = {
+        "--idle-timeout", "1", "--message-timeout", "1", "--max-connections", "3", NULL};
+    td_start(&t, extra);
+    sleep_ms(1500); // td_start's probe connection has gone
+    sdc_client *idle1 = td_connect(&t), *idle2 = td_connect(&t), *sub = td_connect(&t);
+    ck_assert_int_eq(ping(idle1), 0);
+    ck_assert_int_eq(ping(idle2), 0);
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", "demo")};
+    td_call_ok(sub, "subscribe", m, 1, &r); // owed notifications: never idle
+    sdc_reply_free(&r);
+    // Full: a fourth is turned away while the idle ones hold their slots...
+    sdc_client *late = td_connect(&t);
+    ck_assert_int_eq(ping(late), SP_ECLOSED);
+    sdc_close(late);
+    sleep_ms(2500);
+    // ...and gets in once they were closed for idling; the subscriber was kept.
+    ck_assert_int_eq(ping(idle1), SP_ECLOSED);
+    ck_assert_int_eq(ping(idle2), SP_ECLOSED);
+    ck_assert_int_eq(ping(sub), 0);
+    late = td_connect(&t);
+    ck_assert_int_eq(ping(late), 0);
+    // A client that keeps talking is never idle.
+    for (int i = 0; i < 8; i++) {
+        sleep_ms(400);
+        ck_assert_int_eq(ping(late), 0);
+    }
+    // Half a request: an SP_ETIMEOUT error with its msgid, then the connection closes.
+    uint8_t *msg;
+    size_t len = padded_request(77, 1000, &msg);
+    ck_assert_int_eq(sdc_send_raw(late, msg, len / 2, NULL), 0);
+    free(msg);
+    sp_diag dg;
+    ck_assert_int_eq(sdc_wait_reply(late, 77, 5000, &r, &dg), SP_ETIMEOUT);
+    sdc_reply_free(&r);
+    ck_assert_msg(strstr(dg.msg, "--message-timeout"), "%s", dg.msg);
+    ck_assert_int_eq(ping(late), SP_ECLOSED);
+    sdc_close(late);
+    sdc_close(idle1);
+    sdc_close(idle2);
+    sdc_close(sub);
+    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+
+    // Memory: 800 kB beginnings of 1 MB requests from several clients; over --max-buffered
+    // (2 MB here) the one that goes over is closed, the others go on.
+    const char *const capped[] = {"--max-buffered", "2000000", NULL};
+    td_start(&t, capped);
+    sdc_client *cs[3];
+    len = padded_request(5, 1000000, &msg);
+    for (int i = 0; i < 3; i++) {
+        cs[i] = td_connect(&t);
+        int rc = sdc_send_raw(cs[i], msg, 800000, NULL); // the third may be cut off mid-send
+        ck_assert(rc == 0 || (i == 2 && rc == SP_ECLOSED));
+        sleep_ms(300); // read by searchd in this order
+    }
+    int rc = sdc_wait_reply(cs[2], 5, 5000, &r, &dg);
+    sdc_reply_free(&r);
+    ck_assert_msg(rc == SP_ETOOBIG || rc == SP_ECLOSED, "%d %s", rc, dg.msg);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "grep -q 'unfinished requests and unsent replies' %s", t.log);
+    ck_assert_int_eq(system(cmd), 0);
+    for (int i = 0; i < 2; i++) { // the first two finish their requests and are answered
+        ck_assert_int_eq(sdc_send_raw(cs[i], msg + 800000, len - 800000, NULL), 0);
+        ck_assert_int_eq(sdc_wait_reply(cs[i], 5, 5000, &r, &dg), SP_EPARAMS); // no 'pad' arg
+        sdc_reply_free(&r);
+        ck_assert_int_eq(ping(cs[i]), 0);
+    }
+    free(msg);
+    for (int i = 0; i < 3; i++)
+        sdc_close(cs[i]);
+}
+END_TEST
+
+/* ---- kill -9 at random instants, during tunes and writes ---- */
+
+/* Leftover temp files of interrupted writes in the state dir (searchd removes them at start). */
+static int temp_files(const char *dir) {
+    DIR *dh = opendir(dir);
+    ck_assert_ptr_nonnull(dh);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dh)) != NULL;)
+        n += strstr(e->d_name, ".tmp.") != NULL;
+    closedir(dh);
+    return n;
+}
+
+/* What one cycle does until searchd dies under it: 0 tunes and watches, 1 re-adds the model
+ * (model and latency files written), 2 tunes and cancels (jobs.state written twice a round). */
+static void busy(sdc_client *c, int kind) {
+    sdc_arg m[] = {SDC_ARG_STR("model", "demo")};
+    sdc_arg add[] = {SDC_ARG_STR("path", getenv("SEARCHD_DEMO_MODEL")),
+                     SDC_ARG_STR("data", td_data), SDC_ARG_STR("name", "demo")};
+    for (int round = 0; round < 1000; round++) {
+        sdc_reply r;
+        int rc;
+        if (kind == 1) {
+            rc = sdc_call(c, "model.add", add, 3, 10000, &r, NULL);
+        } else {
+            rc = sdc_call(c, "tune", m, 1, 10000, &r, NULL);
+            double job = rc == 0 ? td_num(r.result, "job") : 0;
+            sdc_reply_free(&r);
+            sdc_arg j[] = {SDC_ARG_NUM("job", job)};
+            for (int i = 0; rc == 0 && i < (kind == 0 ? 200 : 1); i++)
+                rc = sdc_call(c, kind == 0 ? "job.status" : "job.cancel", j, 1, 10000, &r, NULL),
+                sdc_reply_free(&r);
+        }
+        sdc_reply_free(&r);
+        if (rc == SP_ECLOSED || rc == SP_ETIMEOUT) return;
+    }
+}
+
+START_TEST(kill9_loop) {
+    const char *env = getenv("SD_KILL_CYCLES");
+    int cycles = env ? atoi(env) : 100, interrupted = 0, kinds[3] = {0, 0, 0};
+    unsigned seed = 11;
+    double t0 = (double)time(NULL);
+    for (int i = 0; i <= cycles; i++) {
+        td_start(&t, NULL);
+        sdc_client *c = td_connect(&t);
+        // What the last kill left: every file intact, nothing half-written kept.
+        ck_assert_msg(damaged_count(c) == 0, "cycle %d: a damaged state file", i);
+        ck_assert_int_eq(model_count(c), 1);
+        ck_assert_int_eq(temp_files(t.state), 0);
+        sdc_reply r;
+        td_call_ok(c, "schedule.frontier", (sdc_arg[]){SDC_ARG_STR("model", "demo")}, 1, &r);
+        ck_assert_int_ge(r.result->via.array.size, 1);
+        sdc_reply_free(&r);
+        if (i == cycles) { // the last start only checks; count the jobs the kills interrupted
+            for (double job = 1, misses = 0; misses < 500; job++) { // the last 100 are kept
+                sdc_arg j[] = {SDC_ARG_NUM("job", job)};
+                int rc = sdc_call(c, "job.status", j, 1, 5000, &r, NULL);
+                char st[32];
+                if (rc == 0)
+                    interrupted +=
+                        strcmp(td_str(r.result, "status", st, sizeof st), "interrupted") == 0;
+                misses = rc == 0 ? 0 : misses + 1;
+                sdc_reply_free(&r);
+            }
+            sdc_close(c);
+            break;
+        }
+        int delay = 20 + (int)(rand_r(&seed) % 300); // ms after the start
+        pid_t killer = fork();
+        if (killer == 0) {
+            sleep_ms(delay);
+            kill(t.pid, SIGKILL);
+            _exit(0);
+        }
+        kinds[i % 3]++;
+        busy(c, i % 3);
+        sdc_close(c);
+        int st;
+        waitpid(killer, &st, 0);
+        waitpid(t.pid, &st, 0);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "cycle %d: searchd status %d", i,
+                      st);
+        t.pid = 0;
+    }
+    fprintf(stderr,
+            "kill -9 loop: %d cycles in %.0f s (%d during tunes, %d during re-adds, %d during "
+            "tune/cancel writes); %d jobs found interrupted; 0 damaged files, 0 temp files left\n",
+            cycles, (double)time(NULL) - t0, kinds[0], kinds[1], kinds[2], interrupted);
+}
+END_TEST
+
 /* ---- item 4: names and paths that are not UTF-8 are refused at the door ---- */
 
 START_TEST(not_utf8_refused) {
@@ -583,6 +778,16 @@ Suite *integrity_suite(void) {
     tcase_add_test(st, add_validates_data_first);
     tcase_add_test(st, one_name_one_model);
     suite_add_tcase(s, st);
+    TCase *cn = tcase_create("connections");
+    tcase_set_timeout(cn, 120);
+    tcase_add_checked_fixture(cn, setup_template, teardown);
+    tcase_add_test(cn, idle_and_half_sent_connections);
+    suite_add_tcase(s, cn);
+    TCase *k9 = tcase_create("kill9");
+    tcase_set_timeout(k9, 600);
+    tcase_add_checked_fixture(k9, setup_template, teardown);
+    tcase_add_test(k9, kill9_loop);
+    suite_add_tcase(s, k9);
     TCase *sw = tcase_create("swap");
     tcase_set_timeout(sw, 600);
     tcase_add_checked_fixture(sw, setup_dir, teardown);
