@@ -704,6 +704,39 @@ START_TEST(fifo_files_never_block) {
 }
 END_TEST
 
+/* ---- item 6: errors name the file and the problem, never its contents ---- */
+
+START_TEST(errors_quote_no_contents) {
+    sdc_client *c = td_connect(&t);
+    char model[400], path[600], data[400], msg[1024];
+    snprintf(model, sizeof model, "%s/m", t.dir);
+    td_copy_model(model);
+    // A text file as weights: its first 8 bytes are not printed as a "header length".
+    snprintf(path, sizeof path, "%s/model.safetensors", model);
+    td_write_text(path, "SECRET-PASSWORD-1234 and the rest of a private text file");
+    sdc_arg a[] = {SDC_ARG_STR("path", model), SDC_ARG_STR("data", td_data)};
+    td_call_err(c, "model.add", a, 2, EN_EFORMAT, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "model.safetensors") && !strstr(msg, "SECRET") &&
+                      !strstr(msg, "5777366553695831379"), // those 8 bytes as a number
+                  "%s", msg);
+    // Bad JSON: jansson's quote of the offending token is cut.
+    snprintf(path, sizeof path, "%s/config.json", model);
+    td_write_text(path, "topsecretword {}");
+    td_call_err(c, "model.add", a, 2, EN_EFORMAT, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "config.json") && !strstr(msg, "topsecret"), "%s", msg);
+    // A data set's label: a short escaped excerpt of what the caller wrote.
+    snprintf(data, sizeof data, "%s/label.tsv", t.dir);
+    char text[2200] = "sentence\tlabel\ngood\t";
+    memset(text + strlen(text), 'L', 1500);
+    td_write_text(data, strcat(text, "\n"));
+    sdc_arg b[] = {SDC_ARG_STR("path", getenv("SEARCHD_DEMO_MODEL")), SDC_ARG_STR("data", data)};
+    td_call_err(c, "model.add", b, 2, EN_ELABEL, msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "label.tsv:2") && strstr(msg, "LLL'...") && strlen(msg) < 400, "%s",
+                  msg);
+    sdc_close(c);
+}
+END_TEST
+
 /* ---- item 11: parameter edge cases ---- */
 
 START_TEST(parameter_edge_cases) {
@@ -759,6 +792,7 @@ Suite *integrity_suite(void) {
     tcase_set_timeout(e, 120);
     tcase_add_checked_fixture(e, setup_empty, teardown);
     tcase_add_test(e, not_utf8_refused);
+    tcase_add_test(e, errors_quote_no_contents);
     suite_add_tcase(s, e);
     TCase *f = tcase_create("files");
     tcase_set_timeout(f, 120);
