@@ -220,9 +220,10 @@ int sd_state_save_frontier(sd_daemon *d, const sd_model *m, en_diag *diag);
 int sd_state_save_latency(sd_daemon *d, const sd_model *m, en_diag *diag);
 int sd_state_save_jobs(sd_daemon *d, en_diag *diag);
 int sd_state_save_host(sd_daemon *d);
-/// Deletes the model's files, model-<id>.state first: 0, or -errno (with a message) when that
-/// one could not be deleted, in which case nothing was.
-int sd_state_remove_model(sd_daemon *d, const char *id, en_diag *diag);
+/// Deletes the model's files, model-<id>.state first (then latency, then frontier unless
+/// `keep_frontier`): 0, or -errno (with a message) when model-<id>.state could not be deleted,
+/// in which case nothing was.
+int sd_state_remove_model(sd_daemon *d, const char *id, int keep_frontier, en_diag *diag);
 /// Adopts frontier-<id>.state for model `m` when it is intact and its schedules have m's layer
 /// count (a model re-added after its model-<id>.state was damaged); a damaged one is set aside.
 void sd_state_load_frontier(sd_daemon *d, sd_model *m);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/en_file.h"
 #include "schedules/sc_error.h"
 #include "schedules/sc_store.h"
 #include "sd_daemon.h"
@@ -35,7 +36,7 @@ sd_model *sd_model_named(sd_daemon *d, const char *name, const sd_model *except)
 
 int sd_model_remove(sd_daemon *d, sd_model *m, en_diag *diag) {
     en_diag why;
-    int rc = sd_state_remove_model(d, m->id, &why);
+    int rc = sd_state_remove_model(d, m->id, 0, &why);
     if (rc)
         return en_fail(diag, rc, "model %s was not removed: %s; it stays registered", m->id,
                        why.msg);
@@ -124,8 +125,9 @@ static int load_json(sd_daemon *d, const char *path, json_t **out) {
     *out = json_loadb(data, len, 0, &err);
     free(data);
     if (!*out) {
-        char why[300];
-        snprintf(why, sizeof why, "bad JSON at line %d: %s", err.line, err.text);
+        char why[300], reason[JSON_ERROR_TEXT_LENGTH];
+        snprintf(why, sizeof why, "bad JSON at line %d: %s", err.line,
+                 en_json_reason(err.text, reason, sizeof reason));
         damaged(d, path, why);
         return SC_ECORRUPT;
     }
@@ -188,11 +190,11 @@ int sd_state_load_host(sd_daemon *d, sc_hw *out) {
     return 0;
 }
 
-int sd_state_remove_model(sd_daemon *d, const char *id, en_diag *diag) {
+int sd_state_remove_model(sd_daemon *d, const char *id, int keep_frontier, en_diag *diag) {
     // model-<id>.state first: without it the others are never read, so a failure there is
     // the only one that would bring the model back at the next start.
-    static const char *const kinds[] = {"model", "frontier", "latency"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const kinds[] = {"model", "latency", "frontier"};
+    for (int i = 0; i < (keep_frontier ? 2 : 3); i++) {
         char path[1200];
         state_path(d, path, sizeof path, kinds[i], id);
         if (unlink(path) == 0 || errno == ENOENT) continue;

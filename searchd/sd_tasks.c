@@ -119,7 +119,7 @@ static int add_save(sd_daemon *d, add_task *t, const sd_model *m, sd_model *cand
     int rc = sd_state_save_latency(d, cand, &why);
     if (rc == 0) rc = sd_state_save_model(d, cand, &why);
     if (rc == 0) return 0;
-    if (!m) sd_state_remove_model(d, cand->id, NULL); // what a new entry wrote
+    if (!m) sd_state_remove_model(d, cand->id, 1, NULL); // what a new entry wrote, not more
     return en_fail(&t->diag, rc, "the model could not be saved, so it was not %s: %s",
                    m ? "updated" : "added", why.msg);
 }
@@ -151,8 +151,13 @@ static void add_after(uv_work_t *req, int status) {
     if (t->rc == 0 && holder) {
         sd_log(d, "model %s replaces model %s under the name '%s'", id, holder->id, t->name);
         en_diag why;
-        if ((t->rc = sd_model_remove(d, holder, &why)) != 0)
+        if ((t->rc = sd_model_remove(d, holder, &why)) != 0) {
             en_fail(&t->diag, t->rc, "could not replace model %s: %s", holder->id, why.msg);
+            if (m) // the entry's file back as it was; a new entry's files go
+                sd_state_save_model(d, m, NULL);
+            else
+                sd_state_remove_model(d, cand.id, 1, NULL);
+        }
     }
     if (t->rc) {
         if (t->rc != SD_ENAME && t->rc != EN_ECANCELED)
