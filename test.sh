@@ -36,5 +36,14 @@ run_suite build
 # Under the sanitizers the heavy numeric tests check every 4th fixture line or example: a memory
 # error shows on any input, and the release build above has checked every value.
 SEARCHD_TEST_STRIDE=4 run_suite build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
+# The debug build with the sanitizers must build too (compiled, not run): at -O0 GCC's
+# -Wformat-truncation sees what the optimized builds do not. Counts as one check.
+[ -f build-debug/build.ninja ] ||
+  meson setup build-debug -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug >/dev/null
+if ninja -C build-debug >/dev/null; then
+  echo "build-debug (debug + ASan/UBSan): builds"; passed=$((passed + 1))
+else
+  echo "build-debug (debug + ASan/UBSan): does not build"; failed=$((failed + 1))
+fi
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

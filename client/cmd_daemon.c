@@ -2,6 +2,7 @@
  * for people or, with --json, as the daemon's reply in JSON. `classify --daemon` is the
  * inference client: it asks searchd for the schedule, runs the engine here under it, and
  * switches to a new schedule when searchd says the frontier changed. */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
@@ -23,7 +24,7 @@ typedef struct dargs {
     const char *socket, *connect;
     const char *model, *path, *data, *holdout, *name;
     const char *max_drop, *max_flops, *max_latency, *minimize;
-    int json, force, watch, no_wait, help;
+    int json, force, replace, watch, no_wait, help;
     int timeout_ms;
     int count; // watch / classify --watch: stop after this many notifications (0: never)
     int rest;  // first positional argument
@@ -46,7 +47,7 @@ static void usage(const char *cmd, FILE *to) {
             cmd);
     fputs("  ping                                 is searchd there?\n"
           "  info | models                        version, hardware, registered models\n"
-          "  add --path DIR --data FILE [--holdout FILE] [--name NAME]\n"
+          "  add --path DIR --data FILE [--holdout FILE] [--name NAME [--replace]]\n"
           "  remove MODEL\n"
           "  tune --daemon --model MODEL [--max-drop 1% | --max-flops 0.5 | --max-latency MS]\n"
           "       [--no-wait]                     progress bar until the job is done\n"
@@ -80,6 +81,8 @@ static int parse(int argc, char **argv, dargs *a) {
             a->json = 1;
         else if (strcmp(o, "--force") == 0)
             a->force = 1;
+        else if (strcmp(o, "--replace") == 0)
+            a->replace = 1;
         else if (strcmp(o, "--watch") == 0)
             a->watch = 1;
         else if (strcmp(o, "--no-wait") == 0)
@@ -223,8 +226,12 @@ static void print_record(const msgpack_object *r) {
 static void print_model_line(const msgpack_object *m) {
     char id[32], name[128], hw[300];
     double layers = num(m, "layers"), schedules = num(m, "schedules");
-    printf("%s  %-16s %2.0f layers  %3.0f schedules  %s\n", str(m, "model", id, sizeof id),
-           str(m, "name", name, sizeof name), layers, schedules, str(m, "hardware", hw, sizeof hw));
+    const msgpack_object *changed = get(m, "changed");
+    printf("%s  %-16s %2.0f layers  %3.0f schedules  %s%s\n", str(m, "model", id, sizeof id),
+           str(m, "name", name, sizeof name), layers, schedules, str(m, "hardware", hw, sizeof hw),
+           changed && changed->type == MSGPACK_OBJECT_BOOLEAN && changed->via.boolean
+               ? "  CHANGED: other weights under its path; add them again"
+               : "");
 }
 
 static int do_info(sdc_client *c, const dargs *a, int list_only) {
@@ -243,6 +250,11 @@ static int do_info(sdc_client *c, const dargs *a, int list_only) {
                num(r.result, "connections"), num(r.result, "jobs_running"),
                num(r.result, "jobs_queued"), str(r.result, "hardware", hw, sizeof hw));
         if (num(r.result, "tcp_port") > 0) printf("tcp port %.0f\n", num(r.result, "tcp_port"));
+        const msgpack_object *durable = get(r.result, "state_durable");
+        char why[600] = "";
+        if (durable && durable->type == MSGPACK_OBJECT_BOOLEAN && !durable->via.boolean)
+            printf("state NOT durable: the last save failed: %s\n",
+                   str(r.result, "state_error", why, sizeof why));
         const msgpack_object *models = get(r.result, "models");
         for (uint32_t i = 0; models && i < models->via.array.size; i++)
             print_model_line(&models->via.array.ptr[i]);
@@ -271,11 +283,12 @@ static int do_add(sdc_client *c, const dargs *a, int argc, char **argv) {
         return 2;
     }
     char p1[PATH_MAX], p2[PATH_MAX], p3[PATH_MAX];
-    sdc_arg args[4] = {SDC_ARG_STR("path", absolute(path, p1)),
+    sdc_arg args[5] = {SDC_ARG_STR("path", absolute(path, p1)),
                        SDC_ARG_STR("data", absolute(a->data, p2))};
     int n = 2;
     if (a->holdout) args[n++] = SDC_ARG_STR("holdout", absolute(a->holdout, p3));
     if (a->name) args[n++] = SDC_ARG_STR("name", a->name);
+    if (a->replace) args[n++] = SDC_ARG_BOOL("replace", 1);
     sdc_reply r;
     dargs slow = *a;
     slow.timeout_ms = a->timeout_ms > 300000 ? a->timeout_ms : 300000; // load + calibration
@@ -653,6 +666,33 @@ static int do_classify(sdc_client *c, const dargs *a, const char *model, int arg
     return rc;
 }
 
+/* The job number of `status JOB` / `cancel JOB`: one argument, decimal digits only, at most
+ * 2^53 (the largest integer a msgpack double carries exactly): 0, or 2 with a message. */
+static int parse_job(const char *name, int argc, char **argv, int rest, double *job) {
+    if (rest >= argc) {
+        fprintf(stderr, "searchctl %s: give the job number\n", name);
+        return 2;
+    }
+    if (argc - rest > 1) {
+        fprintf(stderr, "searchctl %s: takes one job number; unexpected argument '%.40s'\n", name,
+                argv[rest + 1]);
+        return 2;
+    }
+    const char *s = argv[rest];
+    size_t n = strspn(s, "0123456789");
+    errno = 0;
+    unsigned long long v = n > 0 && s[n] == '\0' ? strtoull(s, NULL, 10) : 0;
+    if (v == 0 || errno || v > (1ull << 53)) {
+        fprintf(stderr,
+                "searchctl %s: '%.40s' is not a job number (a whole number from 1 to "
+                "9007199254740992)\n",
+                name, s);
+        return 2;
+    }
+    *job = (double)v;
+    return 0;
+}
+
 int cmd_daemon(const char *name, int argc, char **argv) {
     dargs a;
     int rc = parse(argc, argv, &a);
@@ -660,27 +700,21 @@ int cmd_daemon(const char *name, int argc, char **argv) {
         usage(name, a.help ? stdout : stderr);
         return a.help ? 0 : rc;
     }
+    int job_cmd = strcmp(name, "status") == 0 || strcmp(name, "cancel") == 0;
+    double job = 0;
+    if (job_cmd && (rc = parse_job(name, argc, argv, a.rest, &job)) != 0) return rc;
     sdc_client *c = NULL;
     if (connect_to(&a, &c)) return 1;
     const char *model = NULL;
-    char jobtext[32] = "";
-    if (a.rest < argc) snprintf(jobtext, sizeof jobtext, "%s", argv[a.rest]);
     if (strcmp(name, "ping") == 0) {
         rc = simple(c, &a, "ping", NULL, 0);
     } else if (strcmp(name, "info") == 0 || strcmp(name, "models") == 0) {
         rc = do_info(c, &a, strcmp(name, "models") == 0);
     } else if (strcmp(name, "add") == 0) {
         rc = do_add(c, &a, argc, argv);
-    } else if (strcmp(name, "status") == 0 || strcmp(name, "cancel") == 0) {
-        char *end;
-        double job = strtod(jobtext, &end);
-        if (!jobtext[0] || *end) {
-            fprintf(stderr, "searchctl %s: give the job number\n", name);
-            rc = 2;
-        } else {
-            sdc_arg args[1] = {SDC_ARG_NUM("job", job)};
-            rc = simple(c, &a, strcmp(name, "status") == 0 ? "job.status" : "job.cancel", args, 1);
-        }
+    } else if (job_cmd) {
+        sdc_arg args[1] = {SDC_ARG_NUM("job", job)};
+        rc = simple(c, &a, strcmp(name, "status") == 0 ? "job.status" : "job.cancel", args, 1);
     } else if (strcmp(name, "watch") == 0) {
         rc = do_watch(c, &a);
     } else if (strcmp(name, "retune") == 0) {

@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include "en_file.h"
 
 #define MAX_CONFIG_BYTES (16u << 20) // a config.json is a few kB; refuse anything absurd
 
@@ -44,33 +45,24 @@ static const char *json_type_name(const json_t *v);
 
 int en_config_load(const char *path, en_config *cfg, en_diag *diag) {
     memset(cfg, 0, sizeof *cfg);
-    FILE *f = fopen(path, "rb");
-    if (!f) return en_fail(diag, -errno, "%s: %s", path, strerror(errno));
-    struct stat st;
-    int rc = 0;
-    if (fstat(fileno(f), &st) != 0)
-        rc = en_fail(diag, -errno, "%s: %s", path, strerror(errno));
-    else if (st.st_size > MAX_CONFIG_BYTES)
-        rc = en_fail(diag, EN_EFORMAT, "%s: larger than %u bytes", path, MAX_CONFIG_BYTES);
-    json_error_t err;
-    // Duplicate keys would make a field mean whichever came last: refuse them.
-    json_t *root = rc == 0 ? json_loadf(f, JSON_REJECT_DUPLICATES, &err) : NULL;
-    fclose(f);
-    if (rc == 0 && !root)
-        rc =
-            en_fail(diag, EN_EFORMAT, "%s: not valid JSON (line %d: %s)", path, err.line, err.text);
-    if (rc == 0) rc = parse_root(root, path, cfg, diag);
-    json_decref(root);
+    char *text;
+    size_t len;
+    int rc = en_file_read(path, MAX_CONFIG_BYTES, &text, &len, diag);
+    if (rc) return rc;
+    rc = en_config_parse(text, len, path, cfg, diag);
+    free(text);
     return rc;
 }
 
 int en_config_parse(const char *json, size_t len, const char *what, en_config *cfg, en_diag *diag) {
     memset(cfg, 0, sizeof *cfg);
     json_error_t err;
+    // Duplicate keys would make a field mean whichever came last: refuse them.
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
-    if (!root)
+    char why[JSON_ERROR_TEXT_LENGTH];
+    if (!root) // the reason without jansson's quote of the file
         return en_fail(diag, EN_EFORMAT, "%s: not valid JSON (line %d: %s)", what, err.line,
-                       err.text);
+                       en_json_reason(err.text, why, sizeof why));
     int rc = parse_root(root, what, cfg, diag);
     json_decref(root);
     return rc;

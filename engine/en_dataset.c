@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "en_file.h"
 #include "en_flops.h"
 
 #define EN_MAX_LINE (1 << 20) // a longer row is refused, not truncated
@@ -102,14 +104,19 @@ static int push_example(en_dataset *d, int *cap, const int32_t *ids, const int32
 
 int en_dataset_load(const char *path, const en_model *m, en_dataset **out, en_diag *diag) {
     const en_config *cfg = &m->cfg;
-    FILE *f = fopen(path, "r");
-    if (!f)
+    int fd;
+    int rc = en_file_open(path, EN_MAX_DATA_BYTES, &fd, NULL, diag); // no FIFO, size capped
+    if (rc) return rc;
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
         return en_fail(diag, -errno, "%s: cannot open data set: %s", path, strerror(errno));
+    }
     en_dataset *d = calloc(1, sizeof *d);
     char *line = malloc(EN_MAX_LINE);
     int32_t *ids = malloc((size_t)cfg->max_pos * sizeof(int32_t));
     int32_t *types = malloc((size_t)cfg->max_pos * sizeof(int32_t));
-    int rc = 0, cap = 0, lineno = 0, col_a = -1, col_b = -1, col_label = -1, ncols = 0;
+    int cap = 0, lineno = 0, col_a = -1, col_b = -1, col_label = -1, ncols = 0;
     if (!d || !line || !ids || !types) {
         rc = en_fail(diag, EN_ENOMEM, "%s: out of memory", path);
         goto done;
@@ -152,10 +159,13 @@ int en_dataset_load(const char *path, const en_model *m, en_dataset **out, en_di
         }
         int label;
         if (parse_label(cfg, fields[col_label], &label) != 0) {
+            char ex[4 * EN_EXCERPT_MAX + 8];
             rc = en_fail(diag, EN_ELABEL,
-                         "%s:%d: label '%s' is not one of the model's %d labels (0..%d or a "
+                         "%s:%d: label %s is not one of the model's %d labels (0..%d or a "
                          "name from config.json's label2id)",
-                         path, lineno, fields[col_label], cfg->num_labels, cfg->num_labels - 1);
+                         path, lineno,
+                         en_excerpt(fields[col_label], strlen(fields[col_label]), ex, sizeof ex),
+                         cfg->num_labels, cfg->num_labels - 1);
             goto done;
         }
         int n = 0;

@@ -16,6 +16,7 @@
 
 #include "en_config.h"
 #include "en_family.h"
+#include "en_file.h"
 #include "en_safetensors.h"
 
 // F32 tensors are read into the arena as they are stored: that needs a little-endian host.
@@ -100,7 +101,7 @@ typedef struct loader {
 } loader;
 
 static int load_weights(en_model *m, const char *dir, en_diag *diag);
-static int open_fail(const char *dir, const char *path, en_diag *diag);
+static int open_fail(const char *dir, int rc, en_diag *diag);
 static int plan_slots(loader *ld, en_diag *diag);
 static int find_tensor(loader *ld, slot *s, en_diag *diag);
 static int check_tensor(const loader *ld, const slot *s, en_diag *diag);
@@ -167,8 +168,9 @@ static int load_weights(en_model *m, const char *dir, en_diag *diag) {
                  .fd = -1,
                  .hash = FNV_OFFSET};
     int rc = 0;
-    ld.fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (ld.fd < 0) return open_fail(dir, path, diag);
+    // Non-blocking open, regular files only: a FIFO here must not hang the loading thread.
+    if ((rc = en_file_open(path, EN_MAX_WEIGHTS_BYTES, &ld.fd, NULL, diag)) < 0)
+        return open_fail(dir, rc, diag);
     if ((rc = en_st_parse_fd(ld.fd, path, &ld.hdr, diag)) < 0) goto done;
     if ((rc = plan_slots(&ld, diag)) < 0) goto done;
     // Every tensor is found, typed and shaped as config.json says: only now allocate.
@@ -348,10 +350,11 @@ static int hash_range(loader *ld, uint64_t from, uint64_t to, en_diag *diag) {
 }
 
 /* model.safetensors cannot be opened: say how to convert when the folder has PyTorch weights. */
-static int open_fail(const char *dir, const char *path, en_diag *diag) {
-    int err = errno;
+/* model.safetensors could not be opened (`rc`, the message in diag): when it is missing but
+ * pytorch_model.bin is there, say how to convert that. */
+static int open_fail(const char *dir, int rc, en_diag *diag) {
     char bin[PATH_MAX];
-    if (err == ENOENT && snprintf(bin, sizeof bin, "%s/pytorch_model.bin", dir) < (int)sizeof bin &&
+    if (rc == -ENOENT && snprintf(bin, sizeof bin, "%s/pytorch_model.bin", dir) < (int)sizeof bin &&
         access(bin, F_OK) == 0)
         return en_fail(diag, EN_EFORMAT,
                        "%s: only pytorch_model.bin (a PyTorch pickle), which is not read; convert "
@@ -359,7 +362,7 @@ static int open_fail(const char *dir, const char *path, en_diag *diag) {
                        "AutoModelForSequenceClassification as M; "
                        "M.from_pretrained('%s').save_pretrained('%s', safe_serialization=True)\"",
                        dir, dir, dir);
-    return en_fail(diag, -err, "%s: %s", path, strerror(err));
+    return rc;
 }
 
 static int read_fail(const loader *ld, int rc, en_diag *diag) {

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "en_file.h"
+
 static const struct {
     const char *name;
     size_t size;
@@ -119,13 +121,17 @@ static uint64_t read_le64(const uint8_t *p) {
 }
 
 static int check_length(uint64_t header_len, uint64_t file_size, const char *what, en_diag *diag) {
+    // The length is the file's first 8 bytes: never quoted, they may be anything.
     if (header_len > EN_ST_MAX_HEADER)
-        return en_fail(diag, EN_EFORMAT, "%s: header length %llu exceeds the %u-byte limit", what,
-                       (unsigned long long)header_len, EN_ST_MAX_HEADER);
+        return en_fail(diag, EN_EFORMAT,
+                       "%s: not a safetensors file: its header length field is over the %u-byte "
+                       "limit",
+                       what, EN_ST_MAX_HEADER);
     if (header_len > file_size - 8)
         return en_fail(diag, EN_EFORMAT,
-                       "%s: header length %llu is larger than the file (%llu bytes): truncated?",
-                       what, (unsigned long long)header_len, (unsigned long long)file_size);
+                       "%s: its header length field is larger than the file (%llu "
+                       "bytes): truncated, or not a safetensors file",
+                       what, (unsigned long long)file_size);
     return 0;
 }
 
@@ -134,9 +140,10 @@ static int parse_json(const char *json, size_t len, uint64_t file_size, const ch
     json_error_t err;
     // Duplicate names would let two entries claim one tensor: refuse them.
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
+    char why[JSON_ERROR_TEXT_LENGTH];
     if (!root)
         return en_fail(diag, EN_EFORMAT, "%s: header is not valid JSON (offset %d: %s)", what,
-                       err.position, err.text);
+                       err.position, en_json_reason(err.text, why, sizeof why));
     int rc = 0;
     if (!json_is_object(root)) {
         rc = en_fail(diag, EN_EFORMAT, "%s: header is not a JSON object", what);

@@ -17,6 +17,7 @@
 
 #include <utf8proc.h>
 
+#include "en_file.h"
 #include "en_tok_internal.h"
 
 #define MAX_TOKENIZER_BYTES (256u << 20) // tokenizer files are a few MB; refuse anything absurd
@@ -244,11 +245,12 @@ int en__tok_index(en_tokenizer *t, const char *what, bool lines, en_diag *diag) 
             return en_fail(diag, EN_EVOCAB, "%s: %sinvalid UTF-8 in piece %d", what, where, id);
         int32_t dup = en__tok_find(t, NULL, p, len);
         if (dup >= 0) { // HF would let the later one win silently; a duplicate means a broken file
+            char ex[4 * EN_EXCERPT_MAX + 8];
+            en_excerpt(p, len, ex, sizeof ex);
             if (lines)
-                return en_fail(diag, EN_EVOCAB, "%s: %spiece \"%.64s\" already on line %d", what,
-                               where, p, dup + 1);
-            return en_fail(diag, EN_EVOCAB, "%s: piece \"%.64s\" has ids %d and %d", what, p, dup,
-                           id);
+                return en_fail(diag, EN_EVOCAB, "%s: %spiece %s already on line %d", what, where,
+                               ex, dup + 1);
+            return en_fail(diag, EN_EVOCAB, "%s: piece %s has ids %d and %d", what, ex, dup, id);
         }
         uint32_t slot = (uint32_t)fnv1a(FNV_BASIS, p, len) & t->mask;
         while (t->slots[slot] >= 0)
@@ -260,36 +262,8 @@ int en__tok_index(en_tokenizer *t, const char *what, bool lines, en_diag *diag) 
 }
 
 int en__read_file(const char *path, size_t max, char **data, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -errno;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    int rc = buf ? 0 : EN_ENOMEM;
-    while (rc == 0) {
-        if (cap - n < 2) {
-            char *nb = cap <= max ? realloc(buf, cap * 2) : NULL;
-            if (!nb) {
-                rc = cap <= max ? EN_ENOMEM : EN_EFORMAT; // EN_EFORMAT: larger than `max`
-                break;
-            }
-            buf = nb, cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) rc = -EIO;
-            break;
-        }
-    }
-    fclose(f);
-    if (rc != 0) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *size = n;
-    return 0;
+    // Regular files only, size checked first: a FIFO or /dev/zero fails at once.
+    return en_file_read(path, max, data, size, NULL);
 }
 
 static bool file_exists(const char *dir, const char *file) {
@@ -307,8 +281,8 @@ static int load_vocab(en_tokenizer *t, const char *dir, en_diag *diag) {
         return en_fail(diag, -ENAMETOOLONG, "%s/vocab.txt: path too long", dir);
     char *data = NULL;
     size_t size = 0;
-    int rc = en__read_file(path, MAX_TOKENIZER_BYTES, &data, &size);
-    if (rc != 0) return en_fail(diag, rc, "%s: %s", path, en_strerror(rc));
+    int rc = en_file_read(path, EN_MAX_VOCAB_BYTES, &data, &size, diag);
+    if (rc != 0) return rc;
     if (size >= UINT32_MAX) {
         free(data);
         return en_fail(diag, EN_EVOCAB, "%s: file too large (%zu bytes)", path, size);
@@ -434,17 +408,18 @@ static int config_special(json_t *cfg, json_t *map, const char *key, const char 
 
 static int load_json(const char *path, json_t **root, en_diag *diag) {
     *root = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) return 0; // optional
-        int err = errno;
-        return en_fail(diag, -err, "%s: %s", path, strerror(err));
-    }
+    char *text;
+    size_t len;
+    int rc = en_file_read(path, EN_MAX_TOKCONFIG_BYTES, &text, &len, diag);
+    if (rc == -ENOENT) return 0; // optional
+    if (rc != 0) return rc;
     json_error_t jerr;
-    *root = json_loadf(f, 0, &jerr);
-    fclose(f);
+    *root = json_loadb(text, len, 0, &jerr);
+    free(text);
+    char why[JSON_ERROR_TEXT_LENGTH];
     if (!*root)
-        return en_fail(diag, EN_EFORMAT, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        return en_fail(diag, EN_EFORMAT, "%s:%d:%d: %s", path, jerr.line, jerr.column,
+                       en_json_reason(jerr.text, why, sizeof why));
     if (!json_is_object(*root)) return en_fail(diag, EN_EFORMAT, "%s: not a JSON object", path);
     return 0;
 }

@@ -148,6 +148,11 @@ static int validate(const en_model *m, const en_dataset *data, const en_dataset 
     if (!holdout && !(o->holdout_fraction > 0 && o->holdout_fraction < 1))
         return en_fail(diag, EN_ERANGE, "holdout_fraction %g is not in (0, 1)",
                        o->holdout_fraction);
+    return sc_search_check_data(m, data, holdout, o->holdout_fraction, 1, diag);
+}
+
+int sc_search_check_data(const en_model *m, const en_dataset *data, const en_dataset *holdout,
+                         double holdout_fraction, int min_heldout, en_diag *diag) {
     const en_dataset *sets[2] = {data, holdout};
     for (int k = 0; k < 2; k++) {
         const en_dataset *d = sets[k];
@@ -164,6 +169,22 @@ static int validate(const en_model *m, const en_dataset *data, const en_dataset 
                            "examples of at least two classes",
                            d->path, first, m->cfg.labels[first]);
     }
+    // The split's sizes, as split() makes them: per label, round(fraction * count) held out.
+    int nh = holdout ? holdout->count : 0, ns = holdout ? data->count : 0;
+    for (int c = 0; !holdout && c < m->cfg.num_labels; c++) {
+        int count = 0;
+        for (int i = 0; i < data->count; i++)
+            count += data->ex[i].label == c;
+        int held = (int)lround(holdout_fraction * count);
+        nh += held;
+        ns += count - held;
+    }
+    if (ns < 1 || nh < min_heldout)
+        return en_fail(diag, EN_EDATA,
+                       "%s: %d examples make a search part of %d and a held-out part of %d; the "
+                       "held-out drop bound needs at least %d held out (more data, or a holdout "
+                       "file)",
+                       data->path, data->count, ns, nh, min_heldout);
     return 0;
 }
 

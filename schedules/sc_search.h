@@ -67,6 +67,15 @@ typedef struct sc_search_stats {
     int holdout_examples;        // size of the held-out part
 } sc_search_stats;
 
+#define SC_MIN_HELDOUT 30 // held-out examples the drop bound needs at the least (searchd)
+
+/// Checks that `data` and `holdout` (NULL: `data` is split by `holdout_fraction`, as the search
+/// splits it) can be searched: examples of at least two classes in each, and at least
+/// `min_heldout` examples in the held-out part and 1 in the search part. EN_EDATA or
+/// SC_EONECLASS with a message naming the file. Both borrowed.
+int sc_search_check_data(const en_model *m, const en_dataset *data, const en_dataset *holdout,
+                         double holdout_fraction, int min_heldout, en_diag *diag);
+
 /// Runs a search of `m` on `data` (borrowed), held out on `holdout` (NULL: split `data`).
 /// On success `*out` owns a new frontier (free with sc_frontier_free). SC_EONECLASS,
 /// EN_EDATA (empty), EN_ECANCELED, SC_EBUDGET, SC_ENOMATCH (a cost budget below the cheapest

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/en_file.h"
 #include "sc_error.h"
 
 #define SC_STORE_VERSION 1u
@@ -172,23 +173,12 @@ int sc_store_decode(const void *buf, size_t size, const char *name, void **data,
 int sc_store_read(const char *path, void **data, size_t *len, en_diag *diag) {
     *data = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int rc = -errno;
-        return en_fail(diag, rc, "%s: %s", path, strerror(-rc));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int rc = -errno;
-        close(fd);
-        return en_fail(diag, rc, "%s: %s", path, strerror(-rc));
-    }
-    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > SC_STORE_MAX) {
-        close(fd);
-        return en_fail(diag, SC_ECORRUPT, "%s: not a regular file of at most %u bytes", path,
-                       SC_STORE_MAX);
-    }
-    size_t size = (size_t)st.st_size;
+    int fd;
+    uint64_t fsize;
+    int rc = en_file_open(path, SC_STORE_MAX, &fd, &fsize, diag); // a FIFO must not block start
+    if (rc == EN_EFORMAT || rc == EN_ERANGE) rc = SC_ECORRUPT;
+    if (rc) return rc;
+    size_t size = (size_t)fsize;
     uint8_t *buf = malloc(size ? size : 1);
     if (!buf) {
         close(fd);
@@ -202,7 +192,7 @@ int sc_store_read(const char *path, void **data, size_t *len, en_diag *diag) {
         got += (size_t)n;
     }
     close(fd);
-    int rc = sc_store_decode(buf, got, path, data, len, diag);
+    rc = sc_store_decode(buf, got, path, data, len, diag);
     free(buf);
     return rc;
 }

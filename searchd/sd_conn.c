@@ -15,6 +15,8 @@ typedef struct sd_write {
     sd_conn *c;
 } sd_write;
 
+static void account_partial(sd_conn *c, size_t partial);
+
 static void on_close(uv_handle_t *h) {
     sd_conn *c = h->data;
     sd_daemon *d = c->d;
@@ -34,6 +36,7 @@ void sd_conn_close(sd_conn *c) {
         d->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     d->nconns--;
+    account_partial(c, 0); // queued reply bytes come off in on_write, cancelled or not
     uv_close(&c->h.handle, on_close);
 }
 
@@ -51,6 +54,8 @@ static void on_write(uv_write_t *req, int status) {
     sd_write *w = (sd_write *)req;
     sd_conn *c = w->c;
     c->queued -= w->buf.len;
+    c->d->buffered -= w->buf.len;
+    c->active_ms = uv_now(c->d->loop);
     free(w);
     if (status < 0)
         sd_conn_close(c);
@@ -96,9 +101,11 @@ void sd_conn_flush(sd_conn *c) {
         w->buf = uv_buf_init((char *)(w + 1), (unsigned)rest);
         w->c = c;
         c->queued += rest;
+        c->d->buffered += rest;
         int rc = uv_write(&w->req, &c->h.stream, &w->buf, 1, on_write);
         if (rc < 0) {
             c->queued -= rest;
+            c->d->buffered -= rest;
             free(w);
             c->out.size = 0;
             sd_conn_close(c);
@@ -193,13 +200,73 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         handle(c, &u.data);
         msgpack_unpacked_destroy(&u);
     }
+    sd_daemon *d = c->d;
+    c->active_ms = uv_now(d->loop);
+    if (!c->closing && !c->close_after_flush) {
+        // What is left is the beginning of a message: counted against the total cap.
+        size_t partial = c->unp.used - c->unp.off;
+        account_partial(c, partial);
+        if (partial && d->buffered > (size_t)d->opt.max_buffered) {
+            char msg[200];
+            snprintf(msg, sizeof msg,
+                     "searchd holds over %lld bytes of unfinished requests and unsent replies "
+                     "(--max-buffered); this connection's %zu-byte beginning of a request is "
+                     "dropped",
+                     d->opt.max_buffered, partial);
+            fatal(c, peek_msgid((const uint8_t *)c->unp.buffer + c->unp.off, partial), SP_ETOOBIG,
+                  msg);
+        }
+    }
     sd_conn_flush(c);
+}
+
+/* Sets the connection's count of bytes of an unfinished message, keeping the daemon's total
+ * and the time the message began. */
+static void account_partial(sd_conn *c, size_t partial) {
+    sd_daemon *d = c->d;
+    d->buffered = d->buffered - c->partial + partial;
+    if (partial && !c->partial) c->partial_ms = uv_now(d->loop);
+    if (!partial) c->partial_ms = 0;
+    c->partial = partial;
+}
+
+static int owns_live_job(sd_daemon *d, uint64_t conn_id) {
+    for (sd_job *j = d->jobs; j; j = j->next)
+        if (j->conn_id == conn_id && (j->state == SD_JOB_QUEUED || j->state == SD_JOB_RUNNING))
+            return 1;
+    return 0;
+}
+
+void sd_conn_sweep(uv_timer_t *h) {
+    sd_daemon *d = h->data;
+    uint64_t now = uv_now(d->loop);
+    double idle = d->opt.idle_timeout * 1000, slow = d->opt.message_timeout * 1000;
+    for (sd_conn *c = d->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closing || c->close_after_flush) continue;
+        if (c->partial_ms && slow > 0 && (double)(now - c->partial_ms) > slow) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "a request stayed incomplete for more than %g s (--message-timeout)",
+                     d->opt.message_timeout);
+            fatal(c, peek_msgid((const uint8_t *)c->unp.buffer + c->unp.off, c->partial),
+                  SP_ETIMEOUT, msg);
+            sd_conn_flush(c);
+        } else if (idle > 0 && (double)(now - c->active_ms) > idle && !c->partial && !c->owed &&
+                   !c->nsubs && !c->queued && !owns_live_job(d, c->id)) {
+            // Nothing is owed to it, and it asks nothing: its slot goes to someone else.
+            sd_log(d, "connection %llu: idle for %g s (--idle-timeout), closing",
+                   (unsigned long long)c->id, d->opt.idle_timeout);
+            sd_conn_close(c);
+        }
+    }
 }
 
 int sd_conn_start(sd_daemon *d, sd_conn *c) {
     c->d = d;
     c->id = ++d->next_conn_id;
     c->h.handle.data = c;
+    c->active_ms = uv_now(d->loop);
     msgpack_sbuffer_init(&c->out);
     if (!msgpack_unpacker_init(&c->unp, SD_READ_CHUNK)) return UV_ENOMEM;
     c->next = d->conns;

@@ -45,6 +45,7 @@ typedef struct sd_model {
     int nlengths;
     int refs;
     int removed;
+    int changed; // the weights under `path` are no longer the ones registered (see model.add)
     struct sd_model *next;
 } sd_model;
 
@@ -81,6 +82,7 @@ typedef struct sd_job {
     char cancel_reason[96];
     // The work's inputs and outputs, touched only by the work function until after-work.
     char path[1024], data[1024], holdout[1024];
+    uint64_t weights_hash;    // what the weights loaded from `path` must hash to
     const en_model *borrowed; // the model's loaded weights when the job started, or NULL
     en_model *own_model;      // loaded by the work when the model was not loaded yet
     sc_latency_model lat;
@@ -108,6 +110,10 @@ typedef struct sd_conn {
     msgpack_unpacker unp;
     msgpack_sbuffer out; // replies gathered while handling one read, written after it
     size_t queued;       // bytes given to uv_write and not yet written
+    size_t partial;      // bytes of a message not complete yet
+    uint64_t active_ms;  // uv_now() of the last byte read or reply sent
+    uint64_t partial_ms; // uv_now() when the incomplete message began, 0 when none
+    int owed;            // deferred replies (model.add, retune) still to come
     int closing;
     int close_after_flush;
     char subs[SD_MAX_SUBS][SD_ID_LEN];
@@ -149,6 +155,11 @@ struct sd_daemon {
     double last_retune_seconds;
     sd_damaged damaged[32];
     int ndamaged;
+    int state_durable;     // the last save to the state dir succeeded
+    char state_error[512]; // why the last failed save failed ("" when none has)
+    long saves_failed;
+    uv_timer_t conn_timer;   // idle and incomplete-message timeouts
+    size_t buffered;         // partial-message and queued reply bytes of all connections
     msgpack_sbuffer scratch; // result of the request being handled
     msgpack_packer scratch_pk;
     long requests;
@@ -175,6 +186,10 @@ int sd_conn_start(sd_daemon *d, sd_conn *c);
 void sd_conn_send(sd_conn *c, const void *bytes, size_t len);
 void sd_conn_flush(sd_conn *c);
 void sd_conn_close(sd_conn *c);
+/// The timer's callback: closes connections idle beyond --idle-timeout (those owed nothing: no
+/// deferred reply, live job or subscription) and those whose request stayed incomplete beyond
+/// --message-timeout (with an SP_ETIMEOUT error).
+void sd_conn_sweep(uv_timer_t *h);
 /// Sends `[2, method, [params]]`, params packed from d->scratch, and flushes.
 void sd_conn_notify(sd_conn *c, const char *method, const msgpack_sbuffer *params);
 /// Sends a deferred reply (result in `result`, or an error when code < 0) to connection
@@ -189,18 +204,33 @@ void sd_notify_updated(sd_daemon *d, const char *model_id, const char *reason);
 void sd_dispatch(sd_daemon *d, sd_conn *c, const sp_msg *m);
 
 /* sd_models.c: registry and state directory */
-sd_model *sd_model_find(sd_daemon *d, const char *id);
+sd_model *sd_model_find(sd_daemon *d, const char *key);
+/// The model other than `except` registered under `name`, or NULL.
+sd_model *sd_model_named(sd_daemon *d, const char *name, const sd_model *except);
 void sd_model_ref(sd_model *m);
 void sd_model_unref(sd_model *m);
 /// Restores models, profiles, frontiers and jobs from the state dir; damaged files are set
 /// aside and listed in d->damaged.
 int sd_state_load(sd_daemon *d, en_diag *diag);
-int sd_state_save_model(sd_daemon *d, const sd_model *m);
-int sd_state_save_frontier(sd_daemon *d, const sd_model *m);
-int sd_state_save_latency(sd_daemon *d, const sd_model *m);
-int sd_state_save_jobs(sd_daemon *d);
+/// Each save writes one file atomically: 0, or the system's error (-ENOSPC, -EFBIG, -EROFS...)
+/// with a message naming the file in `diag` (may be NULL); a failure is logged and leaves
+/// d->state_durable 0 (shown by info) until a later save succeeds.
+int sd_state_save_model(sd_daemon *d, const sd_model *m, en_diag *diag);
+int sd_state_save_frontier(sd_daemon *d, const sd_model *m, en_diag *diag);
+int sd_state_save_latency(sd_daemon *d, const sd_model *m, en_diag *diag);
+int sd_state_save_jobs(sd_daemon *d, en_diag *diag);
 int sd_state_save_host(sd_daemon *d);
-void sd_state_remove_model(sd_daemon *d, const char *id);
+/// Deletes the model's files, model-<id>.state first (then latency, then frontier unless
+/// `keep_frontier`): 0, or -errno (with a message) when model-<id>.state could not be deleted,
+/// in which case nothing was.
+int sd_state_remove_model(sd_daemon *d, const char *id, int keep_frontier, en_diag *diag);
+/// Adopts frontier-<id>.state for model `m` when it is intact and its schedules have m's layer
+/// count (a model re-added after its model-<id>.state was damaged); a damaged one is set aside.
+void sd_state_load_frontier(sd_daemon *d, sd_model *m);
+/// Unlinks model `m` from the registry: cancels its jobs, deletes its files (SD_ESTATE-style
+/// failure: nothing changes), tells subscribers. Drops the registry's reference.
+int sd_model_remove(sd_daemon *d, sd_model *m, en_diag *diag);
+/// The model whose id or name is `key`, or NULL.
 /// Reads the fingerprint last stored for the host into `out`: 0 or an error.
 int sd_state_load_host(sd_daemon *d, sc_hw *out);
 void sd_model_set_lat(sd_model *m, const sc_latency_model *lat);
@@ -227,8 +257,18 @@ void sd_model_repredict(sd_model *m);
 void sd_model_take_lengths(sd_model *m, int **lengths, int n);
 
 /* sd_tasks.c: model.add and retune in the pool */
+/// model.add in the pool: loads, checks the data sets completely, calibrates; then (loop)
+/// saves and only then registers. `replace`: a model holding `name` with other weights is
+/// removed once the new one is saved; without it that name is refused (SD_ENAME).
 int sd_task_add_model(sd_daemon *d, const char *path, const char *data, const char *holdout,
-                      const char *name, uint64_t conn_id, uint32_t msgid, en_diag *diag);
+                      const char *name, int replace, uint64_t conn_id, uint32_t msgid,
+                      en_diag *diag);
+/// SD_ECHANGED, with a message saying what to do, when the weights loaded from `path` hash to
+/// `found` instead of the `registered` hash; else 0.
+int sd_weights_check(const char *path, uint64_t registered, uint64_t found, en_diag *diag);
+/// Hashes every registered model's weights file in the pool and marks those that changed
+/// (start-up: searchd does not load weights until a job needs them).
+int sd_task_verify(sd_daemon *d, en_diag *diag);
 /// Compares the fingerprint with each model's profile and re-measures those that differ (all
 /// of them when `force`); `only` limits it to one model. Replies to (conn_id, msgid) when
 /// conn_id != 0.

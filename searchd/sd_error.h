@@ -15,7 +15,9 @@
     X(SD_EJOBDONE, -4006, "job already finished")                                                  \
     X(SD_ENOPROFILE, -4007, "model has no latency profile yet")                                    \
     X(SD_ESTATE, -4008, "state directory problem")                                                 \
-    X(SD_ELISTEN, -4009, "cannot listen")
+    X(SD_ELISTEN, -4009, "cannot listen")                                                          \
+    X(SD_ECHANGED, -4010, "the model's weights changed on disk")                                   \
+    X(SD_ENAME, -4011, "name used by another model")
 
 enum {
 #define SD_ENUM_(name, code, text) name = code,

@@ -119,7 +119,10 @@ static void work_cb(uv_work_t *req) {
     en_diag *diag = &j->wdiag;
     const en_model *em = j->borrowed;
     int rc = 0;
-    if (!em && (rc = en_model_load(j->path, &j->own_model, diag)) == 0) em = j->own_model;
+    if (!em && (rc = en_model_load(j->path, &j->own_model, diag)) == 0) {
+        em = j->own_model;
+        rc = sd_weights_check(j->path, j->weights_hash, em->weights_hash, diag);
+    }
     en_dataset *data = NULL, *hold = NULL;
     if (rc == 0) rc = en_dataset_load(j->data, em, &data, diag);
     if (rc == 0 && j->holdout[0]) rc = en_dataset_load(j->holdout, em, &hold, diag);
@@ -148,11 +151,12 @@ static void work_cb(uv_work_t *req) {
 }
 
 /* Merges a new frontier into the model's: the union, newest record kept for a schedule seen
- * twice, then only the non-dominated ones. */
-static void merge(sd_model *m, sc_frontier *add) {
+ * twice, then only the non-dominated ones. The previous frontier goes to `*old` (owned by the
+ * caller: freed once the new one is saved, put back when it could not be). */
+static int merge(sd_model *m, sc_frontier *add, sc_frontier *old) {
     int n = m->frontier.count + add->count;
     sc_record *rec = malloc(sizeof *rec * (size_t)(n ? n : 1));
-    if (!rec) return;
+    if (!rec) return EN_ENOMEM;
     int k = 0;
     for (int i = 0; i < add->count; i++)
         rec[k++] = add->rec[i];
@@ -163,10 +167,30 @@ static void merge(sd_model *m, sc_frontier *add) {
             dup = sc_schedule_hash(&add->rec[t].schedule) == h;
         if (!dup) rec[k++] = m->frontier.rec[i];
     }
-    sc_frontier_free(&m->frontier);
+    *old = m->frontier;
     m->frontier.rec = rec;
     m->frontier.count = k;
     sd_model_repredict(m);
+    return 0;
+}
+
+/* Installs the job's frontier in the model and saves it; on a failed save the model keeps its
+ * previous frontier, in memory as on disk, and the job fails with the system's reason. */
+static int install_result(sd_daemon *d, sd_job *j, sd_model *m) {
+    sc_frontier old;
+    en_diag why;
+    int rc = merge(m, &j->result, &old);
+    if (rc) return en_fail(&j->wdiag, rc, "out of memory merging the frontier");
+    if ((rc = sd_state_save_frontier(d, m, &why)) != 0) {
+        sc_frontier_free(&m->frontier);
+        m->frontier = old;
+        return en_fail(&j->wdiag, rc,
+                       "the search finished but its frontier could not be saved, so it was not "
+                       "kept: %s",
+                       why.msg);
+    }
+    sc_frontier_free(&old);
+    return 0;
 }
 
 static void start_queued(sd_daemon *d);
@@ -178,6 +202,13 @@ static void after_work_cb(uv_work_t *req, int status) {
     d->tasks--;
     d->jobs_running--;
     j->finished = sd_now();
+    if (j->rc == SD_ECHANGED) { // other weights under the path: keep nothing of this run
+        m->changed = 1;
+        en_model_free(j->own_model);
+        j->own_model = NULL;
+        free(j->lengths);
+        j->lengths = NULL;
+    }
     if (j->own_model) {
         if (!m->model && !m->removed)
             m->model = j->own_model;
@@ -187,9 +218,8 @@ static void after_work_cb(uv_work_t *req, int status) {
     }
     sd_model_take_lengths(m, &j->lengths, j->nlengths);
     if (status == UV_ECANCELED) j->rc = EN_ECANCELED;
+    if (j->rc == 0 && !m->removed) j->rc = install_result(d, j, m);
     if (j->rc == 0 && !m->removed) {
-        merge(m, &j->result);
-        sd_state_save_frontier(d, m);
         j->state = SD_JOB_DONE;
         sd_log(d, "job %llu done: %d schedules in %.1f s, %d candidates", (unsigned long long)j->id,
                j->result.count, j->stats.seconds, j->stats.candidates);
@@ -208,7 +238,7 @@ static void after_work_cb(uv_work_t *req, int status) {
     if (j->state == SD_JOB_DONE) sd_notify_updated(d, m->id, "tune");
     j->model = NULL;
     sd_model_unref(m);
-    sd_state_save_jobs(d);
+    sd_state_save_jobs(d, NULL);
     start_queued(d);
     sd_daemon_maybe_finish(d);
 }
@@ -222,6 +252,7 @@ static void start(sd_daemon *d, sd_job *j) {
     snprintf(j->path, sizeof j->path, "%s", m->path);
     snprintf(j->data, sizeof j->data, "%s", m->data);
     snprintf(j->holdout, sizeof j->holdout, "%s", m->holdout);
+    j->weights_hash = m->weights_hash;
     j->borrowed = m->model;
     j->has_lat = m->has_lat;
     if (m->has_lat) j->lat = m->lat;
@@ -278,9 +309,21 @@ int sd_job_submit(sd_daemon *d, sd_model *m, const sc_query *budget, uint64_t co
     j->next = d->jobs;
     d->jobs = j;
     d->jobs_queued++;
+    // Recorded before it starts: a job the history cannot hold is refused, not run unrecorded.
+    en_diag why;
+    int rc = sd_state_save_jobs(d, &why);
+    if (rc) {
+        d->jobs = j->next;
+        d->jobs_queued--;
+        d->next_job_id--;
+        sd_model_unref(m);
+        uv_mutex_destroy(&j->lock);
+        free(j);
+        return en_fail(diag, rc, "the job could not be recorded, so it was not started: %s",
+                       why.msg);
+    }
     trim(d);
     start_queued(d);
-    sd_state_save_jobs(d);
     *out = j;
     return 0;
 }
@@ -305,7 +348,7 @@ int sd_job_cancel(sd_daemon *d, sd_job *j, en_diag *diag) {
         return en_fail(diag, SD_EJOBDONE, "job %llu already finished: %s",
                        (unsigned long long)j->id, sd_job_state_name(j->state));
     cancel(d, j, "cancelled by job.cancel");
-    sd_state_save_jobs(d);
+    sd_state_save_jobs(d, NULL);
     return 0;
 }
 
@@ -316,7 +359,7 @@ void sd_jobs_cancel_all(sd_daemon *d) {
             cancel(d, j, "cancelled: searchd shut down");
             n++;
         }
-    if (n) sd_state_save_jobs(d);
+    if (n) sd_state_save_jobs(d, NULL);
 }
 
 int sd_jobs_abandon(sd_daemon *d, const char *reason) {
@@ -328,7 +371,7 @@ int sd_jobs_abandon(sd_daemon *d, const char *reason) {
             snprintf(j->error, sizeof j->error, "%s", reason);
             n++;
         }
-    if (n) sd_state_save_jobs(d);
+    if (n) sd_state_save_jobs(d, NULL);
     return n;
 }
 

@@ -36,6 +36,7 @@ void sd_daemon_maybe_finish(sd_daemon *d) {
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->progress_async, NULL);
+    uv_close((uv_handle_t *)&d->conn_timer, NULL);
 }
 
 void sd_daemon_stop(sd_daemon *d) {
@@ -98,6 +99,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); // a file over RLIMIT_FSIZE: the write fails with EFBIG, reported
+    d->state_durable = 1;
     uv_loop_t loop;
     if ((rc = uv_loop_init(&loop)) < 0) {
         fprintf(stderr, "searchd: uv_loop_init: %s\n", uv_strerror(rc));
@@ -137,6 +140,10 @@ int main(int argc, char **argv) {
     }
     uv_async_init(&loop, &d->progress_async, sd_jobs_progress_cb);
     d->progress_async.data = d;
+    uv_timer_init(&loop, &d->conn_timer);
+    d->conn_timer.data = d;
+    if (d->opt.idle_timeout > 0 || d->opt.message_timeout > 0)
+        uv_timer_start(&d->conn_timer, sd_conn_sweep, 250, 250);
     uv_signal_t *sigs[] = {&d->sigint, &d->sigterm, &d->sighup};
     int signums[] = {SIGINT, SIGTERM, SIGHUP};
     for (int i = 0; i < 3; i++) {
@@ -149,6 +156,8 @@ int main(int argc, char **argv) {
         nmodels++;
     // Models profiled on other hardware (or not at all) are re-measured in the background.
     if (sd_task_retune(d, NULL, 0, 0, 0, "start", &diag) != 0) sd_log(d, "start: %s", diag.msg);
+    // Weights swapped under a registered path are noticed now, not at the next tune.
+    if (sd_task_verify(d, &diag) != 0) sd_log(d, "start: %s", diag.msg);
     sd_log(d, "searchd %s on %s%s%s; state in %s; %d model(s); hardware %s", SD_VERSION,
            d->opt.socket, d->tcp_addr[0] ? " and tcp " : "", d->tcp_addr, d->opt.state_dir, nmodels,
            d->hw_text);

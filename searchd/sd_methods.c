@@ -55,20 +55,29 @@ static int get_budget(sd_call *k, sc_query *q, int *nset) {
     q->max_drop = q->max_flops = q->max_latency_ms = -1;
     q->minimize = SC_MIN_LATENCY;
     *nset = 0;
+    int given[3];
     for (int i = 0; i < 3; i++) {
         sp_diag dg;
         int rc = sp_get_num(k->args, names[i], 0, dst[i], &dg);
         if (rc < 0) return sp_err(k, rc, &dg);
-        if (rc == 0) (*nset)++;
+        given[i] = rc == 0;
+        *nset += given[i];
     }
-    if (q->max_drop > 1 || (q->max_drop < 0 && q->max_drop != -1))
+    // -1 means "not given" inside; a value given is checked as given, -1 included.
+    if (given[0] && !(q->max_drop >= 0 && q->max_drop <= 1))
         return en_fail(&k->diag, SP_EPARAMS,
-                       "max_drop is a fraction in [0, 1]: 0.01 means a 1%% accuracy drop");
-    if ((q->max_flops != -1 && (q->max_flops <= 0 || q->max_flops > 1)))
+                       "max_drop %g is out of range: a fraction in [0, 1], 0.01 means a 1%% "
+                       "accuracy drop",
+                       q->max_drop);
+    if (given[1] && !(q->max_flops > 0 && q->max_flops <= 1))
         return en_fail(&k->diag, SP_EPARAMS,
-                       "max_flops is a fraction of the unpruned FLOPs in (0, 1], e.g. 0.5");
-    if (q->max_latency_ms != -1 && q->max_latency_ms <= 0)
-        return en_fail(&k->diag, SP_EPARAMS, "max_latency_ms must be positive");
+                       "max_flops %g is out of range: a fraction of the unpruned FLOPs in (0, 1], "
+                       "e.g. 0.5",
+                       q->max_flops);
+    if (given[2] && !(q->max_latency_ms > 0 && q->max_latency_ms <= 1e7))
+        return en_fail(&k->diag, SP_EPARAMS,
+                       "max_latency_ms %g is out of range: milliseconds in (0, 1e7]",
+                       q->max_latency_ms);
     if (*nset > 1)
         return en_fail(&k->diag, SP_EPARAMS,
                        "give one of max_drop, max_flops, max_latency_ms, not %d", *nset);
@@ -94,7 +103,7 @@ static int m_ping(sd_call *k) {
 static int m_info(sd_call *k) {
     sd_daemon *d = k->d;
     msgpack_packer *pk = k->pk;
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 14);
     sp_pack_kstr(pk, "version", SD_VERSION);
     sp_pack_kstr(pk, "hardware", d->hw_text);
     sp_pack_str(pk, "fingerprint");
@@ -112,6 +121,11 @@ static int m_info(sd_call *k) {
     sp_pack_kint(pk, "tcp_port", d->tcp_port);
     sp_pack_knum(pk, "uptime", sd_now() - d->started);
     sp_pack_knum(pk, "last_retune_seconds", d->last_retune_seconds);
+    // Whether what the replies said is also on disk: false after a save failed, until one
+    // succeeds again; state_error says why (the system's reason), saves_failed how often.
+    sp_pack_kbool(pk, "state_durable", d->state_durable);
+    sp_pack_kstr(pk, "state_error", d->state_error);
+    sp_pack_kint(pk, "saves_failed", d->saves_failed);
     sp_pack_str(pk, "damaged");
     msgpack_pack_array(pk, (size_t)d->ndamaged);
     for (int i = 0; i < d->ndamaged; i++) {
@@ -122,20 +136,44 @@ static int m_info(sd_call *k) {
     return 0;
 }
 
+/* Boolean argument `key` into `*out` (0 when absent). */
+static int get_bool(sd_call *k, const char *key, int *out) {
+    const msgpack_object *v = sp_map_get(k->args, key);
+    *out = v && v->type == MSGPACK_OBJECT_BOOLEAN && v->via.boolean;
+    if (v && v->type != MSGPACK_OBJECT_BOOLEAN && v->type != MSGPACK_OBJECT_NIL)
+        return en_fail(&k->diag, SP_ETYPE, "argument '%s' must be a boolean", key);
+    return 0;
+}
+
 static int m_model_add(sd_call *k) {
     char path[1024], data[1024], holdout[1024] = "", name[128] = "";
     sp_diag dg;
-    int rc;
+    int rc, replace;
     if ((rc = sp_get_str(k->args, "path", 1, path, sizeof path, &dg)) < 0 ||
         (rc = sp_get_str(k->args, "data", 1, data, sizeof data, &dg)) < 0 ||
         (rc = sp_get_str(k->args, "holdout", 0, holdout, sizeof holdout, &dg)) < 0 ||
         (rc = sp_get_str(k->args, "name", 0, name, sizeof name, &dg)) < 0)
         return sp_err(k, rc, &dg);
+    if ((rc = get_bool(k, "replace", &replace))) return rc;
     if (path[0] != '/' || data[0] != '/' || (holdout[0] && holdout[0] != '/'))
         return en_fail(&k->diag, SP_EPARAMS,
                        "path, data and holdout must be absolute: searchd's working directory is "
                        "not yours");
-    rc = sd_task_add_model(k->d, path, data, holdout, name, k->c->id, k->msgid, &k->diag);
+    // A name is looked up like an id (model.remove NAME): it must never be mistaken for one.
+    if (strlen(name) == 16 && strspn(name, "0123456789abcdef") == 16)
+        return en_fail(&k->diag, SP_EPARAMS,
+                       "name '%s' looks like a model id (16 hex digits); choose another", name);
+    // Refused at once when taken (checked again once loaded: the weights may be the holder's).
+    sd_model *holder = name[0] && !replace ? sd_model_named(k->d, name, NULL) : NULL;
+    if (holder && strcmp(holder->path, path) != 0)
+        return en_fail(&k->diag, SD_ENAME,
+                       "the name '%s' belongs to model %s (from %s); remove it, choose another "
+                       "name, or pass replace: true to register these weights under it in place "
+                       "of that model",
+                       name, holder->id, holder->path);
+    k->c->owed++; // before: a task may answer at once
+    rc = sd_task_add_model(k->d, path, data, holdout, name, replace, k->c->id, k->msgid, &k->diag);
+    if (rc < 0) k->c->owed--;
     return rc < 0 ? rc : SD_DEFER;
 }
 
@@ -153,21 +191,12 @@ static int m_model_remove(sd_call *k) {
     sd_model *m = NULL;
     int rc = get_model(k, &m);
     if (rc) return rc;
-    sd_daemon *d = k->d;
-    for (sd_job *j = d->jobs; j; j = j->next)
-        if (j->model == m && (j->state == SD_JOB_QUEUED || j->state == SD_JOB_RUNNING))
-            sd_job_cancel(d, j, NULL);
-    sd_model **pp = &d->models;
-    while (*pp != m)
-        pp = &(*pp)->next;
-    *pp = m->next;
-    m->removed = 1;
-    sd_state_remove_model(d, m->id);
+    char id[SD_ID_LEN];
+    memcpy(id, m->id, SD_ID_LEN);
+    if ((rc = sd_model_remove(k->d, m, &k->diag))) return rc;
     msgpack_pack_map(k->pk, 2);
-    sp_pack_kstr(k->pk, "model", m->id);
+    sp_pack_kstr(k->pk, "model", id);
     sp_pack_kbool(k->pk, "removed", 1);
-    sd_notify_updated(d, m->id, "removed");
-    sd_model_unref(m);
     return 0;
 }
 
@@ -175,6 +204,13 @@ static int m_tune(sd_call *k) {
     sd_model *m = NULL;
     int rc = get_model(k, &m);
     if (rc) return rc;
+    if (m->changed)
+        return en_fail(&k->diag, SD_ECHANGED,
+                       "model %s: %s/model.safetensors no longer holds the weights registered; "
+                       "its schedules stay those of the old weights and no search runs on the "
+                       "new ones. Run model.add again to register them (replace: true to give "
+                       "them this model's name)",
+                       m->id, m->path);
     sc_query q;
     int nset;
     if ((rc = get_budget(k, &q, &nset))) return rc;
@@ -191,9 +227,12 @@ static int get_job(sd_call *k, sd_job **out) {
     sp_diag dg;
     int rc = sp_get_num(k->args, "job", 1, &id, &dg);
     if (rc) return sp_err(k, rc, &dg);
-    sd_job *j = id >= 1 && id == floor(id) ? sd_job_find(k->d, (uint64_t)id) : NULL;
+    if (!(id >= 1 && id <= 9007199254740992.0 && id == floor(id)))
+        return en_fail(&k->diag, SP_EPARAMS, "job %g is not a job number (a whole number >= 1)",
+                       id);
+    sd_job *j = sd_job_find(k->d, (uint64_t)id);
     if (!j)
-        return en_fail(&k->diag, SD_ENOJOB, "no job %g (searchd remembers the last %d)", id,
+        return en_fail(&k->diag, SD_ENOJOB, "no job %.0f (searchd remembers the last %d)", id,
                        SD_JOBS_KEPT);
     *out = j;
     return 0;
@@ -318,17 +357,17 @@ static int m_retune(sd_call *k) {
     sp_diag dg;
     int rc = sp_get_str(k->args, "model", 0, id, sizeof id, &dg);
     if (rc < 0) return sp_err(k, rc, &dg);
-    const msgpack_object *force = sp_map_get(k->args, "force");
-    if (force && force->type != MSGPACK_OBJECT_BOOLEAN)
-        return en_fail(&k->diag, SP_ETYPE, "argument 'force' must be a boolean");
+    int force;
+    if ((rc = get_bool(k, "force", &force))) return rc;
     const char *only = NULL;
     if (id[0]) {
         sd_model *m = NULL;
         if ((rc = get_model(k, &m))) return rc;
         only = m->id;
     }
-    rc = sd_task_retune(k->d, only, force && force->via.boolean, k->c->id, k->msgid, "retune",
-                        &k->diag);
+    k->c->owed++; // before: with nothing to re-measure the reply comes at once
+    rc = sd_task_retune(k->d, only, force, k->c->id, k->msgid, "retune", &k->diag);
+    if (rc < 0) k->c->owed--;
     return rc < 0 ? rc : SD_DEFER;
 }
 
@@ -338,7 +377,7 @@ static int m_retune(sd_call *k) {
 static const sd_method methods[] = {
     {"ping", m_ping, ARGS(NULL), "loop"},
     {"info", m_info, ARGS(NULL), "loop"},
-    {"model.add", m_model_add, ARGS("path", "data", "holdout", "name"), "pool"},
+    {"model.add", m_model_add, ARGS("path", "data", "holdout", "name", "replace"), "pool"},
     {"model.list", m_model_list, ARGS(NULL), "loop"},
     {"model.remove", m_model_remove, ARGS("model"), "loop"},
     {"tune", m_tune, ARGS("model", BUDGET), "pool"},
@@ -371,8 +410,15 @@ void sd_dispatch(sd_daemon *d, sd_conn *c, const sp_msg *m) {
         for (size_t i = 0; i < N_METHODS; i++)
             used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
                                      methods[i].name);
-        rc = en_fail(&k.diag, SP_EMETHOD, "unknown method '%.*s'; searchd knows: %s",
-                     (int)(m->method_len > 64 ? 64 : m->method_len), m->method, list);
+        const char *nul = memchr(m->method, '\0', m->method_len);
+        char ex[160];
+        sp_excerpt(m->method, m->method_len, ex, sizeof ex);
+        if (nul)
+            rc = en_fail(&k.diag, SP_EMETHOD,
+                         "method name %s holds a NUL byte at position %zu; searchd knows: %s", ex,
+                         (size_t)(nul - m->method), list);
+        else
+            rc = en_fail(&k.diag, SP_EMETHOD, "unknown method %s; searchd knows: %s", ex, list);
     } else {
         sp_diag dg;
         rc = sp_params_map(m->params, &k.args, &dg);

@@ -15,17 +15,42 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/en_file.h"
 #include "schedules/sc_error.h"
 #include "schedules/sc_store.h"
 #include "sd_daemon.h"
 #include "sd_error.h"
 
-sd_model *sd_model_find(sd_daemon *d, const char *id) {
+sd_model *sd_model_find(sd_daemon *d, const char *key) {
     for (sd_model *m = d->models; m; m = m->next)
-        if (strcmp(m->id, id) == 0) return m;
-    for (sd_model *m = d->models; m; m = m->next)
-        if (m->name[0] && strcmp(m->name, id) == 0) return m;
+        if (strcmp(m->id, key) == 0) return m;
+    return sd_model_named(d, key, NULL);
+}
+
+sd_model *sd_model_named(sd_daemon *d, const char *name, const sd_model *except) {
+    // Names are unique (model.add refuses a taken one) and never look like an id.
+    for (sd_model *m = d->models; m && name[0]; m = m->next)
+        if (m != except && strcmp(m->name, name) == 0) return m;
     return NULL;
+}
+
+int sd_model_remove(sd_daemon *d, sd_model *m, en_diag *diag) {
+    en_diag why;
+    int rc = sd_state_remove_model(d, m->id, 0, &why);
+    if (rc)
+        return en_fail(diag, rc, "model %s was not removed: %s; it stays registered", m->id,
+                       why.msg);
+    for (sd_job *j = d->jobs; j; j = j->next)
+        if (j->model == m && (j->state == SD_JOB_QUEUED || j->state == SD_JOB_RUNNING))
+            sd_job_cancel(d, j, NULL);
+    sd_model **pp = &d->models;
+    while (*pp != m)
+        pp = &(*pp)->next;
+    *pp = m->next;
+    m->removed = 1;
+    sd_notify_updated(d, m->id, "removed");
+    sd_model_unref(m);
+    return 0;
 }
 
 void sd_model_ref(sd_model *m) {
@@ -53,15 +78,20 @@ static void state_path(sd_daemon *d, char *buf, size_t len, const char *kind, co
         snprintf(buf, len, "%s/%s.state", d->opt.state_dir, kind);
 }
 
-static int save_json(sd_daemon *d, const char *path, json_t *j) {
-    if (!j) return EN_ENOMEM;
-    char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+static int save_json(sd_daemon *d, const char *path, json_t *j, en_diag *diag) {
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(j);
-    if (!text) return EN_ENOMEM;
-    en_diag diag;
-    int rc = sc_store_write(path, text, strlen(text), &diag);
+    en_diag why;
+    int rc = text ? sc_store_write(path, text, strlen(text), &why)
+                  : en_fail(&why, EN_ENOMEM, "%s: out of memory for its JSON", path);
     free(text);
-    if (rc) sd_log(d, "cannot save state: %s", diag.msg);
+    if (rc) {
+        sd_log(d, "cannot save state: %s", why.msg);
+        snprintf(d->state_error, sizeof d->state_error, "%s", why.msg);
+        d->saves_failed++;
+        if (diag) *diag = why;
+    }
+    d->state_durable = rc == 0;
     return rc;
 }
 
@@ -95,34 +125,36 @@ static int load_json(sd_daemon *d, const char *path, json_t **out) {
     *out = json_loadb(data, len, 0, &err);
     free(data);
     if (!*out) {
-        char why[300];
-        snprintf(why, sizeof why, "bad JSON at line %d: %s", err.line, err.text);
+        char why[300], reason[JSON_ERROR_TEXT_LENGTH];
+        snprintf(why, sizeof why, "bad JSON at line %d: %s", err.line,
+                 en_json_reason(err.text, reason, sizeof reason));
         damaged(d, path, why);
         return SC_ECORRUPT;
     }
     return 0;
 }
 
-int sd_state_save_model(sd_daemon *d, const sd_model *m) {
+int sd_state_save_model(sd_daemon *d, const sd_model *m, en_diag *diag) {
     char path[1200], hash[SD_ID_LEN];
     state_path(d, path, sizeof path, "model", m->id);
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)m->weights_hash);
     return save_json(d, path,
                      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:f}", "id", m->id, "name",
                                m->name, "path", m->path, "data", m->data, "holdout", m->holdout,
-                               "weights_hash", hash, "layers", m->layers, "added", m->added));
+                               "weights_hash", hash, "layers", m->layers, "added", m->added),
+                     diag);
 }
 
-int sd_state_save_frontier(sd_daemon *d, const sd_model *m) {
+int sd_state_save_frontier(sd_daemon *d, const sd_model *m, en_diag *diag) {
     char path[1200];
     state_path(d, path, sizeof path, "frontier", m->id);
-    return save_json(d, path, sc_frontier_to_json(&m->frontier));
+    return save_json(d, path, sc_frontier_to_json(&m->frontier), diag);
 }
 
-int sd_state_save_latency(sd_daemon *d, const sd_model *m) {
+int sd_state_save_latency(sd_daemon *d, const sd_model *m, en_diag *diag) {
     char path[1200];
     state_path(d, path, sizeof path, "latency", m->id);
-    return save_json(d, path, sc_latency_to_json(&m->lat));
+    return save_json(d, path, sc_latency_to_json(&m->lat), diag);
 }
 
 int sd_state_save_host(sd_daemon *d) {
@@ -132,7 +164,7 @@ int sd_state_save_host(sd_daemon *d) {
     json_t *lat = sc_latency_to_json(&tmp);
     json_t *hw = json_incref(json_object_get(lat, "hw"));
     json_decref(lat);
-    return save_json(d, path, json_pack("{s:o, s:f}", "fingerprint", hw, "saved", sd_now()));
+    return save_json(d, path, json_pack("{s:o, s:f}", "fingerprint", hw, "saved", sd_now()), NULL);
 }
 
 int sd_state_load_host(sd_daemon *d, sc_hw *out) {
@@ -158,16 +190,30 @@ int sd_state_load_host(sd_daemon *d, sc_hw *out) {
     return 0;
 }
 
-void sd_state_remove_model(sd_daemon *d, const char *id) {
-    static const char *const kinds[] = {"model", "frontier", "latency"};
-    for (int i = 0; i < 3; i++) {
+int sd_state_remove_model(sd_daemon *d, const char *id, int keep_frontier, en_diag *diag) {
+    // model-<id>.state first: without it the others are never read, so a failure there is
+    // the only one that would bring the model back at the next start.
+    static const char *const kinds[] = {"model", "latency", "frontier"};
+    for (int i = 0; i < (keep_frontier ? 2 : 3); i++) {
         char path[1200];
         state_path(d, path, sizeof path, kinds[i], id);
-        unlink(path);
+        if (unlink(path) == 0 || errno == ENOENT) continue;
+        int rc = -errno;
+        en_diag why;
+        en_fail(&why, rc, "cannot delete %s: %s", path, strerror(-rc));
+        sd_log(d, "%s", why.msg);
+        snprintf(d->state_error, sizeof d->state_error, "%s", why.msg);
+        d->saves_failed++;
+        d->state_durable = 0;
+        if (i == 0) {
+            if (diag) *diag = why;
+            return rc;
+        }
     }
+    return 0;
 }
 
-int sd_state_save_jobs(sd_daemon *d) {
+int sd_state_save_jobs(sd_daemon *d, en_diag *diag) {
     json_t *arr = json_array();
     for (sd_job *j = d->jobs; j; j = j->next) {
         sc_progress p = sd_job_progress(j);
@@ -181,7 +227,8 @@ int sd_state_save_jobs(sd_daemon *d) {
     char path[1200];
     state_path(d, path, sizeof path, "jobs", NULL);
     return save_json(d, path,
-                     json_pack("{s:I, s:o}", "next_job", (json_int_t)d->next_job_id, "jobs", arr));
+                     json_pack("{s:I, s:o}", "next_job", (json_int_t)d->next_job_id, "jobs", arr),
+                     diag);
 }
 
 static int str_field(const json_t *j, const char *key, char *buf, size_t cap) {
@@ -267,9 +314,31 @@ static int load_jobs(sd_daemon *d) {
     json_decref(j);
     if (interrupted) {
         sd_log(d, "%d job(s) were interrupted by the previous searchd; recorded", interrupted);
-        sd_state_save_jobs(d);
+        sd_state_save_jobs(d, NULL);
     }
     return 0;
+}
+
+void sd_state_load_frontier(sd_daemon *d, sd_model *m) {
+    char path[1200];
+    state_path(d, path, sizeof path, "frontier", m->id);
+    json_t *j;
+    if (load_json(d, path, &j) != 0) return;
+    en_diag diag;
+    sc_frontier_free(&m->frontier);
+    int rc = sc_frontier_from_json(j, &m->frontier, &diag);
+    if (rc == 0 && m->frontier.count > 0 && m->frontier.rec[0].schedule.layers != m->layers)
+        rc = en_fail(&diag, SC_ECORRUPT, "schedules have %d layers, the model %d",
+                     m->frontier.rec[0].schedule.layers, m->layers);
+    if (rc) {
+        sc_frontier_free(&m->frontier);
+        damaged(d, path, diag.msg);
+    }
+    json_decref(j);
+}
+
+static int looks_like_id(const char *name) {
+    return strlen(name) == 16 && strspn(name, "0123456789abcdef") == 16;
 }
 
 static int load_model(sd_daemon *d, const char *id) {
@@ -316,17 +385,11 @@ static int load_model(sd_daemon *d, const char *id) {
             damaged(d, path, diag.msg);
         json_decref(j);
     }
-    state_path(d, path, sizeof path, "frontier", id);
-    if (load_json(d, path, &j) == 0) {
-        int rc = sc_frontier_from_json(j, &m->frontier, &diag);
-        if (rc == 0 && m->frontier.count > 0 && m->frontier.rec[0].schedule.layers != m->layers)
-            rc = en_fail(&diag, SC_ECORRUPT, "schedules have %d layers, the model %d",
-                         m->frontier.rec[0].schedule.layers, m->layers);
-        if (rc) {
-            sc_frontier_free(&m->frontier);
-            damaged(d, path, diag.msg);
-        }
-        json_decref(j);
+    sd_state_load_frontier(d, m);
+    if (m->name[0] && (sd_model_named(d, m->name, NULL) || looks_like_id(m->name))) {
+        sd_log(d, "model %s: name '%s' is taken or looks like an id; the model stays unnamed",
+               m->id, m->name);
+        m->name[0] = '\0';
     }
     m->next = d->models;
     d->models = m;

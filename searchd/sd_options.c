@@ -8,9 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/en_file.h"
 #include "sd_error.h"
 
-typedef enum { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_FLAG } opt_type;
+#define SD_MAX_CONFIG_BYTES (1 << 20) // an options file is a few lines
+
+typedef enum { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_FLAG, OPT_LONG } opt_type;
 
 typedef struct opt {
     const char *name;
@@ -42,6 +45,14 @@ static const opt options[] = {
     {"max-reply-queue", OPT_INT, F_(max_reply_queue), 4096, INT_MAX, "8388608",
      "reply bytes queued per connection before it is dropped"},
     {"max-connections", OPT_INT, F_(max_connections), 1, 100000, "4096", "connections at once"},
+    {"idle-timeout", OPT_DOUBLE, F_(idle_timeout), 0, 1e6, "600",
+     "seconds a connection owed nothing (no pending reply, job or subscription) may stay silent "
+     "before it is closed (0: never)"},
+    {"message-timeout", OPT_DOUBLE, F_(message_timeout), 0, 1e6, "30",
+     "seconds a request may stay incomplete before the connection is closed (0: never)"},
+    {"max-buffered", OPT_LONG, F_(max_buffered), 65536, 1e15, "268435456",
+     "bytes of incomplete requests and queued replies held for all connections together; the "
+     "connection that goes over is closed"},
     {"fingerprint-override", OPT_STR, F_(fingerprint_override), 0, 0, "",
      "use STRING as the CPU model (tests simulate a hardware change; @FILE reads it from FILE "
      "each time)"},
@@ -72,12 +83,14 @@ static int set(sd_options *o, const opt *op, const char *value, const char *from
         v = 1, end = (char *)value + strlen(value);
     else if (op->type == OPT_FLAG && (strcmp(value, "false") == 0 || strcmp(value, "no") == 0))
         v = 0, end = (char *)value + strlen(value);
-    if (errno || end == value || *end != '\0' || v < op->min || v > op->max ||
+    if (errno || end == value || *end != '\0' || !(v >= op->min && v <= op->max) || // NaN too
         (op->type != OPT_DOUBLE && v != (double)(long long)v))
         return en_fail(diag, SD_EOPTION, "%s: --%s takes %s in [%g, %g], not '%s'", from, op->name,
                        op->type == OPT_DOUBLE ? "a number" : "an integer", op->min, op->max, value);
     if (op->type == OPT_DOUBLE)
         *(double *)(void *)field = v;
+    else if (op->type == OPT_LONG)
+        *(long long *)(void *)field = (long long)v;
     else
         *(int *)(void *)field = (int)v;
     return 0;
@@ -93,8 +106,15 @@ static char *trim(char *s) {
 }
 
 static int load_file(sd_options *o, const char *path, en_diag *diag) {
-    FILE *f = fopen(path, "r");
-    if (!f) return en_fail(diag, SD_EOPTION, "--config %s: %s", path, strerror(errno));
+    int fd;
+    en_diag why;
+    if (en_file_open(path, SD_MAX_CONFIG_BYTES, &fd, NULL, &why) != 0)
+        return en_fail(diag, SD_EOPTION, "--config %s", why.msg);
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        return en_fail(diag, SD_EOPTION, "--config %s: %s", path, strerror(errno));
+    }
     char line[2048], from[1100];
     int lineno = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof line, f)) {
@@ -194,7 +214,7 @@ void sd_options_usage(void *file) {
                  : op->type == OPT_STR ? " STRING"
                                        : " N");
         fprintf(f, "  %-30s %s", left, op->help);
-        if (op->type == OPT_INT || op->type == OPT_DOUBLE)
+        if (op->type == OPT_INT || op->type == OPT_DOUBLE || op->type == OPT_LONG)
             fprintf(f, " [%g..%g, default %s]", op->min, op->max, op->def);
         fputc('\n', f);
     }

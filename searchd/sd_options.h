@@ -22,6 +22,9 @@ typedef struct sd_options {
     int max_depth;          // nesting of a request
     int max_reply_queue;    // reply bytes queued per connection before it is dropped
     int max_connections;
+    double idle_timeout;    // seconds a connection that is owed nothing may stay silent (0: off)
+    double message_timeout; // seconds a message may stay incomplete (0: off)
+    long long max_buffered; // bytes of incomplete messages and queued replies, all connections
     char fingerprint_override[256]; // replaces the CPU model in the fingerprint; "@FILE" reads it
     int verbose;
 } sd_options;

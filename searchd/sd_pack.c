@@ -39,7 +39,7 @@ void sd_pack_hw(msgpack_packer *pk, const sc_hw *hw) {
 }
 
 void sd_pack_model(msgpack_packer *pk, const sd_model *m) {
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 11);
     sp_pack_kstr(pk, "model", m->id);
     sp_pack_kstr(pk, "name", m->name);
     sp_pack_kstr(pk, "path", m->path);
@@ -50,6 +50,7 @@ void sd_pack_model(msgpack_packer *pk, const sd_model *m) {
     sp_pack_kbool(pk, "profiled", m->has_lat);
     sp_pack_kstr(pk, "hardware", m->has_lat ? m->hw_text : "");
     sp_pack_knum(pk, "added", m->added);
+    sp_pack_kbool(pk, "changed", m->changed); // other weights under path: see model.add
 }
 
 void sd_pack_job(msgpack_packer *pk, sd_job *j) {

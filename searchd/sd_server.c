@@ -58,6 +58,16 @@ static int listen_unix(sd_daemon *d, en_diag *diag) {
         if (alive) return en_fail(diag, SD_ELISTEN, "%s: another searchd is listening there", path);
         unlink(path);
     }
+    // Say which part is wrong: a missing directory, not "permission denied".
+    char dir[sizeof d->opt.socket];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *(slash == dir ? slash + 1 : slash) = '\0';
+    if (slash && stat(dir, &st) != 0)
+        return en_fail(diag, SD_ELISTEN, "cannot listen on %s: directory %s: %s", path, dir,
+                       strerror(errno));
+    if (slash && !S_ISDIR(st.st_mode))
+        return en_fail(diag, SD_ELISTEN, "cannot listen on %s: %s is not a directory", path, dir);
     int rc = uv_pipe_init(d->loop, &d->unix_srv, 0);
     if (rc < 0) return en_fail(diag, rc, "uv_pipe_init: %s", uv_strerror(rc));
     d->unix_srv.data = d;

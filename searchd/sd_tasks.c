@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/en_dataset.h"
+#include "engine/en_file.h"
 #include "sd_daemon.h"
 #include "sd_error.h"
 
@@ -15,16 +16,36 @@ void sd_hw_detect(sd_daemon *d, sc_hw *out) {
     if (!ov[0]) return;
     char text[sizeof out->cpu] = "";
     if (ov[0] == '@') { // read each time, so a test can change it under a running daemon
-        FILE *f = fopen(ov + 1, "r");
-        if (f) {
-            if (!fgets(text, sizeof text, f)) text[0] = '\0';
-            fclose(f);
+        char *buf;
+        size_t len;
+        if (en_file_read(ov + 1, 4096, &buf, &len, NULL) == 0) { // a FIFO is refused, not read
+            snprintf(text, sizeof text, "%s", buf);
+            free(buf);
         }
         text[strcspn(text, "\r\n")] = '\0';
     } else {
         snprintf(text, sizeof text, "%.*s", (int)sizeof text - 1, ov);
     }
     if (text[0]) snprintf(out->cpu, sizeof out->cpu, "%s", text);
+}
+
+int sd_weights_check(const char *path, uint64_t registered, uint64_t found, en_diag *diag) {
+    if (registered == found) return 0;
+    return en_fail(diag, SD_ECHANGED,
+                   "model %016llx: %s/model.safetensors now holds other weights (hash %016llx); "
+                   "nothing was run on them, and the model's schedules stay those of the weights "
+                   "registered. Run model.add again to register the new weights (replace: true "
+                   "to give them this model's name)",
+                   (unsigned long long)registered, path, (unsigned long long)found);
+}
+
+/* Hands `w` to the thread pool, counted in d->tasks: 0, or the libuv error with a message. */
+static int queue(sd_daemon *d, uv_work_t *w, uv_work_cb work, uv_after_work_cb after,
+                 en_diag *diag) {
+    int rc = uv_queue_work(d->loop, w, work, after);
+    if (rc < 0) return en_fail(diag, rc, "uv_queue_work: %s", uv_strerror(rc));
+    d->tasks++;
+    return 0;
 }
 
 /* ---- model.add ---- */
@@ -35,6 +56,7 @@ typedef struct add_task {
     uint64_t conn_id;
     uint32_t msgid;
     char path[1024], data[1024], holdout[1024], name[128];
+    int replace; // the name may move from the model holding it, which is then removed
     double calib_seconds;
     sc_hw hw;
     // results
@@ -54,6 +76,12 @@ static void add_work(uv_work_t *req) {
     int rc = en_model_load(t->path, &t->model, &t->diag);
     if (rc == 0) rc = en_dataset_load(t->data, t->model, &data, &t->diag);
     if (rc == 0 && t->holdout[0]) rc = en_dataset_load(t->holdout, t->model, &hold, &t->diag);
+    // Everything a tune will need of the data, checked before anything changes.
+    sc_search_opts so;
+    sc_search_opts_default(&so);
+    if (rc == 0)
+        rc = sc_search_check_data(t->model, data, hold, so.holdout_fraction, SC_MIN_HELDOUT,
+                                  &t->diag);
     if (rc == 0) rc = sc_latency_calibrate(t->model, 1, t->calib_seconds, &t->lat, &t->diag);
     if (rc == 0) {
         t->lat.hw = t->hw;
@@ -70,40 +98,95 @@ static void add_work(uv_work_t *req) {
     t->rc = rc;
 }
 
+/* The model entry the add will make or update, saved before anything in memory changes:
+ * `*cand` is a copy of the existing entry (or a fresh one) with the new paths, name and
+ * profile. Returns 0 or the save's error; on error the files a new entry wrote are removed. */
+static int add_save(sd_daemon *d, add_task *t, const sd_model *m, sd_model *cand) {
+    if (m)
+        *cand = *m; // shallow: the frontier and lengths stay m's, only read here
+    else
+        memset(cand, 0, sizeof *cand);
+    snprintf(cand->id, sizeof cand->id, "%016llx", (unsigned long long)t->model->weights_hash);
+    snprintf(cand->path, sizeof cand->path, "%s", t->path);
+    snprintf(cand->data, sizeof cand->data, "%s", t->data);
+    snprintf(cand->holdout, sizeof cand->holdout, "%s", t->holdout);
+    if (t->name[0] || !cand->name[0]) snprintf(cand->name, sizeof cand->name, "%s", t->name);
+    cand->weights_hash = t->model->weights_hash;
+    cand->layers = t->model->cfg.layers;
+    if (!m) cand->added = sd_now();
+    sd_model_set_lat(cand, &t->lat);
+    en_diag why;
+    int rc = sd_state_save_latency(d, cand, &why);
+    if (rc == 0) rc = sd_state_save_model(d, cand, &why);
+    if (rc == 0) return 0;
+    if (!m) sd_state_remove_model(d, cand->id, 1, NULL); // what a new entry wrote, not more
+    return en_fail(&t->diag, rc, "the model could not be saved, so it was not %s: %s",
+                   m ? "updated" : "added", why.msg);
+}
+
 static void add_after(uv_work_t *req, int status) {
     add_task *t = req->data;
     sd_daemon *d = t->d;
     d->tasks--;
+    sd_conn *c = sd_conn_find(d, t->conn_id);
+    if (c) c->owed--;
     if (status == UV_ECANCELED && t->rc == 0) t->rc = EN_ECANCELED;
+    char id[SD_ID_LEN];
+    sd_model *m = NULL, *holder = NULL;
+    if (t->rc == 0) {
+        snprintf(id, sizeof id, "%016llx", (unsigned long long)t->model->weights_hash);
+        for (sd_model *x = d->models; x; x = x->next)
+            if (strcmp(x->id, id) == 0) m = x;
+        // One name, one model: checked again here, the registry may have changed meanwhile.
+        holder = t->name[0] ? sd_model_named(d, t->name, m) : NULL;
+        if (holder && !t->replace)
+            t->rc = en_fail(&t->diag, SD_ENAME,
+                            "the name '%s' belongs to model %s (other weights); remove it, choose "
+                            "another name, or pass replace: true to register these weights under "
+                            "it in place of that model",
+                            t->name, holder->id);
+    }
+    sd_model cand;
+    if (t->rc == 0) t->rc = add_save(d, t, m, &cand);
+    if (t->rc == 0 && holder) {
+        sd_log(d, "model %s replaces model %s under the name '%s'", id, holder->id, t->name);
+        en_diag why;
+        if ((t->rc = sd_model_remove(d, holder, &why)) != 0) {
+            en_fail(&t->diag, t->rc, "could not replace model %s: %s", holder->id, why.msg);
+            if (m) // the entry's file back as it was; a new entry's files go
+                sd_state_save_model(d, m, NULL);
+            else
+                sd_state_remove_model(d, cand.id, 1, NULL);
+        }
+    }
     if (t->rc) {
+        if (t->rc != SD_ENAME && t->rc != EN_ECANCELED)
+            sd_log(d, "model.add %s failed: %s", t->path, t->diag.msg);
         sd_reply_later(d, t->conn_id, t->msgid, t->rc,
                        t->diag.msg[0] ? t->diag.msg : sd_strerror(t->rc), NULL);
         goto done;
     }
-    char id[SD_ID_LEN];
-    snprintf(id, sizeof id, "%016llx", (unsigned long long)t->model->weights_hash);
-    sd_model *m = NULL;
-    for (sd_model *x = d->models; x; x = x->next)
-        if (strcmp(x->id, id) == 0) m = x;
-    if (!m) {
+    int fresh = !m;
+    if (fresh) {
         m = calloc(1, sizeof *m);
         if (!m) {
             sd_reply_later(d, t->conn_id, t->msgid, EN_ENOMEM, "out of memory", NULL);
             goto done;
         }
-        memcpy(m->id, id, SD_ID_LEN);
         m->refs = 1;
-        m->added = sd_now();
         m->next = d->models;
         d->models = m;
     }
-    // Adding the same weights again updates where they and their data live.
-    snprintf(m->path, sizeof m->path, "%s", t->path);
-    snprintf(m->data, sizeof m->data, "%s", t->data);
-    snprintf(m->holdout, sizeof m->holdout, "%s", t->holdout);
-    if (t->name[0] || !m->name[0]) snprintf(m->name, sizeof m->name, "%s", t->name);
-    m->weights_hash = t->model->weights_hash;
-    m->layers = t->model->cfg.layers;
+    // Saved: now the same fields in memory.
+    memcpy(m->id, cand.id, sizeof m->id);
+    memcpy(m->name, cand.name, sizeof m->name);
+    memcpy(m->path, cand.path, sizeof m->path);
+    memcpy(m->data, cand.data, sizeof m->data);
+    memcpy(m->holdout, cand.holdout, sizeof m->holdout);
+    m->weights_hash = cand.weights_hash;
+    m->layers = cand.layers;
+    m->added = cand.added;
+    m->changed = 0;
     if (!m->model) {
         m->model = t->model;
         t->model = NULL;
@@ -112,12 +195,14 @@ static void add_after(uv_work_t *req, int status) {
     m->lengths = NULL;
     sd_model_take_lengths(m, &t->lengths, t->nlengths);
     sd_model_set_lat(m, &t->lat);
+    // A new entry for weights whose model-<id>.state was lost (damaged, set aside) takes back
+    // their intact frontier-<id>.state; the file name carries the weights hash.
+    if (fresh) sd_state_load_frontier(d, m);
     sd_model_repredict(m);
-    sd_state_save_model(d, m);
-    sd_state_save_latency(d, m);
-    if (m->frontier.count) sd_state_save_frontier(d, m);
-    sd_log(d, "model %s (%s) added from %s in %.2f s", m->id, m->name[0] ? m->name : "unnamed",
-           m->path, t->seconds);
+    if (m->frontier.count) sd_state_save_frontier(d, m, NULL); // re-predicted latencies
+    sd_log(d, "model %s (%s) added from %s in %.2f s%s", m->id, m->name[0] ? m->name : "unnamed",
+           m->path, t->seconds,
+           fresh && m->frontier.count ? "; its saved frontier was adopted" : "");
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -145,7 +230,8 @@ done:
 }
 
 int sd_task_add_model(sd_daemon *d, const char *path, const char *data, const char *holdout,
-                      const char *name, uint64_t conn_id, uint32_t msgid, en_diag *diag) {
+                      const char *name, int replace, uint64_t conn_id, uint32_t msgid,
+                      en_diag *diag) {
     add_task *t = calloc(1, sizeof *t);
     if (!t) return en_fail(diag, EN_ENOMEM, "out of memory");
     t->d = d;
@@ -155,16 +241,13 @@ int sd_task_add_model(sd_daemon *d, const char *path, const char *data, const ch
     snprintf(t->data, sizeof t->data, "%s", data);
     snprintf(t->holdout, sizeof t->holdout, "%s", holdout);
     snprintf(t->name, sizeof t->name, "%s", name);
+    t->replace = replace;
     t->calib_seconds = d->opt.calib_seconds;
     t->hw = d->hw;
     t->work.data = t;
-    int rc = uv_queue_work(d->loop, &t->work, add_work, add_after);
-    if (rc < 0) {
-        free(t);
-        return en_fail(diag, rc, "uv_queue_work: %s", uv_strerror(rc));
-    }
-    d->tasks++;
-    return 0;
+    int rc = queue(d, &t->work, add_work, add_after, diag);
+    if (rc < 0) free(t);
+    return rc;
 }
 
 /* ---- retune ---- */
@@ -172,6 +255,7 @@ int sd_task_add_model(sd_daemon *d, const char *path, const char *data, const ch
 typedef struct retune_item {
     sd_model *m; // reference held
     char path[1024], eval[1024];
+    uint64_t hash; // what the weights under `path` must hash to
     const en_model *borrowed;
     en_model *own;
     sc_latency_model old, lat;
@@ -203,7 +287,10 @@ static void retune_work(uv_work_t *req) {
         double s0 = sd_now();
         const en_model *em = it->borrowed;
         int rc = 0;
-        if (!em && (rc = en_model_load(it->path, &it->own, &it->diag)) == 0) em = it->own;
+        if (!em && (rc = en_model_load(it->path, &it->own, &it->diag)) == 0) {
+            em = it->own;
+            rc = sd_weights_check(it->path, it->hash, em->weights_hash, &it->diag);
+        }
         if (rc == 0) rc = sc_latency_calibrate(em, 1, t->calib_seconds, &it->lat, &it->diag);
         if (rc == 0) it->lat.hw = t->hw;
         // Lengths are only read when the model entry has none (after a restart).
@@ -239,11 +326,17 @@ static void retune_after(uv_work_t *req, int status) {
     for (int i = 0; i < t->n; i++) {
         retune_item *it = &t->items[i];
         sd_model *m = it->m;
+        if (it->rc == SD_ECHANGED) m->changed = 1; // and the weights loaded are not installed
         if (it->own) {
-            if (!m->model && !m->removed)
+            if (!m->model && !m->removed && it->rc != SD_ECHANGED)
                 m->model = it->own;
             else
                 en_model_free(it->own);
+        }
+        if (it->rc == 0 && !m->removed) { // the new profile is saved before it is used
+            sd_model cand = *m;
+            sd_model_set_lat(&cand, &it->lat);
+            it->rc = sd_state_save_latency(d, &cand, &it->diag);
         }
         char old_text[256] = "";
         if (it->old.hw.cores) sc_hw_format(&it->old.hw, old_text, sizeof old_text);
@@ -262,8 +355,7 @@ static void retune_after(uv_work_t *req, int status) {
             sd_model_take_lengths(m, &it->lengths, it->nlengths);
             sd_model_set_lat(m, &it->lat);
             sd_model_repredict(m);
-            sd_state_save_latency(d, m);
-            if (m->frontier.count) sd_state_save_frontier(d, m);
+            if (m->frontier.count) sd_state_save_frontier(d, m, NULL);
             sd_notify_updated(d, m->id, "retune");
             ok++;
         }
@@ -276,6 +368,8 @@ static void retune_after(uv_work_t *req, int status) {
         sd_log(d, "retune (%s): %d of %d model(s) re-profiled on %s in %.2f s", t->reason, ok, t->n,
                d->hw_text, t->seconds);
     }
+    sd_conn *c = t->conn_id ? sd_conn_find(d, t->conn_id) : NULL;
+    if (c) c->owed--;
     if (t->conn_id) sd_reply_later(d, t->conn_id, t->msgid, 0, NULL, &sb);
     msgpack_sbuffer_destroy(&sb);
     free(t);
@@ -319,6 +413,7 @@ int sd_task_retune(sd_daemon *d, const char *only, int force, uint64_t conn_id, 
         it->m = m;
         sd_model_ref(m);
         snprintf(it->path, sizeof it->path, "%s", m->path);
+        it->hash = m->weights_hash;
         if (!m->lengths)
             snprintf(it->eval, sizeof it->eval, "%s", m->holdout[0] ? m->holdout : m->data);
         it->borrowed = m->model;
@@ -332,15 +427,87 @@ int sd_task_retune(sd_daemon *d, const char *only, int force, uint64_t conn_id, 
         retune_after(&t->work, 0);
         return 0;
     }
-    int rc = uv_queue_work(d->loop, &t->work, retune_work, retune_after);
+    int rc = queue(d, &t->work, retune_work, retune_after, diag);
     if (rc < 0) {
         for (int i = 0; i < t->n; i++)
             sd_model_unref(t->items[i].m);
         free(t);
-        return en_fail(diag, rc, "uv_queue_work: %s", uv_strerror(rc));
+        return rc;
     }
-    d->tasks++;
     d->retune_running = 1;
     sd_log(d, "retune (%s): re-profiling %d model(s) on %s", reason, n, d->hw_text);
     return 0;
+}
+
+/* ---- verify: the weights of every registered model hashed at start ---- */
+
+typedef struct verify_item {
+    sd_model *m; // reference held
+    char path[1100];
+    uint64_t want, got;
+    int rc;
+    en_diag diag;
+} verify_item;
+
+typedef struct verify_task {
+    uv_work_t work;
+    sd_daemon *d;
+    int n;
+    verify_item items[];
+} verify_task;
+
+static void verify_work(uv_work_t *req) {
+    verify_task *t = req->data;
+    for (int i = 0; i < t->n; i++) {
+        verify_item *it = &t->items[i];
+        it->rc = en_file_hash(it->path, EN_MAX_WEIGHTS_BYTES, &it->got, &it->diag);
+    }
+}
+
+static void verify_after(uv_work_t *req, int status) {
+    (void)status;
+    verify_task *t = req->data;
+    sd_daemon *d = t->d;
+    d->tasks--;
+    int changed = 0;
+    for (int i = 0; i < t->n; i++) {
+        verify_item *it = &t->items[i];
+        sd_model *m = it->m;
+        en_diag why;
+        if (it->rc)
+            sd_log(d, "model %s: cannot check its weights: %s", m->id, it->diag.msg);
+        else if (sd_weights_check(m->path, it->want, it->got, &why) != 0)
+            sd_log(d, "%s", why.msg);
+        if (it->rc == 0 && !m->removed) {
+            m->changed = it->got != it->want;
+            changed += m->changed;
+        }
+        sd_model_unref(m);
+    }
+    sd_log(d, "weights of %d model(s) checked: %d changed since model.add", t->n, changed);
+    free(t);
+    sd_daemon_maybe_finish(d);
+}
+
+int sd_task_verify(sd_daemon *d, en_diag *diag) {
+    int n = 0;
+    for (sd_model *m = d->models; m; m = m->next)
+        n++;
+    if (n == 0) return 0;
+    verify_task *t = calloc(1, sizeof *t + sizeof(verify_item) * (size_t)n);
+    if (!t) return en_fail(diag, EN_ENOMEM, "out of memory");
+    t->d = d;
+    for (sd_model *m = d->models; m; m = m->next) {
+        verify_item *it = &t->items[t->n++];
+        it->m = m;
+        sd_model_ref(m);
+        snprintf(it->path, sizeof it->path, "%s/model.safetensors", m->path);
+        it->want = m->weights_hash;
+    }
+    t->work.data = t;
+    int rc = queue(d, &t->work, verify_work, verify_after, diag);
+    for (int i = 0; rc < 0 && i < t->n; i++)
+        sd_model_unref(t->items[i].m);
+    if (rc < 0) free(t);
+    return rc;
 }

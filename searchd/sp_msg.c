@@ -182,8 +182,12 @@ int sp_check_keys(const msgpack_object *map, const char *const *allowed, sp_diag
             if (w < 0 || (size_t)w >= sizeof list - used) break;
             used += (size_t)w;
         }
-        return sp_fail(diag, SP_EPARAMS, "unknown argument '%.*s'; this method takes: %s",
-                       (int)(k->via.str.size > 40 ? 40 : k->via.str.size), k->via.str.ptr,
+        char ex[160];
+        if (k->type == MSGPACK_OBJECT_STR)
+            sp_excerpt(k->via.str.ptr, k->via.str.size, ex, sizeof ex);
+        else
+            snprintf(ex, sizeof ex, "(%s)", type_name(k));
+        return sp_fail(diag, SP_EPARAMS, "unknown argument %s; this method takes: %s", ex,
                        used ? list : "no arguments");
     }
     return 0;
@@ -202,9 +206,65 @@ int sp_get_str(const msgpack_object *map, const char *key, int required, char *b
     if (v->via.str.size >= cap || memchr(v->via.str.ptr, '\0', v->via.str.size))
         return sp_fail(diag, SP_EPARAMS, "argument '%s' is longer than %zu bytes or holds a NUL",
                        key, cap - 1);
+    size_t ok = sp_utf8_valid_prefix(v->via.str.ptr, v->via.str.size);
+    if (ok < v->via.str.size)
+        return sp_fail(diag, SP_EPARAMS,
+                       "argument '%s' is not valid UTF-8 (byte %zu): names and paths must be "
+                       "UTF-8 text",
+                       key, ok);
     memcpy(buf, v->via.str.ptr, v->via.str.size);
     buf[v->via.str.size] = '\0';
     return 0;
+}
+
+/* Length of the valid UTF-8 sequence starting at p[0..n), or 0. */
+static size_t utf8_char(const unsigned char *p, size_t n) {
+    if (p[0] < 0x80) return 1;
+    size_t len = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+                                              : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                                                              : 0;
+    if (len == 0 || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    // Overlong 3- and 4-byte forms, UTF-16 surrogates, beyond U+10FFFF.
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+        return 0;
+    return len;
+}
+
+size_t sp_utf8_valid_prefix(const char *p, size_t n) {
+    const unsigned char *u = (const unsigned char *)p;
+    size_t i = 0;
+    for (size_t len; i < n && (len = utf8_char(u + i, n - i)) > 0; i += len) {
+    }
+    return i;
+}
+
+const char *sp_excerpt(const char *p, size_t n, char *buf, size_t cap) {
+    const unsigned char *u = (const unsigned char *)p;
+    size_t o = 0, i = 0;
+    if (cap < 16) {
+        if (cap) buf[0] = '\0';
+        return buf;
+    }
+    buf[o++] = '\'';
+    for (int shown = 0; i < n && shown < 32; shown++) {
+        size_t len = utf8_char(u + i, n - i);
+        if (o + 4 + 5 > cap) break; // room for a character or an escape, "'..." and the NUL
+        if (len == 1 && u[i] >= 0x20 && u[i] != 0x7f && u[i] != '\'' && u[i] != '\\') {
+            buf[o++] = (char)u[i];
+        } else if (len > 1) {
+            memcpy(buf + o, p + i, len);
+            o += len;
+        } else {
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", u[i]);
+            len = 1;
+        }
+        i += len;
+    }
+    snprintf(buf + o, cap - o, "%s", i < n ? "'..." : "'");
+    return buf;
 }
 
 int sp_obj_num(const msgpack_object *o, double *out) {

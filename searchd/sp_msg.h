@@ -73,8 +73,8 @@ const msgpack_object *sp_map_get(const msgpack_object *map, const char *key);
 /// allowed ones, so a typo like `max-drop` gets an answer that shows the fix.
 int sp_check_keys(const msgpack_object *map, const char *const *allowed, sp_diag *diag);
 /// A string argument copied into `buf` (`cap` bytes, NUL-terminated). Returns 0, 1 when absent
-/// and not `required`, SP_EMISSING, SP_ETYPE, or SP_EPARAMS when longer than cap - 1 or
-/// holding a NUL byte.
+/// and not `required`, SP_EMISSING, SP_ETYPE, or SP_EPARAMS when longer than cap - 1, holding
+/// a NUL byte or not valid UTF-8 (names and paths are stored as JSON text, which is UTF-8).
 int sp_get_str(const msgpack_object *map, const char *key, int required, char *buf, size_t cap,
                sp_diag *diag);
 /// A numeric argument (integer or float). Returns 0, 1 when absent and not `required`,
@@ -83,5 +83,12 @@ int sp_get_num(const msgpack_object *map, const char *key, int required, double 
                sp_diag *diag);
 /// Number value of `o` (integer or float) into `*out`: 0, or SP_ETYPE.
 int sp_obj_num(const msgpack_object *o, double *out);
+/// Length of the longest valid UTF-8 prefix of `p[0..n)` (n when all of it is valid): strict,
+/// no overlong forms, surrogates or code points over U+10FFFF.
+size_t sp_utf8_valid_prefix(const char *p, size_t n);
+/// Quotes at most 32 characters of what a client sent (`p[0..n)`, borrowed) into `buf`, for an
+/// error message: valid UTF-8 is kept, control characters, quotes and invalid bytes become
+/// \xNN, "..." marks a cut. Returns `buf`, always NUL-terminated valid UTF-8.
+const char *sp_excerpt(const char *p, size_t n, char *buf, size_t cap);
 /// 1 when `o` is a string equal to `s`.
 int sp_obj_streq(const msgpack_object *o, const char *s);

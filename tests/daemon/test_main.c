@@ -15,6 +15,7 @@ int main(void) {
     srunner_add_suite(sr, state_suite());
     srunner_add_suite(sr, cli_suite());
     srunner_add_suite(sr, families_suite());
+    srunner_add_suite(sr, integrity_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

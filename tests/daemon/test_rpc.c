@@ -158,19 +158,6 @@ START_TEST(malformed_closes) {
 }
 END_TEST
 
-static void copy_demo_model(const char *to) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cp -r %s %s", getenv("SEARCHD_DEMO_MODEL"), to);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* model.add that fails in the pool: an error that names the file and says what is wrong, no
  * model registered, and the daemon keeps serving. */
 static void add_fails(sdc_client *c, const char *path, const char *data, const char *expect) {
@@ -196,7 +183,7 @@ START_TEST(bad_model_files) {
     char model[400], weights[500], cmd[1200], data[400];
     // Weights cut in the middle: the loader checks the tensors' offsets against the file size.
     snprintf(model, sizeof model, "%s/truncated", t.dir);
-    copy_demo_model(model);
+    td_copy_model(model);
     snprintf(weights, sizeof weights, "%s/model.safetensors", model);
     snprintf(cmd, sizeof cmd, "truncate -s 2000000 %s", weights);
     ck_assert_int_eq(system(cmd), 0);
@@ -211,13 +198,13 @@ START_TEST(bad_model_files) {
     add_fails(c, model, td_data, "model.safetensors");
     // Data files that are not data sets: a good model, each names the file and the line.
     snprintf(data, sizeof data, "%s/bad.tsv", t.dir);
-    write_text(data, "this is not a data set\n");
+    td_write_text(data, "this is not a data set\n");
     add_fails(c, good, data, "bad.tsv");
-    write_text(data, "sentence\tlabel\na fine film\t7\n");
+    td_write_text(data, "sentence\tlabel\na fine film\t7\n");
     add_fails(c, good, data, "bad.tsv:2");
-    write_text(data, "sentence\tlabel\n");
+    td_write_text(data, "sentence\tlabel\n");
     add_fails(c, good, data, "no examples");
-    write_text(data, "");
+    td_write_text(data, "");
     add_fails(c, good, data, "bad.tsv");
     snprintf(data, sizeof data, "%s/absent.tsv", t.dir);
     add_fails(c, good, data, "absent.tsv");

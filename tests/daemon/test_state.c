@@ -24,18 +24,6 @@ static void teardown(void) {
     td_cleanup(&t);
 }
 
-/* The frontier as one JSON string, to compare across restarts. */
-static char *frontier_text(sdc_client *c) {
-    sdc_reply r;
-    sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
-    td_call_ok(c, "schedule.frontier", m, 1, &r);
-    json_t *j = sdc_to_json(r.result);
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    sdc_reply_free(&r);
-    return s;
-}
-
 static double start_tune(sdc_client *c) {
     sdc_reply r;
     sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
@@ -84,7 +72,7 @@ static void job_progress(sdc_client *c, double job, double *done, double *total,
 START_TEST(restart_restores_everything) {
     td_start(&t, NULL);
     sdc_client *c = td_connect(&t);
-    char *before = frontier_text(c);
+    char *before = td_frontier_text(c, td_model_id);
     // The template's tune (job 1) is history already restored once: it kept its progress.
     char *job_before = job_text(c, 1);
     double done, total, best;
@@ -101,7 +89,7 @@ START_TEST(restart_restores_everything) {
     ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
     td_start(&t, NULL);
     c = td_connect(&t);
-    char *after = frontier_text(c);
+    char *after = td_frontier_text(c, td_model_id);
     ck_assert_str_eq(before, after);
     char *job_after = job_text(c, 1);
     ck_assert_str_eq(job_before, job_after);
@@ -155,7 +143,7 @@ END_TEST
 START_TEST(kill9_mid_job) {
     td_start(&t, NULL);
     sdc_client *c = td_connect(&t);
-    char *before = frontier_text(c);
+    char *before = td_frontier_text(c, td_model_id);
     double job = start_tune(c);
     sdc_close(c);
     ck_assert_int_eq(td_stop(&t, SIGKILL), 128 + SIGKILL);
@@ -165,7 +153,7 @@ START_TEST(kill9_mid_job) {
     job_status(c, job, status, sizeof status, err, sizeof err);
     ck_assert_str_eq(status, "interrupted");
     ck_assert_ptr_nonnull(strstr(err, "tune again"));
-    char *after = frontier_text(c);
+    char *after = td_frontier_text(c, td_model_id);
     ck_assert_str_eq(before, after); // what was stored is intact
     free(before);
     free(after);

@@ -124,6 +124,41 @@ sdc_client *td_connect(const td *t) {
     return c;
 }
 
+char *td_frontier_text(sdc_client *c, const char *model) {
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", model)};
+    td_call_ok(c, "schedule.frontier", m, 1, &r);
+    json_t *j = sdc_to_json(r.result);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    sdc_reply_free(&r);
+    return s;
+}
+
+void td_copy_model(const char *to) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp -r %s %s", getenv("SEARCHD_DEMO_MODEL"), to);
+    ck_assert_int_eq(run(cmd), 0);
+}
+
+void td_write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+int td_run_output(const char *cmd, char *out, size_t cap) {
+    char full[2000];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 void td_call_ok(sdc_client *c, const char *method, const sdc_arg *args, int n, sdc_reply *r) {
     sp_diag dg = {{0}};
     int rc = sdc_call(c, method, args, n, 60000, r, &dg);

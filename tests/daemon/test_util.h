@@ -13,6 +13,7 @@ Suite *rpc_suite(void);
 Suite *state_suite(void);
 Suite *cli_suite(void);
 Suite *families_suite(void);
+Suite *integrity_suite(void);
 
 typedef struct td {
     char dir[256];   // temp dir of this test
@@ -40,6 +41,15 @@ extern char td_data[300]; // the small data file the template was tuned on
 /// Builds the template (returns 0 on success, else prints why).
 int td_template_build(void);
 void td_template_remove(void);
+
+/// schedule.frontier of `model` as one JSON string (malloc'ed), to compare across restarts.
+char *td_frontier_text(sdc_client *c, const char *model);
+/// A copy of the demo model in folder `to`.
+void td_copy_model(const char *to);
+/// Writes `text` to `path` (created or truncated).
+void td_write_text(const char *path, const char *text);
+/// Runs a shell command; its exit status (or -1), its output (stdout and stderr) in `out`.
+int td_run_output(const char *cmd, char *out, size_t cap);
 
 /// Calls and asserts success; the reply is returned for inspection (free it).
 void td_call_ok(sdc_client *c, const char *method, const sdc_arg *args, int n, sdc_reply *r);

@@ -28,7 +28,7 @@ static int json_ints(const json_t *arr, int32_t *out, int max) {
 
 /* Checks every line of logits.jsonl; returns the largest logit difference seen. */
 static double check_logits(const char *model_name) {
-    char path[1024], dir[1024];
+    char path[2200], dir[1024];
     shared_path(dir, sizeof dir, "models/");
     strncat(dir, model_name, sizeof dir - strlen(dir) - 1);
     en_model *m = load_model_or_fail(dir);
@@ -339,7 +339,7 @@ START_TEST(keep_top_equals_running_the_smaller_count) {
 END_TEST
 
 START_TEST(dataset_flops_match) {
-    char dir[1024], path[1024], data[1024];
+    char dir[1024], path[2200], data[1024];
     shared_path(dir, sizeof dir, "models/");
     strncat(dir, models[_i], sizeof dir - strlen(dir) - 1);
     snprintf(path, sizeof path, "%s/../../fixtures/%s/flops.json", dir, models[_i]);
