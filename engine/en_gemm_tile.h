@@ -37,12 +37,15 @@ static inline vf load_u(const float *p) {
 /* One tile of `mr` rows (a compile-time constant at every call) by 16 columns over `kc` steps. */
 static inline __attribute__((always_inline)) void tile(const int mr, int kc, const float *a,
                                                        int lda, const float *b, float *c, int ldc,
-                                                       int load_c, const float *bias, int gelu) {
+                                                       int load_c, const float *bias, int gelu,
+                                                       const float *next) {
     vf acc[MR][NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < NV; v++)
             acc[r][v] = load_c ? load_u(c + (size_t)r * ldc + v * VW) : vm_splat(0.f);
     for (int p = 0; p < kc; p++) {
+        if (next) // the next panel into L2, a line per step, while this one is computed
+            __builtin_prefetch(next + (size_t)p * EN_PANEL, 0, 2);
         vf bv[NV];
         for (int v = 0; v < NV; v++)
             bv[v] = *(const vf *)(b + (size_t)p * EN_PANEL + v * VW);
@@ -69,11 +72,11 @@ static inline __attribute__((always_inline)) void tile(const int mr, int kc, con
 
 /* Any row count up to MR: a switch so each count gets its own constant-size tile. */
 static void tile_rows(int mr, int kc, const float *a, int lda, const float *b, float *c, int ldc,
-                      int load_c, const float *bias, int gelu) {
+                      int load_c, const float *bias, int gelu, const float *next) {
     switch (mr) {
 #define EN_TILE_CASE_(R)                                                                           \
     case R:                                                                                        \
-        tile(R, kc, a, lda, b, c, ldc, load_c, bias, gelu);                                        \
+        tile(R, kc, a, lda, b, c, ldc, load_c, bias, gelu, next);                                  \
         break;
         EN_TILE_CASE_(1)
         EN_TILE_CASE_(2)
@@ -99,12 +102,12 @@ static void tile_rows(int mr, int kc, const float *a, int lda, const float *b, f
 
 /* The last panel of an n that is not a multiple of 16: C and the bias go through padded copies. */
 static void tile_narrow(int mr, int nc, int kc, const float *a, int lda, const float *b, float *c,
-                        int ldc, int load_c, const float *bias, int gelu) {
+                        int ldc, int load_c, const float *bias, int gelu, const float *next) {
     float pad[MR][EN_PANEL] = {{0}}, bpad[EN_PANEL] = {0};
     for (int r = 0; r < mr && load_c; r++)
         memcpy(pad[r], c + (size_t)r * ldc, nc * sizeof(float));
     if (bias) memcpy(bpad, bias, nc * sizeof(float));
-    tile_rows(mr, kc, a, lda, b, pad[0], EN_PANEL, load_c, bias ? bpad : NULL, gelu);
+    tile_rows(mr, kc, a, lda, b, pad[0], EN_PANEL, load_c, bias ? bpad : NULL, gelu, next);
     for (int r = 0; r < mr; r++)
         memcpy(c + (size_t)r * ldc, pad[r], nc * sizeof(float));
 }
@@ -184,16 +187,18 @@ void EN_GEMM_NAME(int m, int n, int k, const float *a, int lda, const float *pac
                 /* rows split evenly over the fewest tiles: 25 rows as 5 x 5, not 4 x 6 + 1
                  * (a 1-row tile has too few accumulators to hide the FMA latency) */
                 int tiles = (mc + MR - 1) / MR;
+                /* the first tile of a panel also fetches the next panel's block */
+                const float *next = jp + 1 < jp1 ? b + (size_t)k * EN_PANEL : NULL;
                 for (int t = 0, i = 0; t < tiles; t++) {
                     int mr = mc / tiles + (t < mc % tiles);
-                    const float *at = ai + (size_t)i * lda;
+                    const float *at = ai + (size_t)i * lda, *nt = t == 0 ? next : NULL;
                     float *ct = ci + (size_t)i * ldc;
                     if (nc < EN_PANEL)
-                        tile_narrow(mr, nc, kc, at, lda, b, ct, ldc, load_c, bj, gelu);
+                        tile_narrow(mr, nc, kc, at, lda, b, ct, ldc, load_c, bj, gelu, nt);
                     else if (mr == MR)
-                        tile(MR, kc, at, lda, b, ct, ldc, load_c, bj, gelu);
+                        tile(MR, kc, at, lda, b, ct, ldc, load_c, bj, gelu, nt);
                     else
-                        tile_rows(mr, kc, at, lda, b, ct, ldc, load_c, bj, gelu);
+                        tile_rows(mr, kc, at, lda, b, ct, ldc, load_c, bj, gelu, nt);
                     i += mr;
                 }
             }
