@@ -3,8 +3,9 @@
  * layers and the row counts requests have (M = 1 ... 512), with 1 and 2 threads; and, single-
  * threaded, BLIS (cblas_sgemm of libblis.so.4) and oneDNN (dnnl_sgemm of libdnnl.so.2) where
  * they are installed (loaded at run time: neither is a dependency of searchd). Prints the CPU
- * first: compare only figures from one run. Usage: bench_gemm [H,FFN ...] (default: the shared
- * models' 128,512 and 256,1024, and BERT-base's 768,3072). */
+ * first: compare only figures from one run. Usage: bench_gemm [--threads-max N] [H,FFN ...]
+ * (default: 2 threads at most; the shared models' 128,512 and 256,1024, and BERT-base's
+ * 768,3072). */
 #include <cblas.h>
 #include <dlfcn.h>
 #include <stdint.h>
@@ -108,6 +109,11 @@ static double gflops(const run *r) {
 
 int main(int argc, char **argv) {
     const char *defaults[] = {"128,512", "256,1024", "768,3072"};
+    int max_threads = 2;
+    if (argc > 2 && strcmp(argv[1], "--threads-max") == 0) {
+        max_threads = atoi(argv[2]) >= 1 ? atoi(argv[2]) : 1;
+        argc -= 2, argv += 2;
+    }
     const char **shapes = argc > 1 ? (const char **)argv + 1 : defaults;
     int n_shapes = argc > 1 ? argc - 1 : 3;
     static const int ms[] = {1, 2, 4, 8, 16, 25, 32, 64, 128, 512};
@@ -144,28 +150,43 @@ int main(int argc, char **argv) {
             for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
                 printf("%8d", ms[i]);
             printf("\n");
-            for (int threads = 1; threads <= 2; threads++) {
-                en_gemm_set_threads(threads);
-                openblas_set_num_threads(threads);
+            /* Every row's figure for one M is taken in turn, three rounds, the median kept:
+             * a shared host drifts, and drift then hits every row of a column alike. */
+            enum { NM = sizeof ms / sizeof ms[0], ROUNDS = 3 };
+            double g[2][6][NM][ROUNDS];
+            int have[2][6] = {{0}};
+            for (size_t i = 0; i < NM; i++)
+                for (int round = 0; round < ROUNDS; round++)
+                    for (int threads = 1; threads <= max_threads; threads++) {
+                        en_gemm_set_threads(threads);
+                        openblas_set_num_threads(threads);
+                        for (int v = 0; v < 6; v++) {
+                            if (v < 3 && en_gemm_set_isa(isas[v]) != 0)
+                                continue;
+                            int lib = v < 3 ? ENGINE : v == 3 ? OPENBLAS : v == 4 ? BLIS : ONEDNN;
+                            if ((lib == BLIS && (!blis_sgemm || threads > 1)) ||
+                                (lib == ONEDNN && (!dnnl_sgemm_p || threads > 1)))
+                                continue;
+                            run r = {ms[i], n, k, lib, a, w, packed, c};
+                            g[threads - 1][v][i][round] = gflops(&r);
+                            have[threads - 1][v] = 1;
+                        }
+                    }
+            static const char *libs[] = {"", "OpenBLAS", "BLIS", "oneDNN"};
+            for (int threads = 1; threads <= max_threads; threads++)
                 for (int v = 0; v < 6; v++) {
-                    if (v < 3 && en_gemm_set_isa(isas[v]) != 0)
+                    if (!have[threads - 1][v])
                         continue;
-                    int lib = v < 3 ? ENGINE : v == 3 ? OPENBLAS : v == 4 ? BLIS : ONEDNN;
-                    if ((lib == BLIS && (!blis_sgemm || threads > 1)) ||
-                        (lib == ONEDNN && (!dnnl_sgemm_p || threads > 1)))
-                        continue;
-                    static const char *libs[] = {"", "OpenBLAS", "BLIS", "oneDNN"};
                     char label[32];
-                    snprintf(label, sizeof label, "%s %dt", lib == ENGINE ? isas[v] : libs[lib],
+                    snprintf(label, sizeof label, "%s %dt", v < 3 ? isas[v] : libs[v - 2],
                              threads);
                     printf("%-16s", label);
-                    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
-                        run r = {ms[i], n, k, lib, a, w, packed, c};
-                        printf("%8.1f", gflops(&r));
+                    for (size_t i = 0; i < NM; i++) {
+                        qsort(g[threads - 1][v][i], ROUNDS, sizeof(double), cmp);
+                        printf("%8.1f", g[threads - 1][v][i][ROUNDS / 2]);
                     }
                     printf("\n");
                 }
-            }
             for (int v = 2; v >= 0; v--) // back to the best path
                 en_gemm_set_isa(isas[v]);
             free(a), free(w), free(c), free(packed);
