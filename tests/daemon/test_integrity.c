@@ -304,15 +304,7 @@ END_TEST
 /* ---- item 5: a damaged model-<id>.state does not throw the intact frontier away ---- */
 
 START_TEST(intact_frontier_adopted) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/model-%s.state", t.state, td_model_id);
-    int fd = open(path, O_RDWR);
-    ck_assert_int_ge(fd, 0);
-    char byte;
-    ck_assert_int_eq(pread(fd, &byte, 1, 40), 1);
-    byte ^= 0x20;
-    ck_assert_int_eq(pwrite(fd, &byte, 1, 40), 1);
-    close(fd);
+    td_damage_state(t.state, "model");
     td_start(&t, NULL);
     sdc_client *c = td_connect(&t);
     ck_assert_int_eq(damaged_count(c), 1);

@@ -114,10 +114,7 @@ END_TEST
 START_TEST(damaged_file_set_aside) {
     char path[600];
     snprintf(path, sizeof path, "%s/frontier-%s.state", t.state, td_model_id);
-    int fd = open(path, O_RDWR);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(pwrite(fd, "#", 1, 40), 1); // one byte of the payload
-    close(fd);
+    td_damage_state(t.state, "frontier");
     td_start(&t, NULL);
     sdc_client *c = td_connect(&t);
     sdc_reply r;

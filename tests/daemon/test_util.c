@@ -148,6 +148,18 @@ void td_write_text(const char *path, const char *text) {
     fclose(f);
 }
 
+void td_damage_state(const char *state_dir, const char *kind) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s-%s.state", state_dir, kind, td_model_id);
+    int fd = open(path, O_RDWR);
+    ck_assert_msg(fd >= 0, "%s", path);
+    char byte;
+    ck_assert_int_eq(pread(fd, &byte, 1, 40), 1);
+    byte ^= 0x20;
+    ck_assert_int_eq(pwrite(fd, &byte, 1, 40), 1);
+    close(fd);
+}
+
 int td_run_output(const char *cmd, char *out, size_t cap) {
     char full[2000];
     snprintf(full, sizeof full, "%s 2>&1", cmd);

@@ -48,6 +48,9 @@ char *td_frontier_text(sdc_client *c, const char *model);
 void td_copy_model(const char *to);
 /// Writes `text` to `path` (created or truncated).
 void td_write_text(const char *path, const char *text);
+/// Flips one payload byte (offset 40) of `<state_dir>/<kind>-<td_model_id>.state`, so its
+/// checksum no longer matches: kind "model" or "frontier".
+void td_damage_state(const char *state_dir, const char *kind);
 /// Runs a shell command; its exit status (or -1), its output (stdout and stderr) in `out`.
 int td_run_output(const char *cmd, char *out, size_t cap);
 
