@@ -384,7 +384,7 @@ int en_eval(const en_model *m, const en_dataset *d, const en_eval_opts *opts, en
         return en_fail(diag, err, "%s: evaluation failed: %s", d->path, en_strerror(err));
     double flops = 0, base = 0;
     for (int i = 0; i < d->count; i++) {
-        flops += en_flops_sequence(&m->cfg, d->ex[i].n, opts->ratios);
+        flops += en_flops_model_sequence(m, d->ex[i].n, opts->ratios);
         base += en_flops_sequence(&m->cfg, d->ex[i].n, NULL);
     }
     res->n = d->count;

@@ -198,6 +198,15 @@ void en_ctx_free(en_ctx *c) {
     free(c);
 }
 
+int en_ctx_set_model(en_ctx *c, const en_model *m) {
+    const en_config *a = &c->m->cfg, *b = &m->cfg;
+    if (a->hidden != b->hidden || a->heads != b->heads || a->ffn != b->ffn ||
+        a->layers != b->layers || a->emb != b->emb || a->max_pos != b->max_pos)
+        return EN_EINPUT;
+    c->m = m;
+    return 0;
+}
+
 void en_ctx_rank_all(en_ctx *c, int on) {
     c->want_rank = on;
 }
@@ -267,9 +276,10 @@ int en_ctx_begin_batch(en_ctx *c, int nseq, const int32_t *const *ids,
 
 /* Importance of every row j of one sequence (its Q, K, V at `qkv`) from the attention
  * probabilities (and values, for `context`). */
-static void importance(en_ctx *c, const float *qkv, int n, en_metric metric) {
+static void importance(en_ctx *c, const en_layer_weights *w, const float *qkv, int n,
+                       en_metric metric) {
     const en_config *cfg = &c->m->cfg;
-    int heads = cfg->heads, d = cfg->hidden / heads, ld3 = 3 * cfg->hidden;
+    int heads = w->heads, d = cfg->hidden / cfg->heads, G = heads * d, ld3 = 3 * G;
     for (int j = 0; j < n; j++)
         c->score[j] = 0;
     for (int h = 0; h < heads; h++) {
@@ -293,7 +303,7 @@ static void importance(en_ctx *c, const float *qkv, int n, en_metric metric) {
             if (metric == EN_METRIC_POWER)
                 s -= a[(size_t)j * n + j];
             else if (metric == EN_METRIC_CONTEXT) {
-                const float *v = qkv + (size_t)j * ld3 + 2 * cfg->hidden + h * d;
+                const float *v = qkv + (size_t)j * ld3 + 2 * G + h * d;
                 double norm = 0;
                 for (int t = 0; t < d; t++)
                     norm += (double)v[t] * v[t];
@@ -341,18 +351,18 @@ static void select_rows(en_ctx *c, int n, int keep, int ranked) {
 /* Steps 2-5 and the gathers of one sequence: its n rows of Q, K, V at `qkv`, its rows of X at
  * `x`; writes the context of its k kept rows to `ctx`, their residual to `y`, their positions
  * and ranks to `pos2`/`rank2`. */
-static void attend(en_ctx *c, const float *qkv, const float *x, const int32_t *pos, int n, int k,
-                   en_metric metric, float *ctx, float *y, int32_t *pos2, int32_t *rank2,
-                   double *t) {
+static void attend(en_ctx *c, const en_layer_weights *w, const float *qkv, const float *x,
+                   const int32_t *pos, int n, int k, en_metric metric, float *ctx, float *y,
+                   int32_t *pos2, int32_t *rank2, double *t) {
     const en_config *cfg = &c->m->cfg;
-    int H = cfg->hidden, heads = cfg->heads, d = H / heads, ld3 = 3 * H;
+    int H = cfg->hidden, heads = w->heads, d = H / cfg->heads, G = heads * d, ld3 = 3 * G;
 
     /* 2. attention probabilities per head: softmax(Q_h K_h^T / sqrt d), the scale folded into
      * the packed keys */
     float scale = (float)(1.0 / sqrt((double)d));
     for (int h = 0; h < heads; h++) {
         float *a = c->att + (size_t)h * n * n;
-        en_pack_rows(qkv + H + h * d, ld3, n, d, scale, c->kp);
+        en_pack_rows(qkv + G + h * d, ld3, n, d, scale, c->kp);
         en_gemm_packed(n, n, d, qkv + h * d, ld3, c->kp, NULL, 0, a, n);
         lap(c, t, EN_STEP_SCORES);
         en_softmax_rows(a, n, n, n);
@@ -362,7 +372,7 @@ static void attend(en_ctx *c, const float *qkv, const float *x, const int32_t *p
     /* 3-4. importance and the kept rows */
     int ranked = k < n || (c->want_rank && n > 1);
     if (ranked)
-        importance(c, qkv, n, metric);
+        importance(c, w, qkv, n, metric);
     select_rows(c, n, k, ranked);
     lap(c, t, EN_STEP_SELECT);
 
@@ -374,8 +384,8 @@ static void attend(en_ctx *c, const float *qkv, const float *x, const int32_t *p
                 memcpy(c->arows + (size_t)i * n, a + (size_t)c->kept[i] * n, n * sizeof(float));
             a = c->arows;
         }
-        en_pack_cols(qkv + 2 * H + h * d, ld3, n, d, c->vp);
-        en_gemm_packed(k, d, n, a, n, c->vp, NULL, 0, ctx + h * d, H);
+        en_pack_cols(qkv + 2 * G + h * d, ld3, n, d, c->vp);
+        en_gemm_packed(k, d, n, a, n, c->vp, NULL, 0, ctx + h * d, G);
     }
     lap(c, t, EN_STEP_CONTEXT);
 
@@ -394,19 +404,23 @@ static void finish_rows(en_ctx *c, int l, int kept, double *t) {
     const en_config *cfg = &c->m->cfg;
     const en_layer_weights *w = &c->m->w.layer[l];
     const en_packed_layer *p = &c->m->packed[l];
-    int H = cfg->hidden, F = cfg->ffn;
+    int H = cfg->hidden, G = w->heads * (H / cfg->heads), F = w->ffn;
 
     /* 6. Y = LayerNorm(X[kept] + C Wo^T + bo) */
-    en_gemm_packed(kept, H, H, c->ctx, H, p->wo, w->bo, EN_GEMM_ACCUMULATE, c->y, H);
+    en_gemm_packed(kept, H, G, c->ctx, G, p->wo, w->bo, EN_GEMM_ACCUMULATE, c->y, H);
     lap(c, t, EN_STEP_OUTPUT);
     en_layernorm(c->y, kept, H, w->ln1_g, w->ln1_b, cfg->ln_eps);
     lap(c, t, EN_STEP_LAYERNORM);
 
-    /* 7. Z = LayerNorm(Y + GELU(Y W1^T + b1) W2^T + b2), written over X */
-    en_gemm_packed(kept, F, H, c->y, H, p->w1, w->b1, EN_GEMM_GELU, c->ffn, F);
-    lap(c, t, EN_STEP_FFN_IN);
+    /* 7. Z = LayerNorm(Y + GELU(Y W1^T + b1) W2^T + b2), written over X; a layer without
+     * neurons adds b2 alone */
     memcpy(c->x, c->y, (size_t)kept * H * sizeof(float));
-    en_gemm_packed(kept, H, F, c->ffn, F, p->w2, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
+    if (F > 0) {
+        en_gemm_packed(kept, F, H, c->y, H, p->w1, w->b1, EN_GEMM_GELU, c->ffn, F);
+        lap(c, t, EN_STEP_FFN_IN);
+        en_gemm_packed(kept, H, F, c->ffn, F, p->w2, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
+    } else
+        en_add_bias(c->x, kept, H, w->b2);
     lap(c, t, EN_STEP_FFN_OUT);
     en_layernorm(c->x, kept, H, w->ln2_g, w->ln2_b, cfg->ln_eps);
     lap(c, t, EN_STEP_LAYERNORM);
@@ -429,21 +443,22 @@ int en_ctx_layer_cls(en_ctx *c, int l) {
         return EN_ESCHEDULE;
     const en_layer_weights *w = &c->m->w.layer[l];
     const en_packed_layer *p = &c->m->packed[l];
-    int H = cfg->hidden, heads = cfg->heads, d = H / heads, ld3 = 3 * H, rows = 0;
+    int H = cfg->hidden, heads = w->heads, d = H / cfg->heads, G = heads * d, ld3 = 3 * G;
+    int rows = 0;
     for (int s = 0; s < c->nseq; s++)
         rows += c->seq_rows[s];
     double t = 0;
     lap(c, &t, EN_STEP_QKV);
 
     /* 1. K and V of every row, Q of the [CLS] rows only. The K and V panels are the tail of
-     * the packed [3H, H] weight when H is a multiple of the panel width; else all of Q, K, V. */
-    const float *q = c->ffn; // the queries, in FFN scratch until step 7
-    int ldq = H;
-    if (H % EN_PANEL == 0)
-        en_gemm_packed(rows, 2 * H, H, c->x, H, p->wqkv + (size_t)H * H, w->bqkv + H, 0,
-                       c->qkv + H, ld3);
+     * the packed [3G, H] weight when G is a multiple of the panel width; else all of Q, K, V. */
+    const float *q = c->ffn; // the queries, in FFN scratch until step 7 (c->y holds their X)
+    int ldq = G, split = G % EN_PANEL == 0;
+    if (split)
+        en_gemm_packed(rows, 2 * G, H, c->x, H, p->wqkv + (size_t)G * H, w->bqkv + G, 0,
+                       c->qkv + G, ld3);
     else
-        en_gemm_packed(rows, 3 * H, H, c->x, H, p->wqkv, w->bqkv, 0, c->qkv, ld3);
+        en_gemm_packed(rows, 3 * G, H, c->x, H, p->wqkv, w->bqkv, 0, c->qkv, ld3);
     for (int s = 0; s < c->nseq; s++) {
         int from = c->seq_off[s];
         memcpy(c->y + (size_t)s * H, c->x + (size_t)from * H, H * sizeof(float));
@@ -451,8 +466,8 @@ int en_ctx_layer_cls(en_ctx *c, int l) {
         c->rank2[s] = 0;
         c->seq_off2[s] = s;
     }
-    if (H % EN_PANEL == 0)
-        en_gemm_packed(c->nseq, H, H, c->y, H, p->wqkv, w->bqkv, 0, c->ffn, H);
+    if (split)
+        en_gemm_packed(c->nseq, G, H, c->y, H, p->wqkv, w->bqkv, 0, c->ffn, G);
     lap(c, &t, EN_STEP_QKV);
 
     /* 2 and 5 for the one query of each sequence */
@@ -460,15 +475,15 @@ int en_ctx_layer_cls(en_ctx *c, int l) {
     for (int s = 0; s < c->nseq; s++) {
         int n = c->seq_rows[s];
         const float *kv = c->qkv + (size_t)c->seq_off[s] * ld3;
-        const float *qs = H % EN_PANEL == 0 ? q + (size_t)s * ldq : kv;
+        const float *qs = split ? q + (size_t)s * ldq : kv;
         for (int h = 0; h < heads; h++) {
-            en_pack_rows(kv + H + h * d, ld3, n, d, scale, c->kp);
+            en_pack_rows(kv + G + h * d, ld3, n, d, scale, c->kp);
             en_gemm_packed(1, n, d, qs + h * d, ld3, c->kp, NULL, 0, c->att, n);
             lap(c, &t, EN_STEP_SCORES);
             en_softmax_rows(c->att, 1, n, n);
             lap(c, &t, EN_STEP_SOFTMAX);
-            en_pack_cols(kv + 2 * H + h * d, ld3, n, d, c->vp);
-            en_gemm_packed(1, d, n, c->att, n, c->vp, NULL, 0, c->ctx + (size_t)s * H + h * d, H);
+            en_pack_cols(kv + 2 * G + h * d, ld3, n, d, c->vp);
+            en_gemm_packed(1, d, n, c->att, n, c->vp, NULL, 0, c->ctx + (size_t)s * G + h * d, G);
             lap(c, &t, EN_STEP_CONTEXT);
         }
     }
@@ -497,20 +512,20 @@ int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, const en_metric *metri
     }
     const en_layer_weights *w = &c->m->w.layer[l];
     const en_packed_layer *p = &c->m->packed[l];
-    int H = cfg->hidden, ld3 = 3 * H;
+    int H = cfg->hidden, G = w->heads * (H / cfg->heads), ld3 = 3 * G;
     double t = 0;
     lap(c, &t, EN_STEP_QKV);
 
-    /* 1. Q, K, V for all rows of all sequences */
-    en_gemm_packed(rows, 3 * H, H, c->x, H, p->wqkv, w->bqkv, 0, c->qkv, ld3);
+    /* 1. Q, K, V for all rows of all sequences (of the heads this layer keeps) */
+    en_gemm_packed(rows, 3 * G, H, c->x, H, p->wqkv, w->bqkv, 0, c->qkv, ld3);
     lap(c, &t, EN_STEP_QKV);
 
     /* 2-5. attention, pruning and context, each sequence over its own rows; the kept rows
      * stacked in the same order */
     for (int s = 0, to = 0; s < c->nseq; to += keep[s], s++) {
         int from = c->seq_off[s];
-        attend(c, c->qkv + (size_t)from * ld3, c->x + (size_t)from * H, c->pos + from,
-               c->seq_rows[s], keep[s], metric[s], c->ctx + (size_t)to * H, c->y + (size_t)to * H,
+        attend(c, w, c->qkv + (size_t)from * ld3, c->x + (size_t)from * H, c->pos + from,
+               c->seq_rows[s], keep[s], metric[s], c->ctx + (size_t)to * G, c->y + (size_t)to * H,
                c->pos2 + to, c->rank2 + to, &t);
         c->seq_off2[s] = to;
     }

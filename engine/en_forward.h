@@ -39,6 +39,11 @@ typedef struct en_ctx en_ctx;
 int en_ctx_new(const en_model *m, int max_len, en_ctx **out);
 void en_ctx_free(en_ctx *c);
 
+/// Runs the following calls with `m` (borrowed, must outlive its use): a model of the same
+/// shape, e.g. one narrowed from the context's model (en_width.h); the state is kept, so a
+/// caller may change models between layers. EN_EINPUT when the shapes differ.
+int en_ctx_set_model(en_ctx *c, const en_model *m);
+
 /// Whole forward pass of one unpadded sequence. `ratios` has cfg.layers entries, or is NULL for
 /// no pruning. `logits` receives cfg.num_labels floats. Without `kept` and `kept_n`, the last
 /// layer runs for the [CLS] row only (en_ctx_layer_cls): the same logits, less work. `kept`,

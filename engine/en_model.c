@@ -133,6 +133,10 @@ int en_model_load(const char *dir, en_model **out, en_diag *diag) {
         rc = en_fail(diag, EN_EVOCAB, "%s/%s has %d pieces but config.json says vocab_size %d", dir,
                      en_tokenizer_file(m->tok), en_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
     if (rc == 0) rc = load_weights(m, dir, diag);
+    for (int l = 0; rc == 0 && l < m->cfg.layers; l++) {
+        m->w.layer[l].heads = m->cfg.heads; // a loaded model is whole
+        m->w.layer[l].ffn = m->cfg.ffn;
+    }
     if (rc == 0 && en_model_pack(m) < 0)
         rc = en_fail(diag, EN_ENOMEM, "%s: no memory for the packed weights", dir);
     if (rc < 0) {
@@ -150,7 +154,7 @@ const char *en_model_family(const en_model *m) {
 
 void en_model_free(en_model *m) {
     if (!m) return;
-    en_tokenizer_free(m->tok);
+    if (!m->base) en_tokenizer_free(m->tok);
     free(m->arena);
     free(m->packed_arena);
     free(m);

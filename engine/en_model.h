@@ -48,14 +48,18 @@ typedef struct en_config {
     char labels[EN_MAX_LABELS][64]; // id2label names ("LABEL_i" when config.json has none)
 } en_config;
 
-/* Matrices are row-major [out, in], as PyTorch's Linear stores them. */
+/* Matrices are row-major [out, in], as PyTorch's Linear stores them. A layer may keep fewer
+ * heads and FFN neurons than the configuration says (width pruning, en_width.h): G = heads * d
+ * (d = H / cfg.heads) and F = ffn below; a loaded model keeps them all (G = H, F = I). */
 typedef struct en_layer_weights {
-    const float *wqkv;         // [3H, H]: query, key, value weights stacked in that order
-    const float *bqkv;         // [3H]
-    const float *wo, *bo;      // [H, H], [H]   attention output dense
+    int heads;                 // attention heads this layer computes, >= 1
+    int ffn;                   // FFN neurons this layer computes, >= 0
+    const float *wqkv;         // [3G, H]: query, key, value weights stacked in that order
+    const float *bqkv;         // [3G]
+    const float *wo, *bo;      // [H, G], [H]   attention output dense
     const float *ln1_g, *ln1_b; // [H], [H]     attention output LayerNorm
-    const float *w1, *b1;      // [I, H], [I]   intermediate dense
-    const float *w2, *b2;      // [H, I], [H]   output dense
+    const float *w1, *b1;      // [F, H], [F]   intermediate dense
+    const float *w2, *b2;      // [H, F], [H]   output dense
     const float *ln2_g, *ln2_b; // [H], [H]     output LayerNorm
 } en_layer_weights;
 
@@ -75,7 +79,8 @@ typedef struct en_weights {
     const float *cls_w, *cls_b;   // [C, H], [C]
 } en_weights;
 
-typedef struct en_model {
+typedef struct en_model en_model;
+struct en_model {
     en_config cfg;
     en_weights w;          // pointers into `arena`
     en_tokenizer *tok;     // owned
@@ -86,7 +91,10 @@ typedef struct en_model {
     en_packed_layer packed[EN_MAX_LAYERS]; // pointers into `packed_arena`
     const float *pool_packed; // the head's dense layer (pool_w), packed likewise
     float *packed_arena;   // owned: the packed matrices of every layer, one allocation
-} en_model;
+    const en_model *base;  // NULL, or the model this one was narrowed from (en_width.h): then
+                           // the tokenizer and every weight outside the layers are borrowed
+                           // from it, and `arena` / `packed_arena` hold the narrowed layers
+};
 
 /// Loads a checkpoint folder: config.json, model.safetensors and the tokenizer's files
 /// (en_tokenizer_load). Trusts nothing: architecture (the families of en_family.h, each
@@ -98,9 +106,17 @@ typedef struct en_model {
 /// mapped). On success `*out` is owned by the caller: free with en_model_free().
 int en_model_load(const char *dir, en_model **out, en_diag *diag);
 
-/// Packs every layer's matrices into m->packed (called by en_model_load; exposed for models
-/// whose weights were set by other means). EN_ENOMEM.
+/// Packs every layer's matrices (of the widths in m->w.layer[l]) and the head's dense layer into
+/// m->packed / m->pool_packed (called by en_model_load; exposed for models whose weights were
+/// set by other means). EN_ENOMEM.
 int en_model_pack(en_model *m);
+
+/// Floats one layer's packed matrices take at its widths; en_layer_pack() packs them into `dst`
+/// (that many floats, 64-byte aligned, caller-owned) and points `out` into it. Internal to the
+/// engine (en_model_pack(), en_model_narrow()).
+size_t en_layer_packed_floats(const en_config *cfg, const en_layer_weights *w);
+void en_layer_pack(const en_config *cfg, const en_layer_weights *w, float *dst,
+                   en_packed_layer *out);
 
 /// The model's family as people write it: "BERT", "DistilBERT", "RoBERTa", "ELECTRA", ...
 /// Static storage.
