@@ -252,7 +252,7 @@ int cmd_bench(int argc, char **argv) {
     srand(1);
     for (int i = 0; i < cfg->max_pos; i++)
         ids[i] = 5 + rand() % (cfg->vocab_size - 5);
-    char stext[64 + 8 * EN_MAX_LAYERS];
+    char stext[SC_SCHEDULE_TEXT_MAX];
     sc_schedule_format(&s, stext, sizeof stext);
     json_t *rows = json_array();
     if (!a.json) {
@@ -286,7 +286,7 @@ int cmd_bench(int argc, char **argv) {
         if (pruned) {
             fa.s = &s;
             double pr_ms = median_ms(run_forward, &fa, 400);
-            double fr = en_flops_sequence(cfg, n, s.ratios) / flops;
+            double fr = sc_schedule_flops(cfg, &s, n) / flops;
             json_object_set_new(row, "pruned_ms", json_real(pr_ms));
             json_object_set_new(row, "flops_ratio", json_real(fr));
             json_object_set_new(row, "time_ratio", json_real(pr_ms / full_ms));

@@ -62,7 +62,7 @@ int cmd_classify(int argc, char **argv) {
         }
         double prob[EN_MAX_LABELS];
         int best = softmax_argmax(logits, m->cfg.num_labels, prob);
-        double flops = en_flops_sequence(&m->cfg, n, s.ratios);
+        double flops = sc_schedule_flops(&m->cfg, &s, n);
         double ratio = flops / en_flops_sequence(&m->cfg, n, NULL);
         if (out) {
             json_t *probs = json_object();
@@ -149,7 +149,7 @@ int cmd_eval(int argc, char **argv) {
             per[r.pred[i]][2]++;
         }
         json_t *labels = json_object();
-        char text[64 + 8 * EN_MAX_LAYERS];
+        char text[SC_SCHEDULE_TEXT_MAX];
         sc_schedule_format(&s, text, sizeof text);
         if (a.json) {
             for (int k = 0; k < m->cfg.num_labels; k++)

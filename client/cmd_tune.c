@@ -313,7 +313,7 @@ done:
 static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_frontier *f,
                        const sc_frontier *fam, const double *predicted, const double *measured,
                        double median_err, const sc_search_stats *st, const sc_record *chosen) {
-    char hw[512], text[16 + 8 * EN_MAX_LAYERS];
+    char hw[512], text[SC_SCHEDULE_TEXT_MAX];
     sc_hw_format(&lm->hw, hw, sizeof hw);
     printf("hardware   %s\n", hw);
     printf("latency    model calibrated in %.1f s (fit error %.1f%% median)\n", lm->calib_seconds,
@@ -386,7 +386,7 @@ static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_
 }
 
 static json_t *record_json(const sc_record *r, double predicted, double measured) {
-    char text[16 + 8 * EN_MAX_LAYERS];
+    char text[SC_SCHEDULE_TEXT_MAX];
     sc_schedule_format(&r->schedule, text, sizeof text);
     json_t *ratios = json_array();
     for (int l = 0; l < r->schedule.layers; l++)

@@ -42,6 +42,8 @@ struct en_ctx {
     int32_t *rank2; // [max_rows]
     int want_rank; // rank rows even where a layer keeps them all (en_ctx_rank_all)
     double *prof;  // NULL, or borrowed [EN_STEP_COUNT]: ns per step (en_ctx_profile)
+    en_observer *obs; // NULL, or called with each layer's context and FFN activations
+    void *obs_ud;
     float *emb;    // [max_len, E]  one sequence's embeddings before the projection to H; NULL
                    // when E == H
 };
@@ -205,6 +207,11 @@ int en_ctx_set_model(en_ctx *c, const en_model *m) {
         return EN_EINPUT;
     c->m = m;
     return 0;
+}
+
+void en_ctx_observe(en_ctx *c, en_observer *fn, void *ud) {
+    c->obs = fn;
+    c->obs_ud = ud;
 }
 
 void en_ctx_rank_all(en_ctx *c, int on) {
@@ -418,6 +425,8 @@ static void finish_rows(en_ctx *c, int l, int kept, double *t) {
     if (F > 0) {
         en_gemm_packed(kept, F, H, c->y, H, p->w1, w->b1, EN_GEMM_GELU, c->ffn, F);
         lap(c, t, EN_STEP_FFN_IN);
+        if (c->obs)
+            c->obs(c->obs_ud, l, kept, c->ctx, G, c->ffn, F);
         en_gemm_packed(kept, H, F, c->ffn, F, p->w2, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
     } else
         en_add_bias(c->x, kept, H, w->b2);

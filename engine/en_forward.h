@@ -118,6 +118,16 @@ void en_ctx_seq_state(const en_ctx *c, int s, int *rows, const float **x, const 
 /// Pooler and classifier of every sequence: logits[s * num_labels + j].
 int en_ctx_finish_batch(en_ctx *c, float *logits);
 
+/* What a layer computes inside, for a caller that studies it (the width profile measures how
+ * much each head and neuron contributes): called once per layer run, after the FFN's GELU,
+ * with the `rows` kept rows' attention context C (rows x G, the heads side by side) and GELU
+ * output U (rows x F). Borrowed for the call. Not called for a layer without neurons. */
+typedef void en_observer(void *ud, int layer, int rows, const float *ctx, int G, const float *u,
+                         int F);
+
+/// Calls `fn` (NULL: off) in every later layer run on `c`.
+void en_ctx_observe(en_ctx *c, en_observer *fn, void *ud);
+
 /* Where a forward pass spends its time, step by step (the engine's own timers). */
 typedef enum en_step {
     EN_STEP_EMBED = 0, // embeddings and their LayerNorm

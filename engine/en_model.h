@@ -111,11 +111,13 @@ int en_model_load(const char *dir, en_model **out, en_diag *diag);
 /// set by other means). EN_ENOMEM.
 int en_model_pack(en_model *m);
 
-/// Floats one layer's packed matrices take at its widths; en_layer_pack() packs them into `dst`
-/// (that many floats, 64-byte aligned, caller-owned) and points `out` into it. Internal to the
-/// engine (en_model_pack(), en_model_narrow()).
-size_t en_layer_packed_floats(const en_config *cfg, const en_layer_weights *w);
-void en_layer_pack(const en_config *cfg, const en_layer_weights *w, float *dst,
+/// Packs one layer's attention matrices (wqkv, wo) or FFN matrices (w1, w2), at the layer's
+/// widths, into `dst` (64-byte aligned, caller-owned) and points `out`'s fields into it; returns
+/// the floats used (with dst NULL, only counts them). Internal to the engine (en_model_pack(),
+/// en_model_narrow()).
+size_t en_pack_attention(const en_config *cfg, const en_layer_weights *w, float *dst,
+                         en_packed_layer *out);
+size_t en_pack_ffn(const en_config *cfg, const en_layer_weights *w, float *dst,
                    en_packed_layer *out);
 
 /// The model's family as people write it: "BERT", "DistilBERT", "RoBERTa", "ELECTRA", ...

@@ -5,26 +5,30 @@
 #include "en_gemm.h"
 #include "en_model.h"
 
-size_t en_layer_packed_floats(const en_config *cfg, const en_layer_weights *w) {
-    int H = cfg->hidden, G = w->heads * (H / cfg->heads), F = w->ffn;
-    return en_packed_floats(3 * G, H) + en_packed_floats(H, G) + en_packed_floats(F, H) +
-           en_packed_floats(H, F); // each a multiple of 16 floats: panels stay aligned
+size_t en_pack_attention(const en_config *cfg, const en_layer_weights *w, float *dst,
+                         en_packed_layer *out) {
+    int H = cfg->hidden, G = w->heads * (H / cfg->heads);
+    size_t qkv = en_packed_floats(3 * G, H); // each a multiple of 16 floats: panels stay aligned
+    if (dst) {
+        out->wqkv = dst;
+        en_pack_rows(w->wqkv, H, 3 * G, H, 1.f, dst);
+        out->wo = dst + qkv;
+        en_pack_rows(w->wo, G, H, G, 1.f, dst + qkv);
+    }
+    return qkv + en_packed_floats(H, G);
 }
 
-void en_layer_pack(const en_config *cfg, const en_layer_weights *w, float *dst,
+size_t en_pack_ffn(const en_config *cfg, const en_layer_weights *w, float *dst,
                    en_packed_layer *out) {
-    int H = cfg->hidden, G = w->heads * (H / cfg->heads), F = w->ffn;
-    out->wqkv = dst;
-    en_pack_rows(w->wqkv, H, 3 * G, H, 1.f, dst);
-    dst += en_packed_floats(3 * G, H);
-    out->wo = dst;
-    en_pack_rows(w->wo, G, H, G, 1.f, dst);
-    dst += en_packed_floats(H, G);
-    out->w1 = dst;
-    en_pack_rows(w->w1, H, F, H, 1.f, dst);
-    dst += en_packed_floats(F, H);
-    out->w2 = dst;
-    en_pack_rows(w->w2, F, H, F, 1.f, dst);
+    int H = cfg->hidden, F = w->ffn;
+    size_t w1 = en_packed_floats(F, H);
+    if (dst) {
+        out->w1 = dst;
+        en_pack_rows(w->w1, H, F, H, 1.f, dst);
+        out->w2 = dst + w1;
+        en_pack_rows(w->w2, F, H, F, 1.f, dst + w1);
+    }
+    return w1 + en_packed_floats(H, F);
 }
 
 int en_model_pack(en_model *m) {
@@ -32,7 +36,8 @@ int en_model_pack(en_model *m) {
     int H = cfg->hidden;
     size_t total = en_packed_floats(H, H);
     for (int l = 0; l < cfg->layers; l++)
-        total += en_layer_packed_floats(cfg, &m->w.layer[l]);
+        total += en_pack_attention(cfg, &m->w.layer[l], NULL, NULL) +
+                 en_pack_ffn(cfg, &m->w.layer[l], NULL, NULL);
     void *arena = NULL;
     if (posix_memalign(&arena, 64, total * sizeof(float)))
         return EN_ENOMEM;
@@ -40,8 +45,8 @@ int en_model_pack(en_model *m) {
     m->packed_arena = arena;
     float *p = m->packed_arena;
     for (int l = 0; l < cfg->layers; l++) {
-        en_layer_pack(cfg, &m->w.layer[l], p, &m->packed[l]);
-        p += en_layer_packed_floats(cfg, &m->w.layer[l]);
+        p += en_pack_attention(cfg, &m->w.layer[l], p, &m->packed[l]);
+        p += en_pack_ffn(cfg, &m->w.layer[l], p, &m->packed[l]);
     }
     if (m->base) { // the head is the base model's, already packed
         m->pool_packed = m->base->pool_packed;

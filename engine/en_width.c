@@ -9,10 +9,10 @@
 int en_width_check(const en_config *cfg, int l, const en_layer_width *w, en_diag *diag) {
     if (w->n_heads == 0)
         return 0;
-    if (w->n_heads < 0 || w->n_heads > cfg->heads)
+    if (w->n_heads > cfg->heads)
         return en_fail(diag, EN_ESCHEDULE, "layer %d keeps %d heads; the model has %d", l,
                        w->n_heads, cfg->heads);
-    if (w->n_neurons < 0 || w->n_neurons > cfg->ffn)
+    if (w->n_neurons > cfg->ffn)
         return en_fail(diag, EN_ESCHEDULE, "layer %d keeps %d FFN neurons; the model has %d", l,
                        w->n_neurons, cfg->ffn);
     struct {
@@ -20,8 +20,9 @@ int en_width_check(const en_config *cfg, int l, const en_layer_width *w, en_diag
         int n, limit;
         const int32_t *ids;
         const float *scale;
-    } lists[2] = {{"head", w->n_heads, cfg->heads, w->heads, w->head_scale},
-                  {"neuron", w->n_neurons, cfg->ffn, w->neurons, w->neuron_scale}};
+    } lists[2] = {{"head", w->n_heads > 0 ? w->n_heads : 0, cfg->heads, w->heads, w->head_scale},
+                  {"neuron", w->n_neurons > 0 ? w->n_neurons : 0, cfg->ffn, w->neurons,
+                   w->neuron_scale}};
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < lists[i].n; j++) {
             int32_t id = lists[i].ids[j];
@@ -36,20 +37,35 @@ int en_width_check(const en_config *cfg, int l, const en_layer_width *w, en_diag
     return 0;
 }
 
-/* Floats of layer l's narrowed row-major weights (wqkv, bqkv, wo, w1, b1, w2) and packed ones. */
+/* Floats of layer l's narrowed row-major weights: wqkv, bqkv, wo of a narrowed attention, w1,
+ * b1, w2 of a narrowed FFN. */
 static size_t narrow_floats(const en_config *cfg, const en_layer_width *w) {
-    size_t H = (size_t)cfg->hidden, G = (size_t)w->n_heads * (H / cfg->heads), F = w->n_neurons;
+    size_t H = (size_t)cfg->hidden, G = w->n_heads > 0 ? w->n_heads * (H / cfg->heads) : 0;
+    size_t F = w->n_neurons > 0 ? (size_t)w->n_neurons : 0;
     return 3 * G * H + 3 * G + H * G + F * H + F + H * F;
+}
+
+/* The widths a narrowed layer computes. */
+static en_layer_weights shape_of(const en_config *cfg, const en_layer_width *w) {
+    return (en_layer_weights){.heads = w->n_heads > 0 ? w->n_heads : cfg->heads,
+                              .ffn = w->n_neurons >= 0 ? w->n_neurons : cfg->ffn};
 }
 
 static void narrow_layer(const en_config *cfg, const en_layer_weights *src,
                          const en_layer_width *w, float *mem, en_layer_weights *dst) {
-    int H = cfg->hidden, d = H / cfg->heads, g = w->n_heads, G = g * d, F = w->n_neurons;
-    *dst = *src; // biases and LayerNorms that stay whole are borrowed
-    dst->heads = g;
-    dst->ffn = F;
+    int H = cfg->hidden, d = H / cfg->heads, g = w->n_heads > 0 ? w->n_heads : 0, G = g * d;
+    int F = w->n_neurons > 0 ? w->n_neurons : 0;
+    *dst = *src; // biases, LayerNorms and halves that stay whole are borrowed
     float *wqkv = mem, *bqkv = wqkv + (size_t)3 * G * H, *wo = bqkv + 3 * G;
     float *w1 = wo + (size_t)H * G, *b1 = w1 + (size_t)F * H, *w2 = b1 + F;
+    if (g > 0) {
+        dst->heads = g;
+        dst->wqkv = wqkv, dst->bqkv = bqkv, dst->wo = wo;
+    }
+    if (w->n_neurons >= 0) {
+        dst->ffn = F;
+        dst->w1 = w1, dst->b1 = b1, dst->w2 = w2;
+    }
     /* Q, K, V rows of the kept heads, in that order; Wo columns of the same heads, scaled */
     for (int part = 0; part < 3; part++)
         for (int i = 0; i < g; i++) {
@@ -74,12 +90,6 @@ static void narrow_layer(const en_config *cfg, const en_layer_weights *src,
         for (int j = 0; j < F; j++)
             w2[(size_t)o * F + j] = src->w2[(size_t)o * cfg->ffn + w->neurons[j]] *
                                     (w->neuron_scale ? w->neuron_scale[j] : 1.f);
-    dst->wqkv = wqkv;
-    dst->bqkv = bqkv;
-    dst->wo = wo;
-    dst->w1 = w1;
-    dst->b1 = b1;
-    dst->w2 = w2;
 }
 
 int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **out,
@@ -91,10 +101,11 @@ int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **o
         int rc = en_width_check(cfg, l, &width[l], diag);
         if (rc)
             return rc;
-        en_layer_weights shape = {.heads = width[l].n_heads, .ffn = width[l].n_neurons};
+        en_layer_weights shape = shape_of(cfg, &width[l]);
         if (width[l].n_heads) {
             rows += narrow_floats(cfg, &width[l]);
-            packed += en_layer_packed_floats(cfg, &shape);
+            packed += (width[l].n_heads > 0 ? en_pack_attention(cfg, &shape, NULL, NULL) : 0) +
+                      (width[l].n_neurons >= 0 ? en_pack_ffn(cfg, &shape, NULL, NULL) : 0);
         }
     }
     en_model *n = malloc(sizeof *n);
@@ -116,9 +127,11 @@ int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **o
         if (!width[l].n_heads)
             continue;
         narrow_layer(cfg, &m->w.layer[l], &width[l], r, &n->w.layer[l]);
-        en_layer_pack(cfg, &n->w.layer[l], p, &n->packed[l]);
         r += narrow_floats(cfg, &width[l]);
-        p += en_layer_packed_floats(cfg, &n->w.layer[l]);
+        if (width[l].n_heads > 0)
+            p += en_pack_attention(cfg, &n->w.layer[l], p, &n->packed[l]);
+        if (width[l].n_neurons >= 0)
+            p += en_pack_ffn(cfg, &n->w.layer[l], p, &n->packed[l]);
     }
     *out = n;
     return 0;

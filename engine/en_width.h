@@ -9,12 +9,14 @@
 
 #include "en_model.h"
 
-/* One layer's width: what it keeps, ascending, with one factor each. */
+/* One layer's width: what it keeps, ascending, with one factor each. A half (attention or FFN)
+ * may also stay whole: then it shares the base model's weights. */
 typedef struct en_layer_width {
-    int n_heads;               // g in 1..cfg.heads; 0: the layer stays whole (the rest ignored)
+    int n_heads;               // g in 1..cfg.heads; 0: the layer stays whole (the rest ignored);
+                               // < 0: the attention stays whole, the FFN as below
     const int32_t *heads;      // [g] kept heads, ascending; borrowed
     const float *head_scale;   // [g] factor of the i-th kept head, or NULL for all 1; borrowed
-    int n_neurons;             // m in 0..cfg.ffn
+    int n_neurons;             // m in 0..cfg.ffn; < 0: the FFN stays whole
     const int32_t *neurons;    // [m] kept FFN neurons, ascending; borrowed
     const float *neuron_scale; // [m] factor of the i-th kept neuron, or NULL; borrowed
 } en_layer_width;

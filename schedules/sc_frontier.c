@@ -53,7 +53,7 @@ int sc_frontier_pick(const sc_frontier *f, const sc_query *q, const sc_record **
         return 0;
     }
     if (closest) *closest = near;
-    char text[16 + 8 * EN_MAX_LAYERS];
+    char text[SC_SCHEDULE_TEXT_MAX];
     if (sc_schedule_format(&near->schedule, text, sizeof text) < 0) text[0] = '\0';
     if (kind == 0)
         return en_fail(diag, SC_ENOMATCH,

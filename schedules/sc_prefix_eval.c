@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sc_width.h"
+
 /* One cached prefix of one example: the hidden state after `depth` layers (depth < L), or the
  * logits of a whole path (depth == L, rows == 0). One allocation holds x, pos and key. */
 typedef struct centry {
@@ -57,6 +59,7 @@ typedef struct node {
 typedef struct worker {
     shared *sh;
     en_ctx *ctx;  // batches of up to MAX_SEQ states, BATCH_ROWS rows
+    en_model *wm; // the model with the current layer at a run's width (a copy of job->m)
     int *key;     // [count * L]: per-layer path key of each schedule on this example
     int *order;   // [count]: schedules sorted by key, the fully cached ones left out
     int live;     // entries of order
@@ -67,7 +70,9 @@ typedef struct worker {
     int32_t *pcur, *pnext;
     int *run_node, *run_keep, *run_first, *run_last; // [count]: the runs of one depth
     en_metric *run_metric;
+    int *run_width; // [count]: width code of each run (key >> KEY_WIDTH)
     int *child_run; // [count]: which run a child of this depth narrows, -1 when from the cache
+    int *perm;      // [2 * count]: scratch of sort_runs_by_width
     long evals, saved, cached, shared;
 } worker;
 
@@ -77,7 +82,12 @@ typedef struct worker {
 
 static void *worker_main(void *arg);
 static int run_example(worker *w, int e, int slot);
-static void path_keys(const sc_schedule *s, int n0, int layers, int *key);
+static void path_keys(const sc_schedule *s, const en_config *cfg, int n0, int *key);
+
+/* A layer's path key: (width code << KEY_WIDTH) | (keep count << 3) | (metric + 1 when the
+ * layer prunes, else 0); the width code is (heads kept << 5) | FFN level. */
+enum { KEY_WIDTH = 13 };
+#define KEY_KEEP(key) (((key) >> 3) & 1023)
 static int worker_init(worker *w, shared *sh);
 static void worker_fini(worker *w);
 static void fail(shared *sh, int code, const char *msg);
@@ -87,10 +97,14 @@ static void cache_put(cslot *cs, const int *key, int depth, int rows, const floa
 
 int sc_prefix_eval(const sc_prefix_job *job, sc_prefix_stats *st, en_diag *diag) {
     int layers = job->m->cfg.layers;
-    for (int s = 0; s < job->count; s++)
+    for (int s = 0; s < job->count; s++) {
         if (job->sched[s].layers != layers)
             return en_fail(diag, EN_ESCHEDULE, "schedule %d has %d ratios, the model has %d layers",
                            s, job->sched[s].layers, layers);
+        if (!job->bank && sc_schedule_has_width(&job->sched[s]))
+            return en_fail(diag, EN_ESCHEDULE, "schedule %d narrows layers, but the model has no "
+                           "width profile", s);
+    }
     shared sh = {.job = job, .n = job->index ? job->n_index : job->d->count};
     atomic_init(&sh.next, 0);
     atomic_init(&sh.failed, 0);
@@ -185,7 +199,7 @@ int sc_prefix_cache_keep(sc_prefix_cache *c, const sc_schedule *sched, int count
         if (c->slot_of[e] < 0) continue;
         cslot *cs = &c->slot[c->slot_of[e]];
         for (int s = 0; s < count; s++)
-            path_keys(&sched[s], c->d->ex[e].n, L, &key[s * L]);
+            path_keys(&sched[s], &c->m->cfg, c->d->ex[e].n, &key[s * L]);
         for (int j = 0; j < cs->n; j++) {
             centry *en = &cs->e[j];
             en->kept = 0;
@@ -257,6 +271,12 @@ static int run_batch(worker *w, int d, int r0, int r1, int n0, const en_example 
         const node *nd = &w->cur[w->run_node[r0 + r]];
         xs[r] = nd->x, ps[r] = nd->pos, rows[r] = nd->rows, n0s[r] = n0;
     }
+    if (job->bank) { // layer d at this batch's width
+        int code = w->run_width[r0];
+        if ((rc = sc_width_bank_apply(job->bank, w->wm, d, code >> 5, code & 31)) != 0 ||
+            (rc = en_ctx_set_model(w->ctx, w->wm)) != 0)
+            return rc;
+    }
     if (d == 0) { // every run starts from the embeddings
         const int32_t *ids[MAX_SEQ], *types[MAX_SEQ];
         for (int r = 0; r < count; r++)
@@ -287,6 +307,32 @@ static int run_batch(worker *w, int d, int r0, int r1, int n0, const en_example 
     return 0;
 }
 
+/* Orders the runs of a depth by width (stably), so each width's runs batch together; the
+ * children follow their runs. */
+static void sort_runs_by_width(worker *w, int nruns) {
+    int *perm = w->perm, *inv = w->perm + nruns;
+    for (int i = 0; i < nruns; i++) {
+        int at = i;
+        while (at > 0 && w->run_width[perm[at - 1]] > w->run_width[i])
+            perm[at] = perm[at - 1], at--;
+        perm[at] = i;
+    }
+    int *fields[] = {w->run_node, w->run_keep, w->run_first, w->run_last, w->run_width};
+    for (size_t f = 0; f < sizeof fields / sizeof *fields; f++) {
+        for (int i = 0; i < nruns; i++)
+            inv[i] = fields[f][perm[i]];
+        memcpy(fields[f], inv, (size_t)nruns * sizeof *inv);
+    }
+    en_metric *mt = (en_metric *)inv;
+    for (int i = 0; i < nruns; i++)
+        mt[i] = w->run_metric[perm[i]];
+    memcpy(w->run_metric, mt, (size_t)nruns * sizeof *mt);
+    for (int i = 0; i < nruns; i++)
+        inv[perm[i]] = i;
+    for (int c = 0; c < w->nnext; c++)
+        if (w->child_run[c] >= 0) w->child_run[c] = inv[w->child_run[c]];
+}
+
 /* One example, breadth first: the schedules sorted by path form a trie; at each depth every
  * node's children are served by one run of the layer per ranking metric (the largest keep
  * count, narrowed for each child), and all the runs of a depth go through the layer as ragged
@@ -300,7 +346,7 @@ static int run_example(worker *w, int e, int slot) {
     long evals = 0;
 
     for (int s = 0; s < count; s++)
-        path_keys(&job->sched[s], ex->n, L, &w->key[s * L]);
+        path_keys(&job->sched[s], &job->m->cfg, ex->n, &w->key[s * L]);
     // The example's share of the cache, unless another worker has it (a repeated example).
     cslot *cs = NULL;
     if (job->cache && job->cache->d == job->d && job->cache->slot_of[e] >= 0) {
@@ -343,7 +389,7 @@ static int run_example(worker *w, int e, int slot) {
                 while (b < nd->b && w->key[w->order[b] * L + d] == kd)
                     b++;
                 int c = w->nnext++;
-                w->next[c] = (node){a, b, kd >> 3, NULL, NULL};
+                w->next[c] = (node){a, b, KEY_KEEP(kd), NULL, NULL};
                 w->child_run[c] = -1;
                 int ce = cs && d + 1 < L ? cache_find_at(cs, &w->key[w->order[a] * L], d + 1) : -1;
                 if (ce >= 0) { // from the cache (copied: a later put may evict the entry)
@@ -354,29 +400,32 @@ static int run_example(worker *w, int e, int slot) {
                     memcpy(w->next[c].pos, cs->e[ce].pos, (size_t)cs->e[ce].rows * sizeof(int32_t));
                     w->cached++;
                 } else {
-                    // A run of this node ranking as this child does (keep-all children, code
-                    // 0, ride on any run), or a new one.
-                    int code = kd & 7, r = first_run;
+                    // A run of this node at this child's width, ranking as it does (keep-all
+                    // children, code 0, ride on any run of their width), or a new one.
+                    int code = kd & 7, r = first_run, width = kd >> KEY_WIDTH;
                     en_metric m = job->sched[w->order[a]].metric;
-                    while (r < nruns && code != 0 && w->run_metric[r] != m)
+                    while (r < nruns &&
+                           (w->run_width[r] != width || (code != 0 && w->run_metric[r] != m)))
                         r++;
                     if (r == nruns) {
                         w->run_node[r] = i, w->run_keep[r] = 0, w->run_metric[r] = m;
-                        w->run_first[r] = c;
+                        w->run_first[r] = c, w->run_width[r] = width;
                         nruns++;
                     }
-                    if ((kd >> 3) > w->run_keep[r]) w->run_keep[r] = kd >> 3;
+                    if (KEY_KEEP(kd) > w->run_keep[r]) w->run_keep[r] = KEY_KEEP(kd);
                     w->run_last[r] = c;
                     w->child_run[c] = r;
                 }
                 a = b;
             }
         }
-        // The runs, in batches of up to MAX_SEQ states and BATCH_ROWS rows.
+        // The runs, grouped by width, in batches of one width, up to MAX_SEQ states and
+        // BATCH_ROWS rows.
+        if (job->bank) sort_runs_by_width(w, nruns);
         en_ctx_rank_all(w->ctx, 1);
         for (int r0 = 0; r0 < nruns && rc == 0;) {
             int r1 = r0, rows = 0;
-            while (r1 < nruns && r1 - r0 < MAX_SEQ &&
+            while (r1 < nruns && r1 - r0 < MAX_SEQ && w->run_width[r1] == w->run_width[r0] &&
                    (r1 == r0 || rows + w->cur[w->run_node[r1]].rows <= BATCH_ROWS))
                 rows += w->cur[w->run_node[r1++]].rows;
             rc = run_batch(w, d, r0, r1, ex->n, ex);
@@ -498,17 +547,19 @@ static void cache_put(cslot *cs, const int *key, int depth, int rows, const floa
     cs->bytes += bytes;
 }
 
-/* Key of layer l: k_l * 8, plus metric + 1 when the layer really prunes (k_l < rows in). A
- * layer that keeps every row computes the same thing under any metric. */
-static void path_keys(const sc_schedule *s, int n0, int layers, int *key) {
-    int n_in = n0;
+/* Key of layer l: its width code, k_l, and the metric when the layer really prunes (k_l < rows
+ * in): a layer that keeps every row computes the same thing under any metric. */
+static void path_keys(const sc_schedule *s, const en_config *cfg, int n0, int *key) {
+    int n_in = n0, layers = cfg->layers;
     for (int l = 0; l < layers; l++) {
         int k = en_keep_count(s->ratios[l], n0, n_in);
-        key[l] = k * 8 + (k < n_in ? (int)s->metric + 1 : 0);
+        int width = sc_schedule_heads(s, l, cfg->heads) << 5 |
+                    sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS);
+        key[l] = width << KEY_WIDTH | k << 3 | (k < n_in ? (int)s->metric + 1 : 0);
         n_in = k;
     }
-    // The last layer's kept rows other than [CLS] never reach the logits: one key for all.
-    key[layers - 1] = 0;
+    // The last layer's kept rows other than [CLS] never reach the logits: its width alone.
+    key[layers - 1] &= ~((1 << KEY_WIDTH) - 1);
 }
 
 static int worker_init(worker *w, shared *sh) {
@@ -516,6 +567,12 @@ static int worker_init(worker *w, shared *sh) {
     const en_config *cfg = &job->m->cfg;
     int L = cfg->layers, count = job->count, max_n = job->d->max_n;
     w->sh = sh;
+    if (job->bank) {
+        if (!(w->wm = malloc(sizeof *w->wm))) return EN_ENOMEM;
+        *w->wm = *job->m; // shares every weight; layers are pointed at the bank's, one at a time
+        w->wm->arena = w->wm->packed_arena = NULL;
+        w->wm->base = job->m;
+    }
     int rc = en_ctx_new_batch(job->m, max_n, max_n > BATCH_ROWS ? max_n : BATCH_ROWS, MAX_SEQ,
                               &w->ctx);
     if (rc != 0) return rc;
@@ -535,9 +592,11 @@ static int worker_init(worker *w, shared *sh) {
     w->run_last = malloc((size_t)count * sizeof(int));
     w->run_metric = malloc((size_t)count * sizeof(en_metric));
     w->child_run = malloc((size_t)count * sizeof(int));
+    w->run_width = malloc((size_t)count * sizeof(int));
+    w->perm = malloc((size_t)count * 2 * sizeof(int));
     if (!w->key || !w->order || !w->logit || !w->cur || !w->next || !w->xcur || !w->xnext ||
         !w->pcur || !w->pnext || !w->run_node || !w->run_keep || !w->run_first ||
-        !w->run_last || !w->run_metric || !w->child_run)
+        !w->run_last || !w->run_metric || !w->child_run || !w->run_width || !w->perm)
         return EN_ENOMEM;
     return 0;
 }
@@ -559,6 +618,9 @@ static void worker_fini(worker *w) {
     free(w->run_last);
     free(w->run_metric);
     free(w->child_run);
+    free(w->run_width);
+    free(w->perm);
+    free(w->wm); // a struct copy: its weights are the model's and the bank's
     memset(w, 0, sizeof *w);
 }
 

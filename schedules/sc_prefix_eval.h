@@ -7,7 +7,9 @@
  * (en_state_keep_top: the same bits as running each count); and all the runs of a depth go
  * through the layer as ragged batches, so the products run over hundreds of rows. The last
  * layer runs for the [CLS] row alone, and its keep count is not part of the path (it never
- * reaches the logits). The results are exactly those of en_forward().
+ * reaches the logits). A layer's width (heads and FFN neurons kept, sc_width.h) is part of its
+ * key: runs share a layer only when they share its width, and a batch runs one width. The
+ * results are exactly those of en_forward() on the narrowed model.
  *
  * Across calls, an optional sc_prefix_cache keeps, per example, the hidden states of prefixes
  * already run (and the logits of whole paths) within a fixed memory budget, so a schedule of a
@@ -48,6 +50,8 @@ size_t sc_prefix_cache_bytes(const sc_prefix_cache *c);
 
 typedef struct sc_prefix_job {
     const en_model *m;        // borrowed
+    struct sc_width_bank *bank; // borrowed, may be NULL: the narrowed layers of schedules with a
+                              // width (without it such a schedule is EN_ESCHEDULE)
     const en_dataset *d;      // borrowed
     const int *index;         // borrowed: the examples of d to run, or NULL for all
     int n_index;              // entries of index (ignored when index is NULL)

@@ -6,16 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/en_flops.h"
 #include "sc_error.h"
+#include "sc_width.h"
 
 static const char *skip_space(const char *p);
-static int parse_ratios(const char *text, const char *p, int layers, sc_schedule *out,
-                        en_diag *diag);
+static int parse_list(const char *text, const char *what, const char *p, const char *end,
+                      int layers, double lo_open, double *out, int *count, en_diag *diag);
+static int format_list(const char *prefix, const double *v, int n, int cut, char *buf,
+                       size_t len, size_t *used);
 
 int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *diag) {
     if (!text) return en_fail(diag, EN_ESCHEDULE, "no schedule given");
     const char *p = skip_space(text);
-    const char *colon = strchr(p, ':');
+    const char *end = strchr(p, ';');
+    if (!end) end = p + strlen(p);
+    const char *colon = memchr(p, ':', (size_t)(end - p));
     en_metric metric = EN_METRIC_ATTN;
     if (colon) {
         char name[32];
@@ -37,7 +43,41 @@ int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *d
     }
     memset(out, 0, sizeof *out);
     out->metric = metric;
-    return parse_ratios(text, p, layers, out, diag);
+    int count = 0, rc = parse_list(text, "ratio", p, end, layers, 1, out->ratios, &count, diag);
+    if (rc) return rc;
+    for (int l = 1; l < count; l++)
+        if (out->ratios[l] > out->ratios[l - 1])
+            return en_fail(diag, EN_ESCHEDULE,
+                           "schedule '%s': ratio %d (%g) is above ratio %d (%g); ratios must "
+                           "not increase from layer to layer",
+                           text, l, out->ratios[l], l - 1, out->ratios[l - 1]);
+    if (layers > 0 && count != layers)
+        return en_fail(diag, EN_ESCHEDULE, "schedule has %d ratios, the model has %d layers", count,
+                       layers);
+    out->layers = count;
+    int seen_heads = 0, seen_ffn = 0;
+    while (*end == ';') { // the width parts
+        p = skip_space(end + 1);
+        end = strchr(p, ';');
+        if (!end) end = p + strlen(p);
+        int heads = strncmp(p, "heads:", 6) == 0, ffn = strncmp(p, "ffn:", 4) == 0;
+        if ((!heads && !ffn) || (heads && seen_heads++) || (ffn && seen_ffn++))
+            return en_fail(diag, EN_ESCHEDULE,
+                           "schedule '%s': after ';' expected heads:F,F,... or ffn:F,F,... "
+                           "(each once)",
+                           text);
+        double kept[EN_MAX_LAYERS];
+        int n = 0;
+        rc = parse_list(text, heads ? "heads fraction" : "ffn fraction", p + (heads ? 6 : 4), end,
+                        count, heads, kept, &n, diag);
+        if (rc) return rc;
+        if (n != count)
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': %s has %d entries for %d layers",
+                           text, heads ? "heads" : "ffn", n, count);
+        for (int l = 0; l < n; l++)
+            (heads ? out->heads_cut : out->ffn_cut)[l] = round((1 - kept[l]) * 10000.0) / 10000.0;
+    }
+    return 0;
 }
 
 int sc_schedule_format(const sc_schedule *s, char *buf, size_t len) {
@@ -58,11 +98,43 @@ int sc_schedule_format(const sc_schedule *s, char *buf, size_t len) {
         if (w < 0 || (size_t)w >= len - used) return -ENOSPC;
         used += (size_t)w;
     }
+    if (format_list(";heads:", s->heads_cut, s->layers, 1, buf, len, &used) < 0 ||
+        format_list(";ffn:", s->ffn_cut, s->layers, 1, buf, len, &used) < 0)
+        return -ENOSPC;
     return (int)used;
 }
 
+int sc_schedule_has_width(const sc_schedule *s) {
+    for (int l = 0; l < s->layers; l++)
+        if (s->heads_cut[l] > 0 || s->ffn_cut[l] > 0) return 1;
+    return 0;
+}
+
+int sc_schedule_heads(const sc_schedule *s, int l, int heads) {
+    int g = (int)lround((1 - s->heads_cut[l]) * heads);
+    return g < 1 ? 1 : g > heads ? heads : g;
+}
+
+int sc_schedule_ffn_level(const sc_schedule *s, int l, int levels) {
+    int v = (int)lround((1 - s->ffn_cut[l]) * levels);
+    return v < 0 ? 0 : v > levels ? levels : v;
+}
+
+double sc_schedule_flops(const en_config *cfg, const sc_schedule *s, int n0) {
+    double total = en_flops_head(cfg);
+    int n = n0;
+    for (int l = 0; l < cfg->layers; l++) {
+        int k = en_keep_count(s->ratios[l], n0, n);
+        int v = sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS);
+        int m = (int)(((long)v * cfg->ffn + SC_WIDTH_LEVELS / 2) / SC_WIDTH_LEVELS);
+        total += en_flops_layer_width(cfg, n, k, sc_schedule_heads(s, l, cfg->heads), m);
+        n = k;
+    }
+    return total;
+}
+
 uint64_t sc_schedule_hash(const sc_schedule *s) {
-    char buf[16 + 8 * EN_MAX_LAYERS];
+    char buf[SC_SCHEDULE_TEXT_MAX];
     int n = sc_schedule_format(s, buf, sizeof buf);
     uint64_t h = 14695981039346656037ull; // FNV-1a 64 offset basis
     for (int i = 0; i < n; i++) {
@@ -86,45 +158,64 @@ static const char *skip_space(const char *p) {
     return p;
 }
 
-static int parse_ratios(const char *text, const char *p, int layers, sc_schedule *out,
-                        en_diag *diag) {
-    int count = 0;
+/* A comma list of numbers in [0, 1] (in (0, 1] with lo_open) from p up to end into out,
+ * rounded to 4 decimals; `what` names an entry in messages. */
+static int parse_list(const char *text, const char *what, const char *p, const char *end,
+                      int layers, double lo_open, double *out, int *count, en_diag *diag) {
+    int n = 0;
     for (;;) {
         p = skip_space(p);
-        if (*p == '\0' || *p == ',')
-            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': ratio %d is missing", text, count);
-        if (count == EN_MAX_LAYERS)
-            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': more than %d ratios", text,
-                           EN_MAX_LAYERS);
-        char *end;
+        if (p >= end || *p == ',')
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': %s %d is missing", text, what, n);
+        if (n == EN_MAX_LAYERS)
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': more than %d %ss", text,
+                           EN_MAX_LAYERS, what);
+        char *stop;
         errno = 0;
-        double r = strtod(p, &end);
-        if (end == p || errno == ERANGE)
-            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': ratio %d is not a number", text,
-                           count);
+        double r = strtod(p, &stop);
+        if (stop == p || stop > end || errno == ERANGE)
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': %s %d is not a number", text, what,
+                           n);
         // Rounded to the canonical form's 4 decimals so parse(format(s)) == s.
         r = round(r * 10000.0) / 10000.0;
-        if (!(r > 0.0 && r <= 1.0))
-            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': ratio %d (%g) is outside (0, 1]",
-                           text, count, r);
-        if (count > 0 && r > out->ratios[count - 1])
-            return en_fail(diag, EN_ESCHEDULE,
-                           "schedule '%s': ratio %d (%g) is above ratio %d (%g); ratios must "
-                           "not increase from layer to layer",
-                           text, count, r, count - 1, out->ratios[count - 1]);
-        out->ratios[count++] = r;
-        p = skip_space(end);
-        if (*p == ',') {
+        if (!((lo_open ? r > 0.0 : r >= 0.0) && r <= 1.0))
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': %s %d (%g) is outside %s0, 1]",
+                           text, what, n, r, lo_open ? "(" : "[");
+        out[n++] = r;
+        p = skip_space(stop);
+        if (p < end && *p == ',') {
             p++;
             continue;
         }
-        if (*p == '\0') break;
-        return en_fail(diag, EN_ESCHEDULE, "schedule '%s': unexpected '%c' after ratio %d", text,
-                       *p, count - 1);
+        if (p >= end) break;
+        return en_fail(diag, EN_ESCHEDULE, "schedule '%s': unexpected '%c' after %s %d", text, *p,
+                       what, n - 1);
     }
-    if (layers > 0 && count != layers)
-        return en_fail(diag, EN_ESCHEDULE, "schedule has %d ratios, the model has %d layers", count,
-                       layers);
-    out->layers = count;
+    (void)layers;
+    *count = n;
+    return 0;
+}
+
+/* Appends prefix and the kept fractions 1 - v[l] unless every v[l] is 0. */
+static int format_list(const char *prefix, const double *v, int n, int cut, char *buf,
+                       size_t len, size_t *used) {
+    int any = 0;
+    for (int l = 0; l < n; l++)
+        any |= v[l] > 0;
+    if (!any) return 0;
+    int w = snprintf(buf + *used, len - *used, "%s", prefix);
+    if (w < 0 || (size_t)w >= len - *used) return -ENOSPC;
+    *used += (size_t)w;
+    for (int l = 0; l < n; l++) {
+        char num[32];
+        snprintf(num, sizeof num, "%.4f", cut ? 1 - v[l] : v[l]);
+        char *end = num + strlen(num);
+        while (end > num && end[-1] == '0')
+            *--end = '\0';
+        if (end > num && end[-1] == '.') *--end = '\0';
+        w = snprintf(buf + *used, len - *used, "%s%s", l ? "," : "", num);
+        if (w < 0 || (size_t)w >= len - *used) return -ENOSPC;
+        *used += (size_t)w;
+    }
     return 0;
 }

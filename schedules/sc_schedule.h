@@ -1,8 +1,14 @@
 #pragma once
 /* A schedule: an importance metric plus one keep ratio per layer, in (0, 1], non-increasing
- * (shared/spec/pruning.md). Canonical text form `attn:1,1,0.9,0.7,0.5,0.35`: the metric name,
- * a colon, the ratios printed with at most 4 decimals and no trailing zeros. Its identity is
- * the 64-bit FNV-1a hash of that text. */
+ * (shared/spec/pruning.md), and optionally a width per layer (shared/spec/width.md): the
+ * fraction of attention heads and of FFN neurons it keeps (which ones, and their factors, come
+ * from the model's width profile: sc_width.h).
+ *
+ * Canonical text form `attn:1,1,0.9,0.7,0.5,0.35`: the metric name, a colon, the ratios printed
+ * with at most 4 decimals and no trailing zeros; then, when some layer is narrowed,
+ * `;heads:1,1,0.5,0.5,0.5,0.25` and `;ffn:1,0.5,0.1,0.1,0.05,0` (kept fractions, same
+ * printing; a list where every layer is whole is left out). Its identity is the 64-bit FNV-1a
+ * hash of that text. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -12,15 +18,22 @@
 typedef struct sc_schedule {
     en_metric metric;
     int layers;
-    double ratios[EN_MAX_LAYERS]; // ratios[0 .. layers-1]
+    double ratios[EN_MAX_LAYERS];    // ratios[0 .. layers-1]
+    double heads_cut[EN_MAX_LAYERS]; // fraction of heads removed, [0, 1); 0: all kept
+    double ffn_cut[EN_MAX_LAYERS];   // fraction of FFN neurons removed, [0, 1]; 0: all kept
 } sc_schedule;
 
-/// Parses the canonical form (also accepts a bare ratio list, metric `attn`). `layers` > 0
-/// demands that many ratios (EN_ESCHEDULE "schedule has 4 ratios, the model has 6 layers");
-/// 0 accepts any count. Ratios are rounded to 4 decimals, checked in (0, 1] and non-increasing.
+/// Longest canonical text, with its NUL.
+#define SC_SCHEDULE_TEXT_MAX (64 + 24 * EN_MAX_LAYERS)
+
+/// Parses the canonical form (also accepts a bare ratio list, metric `attn`; the `heads:` and
+/// `ffn:` parts in any order). `layers` > 0 demands that many ratios (EN_ESCHEDULE "schedule
+/// has 4 ratios, the model has 6 layers"); 0 accepts any count; the width lists have as many
+/// entries as the ratios. Numbers are rounded to 4 decimals; ratios checked in (0, 1] and
+/// non-increasing, head fractions in (0, 1], FFN fractions in [0, 1].
 int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *diag);
 
-/// Writes the canonical form into `buf` (caller-owned, `len` bytes; 16 + 8 * layers suffice).
+/// Writes the canonical form into `buf` (caller-owned, `len` bytes; SC_SCHEDULE_TEXT_MAX suffice).
 /// Returns the length written, or -ENOSPC when it does not fit.
 int sc_schedule_format(const sc_schedule *s, char *buf, size_t len);
 
@@ -29,3 +42,15 @@ uint64_t sc_schedule_hash(const sc_schedule *s);
 
 /// A schedule keeping every token (all ratios 1) with the given metric.
 void sc_schedule_full(sc_schedule *s, en_metric metric, int layers);
+
+/// 1 when some layer keeps fewer than all its heads or neurons.
+int sc_schedule_has_width(const sc_schedule *s);
+
+/// Heads layer l keeps in a model of `heads` heads (at least 1), and neurons it keeps at the
+/// width profile's level grid of `levels` steps (the level, 0..levels).
+int sc_schedule_heads(const sc_schedule *s, int l, int heads);
+int sc_schedule_ffn_level(const sc_schedule *s, int l, int levels);
+
+/// FLOPs of one sequence of n0 tokens under `s` (shared/spec/width.md); `ffn_kept(l)` neurons
+/// are round(level * I / levels) as the width profile keeps them.
+double sc_schedule_flops(const en_config *cfg, const sc_schedule *s, int n0);

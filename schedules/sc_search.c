@@ -195,7 +195,7 @@ static int nothing_fits(search *S) {
     for (int l = 0; l < floor_s.layers; l++)
         floor_s.ratios[l] = 1.0 / SC_GRID;
     if (within_budget(S, &floor_s)) return 0; // the evolution can still get there
-    char text[16 + 8 * EN_MAX_LAYERS];
+    char text[SC_SCHEDULE_TEXT_MAX];
     sc_schedule_format(&floor_s, text, sizeof text);
     const sc_query *q = &S->o->budget;
     if (q->max_flops >= 0)
@@ -686,7 +686,7 @@ static double flops_ratio(const search *S, const sc_schedule *s, const int *len,
                           double base) {
     double sum = 0;
     for (int i = 0; i < n; i++)
-        sum += en_flops_sequence(&S->m->cfg, len[i], s->ratios);
+        sum += sc_schedule_flops(&S->m->cfg, s, len[i]);
     return sum / n / base;
 }
 

@@ -219,7 +219,7 @@ int sc_store_set_aside(const char *path, en_diag *diag) {
 /* ---- JSON forms ---- */
 
 json_t *sc_record_to_json(const sc_record *r) {
-    char text[16 + 8 * EN_MAX_LAYERS];
+    char text[SC_SCHEDULE_TEXT_MAX];
     if (sc_schedule_format(&r->schedule, text, sizeof text) < 0) text[0] = '\0';
     json_t *ratios = json_array();
     for (int i = 0; i < r->schedule.layers; i++)
@@ -261,7 +261,7 @@ static int get_str(const json_t *j, const char *where, const char *key, char *bu
 static int record_from_json(const json_t *j, const char *where, sc_record *out, en_diag *diag) {
     memset(out, 0, sizeof *out);
     if (!json_is_object(j)) return en_fail(diag, SC_ECORRUPT, "%s: not an object", where);
-    char text[16 + 12 * EN_MAX_LAYERS];
+    char text[SC_SCHEDULE_TEXT_MAX];
     int rc = get_str(j, where, "schedule", text, sizeof text, diag);
     if (rc) return rc;
     en_diag sub;

@@ -6,7 +6,7 @@
 #include "sd_daemon.h"
 
 void sd_pack_record(msgpack_packer *pk, const sd_model *m, const sc_record *r) {
-    char text[16 + 8 * EN_MAX_LAYERS], id[SD_ID_LEN];
+    char text[SC_SCHEDULE_TEXT_MAX], id[SD_ID_LEN];
     if (sc_schedule_format(&r->schedule, text, sizeof text) < 0) text[0] = '\0';
     snprintf(id, sizeof id, "%016llx", (unsigned long long)sc_schedule_hash(&r->schedule));
     const char *metric = en_metric_name(r->schedule.metric);

@@ -50,6 +50,7 @@ int main(void) {
     srunner_add_suite(sr, prefix_eval_suite());
     srunner_add_suite(sr, latency_suite());
     srunner_add_suite(sr, search_suite());
+    srunner_add_suite(sr, width_suite());
     // One process for all tests: the model and data are loaded once (tests only read them).
     srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_NORMAL);

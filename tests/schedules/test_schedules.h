@@ -11,6 +11,7 @@ Suite *frontier_suite(void);
 Suite *prefix_eval_suite(void);
 Suite *latency_suite(void);
 Suite *search_suite(void);
+Suite *width_suite(void);
 
 /// The demo model ($SEARCHD_DEMO_MODEL); borrowed, loaded on first use, freed at exit.
 const en_model *demo_model(void);

@@ -1,0 +1,221 @@
+/* Width in schedules: the text form, the width profile (ranking and factors), and the prefix
+ * evaluation of narrowed schedules against en_forward() on the same narrowed model. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/en_flops.h"
+#include "schedules/sc_prefix_eval.h"
+#include "schedules/sc_width.h"
+#include "test_schedules.h"
+
+START_TEST(text_round_trip) {
+    sc_schedule s;
+    en_diag d;
+    const char *canon = "context:1,0.8,0.5,0.3;heads:1,0.5,0.5,0.5;ffn:1,0.3,0.1,0";
+    ck_assert_int_eq(sc_schedule_parse(canon, 4, &s, &d), 0);
+    char buf[SC_SCHEDULE_TEXT_MAX];
+    sc_schedule_format(&s, buf, sizeof buf);
+    ck_assert_str_eq(buf, canon);
+    ck_assert_int_eq(sc_schedule_heads(&s, 1, 2), 1);
+    ck_assert_int_eq(sc_schedule_heads(&s, 0, 2), 2);
+    ck_assert_int_eq(sc_schedule_ffn_level(&s, 1, SC_WIDTH_LEVELS), 6);
+    ck_assert_int_eq(sc_schedule_ffn_level(&s, 3, SC_WIDTH_LEVELS), 0);
+    ck_assert(sc_schedule_has_width(&s));
+    /* the parts in the other order, spaces: the same schedule */
+    sc_schedule t;
+    ck_assert_int_eq(sc_schedule_parse("context:1,0.8,0.5,0.3; ffn:1,0.3,0.1,0 ;heads:1,0.5,0.5,0.5",
+                                       4, &t, &d), 0);
+    ck_assert_uint_eq(sc_schedule_hash(&s), sc_schedule_hash(&t));
+    /* whole width is the plain form */
+    ck_assert_int_eq(sc_schedule_parse("attn:1,1;heads:1,1;ffn:1,1", 2, &t, &d), 0);
+    sc_schedule_format(&t, buf, sizeof buf);
+    ck_assert_str_eq(buf, "attn:1,1");
+    ck_assert(!sc_schedule_has_width(&t));
+    /* errors name what is wrong */
+    ck_assert_int_eq(sc_schedule_parse("attn:1,1;heads:1", 2, &t, &d), EN_ESCHEDULE);
+    ck_assert_ptr_nonnull(strstr(d.msg, "1 entries for 2 layers"));
+    ck_assert_int_eq(sc_schedule_parse("attn:1,1;heads:0,1", 2, &t, &d), EN_ESCHEDULE);
+    ck_assert_ptr_nonnull(strstr(d.msg, "outside (0, 1]"));
+    ck_assert_int_eq(sc_schedule_parse("attn:1,1;ffn:1,1.5", 2, &t, &d), EN_ESCHEDULE);
+    ck_assert_int_eq(sc_schedule_parse("attn:1,1;ffn:1,1;ffn:1,1", 2, &t, &d), EN_ESCHEDULE);
+    ck_assert_int_eq(sc_schedule_parse("attn:1,1;int4", 2, &t, &d), EN_ESCHEDULE);
+}
+END_TEST
+
+/* FLOPs of a narrowed schedule: the spec's formula, counted by hand for one layer. */
+START_TEST(flops_by_hand) {
+    const en_model *m = demo_model();
+    const en_config *cfg = &m->cfg;
+    sc_schedule s;
+    ck_assert_int_eq(sc_schedule_parse("attn:1,0.5,0.5,0.5;heads:1,0.5,1,1;ffn:1,0.25,1,0", 4, &s,
+                                       NULL), 0);
+    double H = cfg->hidden, d = H / cfg->heads, n = 20, k = 10, I = cfg->ffn;
+    double want = 2 * H * H + 2 * H * cfg->num_labels; // head
+    want += 2 * n * H * 3 * H + 2 * n * n * H + 2 * n * n * H + 2 * n * H * H + 4 * n * H * I;
+    double g = 1, m1 = round(0.25 * I);
+    want += 2 * n * H * 3 * g * d + 2 * n * n * g * d + 2 * k * n * g * d + 2 * k * g * d * H +
+            4 * k * H * m1;
+    want += 2 * k * H * 3 * H + 2 * k * k * H + 2 * k * k * H + 2 * k * H * H + 4 * k * H * I;
+    want += 2 * k * H * 3 * H + 2 * k * k * H + 2 * k * k * H + 2 * k * H * H; // no neurons
+    ck_assert_double_eq_tol(sc_schedule_flops(cfg, &s, 20), want, 1e-6 * want);
+}
+END_TEST
+
+static sc_width_profile g_prof;
+static en_dataset *g_data;
+
+static void profile_setup(void) {
+    g_data = demo_slice(0, 120, 3);
+    en_diag d;
+    ck_assert_msg(sc_width_profile_measure(demo_model(), g_data, NULL, 0, 0,
+                                           SC_RESCALE_HEADS | SC_RESCALE_NEURONS, &g_prof,
+                                           &d) == 0, "%s", d.msg);
+}
+
+static void profile_teardown(void) {
+    sc_width_profile_free(&g_prof);
+    en_dataset_free_view(g_data);
+}
+
+/* Keeping everything, the least-squares factors are 1 (the full layer reconstructs itself);
+ * the orders are permutations. */
+START_TEST(profile_known_answers) {
+    const en_config *cfg = &demo_model()->cfg;
+    int L = cfg->layers, h = cfg->heads, I = cfg->ffn;
+    for (int l = 0; l < L; l++) {
+        for (int i = 0; i < h; i++)
+            ck_assert_float_eq_tol(g_prof.head_scale[((size_t)l * h + h - 1) * h + i], 1.f, 1e-3);
+        const float *f = g_prof.neuron_scale + ((size_t)l * (SC_WIDTH_LEVELS + 1) + 20) * I;
+        for (int i = 0; i < I; i++)
+            ck_assert_float_eq_tol(f[i], 1.f, 2e-2);
+        char *seen = calloc((size_t)I, 1);
+        for (int i = 0; i < I; i++)
+            seen[g_prof.neuron_order[(size_t)l * I + i]]++;
+        for (int i = 0; i < I; i++)
+            ck_assert_int_eq(seen[i], 1);
+        free(seen);
+    }
+}
+END_TEST
+
+/* The ranking means something: keeping the best half of the neurons changes the logits less
+ * than keeping the worst half (mean over examples, every layer narrowed alike). */
+START_TEST(ranking_beats_its_reverse) {
+    const en_model *m = demo_model();
+    const en_config *cfg = &m->cfg;
+    int L = cfg->layers, I = cfg->ffn, half = I / 2;
+    double err[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        int32_t *ids = malloc(sizeof(int32_t) * L * half);
+        en_layer_width w[EN_MAX_LAYERS];
+        for (int l = 0; l < L; l++) {
+            const int32_t *order = g_prof.neuron_order + (size_t)l * I;
+            int32_t *k = ids + (size_t)l * half;
+            char *on = calloc((size_t)I, 1);
+            for (int i = 0; i < half; i++)
+                on[order[pass ? I - 1 - i : i]] = 1;
+            for (int i = 0, j = 0; i < I; i++)
+                if (on[i]) k[j++] = i;
+            free(on);
+            w[l] = (en_layer_width){-1, NULL, NULL, half, k, NULL};
+        }
+        en_model *nm;
+        ck_assert_int_eq(en_model_narrow(m, w, &nm, NULL), 0);
+        en_ctx *a, *b;
+        ck_assert_int_eq(en_ctx_new(m, g_data->max_n, &a), 0);
+        ck_assert_int_eq(en_ctx_new(nm, g_data->max_n, &b), 0);
+        for (int e = 0; e < g_data->count; e++) {
+            const en_example *ex = &g_data->ex[e];
+            float x[8], y[8];
+            en_forward(a, ex->ids, ex->type_ids, ex->n, EN_METRIC_ATTN, NULL, x, NULL, NULL);
+            en_forward(b, ex->ids, ex->type_ids, ex->n, EN_METRIC_ATTN, NULL, y, NULL, NULL);
+            for (int c = 0; c < cfg->num_labels; c++)
+                err[pass] += fabs(x[c] - y[c]);
+        }
+        en_ctx_free(a), en_ctx_free(b);
+        en_model_free(nm);
+        free(ids);
+    }
+    ck_assert_msg(err[0] < 0.5 * err[1], "best half %g, worst half %g", err[0], err[1]);
+}
+END_TEST
+
+/* Narrowed schedules through the prefix evaluation (with its bank) give exactly what
+ * en_forward() gives on the model narrowed from the profile directly. */
+START_TEST(prefix_eval_matches_narrowed_forward) {
+    static const char *text[] = {
+        "attn:1,0.7,0.5,0.3;heads:1,0.5,1,0.5;ffn:1,0.5,0.1,0",
+        "attn:1,0.7,0.5,0.3;heads:1,0.5,1,1;ffn:1,0.5,0.1,0",
+        "attn:1,0.7,0.5,0.3;ffn:1,0.5,0.1,0.05",
+        "attn:1,0.7,0.5,0.3",
+        "context:1,1,0.5,0.5;heads:0.5,0.5,0.5,0.5",
+        "context:1,1,0.5,0.5;heads:0.5,0.5,0.5,0.5;ffn:0.2,0.2,0.2,0.2",
+    };
+    enum { N = sizeof text / sizeof *text };
+    const en_model *m = demo_model();
+    const en_config *cfg = &m->cfg;
+    int L = cfg->layers, C = cfg->num_labels, h = cfg->heads, I = cfg->ffn;
+    sc_schedule s[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(sc_schedule_parse(text[i], L, &s[i], NULL), 0);
+    sc_width_bank bank;
+    ck_assert_int_eq(sc_width_bank_init(&bank, m, &g_prof), 0);
+    int n = g_data->count;
+    int *pred = malloc(sizeof(int) * N * n);
+    float *logits = malloc(sizeof(float) * N * n * C);
+    sc_prefix_job job = {.m = m, .bank = &bank, .d = g_data, .sched = s, .count = N,
+                         .threads = 2, .pred = pred, .logits = logits};
+    en_diag d;
+    ck_assert_msg(sc_prefix_eval(&job, NULL, &d) == 0, "%s", d.msg);
+    int32_t *ids = malloc(sizeof(int32_t) * L * (h + I));
+    float *sc = malloc(sizeof(float) * L * (h + I));
+    for (int k = 0; k < N; k++) {
+        en_layer_width w[EN_MAX_LAYERS];
+        for (int l = 0; l < L; l++) {
+            size_t at = (size_t)l * (h + I);
+            sc_width_layer(&g_prof, l, sc_schedule_heads(&s[k], l, h),
+                           sc_schedule_ffn_level(&s[k], l, SC_WIDTH_LEVELS), ids + at, sc + at,
+                           ids + at + h, sc + at + h, &w[l]);
+        }
+        en_model *nm;
+        ck_assert_int_eq(en_model_narrow(m, w, &nm, NULL), 0);
+        en_ctx *c;
+        ck_assert_int_eq(en_ctx_new(nm, g_data->max_n, &c), 0);
+        for (int e = 0; e < n; e++) {
+            const en_example *ex = &g_data->ex[e];
+            float ref[8];
+            ck_assert_int_eq(en_forward(c, ex->ids, ex->type_ids, ex->n, s[k].metric, s[k].ratios,
+                                        ref, NULL, NULL), 0);
+            for (int j = 0; j < C; j++)
+                ck_assert_msg(logits[((size_t)k * n + e) * C + j] == ref[j],
+                              "%s, example %d: %.9g vs %.9g", text[k], e,
+                              logits[((size_t)k * n + e) * C + j], ref[j]);
+        }
+        en_ctx_free(c);
+        en_model_free(nm);
+    }
+    /* without a bank a narrowed schedule is refused */
+    job.bank = NULL;
+    ck_assert_int_eq(sc_prefix_eval(&job, NULL, &d), EN_ESCHEDULE);
+    ck_assert_ptr_nonnull(strstr(d.msg, "width profile"));
+    sc_width_bank_fini(&bank);
+    free(ids), free(sc), free(pred), free(logits);
+}
+END_TEST
+
+Suite *width_suite(void) {
+    Suite *s = suite_create("width");
+    TCase *tc = tcase_create("text");
+    tcase_add_test(tc, text_round_trip);
+    tcase_add_test(tc, flops_by_hand);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("profile");
+    tcase_set_timeout(tc, 300);
+    tcase_add_unchecked_fixture(tc, profile_setup, profile_teardown);
+    tcase_add_test(tc, profile_known_answers);
+    tcase_add_test(tc, ranking_beats_its_reverse);
+    tcase_add_test(tc, prefix_eval_matches_narrowed_forward);
+    suite_add_tcase(s, tc);
+    return s;
+}
