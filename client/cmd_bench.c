@@ -166,7 +166,7 @@ static int parse_shape(const char *text, mk_opts *o) {
 static void bench_usage(FILE *to) {
     fputs("usage: searchctl bench [--model DIR | --shape L,H,heads,FFN] [--threads N]\n"
           "                       [--lengths 32,64,128,256,512] [--schedule S | --ratios R,..]\n"
-          "                       [--profile] [--json]\n"
+          "                       [--frontier FILE] [--profile] [--json]\n"
           "Batch-1 latency per length (median), GFLOP/s, the fraction of the throughput of the\n"
           "engine's matrix kernel on this CPU, the time outside matrix products, and with a\n"
           "schedule the pruned latency and its ratio to the full one. --profile adds the time\n"

@@ -12,8 +12,10 @@
 
 static void classify_usage(FILE *to) {
     fputs("usage: searchctl classify --model DIR [--schedule S | --ratios R,.. [--metric M]]\n"
-          "                          [--pair TEXT_B] [--json] TEXT...\n"
-          "Prints the predicted label and the probability of each label for each TEXT.\n",
+          "                          [--frontier FILE] [--pair TEXT_B] [--json] TEXT...\n"
+          "Prints the predicted label and the probability of each label for each TEXT.\n"
+          "A schedule that narrows layers (;heads:..;ffn:..) needs --frontier FILE, the\n"
+          "frontier `searchctl tune --width --out FILE` wrote (which heads and neurons).\n",
           to);
 }
 
@@ -93,11 +95,13 @@ done:
 
 static void eval_usage(FILE *to) {
     fputs("usage: searchctl eval --model DIR --data FILE [--schedule S | --ratios R,.. --metric M]\n"
-          "                      [--threads N | --blas-threads N] [--batch N] [--json]\n"
+          "                      [--frontier FILE] [--threads N | --blas-threads N] [--batch N]\n"
+          "                      [--json]\n"
           "Accuracy, mean FLOPs and FLOPs ratio against the unpruned model, and mean latency per\n"
           "sequence, of the model under the schedule on a labelled TSV file. --batch N runs N\n"
           "sequences at a time as one ragged batch (throughput); the default, 1, times each\n"
-          "sequence alone, as a served request.\n",
+          "sequence alone, as a served request. A schedule that narrows layers needs --frontier\n"
+          "FILE, as for classify.\n",
           to);
 }
 

@@ -1,6 +1,7 @@
 /* searchctl tune: an offline schedule search (no daemon), right after fine-tuning. Calibrates
  * the latency model, searches, prints the frontier with predicted and measured latency, the
  * simple families it beats, and the schedule that answers the budget. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,13 @@
 #include "schedules/sc_error.h"
 #include "schedules/sc_search.h"
 #include "schedules/sc_store.h"
+#include "schedules/sc_width.h"
 
 typedef struct tune_args {
-    const char *model, *data, *holdout;
+    const char *model, *data, *holdout, *out;
     sc_query budget;
     uint64_t seed;
-    int threads, json, generations, children, latency_examples, cache_mb;
+    int threads, json, generations, children, latency_examples, cache_mb, width;
     double holdout_fraction, calib_seconds;
 } tune_args;
 
@@ -32,6 +34,7 @@ static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_
                        double median_err, const sc_search_stats *st, const sc_record *chosen);
 static json_t *record_json(const sc_record *r, double predicted, double measured);
 static double best_family(const sc_frontier *fam, double flops);
+static int save_frontier(const char *path, const sc_frontier *f);
 
 int cmd_tune(int argc, char **argv) {
     tune_args a;
@@ -66,6 +69,7 @@ int cmd_tune(int argc, char **argv) {
     if (a.holdout_fraction > 0) o.holdout_fraction = a.holdout_fraction;
     o.progress = on_progress;
     o.families = &fam;
+    o.width = a.width;
     sc_search_stats st;
     rc = sc_search_run(m, data, hold, &o, &front, &st, &diag);
     cli_progress_end();
@@ -73,6 +77,7 @@ int cmd_tune(int argc, char **argv) {
         fprintf(stderr, "searchctl tune: %s\n", diag.msg[0] ? diag.msg : sc_strerror(rc));
         goto done;
     }
+    if (a.out && save_frontier(a.out, &front) != 0) goto done;
     measured = calloc((size_t)front.count + 1, sizeof *measured);
     predicted = calloc((size_t)front.count + 1, sizeof *predicted);
     double median_err = -1;
@@ -155,8 +160,8 @@ static int parse(int argc, char **argv, tune_args *a) {
             usage(stdout);
             exit(0);
         }
-        if (strcmp(o, "--json") == 0) {
-            a->json = 1;
+        if (strcmp(o, "--json") == 0 || strcmp(o, "--width") == 0) {
+            *(o[2] == 'j' ? &a->json : &a->width) = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -172,6 +177,8 @@ static int parse(int argc, char **argv, tune_args *a) {
             a->data = v;
         } else if (strcmp(o, "--holdout") == 0) {
             a->holdout = v;
+        } else if (strcmp(o, "--out") == 0) {
+            a->out = v;
         } else if (strcmp(o, "--max-drop") == 0 || strcmp(o, "--max-flops") == 0) {
             if (cli_parse_share(v, &d) != 0 || (o[6] == 'f' && d <= 0)) {
                 fprintf(stderr, "searchctl tune: %s takes a share like 0.01 or 1%%, not '%s'\n", o,
@@ -235,10 +242,15 @@ static int parse(int argc, char **argv, tune_args *a) {
 static void usage(FILE *to) {
     fputs("usage: searchctl tune --model DIR --data FILE [--holdout FILE]\n"
           "                      [--max-drop 0.01 | --max-flops 0.5 | --max-latency MS]\n"
-          "                      [--seed N] [--threads N] [--json]\n"
-          "Searches keep ratios and the importance metric; prints the frontier of held-out\n"
-          "accuracy against cost and the schedule answering the budget (default: the cheapest\n"
-          "whose one-sided 95% bound on the accuracy drop is under 1%).\n"
+          "                      [--width] [--out FILE] [--seed N] [--threads N] [--json]\n"
+          "Searches keep ratios and the importance metric (with --width also the attention\n"
+          "heads and FFN neurons each layer keeps); prints the frontier of held-out accuracy\n"
+          "against cost and the schedule answering the budget (default: the cheapest whose\n"
+          "one-sided 95% bound on the accuracy drop is under 1%).\n"
+          "  --width                 search width too: heads and FFN neurons, ranked and\n"
+          "                          rescaled on the search part (no retraining)\n"
+          "  --out FILE              write the frontier (and its width profile) as JSON, for\n"
+          "                          classify/eval --frontier FILE\n"
           "  --holdout FILE          held-out set (default: a seeded stratified 70% of --data)\n"
           "  --holdout-fraction F    share of --data held out when no --holdout (default 0.7)\n"
           "  --generations N, --children N   search effort (default at most 16 x 16)\n"
@@ -257,6 +269,20 @@ static void on_progress(void *ud, const sc_progress *p) {
         snprintf(note, sizeof note, "best: accuracy %.4f at %.3f FLOPs (search part)",
                  p->best_accuracy, p->best_flops);
     cli_progress("searching", p->done, p->total, note);
+}
+
+/* Writes the frontier as JSON to `path` (atomically: a temp file renamed over it). */
+static int save_frontier(const char *path, const sc_frontier *f) {
+    json_t *j = sc_frontier_to_json(f);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int rc = j && json_dump_file(j, tmp, JSON_COMPACT) == 0 && rename(tmp, path) == 0 ? 0 : -1;
+    if (rc) {
+        fprintf(stderr, "searchctl tune: cannot write %s: %s\n", path, strerror(errno));
+        remove(tmp);
+    }
+    json_decref(j);
+    return rc;
 }
 
 static int cmp_double(const void *x, const void *y) {
@@ -289,7 +315,11 @@ static int measure(const en_model *m, const en_dataset *d, int count, const sc_f
                            .blas_threads = 1};
         en_eval_result res = {0};
         en_diag diag = {{0}};
-        if (en_eval(m, view, &eo, &res, &diag) != 0) {
+        en_model *narrowed = NULL; // the network the record runs
+        int erc = sc_width_narrow(m, f->width, &f->rec[i].schedule, &narrowed, &diag);
+        if (erc == 0) erc = en_eval(narrowed ? narrowed : m, view, &eo, &res, &diag);
+        en_model_free(narrowed);
+        if (erc != 0) {
             fprintf(stderr, "searchctl tune: timing: %s\n", diag.msg);
             goto done;
         }
@@ -328,9 +358,10 @@ static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_
            st->layer_evals_sibling, st->layer_evals_cached, st->cache_bytes / 1048576.0);
     printf("frontier (held-out figures; ms: predicted for the held-out part, then predicted and\n"
            "measured on the timed examples, 1 worker, 1 thread; vs_fam: accuracy points over the\n"
-           "best simple family with no more FLOPs)\n");
-    printf("  %-36s %6s %7s %7s %7s %8s %6s %6s %6s\n", "schedule", "flops", "ms", "t_pred",
-           "t_meas", "accuracy", "drop", "upper", "vs_fam");
+           "best simple family with no more FLOPs; tok / wid: the FLOPs saved by tokens and by\n"
+           "width)\n");
+    printf("  %-36s %6s %5s %5s %7s %7s %7s %8s %6s %6s %6s\n", "schedule", "flops", "tok", "wid",
+           "ms", "t_pred", "t_meas", "accuracy", "drop", "upper", "vs_fam");
     for (int i = 0; i < f->count; i++) {
         const sc_record *r = &f->rec[i];
         sc_schedule_format(&r->schedule, text, sizeof text);
@@ -342,9 +373,10 @@ static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_
             snprintf(meas, sizeof meas, "%.3f", measured[i]);
             snprintf(pred, sizeof pred, "%.3f", predicted[i]);
         }
-        printf("%s %-36s %6.3f %7.3f %7s %7s %8.4f %5.2f%% %5.2f%% %6s\n", r == chosen ? "*" : " ",
-               text, r->flops_ratio, r->latency_ms, pred, meas, r->accuracy, 100 * r->drop,
-               100 * r->drop_upper, vs);
+        printf("%s %-36s %6.3f %5.3f %5.3f %7.3f %7s %7s %8.4f %5.2f%% %5.2f%% %6s\n",
+               r == chosen ? "*" : " ", text, r->flops_ratio, 1 - r->tokens_flops_ratio,
+               r->tokens_flops_ratio - r->flops_ratio, r->latency_ms, pred, meas, r->accuracy,
+               100 * r->drop, 100 * r->drop_upper, vs);
     }
     if (median_err >= 0)
         printf("\nlatency model: median error %.1f%% over the frontier (prediction for the timed "
@@ -396,6 +428,7 @@ static json_t *record_json(const sc_record *r, double predicted, double measured
                           "flops_ratio", r->flops_ratio, "latency_ms", r->latency_ms, "accuracy",
                           r->accuracy, "baseline_accuracy", r->baseline_accuracy, "drop", r->drop,
                           "drop_upper", r->drop_upper, "search_accuracy", r->search_accuracy);
+    json_object_set_new(o, "tokens_flops_ratio", json_real(r->tokens_flops_ratio));
     if (measured > 0) { // on the timed examples, next to the prediction for those
         json_object_set_new(o, "timed_predicted_ms", json_real(predicted));
         json_object_set_new(o, "timed_measured_ms", json_real(measured));

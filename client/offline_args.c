@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schedules/sc_store.h"
+#include "schedules/sc_width.h"
+
 #ifndef SEARCHD_DEMO_MODEL_DIR
 #define SEARCHD_DEMO_MODEL_DIR "models/sst2-bert-L4-H128-demo"
 #endif
@@ -23,6 +26,7 @@ static const char **value_slot(offline_args *a, const char *name) {
         {"--model", offsetof(offline_args, model)},
         {"--data", offsetof(offline_args, data)},
         {"--schedule", offsetof(offline_args, schedule)},
+        {"--frontier", offsetof(offline_args, frontier)},
         {"--ratios", offsetof(offline_args, ratios)},
         {"--metric", offsetof(offline_args, metric)},
         {"--pair", offsetof(offline_args, pair)},
@@ -83,6 +87,41 @@ int offline_args_parse(int argc, char **argv, offline_args *a, int *rest) {
     return 0;
 }
 
+/* Replaces *m by the model narrowed to s with --frontier's width profile (owning *m). */
+static int narrow(const offline_args *a, en_model **m, const sc_schedule *s) {
+    en_diag diag = {{0}};
+    sc_frontier f = {0};
+    int rc = 1;
+    if (!a->frontier) {
+        fputs("searchctl: the schedule narrows layers (heads:/ffn:); give --frontier FILE, the "
+              "frontier `searchctl tune --width --out FILE` wrote, for the heads and neurons it "
+              "keeps\n", stderr);
+    } else {
+        json_error_t jerr;
+        json_t *j = json_load_file(a->frontier, 0, &jerr);
+        en_model *n = NULL;
+        if (!j)
+            fprintf(stderr, "searchctl: %s: %s (line %d)\n", a->frontier, jerr.text, jerr.line);
+        else if (sc_frontier_from_json(j, &f, &diag) != 0 || !f.width)
+            fprintf(stderr, "searchctl: %s: %s\n", a->frontier,
+                    f.width || diag.msg[0] ? diag.msg : "no width profile in this frontier");
+        else if (sc_width_narrow(*m, f.width, s, &n, &diag) != 0)
+            fprintf(stderr, "searchctl: %s\n", diag.msg);
+        else {
+            n->owned_base = *m;
+            *m = n;
+            rc = 0;
+        }
+        json_decref(j);
+    }
+    sc_frontier_free(&f);
+    if (rc) {
+        en_model_free(*m);
+        *m = NULL;
+    }
+    return rc;
+}
+
 int offline_load(const offline_args *a, en_model **m, sc_schedule *s) {
     const char *dir = a->model ? a->model : demo_model_dir();
     en_diag diag = {{0}};
@@ -111,6 +150,8 @@ int offline_load(const offline_args *a, en_model **m, sc_schedule *s) {
         return 0;
     }
     rc = sc_schedule_parse(text, (*m)->cfg.layers, s, &diag);
+    if (rc == 0 && sc_schedule_has_width(s))
+        return narrow(a, m, s) == 0 ? 0 : 1;
     if (rc == 0)
         return 0;
     fprintf(stderr, "searchctl: bad schedule '%s': %s\n", text, diag.msg);

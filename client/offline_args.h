@@ -10,7 +10,8 @@
 typedef struct offline_args {
     const char *model;    // --model DIR (default: the embedded demo model)
     const char *data;     // --data FILE
-    const char *schedule; // --schedule attn:1,0.9,..
+    const char *schedule; // --schedule attn:1,0.9,..[;heads:..;ffn:..]
+    const char *frontier; // --frontier FILE: a frontier tune --out wrote (its width profile)
     const char *ratios;   // --ratios 1,0.9,..
     const char *metric;   // --metric attn|power|cls|context
     const char *pair;     // --pair TEXT_B
@@ -30,8 +31,9 @@ typedef struct offline_args {
 int offline_args_parse(int argc, char **argv, offline_args *a, int *rest);
 
 /// Loads the model of `a` into `*m` (caller frees with en_model_free) and its schedule into
-/// `*s` (no pruning when neither --schedule nor --ratios is given). Prints the reason and
-/// returns 1 on failure.
+/// `*s` (no pruning when neither --schedule nor --ratios is given). A schedule that narrows
+/// layers gets the model narrowed with the width profile of --frontier (the narrowed model
+/// owns the loaded one). Prints the reason and returns 1 on failure.
 int offline_load(const offline_args *a, en_model **m, sc_schedule *s);
 
 /// Prints a JSON value (stolen: its reference is released) on stdout, with a newline.

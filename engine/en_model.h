@@ -94,6 +94,8 @@ struct en_model {
     const en_model *base;  // NULL, or the model this one was narrowed from (en_width.h): then
                            // the tokenizer and every weight outside the layers are borrowed
                            // from it, and `arena` / `packed_arena` hold the narrowed layers
+    en_model *owned_base;  // NULL, or `base` when this model owns it (freed with it): a caller
+                           // that only keeps the narrowed model
 };
 
 /// Loads a checkpoint folder: config.json, model.safetensors and the tokenizer's files

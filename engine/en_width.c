@@ -113,6 +113,7 @@ int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **o
         return en_fail(diag, EN_ENOMEM, "no memory for a narrowed model");
     *n = *m;
     n->base = m->base ? m->base : m;
+    n->owned_base = NULL;
     n->arena = malloc((rows ? rows : 1) * sizeof(float));
     n->arena_floats = rows;
     n->packed_arena = NULL;

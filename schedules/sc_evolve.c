@@ -1,6 +1,9 @@
 #include "sc_evolve.h"
 
 #include <math.h>
+#include <string.h>
+
+#include "sc_width.h"
 
 void sc__rng_seed(sc__rng *r, uint64_t seed) {
     r->s = seed ^ 0x9e3779b97f4a7c15ull;
@@ -56,10 +59,40 @@ int sc__families(int layers, en_metric m, sc_schedule *out) {
     return n;
 }
 
-void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, sc_schedule *child) {
+/* One width mutation of `s` for a model of `heads` heads: a layer's heads by one, a layer's FFN
+ * level by 1 to 3, or every layer's FFN level by one. */
+static void mutate_width(sc__rng *r, int heads, sc_schedule *s) {
+    int L = s->layers, l = sc__rand_below(r, L), op = sc__rand_below(r, 10);
+    if (op < 3) {
+        int g = sc_schedule_heads(s, l, heads) + (sc__rand_below(r, 2) ? 1 : -1);
+        if (g < 1) g = 1;
+        if (g > heads) g = heads;
+        s->heads_cut[l] = round((1 - (double)g / heads) * 10000) / 10000;
+        return;
+    }
+    int from = op < 8 ? l : 0, to = op < 8 ? l + 1 : L;
+    int step = op < 8 ? (1 + sc__rand_below(r, 3)) * (sc__rand_below(r, 3) ? -1 : 1)
+                      : (sc__rand_below(r, 2) ? -1 : 1);
+    for (int j = from; j < to; j++) {
+        int v = sc_schedule_ffn_level(s, j, SC_WIDTH_LEVELS) + step;
+        v = v < 0 ? 0 : v > SC_WIDTH_LEVELS ? SC_WIDTH_LEVELS : v;
+        s->ffn_cut[j] = (double)(SC_WIDTH_LEVELS - v) / SC_WIDTH_LEVELS;
+    }
+}
+
+void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, int heads,
+                sc_schedule *child) {
     int L = p->layers, lv[EN_MAX_LAYERS], lq[EN_MAX_LAYERS];
     en_metric metric = p->metric;
     sc__levels(p, lv);
+    double hc[EN_MAX_LAYERS], fc[EN_MAX_LAYERS]; // the width goes with the child
+    memcpy(hc, p->heads_cut, sizeof hc);
+    memcpy(fc, p->ffn_cut, sizeof fc);
+    if (heads > 0 && sc__rand_below(r, 100) < 40) {
+        *child = *p;
+        mutate_width(r, heads, child);
+        return;
+    }
     int op = sc__rand_below(r, 100), l = sc__rand_below(r, L);
     if (op < 45) { // lower one or two layers; later layers follow so ratios stay non-increasing
         int times = 1 + (op < 15);
@@ -77,8 +110,11 @@ void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, sc_sched
     } else if (op < 75 && L > 1) { // one-point crossover: p's first layers, q's last ones
         sc__levels(q, lq);
         int cut = 1 + sc__rand_below(r, L - 1);
-        for (int j = cut; j < L; j++)
+        for (int j = cut; j < L; j++) {
             lv[j] = lq[j];
+            hc[j] = q->heads_cut[j];
+            fc[j] = q->ffn_cut[j];
+        }
         if (sc__rand_below(r, 2)) metric = q->metric;
     } else if (op < 85) { // another metric
         metric =
@@ -92,6 +128,28 @@ void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, sc_sched
             lv[j] = lv[j] > 1 ? lv[j] - 1 : 1;
     }
     sc__from_levels(lv, L, metric, child);
+    memcpy(child->heads_cut, hc, sizeof hc);
+    memcpy(child->ffn_cut, fc, sizeof fc);
+}
+
+int sc__width_seeds(int layers, int heads, en_metric m, sc_schedule *out) {
+    static const double ffn_kept[] = {0.5, 0.3, 0.2, 0.1};
+    int n = 0, lv[EN_MAX_LAYERS];
+    for (int ramp = 0; ramp < 2; ramp++)
+        for (int half = 0; half < 1 + (heads > 1); half++)
+            for (size_t f = 0; f < sizeof ffn_kept / sizeof *ffn_kept; f++) {
+                for (int l = 0; l < layers; l++) // ramp: the first layer whole, then down to 0.3
+                    lv[l] = ramp && l > 0 ? (int)lround(SC_GRID - 14.0 * l / (layers - 1))
+                                          : SC_GRID;
+                sc_schedule *s = &out[n++];
+                sc__from_levels(lv, layers, m, s);
+                for (int l = 0; l < layers; l++) {
+                    s->ffn_cut[l] = 1 - ffn_kept[f];
+                    s->heads_cut[l] = half ? 1 - (double)((heads + 1) / 2) / heads : 0;
+                    s->heads_cut[l] = round(s->heads_cut[l] * 10000) / 10000;
+                }
+            }
+    return n;
 }
 
 int sc__cheapen(sc_schedule *s) {

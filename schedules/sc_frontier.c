@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "sc_error.h"
+#include "sc_width.h"
 
 static int query_kind(const sc_query *q);
 static double cost_of(const sc_record *r, sc_minimize m);
@@ -15,6 +16,8 @@ static int by_flops(const void *a, const void *b);
 void sc_frontier_free(sc_frontier *f) {
     if (!f) return;
     free(f->rec);
+    if (f->width) sc_width_profile_free(f->width);
+    free(f->width);
     memset(f, 0, sizeof *f);
 }
 

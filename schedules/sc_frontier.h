@@ -8,6 +8,8 @@
 typedef struct sc_record {
     sc_schedule schedule;
     double flops_ratio;       // mean FLOPs / unpruned mean FLOPs (held-out part)
+    double tokens_flops_ratio; // the same schedule's FLOPs at full width: 1 - this is the saving
+                               // tokens make, this - flops_ratio the saving width makes
     double latency_ms;        // mean latency per sequence predicted on this host
     double accuracy;          // held-out accuracy under this schedule
     double baseline_accuracy; // held-out accuracy without pruning
@@ -16,12 +18,15 @@ typedef struct sc_record {
     double search_accuracy;   // accuracy on the search part (what the search optimised)
 } sc_record;
 
+struct sc_width_profile;
 typedef struct sc_frontier {
     sc_record *rec; // owned: [count], cheapest (lowest flops_ratio) first
     int count;
+    struct sc_width_profile *width; // owned, NULL when no record narrows a layer: the heads and
+                                    // neurons each width keeps, and their factors (sc_width.h)
 } sc_frontier;
 
-void sc_frontier_free(sc_frontier *f); // frees rec and zeroes the struct; NULL allowed
+void sc_frontier_free(sc_frontier *f); // frees rec and width, zeroes the struct; NULL allowed
 
 typedef enum sc_minimize { SC_MIN_LATENCY = 0, SC_MIN_FLOPS } sc_minimize;
 

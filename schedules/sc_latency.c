@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "engine/en_forward.h"
+#include "sc_width.h"
 
 #define MAX_PASSES 15
 #define SCHEDS_PER_LENGTH 5
@@ -13,11 +14,13 @@
 static const int k_lengths[] = {2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128};
 #define N_LENGTHS ((int)(sizeof k_lengths / sizeof k_lengths[0]))
 
-static void terms(int n, int k, double *t);
+static void terms(int n, int k, double a, double f, double *t);
+static double head_frac(const sc_schedule *s, int l, int heads);
+static double ffn_frac(const sc_schedule *s, int l, int ffn);
 static double now_ms(void);
 static double median(double *v, int n);
 static int fit(const double *x, const double *y, int rows, double *coef);
-static void random_schedule(uint64_t *rng, int layers, int full, sc_schedule *s);
+static void random_schedule(uint64_t *rng, int layers, int full, int narrow, sc_schedule *s);
 
 int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_latency_model *out,
                          en_diag *diag) {
@@ -38,10 +41,18 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
     double *t_layer = malloc((size_t)MAX_PASSES * points * sizeof *t_layer);
     double *t_fixed = malloc((size_t)MAX_PASSES * seqs * sizeof *t_fixed);
     int *pn = malloc((size_t)points * sizeof *pn), *pk = malloc((size_t)points * sizeof *pk);
+    double *pa = malloc((size_t)points * sizeof *pa), *pf = malloc((size_t)points * sizeof *pf);
+    // Narrowed layers of the right sizes (which heads and neurons does not change the time)
+    sc_width_profile plain = {0};
+    sc_width_bank bank = {0};
+    en_model *wm = malloc(sizeof *wm);
+    int bank_ok = 0;
     float *logits = malloc((size_t)cfg->num_labels * sizeof *logits);
     en_ctx *ctx = NULL;
     int rc = 0;
-    if (!sched || !ids || !types || !t_layer || !t_fixed || !pn || !pk || !logits) {
+    if (!sched || !ids || !types || !t_layer || !t_fixed || !pn || !pk || !pa || !pf || !logits ||
+        !wm || sc_width_profile_plain(cfg, &plain) != 0 ||
+        (bank_ok = sc_width_bank_init(&bank, m, &plain) == 0) == 0) {
         rc = en_fail(diag, EN_ENOMEM, "cannot allocate the calibration buffers");
         goto done;
     }
@@ -56,7 +67,10 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
         ids[i] = (int32_t)(rng % (uint64_t)cfg->vocab_size);
     }
     for (int q = 0; q < seqs; q++)
-        random_schedule(&rng, L, q % SCHEDS_PER_LENGTH == 0, &sched[q]);
+        random_schedule(&rng, L, q % SCHEDS_PER_LENGTH == 0, q % 2, &sched[q]);
+    *wm = *m;
+    wm->arena = wm->packed_arena = NULL;
+    wm->base = m;
 
     en_set_blas_threads(threads > 0 ? threads : 1);
     double t_start = now_ms();
@@ -69,12 +83,18 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
             double fixed = now_ms() - t0;
             for (int l = 0; l < L && rc == 0; l++) {
                 int k = en_keep_count(sched[q].ratios[l], n0, n_in);
+                rc = sc_width_bank_apply(&bank, wm, l, sc_schedule_heads(&sched[q], l, cfg->heads),
+                                         sc_schedule_ffn_level(&sched[q], l, SC_WIDTH_LEVELS));
+                if (rc == 0) rc = en_ctx_set_model(ctx, wm);
+                if (rc) break;
                 double a = now_ms();
                 // as en_forward runs it: the last layer for the [CLS] row alone
                 rc = l == L - 1 ? en_ctx_layer_cls(ctx, l) : en_ctx_layer(ctx, l, k, sched[q].metric);
                 t_layer[(size_t)passes * points + q * L + l] = now_ms() - a;
                 pn[q * L + l] = n_in;
                 pk[q * L + l] = k;
+                pa[q * L + l] = head_frac(&sched[q], l, cfg->heads);
+                pf[q * L + l] = ffn_frac(&sched[q], l, cfg->ffn);
                 n_in = k;
             }
             double b = now_ms();
@@ -113,7 +133,7 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
             y[rows] = 0;
             for (int r = 0; r < passes; r++)
                 y[rows] += t_layer[(size_t)r * points + p] / passes;
-            terms(pn[p], pk[p], &x[rows * SC_LAT_TERMS]);
+            terms(pn[p], pk[p], pa[p], pf[p], &x[rows * SC_LAT_TERMS]);
             rows++;
         }
         rc = fit(x, y, rows, last ? out->last : out->layer);
@@ -125,7 +145,8 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
             double want = 0;
             for (int r = 0; r < passes; r++)
                 want += t_layer[(size_t)r * points + p] / passes;
-            double got = p % L == L - 1 ? sc_latency_last(out, pn[p]) : sc_latency_layer(out, pn[p], pk[p]);
+            double got = p % L == L - 1 ? sc_latency_last(out, pn[p], pa[p], pf[p])
+                                        : sc_latency_layer(out, pn[p], pk[p], pa[p], pf[p]);
             err[p] = fabs(got - want) / want;
         }
         out->fit_error = median(err, points);
@@ -133,25 +154,37 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
     free(x), free(y), free(err);
 done:
     en_ctx_free(ctx);
+    if (bank_ok) sc_width_bank_fini(&bank);
+    sc_width_profile_free(&plain);
     free(sched), free(ids), free(types), free(t_layer), free(t_fixed), free(pn), free(pk);
-    free(logits);
+    free(pa), free(pf), free(logits), free(wm);
     return rc;
 }
 
-static double apply(const double *coef, int n, int k) {
+static double apply(const double *coef, int n, int k, double a, double f) {
     double t[SC_LAT_TERMS], ms = 0;
-    terms(n, k, t);
+    terms(n, k, a, f, t);
     for (int i = 0; i < SC_LAT_TERMS; i++)
         ms += coef[i] * t[i];
     return ms;
 }
 
-double sc_latency_layer(const sc_latency_model *lm, int n, int k) {
-    return apply(lm->layer, n, k);
+double sc_latency_layer(const sc_latency_model *lm, int n, int k, double a, double f) {
+    return apply(lm->layer, n, k, a, f);
 }
 
-double sc_latency_last(const sc_latency_model *lm, int n) {
-    return apply(lm->last, n, 1);
+double sc_latency_last(const sc_latency_model *lm, int n, double a, double f) {
+    return apply(lm->last, n, 1, a, f);
+}
+
+static double head_frac(const sc_schedule *s, int l, int heads) {
+    return (double)sc_schedule_heads(s, l, heads) / heads;
+}
+
+static double ffn_frac(const sc_schedule *s, int l, int ffn) {
+    return ffn > 0 ? (double)sc_width_neurons(ffn, sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS)) /
+                         ffn
+                   : 0;
 }
 
 double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, const sc_schedule *s,
@@ -163,7 +196,9 @@ double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, cons
         double ms = lm->fixed_ms;
         for (int l = 0; l < cfg->layers && l < s->layers; l++) {
             int k = en_keep_count(s->ratios[l], n0, n_in);
-            ms += l == cfg->layers - 1 ? sc_latency_last(lm, n_in) : sc_latency_layer(lm, n_in, k);
+            double a = head_frac(s, l, cfg->heads), f = ffn_frac(s, l, cfg->ffn);
+            ms += l == cfg->layers - 1 ? sc_latency_last(lm, n_in, a, f)
+                                       : sc_latency_layer(lm, n_in, k, a, f);
             n_in = k;
         }
         total += ms;
@@ -171,13 +206,17 @@ double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, cons
     return total / count;
 }
 
-static void terms(int n, int k, double *t) {
+static void terms(int n, int k, double a, double f, double *t) {
     t[0] = 1;
-    t[1] = n;
-    t[2] = k;
-    t[3] = (double)n * n;
-    t[4] = (double)k * n;
-    t[5] = k < n ? 1 : 0;
+    t[1] = a;
+    t[2] = f;
+    t[3] = n * a;
+    t[4] = k;
+    t[5] = k * a;
+    t[6] = k * f;
+    t[7] = (double)n * n * a;
+    t[8] = (double)k * n * a;
+    t[9] = k < n ? 1 : 0;
 }
 
 static double now_ms(void) {
@@ -244,9 +283,15 @@ static int fit(const double *x, const double *y, int rows, double *coef) {
     return 0;
 }
 
-/* A random non-increasing schedule on the 0.05 grid (all ones when `full`). */
-static void random_schedule(uint64_t *rng, int layers, int full, sc_schedule *s) {
+/* A random non-increasing schedule on the 0.05 grid (all ones when `full`), at random widths
+ * when `narrow`. */
+static void random_schedule(uint64_t *rng, int layers, int full, int narrow, sc_schedule *s) {
     sc_schedule_full(s, EN_METRIC_ATTN, layers);
+    for (int l = 0; narrow && l < layers; l++) {
+        *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+        s->heads_cut[l] = (double)(*rng % 4) / 4 * 0.75;
+        s->ffn_cut[l] = (double)((*rng >> 8) % (SC_WIDTH_LEVELS + 1)) / SC_WIDTH_LEVELS;
+    }
     if (full) return;
     *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
     s->metric = (en_metric)(*rng % EN_METRIC_COUNT);

@@ -7,13 +7,17 @@
 #include "sc_hardware.h"
 #include "sc_schedule.h"
 
-#define SC_LAT_TERMS 6
+#define SC_LAT_TERMS 10
+#define SC_LAT_TERMS_V1 6 // models saved before width: 1, n, k, n*n, k*n, [k < n]
 
 typedef struct sc_latency_model {
     sc_hw hw;                    // the host it was measured on
-    // One layer with n rows in and k kept: ms = sum layer[t] * term_t(n, k), terms 1, n, k,
-    // n*n, k*n and [k < n] (selection and gather run only when the layer prunes); the same
-    // structure as the FLOPs formula (QKV ~ n, scores ~ n*n, context ~ k*n, output+FFN ~ k).
+    // One layer with n rows in, k kept, a fraction a of its heads and f of its FFN neurons:
+    // ms = sum layer[t] * term_t, terms 1, a, f, n*a, k, k*a, k*f, n*n*a, k*n*a and [k < n]
+    // (selection and gather run only when the layer prunes); the structure of the FLOPs
+    // formula (QKV ~ n*a, scores ~ n*n*a, context ~ k*n*a, output ~ k*a, FFN ~ k*f) plus the
+    // cost of streaming the weights once per product, which at a few rows does not depend on
+    // the rows (~ a, f).
     double layer[SC_LAT_TERMS];
     double last[SC_LAT_TERMS];   // the last layer, same terms: it runs for the [CLS] row alone
                                  // (en_ctx_layer_cls), so its cost follows n, not k
@@ -23,7 +27,8 @@ typedef struct sc_latency_model {
 } sc_latency_model;
 
 /// Measures `m` on this host with `threads` BLAS threads for about `seconds` seconds: random
-/// sequences of 2 to 128 tokens under random schedules, each en_ctx_layer() call timed, the
+/// sequences of 2 to 128 tokens under random schedules (half of them narrowed to random
+/// widths), each en_ctx_layer() call timed, the
 /// mean of repeats fitted by least squares on relative error. Leaves BLAS at 1 thread.
 int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_latency_model *out,
                          en_diag *diag);
@@ -33,7 +38,8 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
 double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, const sc_schedule *s,
                           const int *lengths, int count);
 
-/// Predicted ms of one layer (not the last) with n rows in and k kept.
-double sc_latency_layer(const sc_latency_model *lm, int n, int k);
+/// Predicted ms of one layer (not the last) with n rows in and k kept, computing a fraction `a`
+/// of its heads and `f` of its FFN neurons (1, 1: the whole layer).
+double sc_latency_layer(const sc_latency_model *lm, int n, int k, double a, double f);
 /// Predicted ms of the last layer with n rows in.
-double sc_latency_last(const sc_latency_model *lm, int n);
+double sc_latency_last(const sc_latency_model *lm, int n, double a, double f);

@@ -11,6 +11,7 @@
 #include "sc_evolve.h"
 #include "sc_prefix_eval.h"
 #include "sc_stats.h"
+#include "sc_width.h"
 
 /* A schedule the search has looked at, with its results on the search part. */
 typedef struct cand {
@@ -41,6 +42,8 @@ typedef struct search {
     sc_search_stats *st;
     int done, total;
     sc_prefix_cache *cache; // the search part's states across generations; may be NULL
+    sc_width_profile *width; // owned: with opts->width, the profile the search narrows with
+    sc_width_bank bank;      // its narrowed layers (bank.m is NULL without width)
     double lat_base;        // predicted latency of the unpruned model on the search part; 0 when
                             // the search minimizes FLOPs
     double anchor_cost;     // the cheapest answer to max_drop so far, and generations since it fell
@@ -63,6 +66,7 @@ typedef struct search {
 static int validate(const en_model *m, const en_dataset *data, const en_dataset *holdout,
                     const sc_search_opts *o, en_diag *diag);
 static int split(search *S, const en_dataset *data, const en_dataset *holdout);
+static int width_setup(search *S);
 static int baseline(search *S);
 static int seed_families(search *S);
 static int nothing_fits(search *S);
@@ -111,6 +115,7 @@ int sc_search_run(const en_model *m, const en_dataset *data, const en_dataset *h
         if (sc_prefix_cache_new(m, S.sd, S.si, S.ns, mb << 20, &S.cache) != 0)
             rc = en_fail(diag, EN_ENOMEM, "cannot allocate the state cache");
     }
+    if (rc == 0 && opts->width) rc = width_setup(&S);
     if (rc == 0 && (rc = baseline(&S)) == 0) {
         S.total = S.nc + 0;
         rc = seed_families(&S);
@@ -283,6 +288,33 @@ static int split(search *S, const en_dataset *data, const en_dataset *holdout) {
     return 0;
 }
 
+/* The width profile (given, or measured on the search part: at most WIDTH_EXAMPLES of it, the
+ * first in its shuffled order) and the bank of narrowed layers the evaluations share. */
+#define WIDTH_EXAMPLES 2000
+static int width_setup(search *S) {
+    S->width = calloc(1, sizeof *S->width);
+    if (!S->width) return en_fail(S->diag, EN_ENOMEM, "cannot allocate the width profile");
+    int rc;
+    if (S->o->width_profile) {
+        const sc_width_profile *p = S->o->width_profile;
+        const en_config *cfg = &S->m->cfg;
+        if (p->layers != cfg->layers || p->heads != cfg->heads || p->ffn != cfg->ffn)
+            return en_fail(S->diag, EN_ESCHEDULE, "the width profile is for %d layers, %d heads "
+                           "and %d neurons; the model has %d, %d and %d", p->layers, p->heads,
+                           p->ffn, cfg->layers, cfg->heads, cfg->ffn);
+        if ((rc = sc_width_profile_copy(p, S->width)) != 0)
+            return en_fail(S->diag, rc, "cannot copy the width profile");
+    } else {
+        unsigned rescale = S->o->rescale ? S->o->rescale : SC_RESCALE_DEFAULT;
+        if ((rc = sc_width_profile_measure(S->m, S->sd, S->si, S->ns, WIDTH_EXAMPLES, rescale,
+                                           S->width, S->diag)) != 0)
+            return rc;
+    }
+    if ((rc = sc_width_bank_init(&S->bank, S->m, S->width)) != 0)
+        return en_fail(S->diag, rc, "cannot allocate the width bank");
+    return 0;
+}
+
 /* Unpruned outcomes on both parts: the reference every drop is paired against. */
 static int baseline(search *S) {
     sc_schedule full;
@@ -291,6 +323,7 @@ static int baseline(search *S) {
     int *pred = malloc((size_t)n * sizeof *pred);
     if (!pred) return en_fail(S->diag, EN_ENOMEM, "cannot allocate predictions");
     sc_prefix_job job = {.m = S->m,
+                         .bank = S->width ? &S->bank : NULL,
                          .d = S->sd,
                          .index = S->si,
                          .n_index = S->ns,
@@ -330,11 +363,18 @@ static int baseline(search *S) {
 }
 
 static int seed_families(search *S) {
-    sc_schedule fam[SC_FAMILY_MAX];
+    sc_schedule fam[SC_FAMILY_MAX > SC_WIDTH_SEEDS_MAX ? SC_FAMILY_MAX : SC_WIDTH_SEEDS_MAX];
     for (int m = 0; m < EN_METRIC_COUNT; m++) {
         int n = sc__families(S->m->cfg.layers, (en_metric)m, fam);
         for (int i = 0; i < n; i++)
             if (within_budget(S, &fam[i]) && add_cand(S, &fam[i], 1) == -2)
+                return en_fail(S->diag, EN_ENOMEM, "cannot allocate candidates");
+    }
+    // Width seeds are not families: the families stay the token-only baseline.
+    for (int m = 0; S->width && m < EN_METRIC_COUNT; m += EN_METRIC_CONTEXT) {
+        int n = sc__width_seeds(S->m->cfg.layers, S->m->cfg.heads, (en_metric)m, fam);
+        for (int i = 0; i < n; i++)
+            if (within_budget(S, &fam[i]) && add_cand(S, &fam[i], 0) == -2)
                 return en_fail(S->diag, EN_ENOMEM, "cannot allocate candidates");
     }
     return 0;
@@ -429,7 +469,8 @@ static int generation(search *S) {
         int qi = focus && sc__rand_below(&S->rng, 2) ? lo + sc__rand_below(&S->rng, hi - lo + 1)
                                                      : sc__rand_below(&S->rng, nf);
         sc_schedule child;
-        sc__mutate(&S->rng, &S->c[front[pi]].s, &S->c[front[qi]].s, &child);
+        sc__mutate(&S->rng, &S->c[front[pi]].s, &S->c[front[qi]].s,
+                   S->width ? S->m->cfg.heads : 0, &child);
         int fits = within_budget(S, &child);
         while (!fits && sc__cheapen(&child))
             fits = within_budget(S, &child);
@@ -461,6 +502,7 @@ static int eval_batch(search *S, int first, int count) {
         sched[j] = S->c[first + j].s;
     sc_prefix_stats ps = {0};
     sc_prefix_job job = {.m = S->m,
+                         .bank = S->width ? &S->bank : NULL,
                          .d = S->sd,
                          .index = S->si,
                          .n_index = S->n1,
@@ -569,6 +611,7 @@ static int finish(search *S, sc_frontier *out) {
         sched[i] = S->c[pick[i]].s;
     sc_prefix_stats ps = {0};
     sc_prefix_job job = {.m = S->m,
+                         .bank = S->width ? &S->bank : NULL,
                          .d = S->hd,
                          .index = S->hi,
                          .n_index = S->nh,
@@ -589,6 +632,10 @@ static int finish(search *S, sc_frontier *out) {
         sc_record *r = &out->rec[out->count++];
         r->schedule = sched[i];
         r->flops_ratio = flops_ratio(S, &sched[i], S->hlen, S->nh, S->hbase);
+        sc_schedule tokens = sched[i];
+        memset(tokens.heads_cut, 0, sizeof tokens.heads_cut);
+        memset(tokens.ffn_cut, 0, sizeof tokens.ffn_cut);
+        r->tokens_flops_ratio = flops_ratio(S, &tokens, S->hlen, S->nh, S->hbase);
         r->latency_ms =
             S->o->lat ? sc_latency_predict(S->o->lat, &S->m->cfg, &sched[i], S->hlen, S->nh) : 0;
         r->accuracy = (double)p.correct / S->nh;
@@ -622,6 +669,8 @@ static int finish(search *S, sc_frontier *out) {
         S->o->families->count = nfam;
         fam = NULL;
     }
+    out->width = S->width; // the frontier's records are narrowed with it
+    S->width = NULL;
 done:
     free(fam);
     free(pick);
@@ -785,6 +834,9 @@ static double now_s(void) {
 
 static void search_free(search *S) {
     sc_prefix_cache_free(S->cache);
+    if (S->bank.m) sc_width_bank_fini(&S->bank);
+    if (S->width) sc_width_profile_free(S->width);
+    free(S->width);
     for (int i = 0; i < S->nc; i++)
         free(S->c[i].ok);
     free(S->c);

@@ -2,7 +2,8 @@
 /* Search for per-layer keep ratios and metric: builds the Pareto frontier of held-out accuracy
  * against cost: latency predicted by the host's latency model (the default, when a model is
  * given), or FLOPs (budget.minimize = SC_MIN_FLOPS, or no latency model). Seeds with simple families (one ratio for all layers; a linear ramp keeping the
- * first layers whole), then improves by evolutionary search. Shares the hidden states of common
+ * first layers whole; with width, the same at a few uniform widths), then improves by
+ * evolutionary search over keep ratios, metric and (with width) heads and FFN neurons per layer. Shares the hidden states of common
  * layer prefixes, evaluates on growing subsets and drops hopeless candidates early, and uses
  * every worker thread. Deterministic for a given seed. */
 
@@ -40,6 +41,11 @@ typedef struct sc_search_opts {
     atomic_int *cancel;          // borrowed; when set non-zero the search stops with EN_ECANCELED
     sc_frontier *families;       // NULL, or receives (caller frees) the simple-family schedules
                                  // on the search part's frontier, measured like the records
+    int width;                   // also search each layer's heads and FFN neurons (sc_width.h)
+    const struct sc_width_profile *width_profile; // borrowed: the profile to narrow with; NULL
+                                 // with `width`: measured on the search part. Either way the
+                                 // frontier gets its own copy.
+    unsigned rescale;            // SC_RESCALE_* bits for a measured profile (0: the default)
 } sc_search_opts;
 
 #define SC_SEARCH_GENERATIONS 16 // at most: with max_drop it stops once the answer stops improving

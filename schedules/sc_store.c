@@ -24,6 +24,7 @@
 
 #include "engine/en_file.h"
 #include "sc_error.h"
+#include "sc_width.h"
 
 #define SC_STORE_VERSION 1u
 #define SC_STORE_HEADER 32
@@ -225,11 +226,12 @@ json_t *sc_record_to_json(const sc_record *r) {
     for (int i = 0; i < r->schedule.layers; i++)
         json_array_append_new(ratios, json_real(r->schedule.ratios[i]));
     const char *metric = en_metric_name(r->schedule.metric);
-    return json_pack("{s:s, s:s, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "schedule", text,
+    return json_pack("{s:s, s:s, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "schedule", text,
                      "metric", metric ? metric : "?", "ratios", ratios, "flops_ratio",
-                     r->flops_ratio, "latency_ms", r->latency_ms, "accuracy", r->accuracy,
-                     "baseline_accuracy", r->baseline_accuracy, "drop", r->drop, "drop_upper",
-                     r->drop_upper, "search_accuracy", r->search_accuracy);
+                     r->flops_ratio, "tokens_flops_ratio", r->tokens_flops_ratio, "latency_ms",
+                     r->latency_ms, "accuracy", r->accuracy, "baseline_accuracy",
+                     r->baseline_accuracy, "drop", r->drop, "drop_upper", r->drop_upper,
+                     "search_accuracy", r->search_accuracy);
 }
 
 /* Reads number `key` of `j` into `*out`, checking it is finite and within [lo, hi]. */
@@ -291,6 +293,11 @@ static int record_from_json(const json_t *j, const char *where, sc_record *out, 
         (rc = get_num(j, where, "drop_upper", -1, 2, &out->drop_upper, diag)) ||
         (rc = get_num(j, where, "search_accuracy", 0, 1, &out->search_accuracy, diag)))
         return rc;
+    // Saved before width: the tokens made the whole saving.
+    out->tokens_flops_ratio = out->flops_ratio;
+    if (json_object_get(j, "tokens_flops_ratio") &&
+        (rc = get_num(j, where, "tokens_flops_ratio", 0, 2, &out->tokens_flops_ratio, diag)))
+        return rc;
     if (fabs(out->baseline_accuracy - out->accuracy - out->drop) > 1e-6)
         return en_fail(diag, SC_ECORRUPT, "%s: drop %g is not baseline_accuracy - accuracy", where,
                        out->drop);
@@ -304,15 +311,124 @@ int sc_record_from_json(const json_t *j, sc_record *out, en_diag *diag) {
     return record_from_json(j, "record", out, diag);
 }
 
+/* A profile's arrays as flat JSON arrays of numbers. */
+static json_t *ints_json(const int32_t *v, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+static json_t *floats_json(const float *v, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_real(v[i]));
+    return a;
+}
+
+json_t *sc_width_to_json(const sc_width_profile *p) {
+    size_t L = (size_t)p->layers, h = (size_t)p->heads, nf = (size_t)p->ffn;
+    return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o}", "layers", p->layers,
+                     "heads", p->heads, "ffn", p->ffn, "levels", SC_WIDTH_LEVELS, "rescale",
+                     (int)p->rescale, "examples", p->examples, "head_order",
+                     ints_json(p->head_order, L * h), "neuron_order",
+                     ints_json(p->neuron_order, L * nf), "head_scale",
+                     floats_json(p->head_scale, L * h * h), "neuron_scale",
+                     floats_json(p->neuron_scale, L * (SC_WIDTH_LEVELS + 1) * nf));
+}
+
+/* `key` of j: an array of n numbers; orders (`of` > 0) hold each of 0..of-1 once per block of
+ * `of`, scales are finite. */
+static int width_array(const json_t *j, const char *key, size_t n, int of, int32_t *iv,
+                       float *fv, en_diag *diag) {
+    const json_t *a = json_object_get(j, key);
+    if (!json_is_array(a) || json_array_size(a) != n)
+        return en_fail(diag, SC_ECORRUPT, "width profile: '%s' is not an array of %zu numbers",
+                       key, n);
+    char *seen = of > 0 ? calloc((size_t)of, 1) : NULL;
+    if (of > 0 && !seen) return en_fail(diag, EN_ENOMEM, "width profile: out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const json_t *v = json_array_get(a, i);
+        double x = json_number_value(v);
+        if (!json_is_number(v) || !isfinite(x)) {
+            rc = en_fail(diag, SC_ECORRUPT, "width profile: %s[%zu] is not a finite number", key,
+                         i);
+        } else if (of > 0) {
+            if (i % (size_t)of == 0) memset(seen, 0, (size_t)of);
+            if (x != floor(x) || x < 0 || x >= of || seen[(int)x]++)
+                rc = en_fail(diag, SC_ECORRUPT, "width profile: %s[%zu] = %g is not a ranking of "
+                             "0..%d", key, i, x, of - 1);
+            else
+                iv[i] = (int32_t)x;
+        } else {
+            fv[i] = (float)x;
+        }
+    }
+    free(seen);
+    return rc;
+}
+
+int sc_width_from_json(const json_t *j, sc_width_profile *out, en_diag *diag) {
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(j)) return en_fail(diag, SC_ECORRUPT, "width profile: not an object");
+    const char *w = "width profile";
+    double L = 0, h = 0, nf = 0, levels = 0, rescale = 0, examples = 0;
+    int rc;
+    if ((rc = get_num(j, w, "layers", 1, EN_MAX_LAYERS, &L, diag)) ||
+        (rc = get_num(j, w, "heads", 1, 4096, &h, diag)) ||
+        (rc = get_num(j, w, "ffn", 0, 1 << 20, &nf, diag)) ||
+        (rc = get_num(j, w, "levels", SC_WIDTH_LEVELS, SC_WIDTH_LEVELS, &levels, diag)) ||
+        (rc = get_num(j, w, "rescale", 0, 3, &rescale, diag)) ||
+        (rc = get_num(j, w, "examples", 0, 1e9, &examples, diag)))
+        return rc;
+    if (L != floor(L) || h != floor(h) || nf != floor(nf) || rescale != floor(rescale))
+        return en_fail(diag, SC_ECORRUPT, "%s: layers, heads, ffn and rescale must be integers",
+                       w);
+    en_config cfg = {.layers = (int)L, .heads = (int)h, .ffn = (int)nf};
+    // A plain profile of that shape, then overwritten field by field.
+    if (sc_width_profile_plain(&cfg, out)) return en_fail(diag, EN_ENOMEM, "%s: out of memory", w);
+    out->rescale = (unsigned)rescale;
+    out->examples = (int)examples;
+    size_t nL = (size_t)L, nh = (size_t)h, nn = (size_t)nf;
+    if ((rc = width_array(j, "head_order", nL * nh, (int)h, out->head_order, NULL, diag)) ||
+        (rc = width_array(j, "neuron_order", nL * nn, (int)nf, out->neuron_order, NULL, diag)) ||
+        (rc = width_array(j, "head_scale", nL * nh * nh, 0, NULL, out->head_scale, diag)) ||
+        (rc = width_array(j, "neuron_scale", nL * (SC_WIDTH_LEVELS + 1) * nn, 0, NULL,
+                          out->neuron_scale, diag))) {
+        sc_width_profile_free(out);
+        return rc;
+    }
+    return 0;
+}
+
 json_t *sc_frontier_to_json(const sc_frontier *f) {
     json_t *a = json_array();
     for (int i = 0; f && i < f->count; i++)
         json_array_append_new(a, sc_record_to_json(&f->rec[i]));
-    return a;
+    if (!f || !f->width) return a; // the form of frontiers without width
+    return json_pack("{s:o, s:o}", "records", a, "width", sc_width_to_json(f->width));
 }
 
 int sc_frontier_from_json(const json_t *j, sc_frontier *out, en_diag *diag) {
     memset(out, 0, sizeof *out);
+    if (json_is_object(j)) { // records and the width profile they are narrowed with
+        sc_width_profile *w = calloc(1, sizeof *w);
+        if (!w) return en_fail(diag, EN_ENOMEM, "frontier: out of memory");
+        int rc = sc_width_from_json(json_object_get(j, "width"), w, diag);
+        if (rc == 0) rc = sc_frontier_from_json(json_object_get(j, "records"), out, diag);
+        if (rc == 0 && out->count > 0 && out->rec[0].schedule.layers != w->layers)
+            rc = en_fail(diag, SC_ECORRUPT, "frontier: records have %d layers, the width "
+                         "profile %d", out->rec[0].schedule.layers, w->layers);
+        if (rc) {
+            sc_frontier_free(out);
+            if (w->head_order) sc_width_profile_free(w);
+            free(w);
+            return rc;
+        }
+        out->width = w;
+        return 0;
+    }
     if (!json_is_array(j)) return en_fail(diag, SC_ECORRUPT, "frontier: not an array");
     size_t n = json_array_size(j);
     if (n > 100000) return en_fail(diag, SC_ECORRUPT, "frontier: %zu records, at most 100000", n);
@@ -350,18 +466,26 @@ json_t *sc_latency_to_json(const sc_latency_model *lm) {
                      lm->fit_error);
 }
 
-/* `name`: an array of SC_LAT_TERMS finite numbers into out. */
+/* `name`: an array of SC_LAT_TERMS finite numbers into out; an array of SC_LAT_TERMS_V1 (a
+ * model saved before width) becomes the same prediction for whole layers. */
 static int get_terms(const json_t *j, const char *name, double *out, en_diag *diag) {
     const json_t *a = json_object_get(j, name);
-    if (!json_is_array(a) || json_array_size(a) != SC_LAT_TERMS)
+    size_t n = json_array_size(a);
+    if (!json_is_array(a) || (n != SC_LAT_TERMS && n != SC_LAT_TERMS_V1))
         return en_fail(diag, SC_ECORRUPT, "latency model: '%s' is not an array of %d numbers",
                        name, SC_LAT_TERMS);
-    for (int i = 0; i < SC_LAT_TERMS; i++) {
-        const json_t *v = json_array_get(a, (size_t)i);
+    double v1[SC_LAT_TERMS_V1];
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(a, i);
         if (!json_is_number(v) || !isfinite(json_number_value(v)))
-            return en_fail(diag, SC_ECORRUPT, "latency model: %s[%d] is not a finite number",
+            return en_fail(diag, SC_ECORRUPT, "latency model: %s[%zu] is not a finite number",
                            name, i);
-        out[i] = json_number_value(v);
+        (n == SC_LAT_TERMS ? out : v1)[i] = json_number_value(v);
+    }
+    if (n == SC_LAT_TERMS_V1) { // 1, n, k, n*n, k*n, [k < n] -> their places with a = f = 1
+        memset(out, 0, SC_LAT_TERMS * sizeof *out);
+        out[0] = v1[0], out[3] = v1[1], out[4] = v1[2], out[7] = v1[3], out[8] = v1[4];
+        out[9] = v1[5];
     }
     return 0;
 }

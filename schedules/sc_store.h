@@ -29,10 +29,14 @@ int sc_store_decode(const void *buf, size_t size, const char *name, void **data,
 int sc_store_set_aside(const char *path, en_diag *diag);
 
 /// JSON forms (new references owned by the caller) and their inverses (which validate every
-/// field: SC_ECORRUPT with a message naming the field).
+/// field: SC_ECORRUPT with a message naming the field). A frontier is an array of records, or,
+/// when it has a width profile, {"records": [...], "width": {...}}.
 json_t *sc_record_to_json(const sc_record *r);
 int sc_record_from_json(const json_t *j, sc_record *out, en_diag *diag);
 json_t *sc_frontier_to_json(const sc_frontier *f);
 int sc_frontier_from_json(const json_t *j, sc_frontier *out, en_diag *diag);
 json_t *sc_latency_to_json(const sc_latency_model *lm);
+struct sc_width_profile;
+json_t *sc_width_to_json(const struct sc_width_profile *p);
+int sc_width_from_json(const json_t *j, struct sc_width_profile *out, en_diag *diag);
 int sc_latency_from_json(const json_t *j, sc_latency_model *out, en_diag *diag);

@@ -13,6 +13,8 @@
 void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *lda, double *b,
             const int *ldb, int *info);
 
+static int profile_alloc(const en_config *cfg, sc_width_profile *out);
+
 #define RIDGE 1e-2 // of the mean diagonal: keeps the solve stable when contributions are alike
 
 /* The statistics of every layer, accumulated over rows. */
@@ -167,20 +169,15 @@ int sc_width_profile_measure(const en_model *m, const en_dataset *d, const int *
     int count = index ? n : d->count;
     if (max_examples > 0 && count > max_examples)
         count = max_examples;
-    memset(out, 0, sizeof *out);
-    out->layers = L, out->heads = h, out->ffn = nf, out->rescale = rescale, out->examples = count;
-    out->head_order = malloc((size_t)L * h * sizeof(int32_t));
-    out->neuron_order = malloc((size_t)L * nf * sizeof(int32_t));
-    out->head_scale = calloc((size_t)L * h * h, sizeof(float));
-    out->neuron_scale = calloc((size_t)L * (SC_WIDTH_LEVELS + 1) * nf, sizeof(float));
+    int rc = profile_alloc(cfg, out);
+    if (rc) return en_fail(diag, rc, "no memory for the width profile");
+    out->rescale = rescale, out->examples = count;
     stats st = {.m = m, .L = L, .h = h, .d = H / h, .nf = nf, .H = H};
     st.uu = calloc((size_t)L * nf * nf, sizeof(double));
     st.hh = calloc((size_t)L * h * h, sizeof(double));
     st.tmp = malloc((size_t)nf * nf * sizeof(float));
     en_ctx *c = NULL;
-    int rc = 0;
-    if (!out->head_order || !out->neuron_order || !out->head_scale || !out->neuron_scale ||
-        !st.uu || !st.hh || !st.tmp)
+    if (!st.uu || !st.hh || !st.tmp)
         rc = en_fail(diag, EN_ENOMEM, "no memory for the width statistics (%d layers of %d x %d)",
                      L, nf, nf);
     enum { BATCH = 32 };
@@ -218,6 +215,49 @@ int sc_width_profile_measure(const en_model *m, const en_dataset *d, const int *
     if (rc)
         sc_width_profile_free(out);
     return rc;
+}
+
+/* Allocates the arrays of a profile for cfg. */
+static int profile_alloc(const en_config *cfg, sc_width_profile *out) {
+    int L = cfg->layers, h = cfg->heads, nf = cfg->ffn;
+    memset(out, 0, sizeof *out);
+    out->layers = L, out->heads = h, out->ffn = nf;
+    out->head_order = malloc((size_t)L * h * sizeof(int32_t));
+    out->neuron_order = malloc((size_t)L * nf * sizeof(int32_t) + 1);
+    out->head_scale = calloc((size_t)L * h * h, sizeof(float));
+    out->neuron_scale = calloc((size_t)L * (SC_WIDTH_LEVELS + 1) * nf + 1, sizeof(float));
+    if (out->head_order && out->neuron_order && out->head_scale && out->neuron_scale) return 0;
+    sc_width_profile_free(out);
+    return EN_ENOMEM;
+}
+
+int sc_width_profile_copy(const sc_width_profile *p, sc_width_profile *out) {
+    en_config cfg = {.layers = p->layers, .heads = p->heads, .ffn = p->ffn};
+    if (profile_alloc(&cfg, out)) return EN_ENOMEM;
+    size_t L = (size_t)p->layers, h = (size_t)p->heads, nf = (size_t)p->ffn;
+    memcpy(out->head_order, p->head_order, L * h * sizeof(int32_t));
+    memcpy(out->neuron_order, p->neuron_order, L * nf * sizeof(int32_t));
+    memcpy(out->head_scale, p->head_scale, L * h * h * sizeof(float));
+    memcpy(out->neuron_scale, p->neuron_scale, L * (SC_WIDTH_LEVELS + 1) * nf * sizeof(float));
+    out->rescale = p->rescale;
+    out->examples = p->examples;
+    return 0;
+}
+
+int sc_width_profile_plain(const en_config *cfg, sc_width_profile *out) {
+    if (profile_alloc(cfg, out)) return EN_ENOMEM;
+    int L = cfg->layers, h = cfg->heads, nf = cfg->ffn;
+    for (int l = 0; l < L; l++) {
+        for (int i = 0; i < h; i++)
+            out->head_order[(size_t)l * h + i] = i;
+        for (int i = 0; i < nf; i++)
+            out->neuron_order[(size_t)l * nf + i] = i;
+    }
+    for (size_t i = 0; i < (size_t)L * h * h; i++)
+        out->head_scale[i] = 1;
+    for (size_t i = 0; i < (size_t)L * (SC_WIDTH_LEVELS + 1) * nf; i++)
+        out->neuron_scale[i] = 1;
+    return 0;
 }
 
 void sc_width_profile_free(sc_width_profile *p) {
@@ -312,5 +352,38 @@ int sc_width_bank_apply(sc_width_bank *b, en_model *dst, int l, int g, int level
     pthread_mutex_unlock(&b->lock);
     if (rc == 0)
         en_model_compose_layer(dst, l, attn, ffn);
+    return rc;
+}
+
+int sc_width_narrow(const en_model *m, const sc_width_profile *p, const sc_schedule *s,
+                    en_model **out, en_diag *diag) {
+    *out = NULL;
+    if (!sc_schedule_has_width(s)) return 0;
+    const en_config *cfg = &m->cfg;
+    if (!p)
+        return en_fail(diag, EN_ESCHEDULE, "the schedule narrows layers (heads:/ffn:), which "
+                       "needs the width profile its search measured (a frontier file or the "
+                       "daemon's record)");
+    if (p->layers != cfg->layers || p->heads != cfg->heads || p->ffn != cfg->ffn)
+        return en_fail(diag, EN_ESCHEDULE, "the width profile is for %d layers, %d heads and %d "
+                       "neurons; the model has %d, %d and %d", p->layers, p->heads, p->ffn,
+                       cfg->layers, cfg->heads, cfg->ffn);
+    size_t per = (size_t)cfg->heads + cfg->ffn;
+    int32_t *ids = malloc(per * cfg->layers * sizeof *ids);
+    float *scale = malloc(per * cfg->layers * sizeof *scale);
+    int rc = EN_ENOMEM;
+    if (ids && scale) {
+        en_layer_width w[EN_MAX_LAYERS];
+        for (int l = 0; l < cfg->layers; l++)
+            sc_width_layer(p, l, sc_schedule_heads(s, l, cfg->heads),
+                           sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS), ids + per * l,
+                           scale + per * l, ids + per * l + cfg->heads,
+                           scale + per * l + cfg->heads, &w[l]);
+        rc = en_model_narrow(m, w, out, diag);
+    } else {
+        en_fail(diag, rc, "no memory to narrow the model");
+    }
+    free(ids);
+    free(scale);
     return rc;
 }

@@ -22,6 +22,7 @@
 
 #include "engine/en_dataset.h"
 #include "engine/en_width.h"
+#include "sc_schedule.h"
 
 #define SC_WIDTH_LEVELS 20 // FFN width levels: multiples of 1/20 of the neurons
 
@@ -50,6 +51,13 @@ int sc_width_profile_measure(const en_model *m, const en_dataset *d, const int *
                              en_diag *diag);
 void sc_width_profile_free(sc_width_profile *p);
 
+/// A deep copy of `p` into `*out` (free with sc_width_profile_free). EN_ENOMEM.
+int sc_width_profile_copy(const sc_width_profile *p, sc_width_profile *out);
+
+/// A profile that ranks heads and neurons by index with all factors 1: for what depends only on
+/// how many are kept (timing). Free with sc_width_profile_free. EN_ENOMEM.
+int sc_width_profile_plain(const en_config *cfg, sc_width_profile *out);
+
 /// Neurons kept at level v (0..SC_WIDTH_LEVELS) of a layer with I neurons.
 int sc_width_neurons(int ffn, int level);
 
@@ -59,6 +67,12 @@ int sc_width_neurons(int ffn, int level);
 void sc_width_layer(const sc_width_profile *p, int l, int g, int level, int32_t *heads,
                     float *head_scale, int32_t *neurons, float *neuron_scale,
                     en_layer_width *out);
+
+/// The model `s` runs: `m` narrowed to s's widths with the kept sets and factors of `p`, into
+/// `*out` (owned by the caller, borrows `m`: en_model_narrow()); NULL when s narrows nothing.
+/// EN_ESCHEDULE when s narrows and `p` is NULL or of another shape; EN_ENOMEM.
+int sc_width_narrow(const en_model *m, const sc_width_profile *p, const sc_schedule *s,
+                    en_model **out, en_diag *diag);
 
 /* Narrowed layers made on demand and kept, shared by every thread of a search: the attention
  * part for each (layer, head count) and the FFN part for each (layer, level). */

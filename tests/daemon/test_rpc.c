@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "schedules/sc_latency.h"
 #include "schedules/sc_error.h"
 #include "searchd/sd_error.h"
 #include "test_util.h"
@@ -299,7 +300,7 @@ START_TEST(queries_on_a_tuned_model) {
 
     td_call_ok(c, "profile", m, 1, &r);
     ck_assert_ptr_nonnull(sp_map_get(r.result, "fingerprint"));
-    ck_assert_int_eq(sp_map_get(r.result, "layer")->via.array.size, 6);
+    ck_assert_int_eq(sp_map_get(r.result, "layer")->via.array.size, SC_LAT_TERMS);
     ck_assert(sp_map_get(r.result, "current")->via.boolean);
     sdc_reply_free(&r);
     sdc_close(c);
