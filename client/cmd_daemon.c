@@ -16,6 +16,7 @@
 #include "client/cli_util.h"
 #include "client/offline_args.h"
 #include "client/sdc.h"
+#include "client/sdc_apply.h"
 #include "client/searchctl.h"
 #include "engine/en_forward.h"
 #include "schedules/sc_schedule.h"
@@ -24,7 +25,7 @@ typedef struct dargs {
     const char *socket, *connect;
     const char *model, *path, *data, *holdout, *name;
     const char *max_drop, *max_flops, *max_latency, *minimize;
-    int json, force, replace, watch, no_wait, help;
+    int json, force, replace, watch, no_wait, help, width;
     int timeout_ms;
     int count; // watch / classify --watch: stop after this many notifications (0: never)
     int rest;  // first positional argument
@@ -50,7 +51,8 @@ static void usage(const char *cmd, FILE *to) {
           "  add --path DIR --data FILE [--holdout FILE] [--name NAME [--replace]]\n"
           "  remove MODEL\n"
           "  tune --daemon --model MODEL [--max-drop 1% | --max-flops 0.5 | --max-latency MS]\n"
-          "       [--no-wait]                     progress bar until the job is done\n"
+          "       [--width] [--no-wait]           progress bar until the job is done; --width\n"
+          "                                       also searches heads and FFN neurons\n"
           "  status JOB | cancel JOB\n"
           "  get --model MODEL (--max-drop 1% | --max-flops 0.5 | --max-latency MS)\n"
           "      [--minimize latency|flops]\n"
@@ -87,6 +89,8 @@ static int parse(int argc, char **argv, dargs *a) {
             a->watch = 1;
         else if (strcmp(o, "--no-wait") == 0)
             a->no_wait = 1;
+        else if (strcmp(o, "--width") == 0)
+            a->width = 1;
         else if (strcmp(o, "--daemon") == 0)
             ;
         else if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0)
@@ -417,6 +421,7 @@ static int do_tune(sdc_client *c, const dargs *a, const char *model) {
     if (nb < 0) return 2;
     int n = 1 + nb;
     if (a->minimize) n--; // tune takes no 'minimize'
+    if (a->width) args[n++] = SDC_ARG_BOOL("width", 1);
     sdc_reply r;
     int rc = call(c, a, "tune", args, n, &r);
     double job = rc == 0 ? num(r.result, "job") : 0;
@@ -535,6 +540,7 @@ static int do_watch(sdc_client *c, const dargs *a) {
 
 typedef struct infer {
     en_model *m;
+    en_model *narrowed; // the schedule's network when it narrows layers, else NULL
     en_ctx *ctx;
     int32_t *ids, *types;
     sc_schedule s;
@@ -548,10 +554,20 @@ static int fetch_schedule(sdc_client *c, const dargs *a, const sdc_arg *args, in
     if (rc == 0) {
         en_diag diag;
         str(r.result, "schedule", in->text, sizeof in->text);
+        char why[300];
+        en_model *narrowed = NULL;
         if (sc_schedule_parse(in->text, in->m->cfg.layers, &in->s, &diag) != 0) {
             fprintf(stderr, "searchctl classify: schedule from searchd: %s\n", diag.msg);
             rc = 1;
-        } else if (!a->json) {
+        } else if (sdc_apply_width(r.result, in->m, &narrowed, why, sizeof why) != 0) {
+            fprintf(stderr, "searchctl classify: schedule from searchd: %s\n", why);
+            rc = 1;
+        } else {
+            en_model_free(in->narrowed); // the old network goes; the context runs the new one
+            in->narrowed = narrowed;
+            en_ctx_set_model(in->ctx, narrowed ? narrowed : in->m);
+        }
+        if (rc == 0 && !a->json) {
             fprintf(stderr, "schedule %s (FLOPs %.1f%%, drop bound %.2f%%)\n", in->text,
                     100 * num(r.result, "flops_ratio"), 100 * num(r.result, "drop_upper"));
         }
@@ -662,6 +678,7 @@ static int do_classify(sdc_client *c, const dargs *a, const char *model, int arg
     en_ctx_free(in.ctx);
     free(in.ids);
     free(in.types);
+    en_model_free(in.narrowed);
     en_model_free(in.m);
     return rc;
 }

@@ -12,6 +12,7 @@
 
 #include "engine/en_dataset.h"
 #include "schedules/sc_schedule.h"
+#include "schedules/sc_width.h"
 #include "sd_daemon.h"
 #include "sd_error.h"
 
@@ -133,6 +134,8 @@ static void work_cb(uv_work_t *req) {
         o.generations = j->generations;
         o.budget = j->budget;
         o.lat = j->has_lat ? &j->lat : NULL;
+        o.width = j->width;
+        o.width_profile = j->width_profile;
         o.progress = progress_cb;
         o.progress_ud = j;
         o.cancel = &j->cancel;
@@ -170,6 +173,12 @@ static int merge(sd_model *m, sc_frontier *add, sc_frontier *old) {
     *old = m->frontier;
     m->frontier.rec = rec;
     m->frontier.count = k;
+    // One width profile per model: the old one if any (a search made with a fresh one had no
+    // narrowed records to offer then, as it had the model's), else the new search's.
+    if (!old->width) {
+        m->frontier.width = add->width;
+        add->width = NULL;
+    }
     sd_model_repredict(m);
     return 0;
 }
@@ -182,6 +191,7 @@ static int install_result(sd_daemon *d, sd_job *j, sd_model *m) {
     int rc = merge(m, &j->result, &old);
     if (rc) return en_fail(&j->wdiag, rc, "out of memory merging the frontier");
     if ((rc = sd_state_save_frontier(d, m, &why)) != 0) {
+        if (old.width) m->frontier.width = NULL; // shared with old, which keeps it
         sc_frontier_free(&m->frontier);
         m->frontier = old;
         return en_fail(&j->wdiag, rc,
@@ -189,7 +199,8 @@ static int install_result(sd_daemon *d, sd_job *j, sd_model *m) {
                        "kept: %s",
                        why.msg);
     }
-    sc_frontier_free(&old);
+    if (old.width) old.width = NULL; // now the model's
+    free(old.rec);
     return 0;
 }
 
@@ -234,6 +245,9 @@ static void after_work_cb(uv_work_t *req, int status) {
         sd_log(d, "job %llu failed: %s", (unsigned long long)j->id, j->error);
     }
     sc_frontier_free(&j->result);
+    if (j->width_profile) sc_width_profile_free(j->width_profile);
+    free(j->width_profile);
+    j->width_profile = NULL;
     job_done_notify(d, j);
     if (j->state == SD_JOB_DONE) sd_notify_updated(d, m->id, "tune");
     j->model = NULL;
@@ -258,6 +272,13 @@ static void start(sd_daemon *d, sd_job *j) {
     if (m->has_lat) j->lat = m->lat;
     j->threads = d->opt.search_threads;
     j->generations = d->opt.search_generations;
+    // A model narrows with one profile, the first a search measured: its records stay valid.
+    if (j->width && m->frontier.width && (j->width_profile = calloc(1, sizeof *j->width_profile)) &&
+        sc_width_profile_copy(m->frontier.width, j->width_profile) != 0) {
+        free(j->width_profile);
+        j->width_profile = NULL;
+        j->width = 0; // out of memory: tokens only, never records of another profile
+    }
     j->work.data = j;
     d->tasks++;
     int rc = uv_queue_work(d->loop, &j->work, work_cb, after_work_cb);
@@ -283,7 +304,8 @@ static void start_queued(sd_daemon *d) {
     }
 }
 
-int sd_job_submit(sd_daemon *d, sd_model *m, const sc_query *budget, uint64_t conn_id, sd_job **out,
+int sd_job_submit(sd_daemon *d, sd_model *m, const sc_query *budget, int width, uint64_t conn_id,
+                  sd_job **out,
                   en_diag *diag) {
     if (d->jobs_running >= d->opt.jobs && d->jobs_queued >= d->opt.max_queued)
         return en_fail(diag, SD_EBUSY,
@@ -303,6 +325,7 @@ int sd_job_submit(sd_daemon *d, sd_model *m, const sc_query *budget, uint64_t co
     sd_model_ref(m);
     j->conn_id = conn_id;
     j->budget = *budget;
+    j->width = width;
     j->state = SD_JOB_QUEUED;
     j->created = sd_now();
     atomic_init(&j->cancel, 0);

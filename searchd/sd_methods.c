@@ -214,8 +214,13 @@ static int m_tune(sd_call *k) {
     sc_query q;
     int nset;
     if ((rc = get_budget(k, &q, &nset))) return rc;
+    // width: also search the heads and FFN neurons each layer keeps
+    const msgpack_object *w = sp_map_get(k->args, "width");
+    if (w && w->type != MSGPACK_OBJECT_BOOLEAN)
+        return en_fail(&k->diag, SP_ETYPE, "width must be true or false");
     sd_job *j;
-    if ((rc = sd_job_submit(k->d, m, &q, k->c->id, &j, &k->diag))) return rc;
+    if ((rc = sd_job_submit(k->d, m, &q, w && w->via.boolean, k->c->id, &j, &k->diag)))
+        return rc;
     msgpack_pack_map(k->pk, 2);
     sp_pack_kint(k->pk, "job", (int64_t)j->id);
     sp_pack_kstr(k->pk, "status", sd_job_state_name(j->state));
@@ -380,7 +385,7 @@ static const sd_method methods[] = {
     {"model.add", m_model_add, ARGS("path", "data", "holdout", "name", "replace"), "pool"},
     {"model.list", m_model_list, ARGS(NULL), "loop"},
     {"model.remove", m_model_remove, ARGS("model"), "loop"},
-    {"tune", m_tune, ARGS("model", BUDGET), "pool"},
+    {"tune", m_tune, ARGS("model", BUDGET, "width"), "pool"},
     {"job.status", m_job_status, ARGS("job"), "loop"},
     {"job.cancel", m_job_cancel, ARGS("job"), "loop"},
     {"schedule.get", m_schedule_get, ARGS("model", BUDGET, "minimize"), "loop"},

@@ -1,16 +1,54 @@
 /* msgpack forms of records, models, fingerprints and jobs: the field names are the protocol. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "schedules/sc_schedule.h"
+#include "schedules/sc_width.h"
 #include "sd_daemon.h"
+
+/* What a client needs to build the exact network of a narrowed schedule: per layer the kept
+ * heads and FFN neurons (ascending) and their factors (shared/spec/width.md). */
+static void pack_width(msgpack_packer *pk, const sc_width_profile *p, const sc_schedule *s) {
+    int L = p->layers;
+    int32_t *ids = malloc(sizeof *ids * (size_t)(p->heads + p->ffn) * L);
+    float *scale = malloc(sizeof *scale * (size_t)(p->heads + p->ffn) * L);
+    en_layer_width w[EN_MAX_LAYERS];
+    for (int l = 0; ids && scale && l < L; l++) {
+        size_t at = (size_t)l * (p->heads + p->ffn);
+        sc_width_layer(p, l, sc_schedule_heads(s, l, p->heads),
+                       sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS), ids + at, scale + at,
+                       ids + at + p->heads, scale + at + p->heads, &w[l]);
+    }
+    if (!ids || !scale) L = 0; // out of memory: an empty width, which a client refuses
+    static const char *const keys[] = {"heads", "head_scale", "neurons", "neuron_scale"};
+    msgpack_pack_map(pk, 4);
+    for (int k = 0; k < 4; k++) {
+        sp_pack_str(pk, keys[k]);
+        msgpack_pack_array(pk, (size_t)L);
+        for (int l = 0; l < L; l++) {
+            int n = k < 2 ? w[l].n_heads : w[l].n_neurons;
+            msgpack_pack_array(pk, (size_t)n);
+            for (int i = 0; i < n; i++) {
+                if (k == 0) msgpack_pack_int32(pk, w[l].heads[i]);
+                if (k == 1) msgpack_pack_float(pk, w[l].head_scale[i]);
+                if (k == 2) msgpack_pack_int32(pk, w[l].neurons[i]);
+                if (k == 3) msgpack_pack_float(pk, w[l].neuron_scale[i]);
+            }
+        }
+    }
+    free(ids);
+    free(scale);
+}
 
 void sd_pack_record(msgpack_packer *pk, const sd_model *m, const sc_record *r) {
     char text[SC_SCHEDULE_TEXT_MAX], id[SD_ID_LEN];
     if (sc_schedule_format(&r->schedule, text, sizeof text) < 0) text[0] = '\0';
     snprintf(id, sizeof id, "%016llx", (unsigned long long)sc_schedule_hash(&r->schedule));
     const char *metric = en_metric_name(r->schedule.metric);
-    msgpack_pack_map(pk, 13);
+    const sc_width_profile *wp = m->frontier.width;
+    int narrowed = wp && sc_schedule_has_width(&r->schedule);
+    msgpack_pack_map(pk, 14 + narrowed);
     sp_pack_kstr(pk, "model", m->id);
     sp_pack_kstr(pk, "schedule", text);
     sp_pack_kstr(pk, "id", id);
@@ -20,6 +58,7 @@ void sd_pack_record(msgpack_packer *pk, const sd_model *m, const sc_record *r) {
     for (int i = 0; i < r->schedule.layers; i++)
         msgpack_pack_double(pk, r->schedule.ratios[i]);
     sp_pack_knum(pk, "flops_ratio", r->flops_ratio);
+    sp_pack_knum(pk, "tokens_flops_ratio", r->tokens_flops_ratio);
     sp_pack_knum(pk, "latency_ms", r->latency_ms);
     sp_pack_knum(pk, "accuracy", r->accuracy);
     sp_pack_knum(pk, "baseline_accuracy", r->baseline_accuracy);
@@ -27,6 +66,10 @@ void sd_pack_record(msgpack_packer *pk, const sd_model *m, const sc_record *r) {
     sp_pack_knum(pk, "drop_upper", r->drop_upper);
     sp_pack_knum(pk, "search_accuracy", r->search_accuracy);
     sp_pack_kstr(pk, "hardware", m->has_lat ? m->hw_text : "");
+    if (narrowed) {
+        sp_pack_str(pk, "width");
+        pack_width(pk, wp, &r->schedule);
+    }
 }
 
 void sd_pack_hw(msgpack_packer *pk, const sc_hw *hw) {

@@ -7,7 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client/sdc_apply.h"
+#include "engine/en_flops.h"
 #include "schedules/sc_latency.h"
+#include "schedules/sc_schedule.h"
 #include "schedules/sc_error.h"
 #include "searchd/sd_error.h"
 #include "test_util.h"
@@ -307,6 +310,83 @@ START_TEST(queries_on_a_tuned_model) {
 }
 END_TEST
 
+/* tune with width: narrowed records carry their kept heads and neurons, the client library
+ * builds that network (its FLOPs are the schedule's), and it all survives a restart. */
+START_TEST(width_travels) {
+    sdc_client *c = td_connect(&t);
+    sdc_reply r;
+    sp_diag dg;
+    sdc_arg tune[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_BOOL("width", 1)};
+    td_call_ok(c, "tune", tune, 2, &r);
+    sdc_reply_free(&r);
+    sdc_note n;
+    for (int done = 0; !done;) {
+        ck_assert_int_eq(td_wait_note(c, "job.done", 600000, &n), 0);
+        char status[32];
+        ck_assert_str_eq(td_str(n.params, "status", status, sizeof status), "done");
+        sdc_note_free(&n);
+        done = 1;
+    }
+    (void)dg;
+    en_model *m = NULL;
+    ck_assert_int_eq(en_model_load(getenv("SEARCHD_DEMO_MODEL"), &m, NULL), 0);
+    sdc_arg mm[] = {SDC_ARG_STR("model", td_model_id)};
+    td_call_ok(c, "schedule.frontier", mm, 1, &r);
+    int narrowed = 0;
+    for (uint32_t i = 0; i < r.result->via.array.size; i++) {
+        const msgpack_object *e = &r.result->via.array.ptr[i];
+        char text[SC_SCHEDULE_TEXT_MAX], err[300];
+        sc_schedule s;
+        ck_assert_int_eq(sc_schedule_parse(td_str(e, "schedule", text, sizeof text),
+                                           m->cfg.layers, &s, NULL), 0);
+        en_model *nm = NULL;
+        ck_assert_msg(sdc_apply_width(e, m, &nm, err, sizeof err) == 0, "%s", err);
+        ck_assert_int_eq(nm != NULL, sc_schedule_has_width(&s));
+        ck_assert(td_num(e, "tokens_flops_ratio") >= td_num(e, "flops_ratio") - 1e-12);
+        if (!nm) continue;
+        narrowed++;
+        for (int len = 5; len <= 40; len += 7) // the network built has the schedule's FLOPs
+            ck_assert_double_eq_tol(en_flops_model_sequence(nm, len, s.ratios),
+                                    sc_schedule_flops(&m->cfg, &s, len), 1e-6);
+        en_model_free(nm);
+    }
+    sdc_reply_free(&r);
+    ck_assert_int_gt(narrowed, 0);
+    /* a width that does not fit the model is refused with a reason */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "width", 5);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "heads", 5);
+    msgpack_pack_array(&pk, 0);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    ck_assert_int_eq(msgpack_unpack_next(&up, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    en_model *nm = NULL;
+    char err[300];
+    ck_assert_int_eq(sdc_apply_width(&up.data, m, &nm, err, sizeof err), EN_ESCHEDULE);
+    ck_assert_ptr_nonnull(strstr(err, "layer 0"));
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    /* the frontier and its width profile survive a restart */
+    char *before = td_frontier_text(c, td_model_id);
+    sdc_close(c);
+    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    td_start(&t, NULL);
+    c = td_connect(&t);
+    char *after = td_frontier_text(c, td_model_id);
+    ck_assert_str_eq(before, after);
+    ck_assert_ptr_nonnull(strstr(after, "neuron_scale"));
+    free(before);
+    free(after);
+    sdc_close(c);
+    en_model_free(m);
+}
+END_TEST
+
 START_TEST(tune_progress_subscribe_cancel) {
     sdc_client *c = td_connect(&t), *w = td_connect(&t);
     sdc_reply r;
@@ -584,6 +664,7 @@ Suite *rpc_suite(void) {
     tcase_add_checked_fixture(tu, setup_tuned, teardown);
     tcase_add_test(tu, queries_on_a_tuned_model);
     tcase_add_test(tu, tune_progress_subscribe_cancel);
+    tcase_add_test(tu, width_travels);
     tcase_add_test(tu, requester_leaves_mid_job);
     tcase_add_test(tu, remove_model);
     suite_add_tcase(s, tu);

@@ -3,6 +3,8 @@
 
 #include "schedules/sc_error.h"
 #include "schedules/sc_search.h"
+#include "schedules/sc_store.h"
+#include "schedules/sc_width.h"
 #include "test_schedules.h"
 
 /* Search part and held-out part: interleaved slices of the SST-2 dev set. */
@@ -182,6 +184,56 @@ static void cancel_on_progress(void *ud, const sc_progress *p) {
     atomic_store((atomic_int *)ud, 1);
 }
 
+/* With width, records narrow layers, and each reproduces: the model narrowed with the
+ * frontier's own profile gives the record's held-out accuracy and FLOPs under en_eval; the
+ * frontier (with its profile) survives its JSON form; and at equal FLOPs the width search
+ * finds at least as good a search-part score as the token-only search of the same budget. */
+START_TEST(width_records_reproduce) {
+    sc_search_opts o = small_opts(3);
+    o.width = 1;
+    o.budget.max_flops = 0.5;
+    sc_frontier f;
+    sc_search_stats st;
+    run_ok(&o, &f, &st);
+    ck_assert_ptr_nonnull(f.width);
+    int narrowed = 0;
+    for (int i = 0; i < f.count; i++) {
+        const sc_record *r = &f.rec[i];
+        ck_assert(r->flops_ratio <= 0.5 + 1e-12);
+        en_model *nm = NULL;
+        en_diag d;
+        ck_assert_int_eq(sc_width_narrow(demo_model(), f.width, &r->schedule, &nm, &d), 0);
+        narrowed += nm != NULL;
+        en_eval_opts eo = {.metric = r->schedule.metric, .ratios = r->schedule.ratios,
+                           .threads = 1};
+        en_eval_result res = {0};
+        ck_assert_int_eq(en_eval(nm ? nm : demo_model(), g_hold, &eo, &res, NULL), 0);
+        ck_assert_double_eq_tol(r->accuracy, res.accuracy, 1e-12);
+        ck_assert_double_eq_tol(r->flops_ratio, res.flops_ratio, 1e-9);
+        ck_assert(r->tokens_flops_ratio >= r->flops_ratio - 1e-12);
+        ck_assert_int_eq(r->tokens_flops_ratio > r->flops_ratio + 1e-12, nm != NULL);
+        en_model_free(nm);
+    }
+    ck_assert_int_gt(narrowed, 0);
+    /* the JSON form keeps the profile, and a damaged profile is refused by name */
+    json_t *j = sc_frontier_to_json(&f);
+    sc_frontier g;
+    en_diag d;
+    ck_assert_int_eq(sc_frontier_from_json(j, &g, &d), 0);
+    ck_assert_ptr_nonnull(g.width);
+    ck_assert_int_eq(g.count, f.count);
+    size_t n = (size_t)f.width->layers * f.width->ffn;
+    ck_assert_mem_eq(g.width->neuron_order, f.width->neuron_order, n * sizeof(int32_t));
+    json_array_set_new(json_object_get(json_object_get(j, "width"), "neuron_order"), 1,
+                       json_integer(f.width->neuron_order[0]));
+    sc_frontier_free(&g);
+    ck_assert_int_eq(sc_frontier_from_json(j, &g, &d), SC_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(d.msg, "neuron_order"));
+    json_decref(j);
+    sc_frontier_free(&f);
+}
+END_TEST
+
 START_TEST(cancellation) {
     sc_search_opts o = small_opts(1);
     atomic_int cancel;
@@ -234,6 +286,7 @@ Suite *search_suite(void) {
     tcase_add_test(tc, flops_budget_and_families);
     tcase_add_test(tc, drop_bound_threads_and_cache);
     tcase_add_test(tc, latency_objective);
+    tcase_add_test(tc, width_records_reproduce);
     tcase_add_test(tc, cancellation);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
