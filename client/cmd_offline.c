@@ -8,6 +8,7 @@
 #include "client/offline_args.h"
 #include "client/searchctl.h"
 #include "engine/en_dataset.h"
+#include "engine/en_export.h"
 #include "engine/en_flops.h"
 
 static void classify_usage(FILE *to) {
@@ -188,6 +189,53 @@ int cmd_eval(int argc, char **argv) {
     }
     free(r.pred);
     en_dataset_free(d);
+    en_model_free(m);
+    return rc ? 1 : 0;
+}
+
+static void export_usage(FILE *to) {
+    fputs("usage: searchctl export --model DIR --schedule S --frontier FILE --out DIR\n"
+          "Writes the network a schedule's width part keeps (its heads and FFN neurons, the\n"
+          "factors folded in) as a smaller checkpoint folder: model.safetensors, config.json\n"
+          "noting each layer's width (\"searchd_width\"), the tokenizer's files. searchd and\n"
+          "searchctl load it like any model and give the same outputs. The token part of the\n"
+          "schedule stays a run-time choice: run the exported model with --ratios.\n",
+          to);
+}
+
+int cmd_export(int argc, char **argv) {
+    offline_args a;
+    int rest = 0;
+    if (offline_args_parse(argc, argv, &a, &rest) || a.help || rest < argc || !a.out ||
+        !a.schedule) {
+        if (!a.help && !a.out) fputs("searchctl export: --out DIR is required\n", stderr);
+        if (!a.help && !a.schedule) fputs("searchctl export: --schedule S is required\n", stderr);
+        export_usage(a.help ? stdout : stderr);
+        return a.help ? 0 : 2;
+    }
+    en_model *m = NULL;
+    sc_schedule s;
+    if (offline_load(&a, &m, &s) != 0) return 1;
+    en_diag diag = {{0}};
+    int rc = en_model_export(m, a.model ? a.model : demo_model_dir(), a.out, &diag);
+    if (rc) {
+        fprintf(stderr, "searchctl export: %s\n", diag.msg);
+    } else {
+        long kept = 0, whole = 0;
+        for (int l = 0; l < m->cfg.layers; l++) {
+            int G = m->w.layer[l].heads * (m->cfg.hidden / m->cfg.heads);
+            kept += 4L * G * m->cfg.hidden + 2L * m->w.layer[l].ffn * m->cfg.hidden;
+            whole += 4L * m->cfg.hidden * m->cfg.hidden + 2L * m->cfg.ffn * m->cfg.hidden;
+        }
+        printf("wrote %s: encoder weights %.1f%% of the model's (%ld of %ld)\n", a.out,
+               100.0 * kept / whole, kept, whole);
+        char ratios[SC_SCHEDULE_TEXT_MAX];
+        sc_schedule tokens = s;
+        memset(tokens.heads_cut, 0, sizeof tokens.heads_cut);
+        memset(tokens.ffn_cut, 0, sizeof tokens.ffn_cut);
+        sc_schedule_format(&tokens, ratios, sizeof ratios);
+        printf("token part, applied at run time: --schedule %s\n", ratios);
+    }
     en_model_free(m);
     return rc ? 1 : 0;
 }

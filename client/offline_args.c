@@ -32,6 +32,7 @@ static const char **value_slot(offline_args *a, const char *name) {
         {"--pair", offsetof(offline_args, pair)},
         {"--shape", offsetof(offline_args, shape)},
         {"--lengths", offsetof(offline_args, lengths)},
+        {"--out", offsetof(offline_args, out)},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (strcmp(name, table[i].name) == 0)

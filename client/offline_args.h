@@ -17,6 +17,7 @@ typedef struct offline_args {
     const char *pair;     // --pair TEXT_B
     const char *shape;    // --shape L,H,heads,FFN
     const char *lengths;  // --lengths 32,64,..
+    const char *out;      // --out DIR (export)
     int threads;          // --threads N: worker threads, each single-threaded in BLAS
     int blas_threads;     // --blas-threads N: BLAS threads of a single worker
     int batch;            // --batch N: sequences per ragged batch (eval)

@@ -21,7 +21,8 @@ static void usage(FILE *to) {
           "  eval     --model DIR --data FILE [--schedule S] [--threads N] [--json]\n"
           "  bench    [--model DIR | --shape L,H,heads,FFN] [--lengths 32,64,..] [--threads N]\n"
           "  tune     --model DIR --data FILE [--holdout FILE] [--max-drop 0.01 | --max-flops 0.5 |\n"
-          "           --max-latency MS] [--json]\n"
+          "           --max-latency MS] [--width] [--out FILE] [--json]\n"
+          "  export   --model DIR --schedule S --frontier FILE --out DIR   (a width-pruned model)\n"
           "\n"
           "With a running searchd (--socket PATH | --connect HOST:PORT):\n"
           "  ping, info, add, remove, tune --daemon, status, cancel, get, frontier, watch, retune,\n"
@@ -50,6 +51,8 @@ int main(int argc, char **argv) {
         return cmd_bench(sub_argc, sub_argv);
     if (strcmp(cmd, "tune") == 0)
         return cmd_tune(sub_argc, sub_argv);
+    if (strcmp(cmd, "export") == 0)
+        return cmd_export(sub_argc, sub_argv);
     if (cmd_is_daemon(cmd))
         return cmd_daemon(cmd, sub_argc, sub_argv);
     fprintf(stderr, "searchctl: unknown command '%s'\n", cmd);

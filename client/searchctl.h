@@ -8,6 +8,7 @@ int cmd_classify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 /// Daemon commands: ping, info, add, get, frontier, watch, retune, remove, status, cancel and
 /// `tune --daemon`; `name` is the command.
 int cmd_daemon(const char *name, int argc, char **argv);

@@ -37,6 +37,7 @@ static int get_int(json_t *root, const char *key, int min, int max, int *out, co
 static int get_optional_string(json_t *root, const char *key, const char *dflt, const char **out,
                                const char *what, en_diag *diag);
 static int parse_labels(json_t *root, en_config *cfg, const char *what, en_diag *diag);
+static int parse_width(json_t *root, en_config *cfg, const char *what, en_diag *diag);
 static int parse_id2label(json_t *m, en_config *cfg, const char *what, en_diag *diag);
 static int parse_label2id(json_t *m, en_config *cfg, int have_names, const char *what,
                           en_diag *diag);
@@ -113,7 +114,36 @@ static int parse_root(json_t *root, const char *what, en_config *cfg, en_diag *d
                        "%s: field 'position_embedding_type' is '%.64s'; only \"absolute\" is "
                        "supported",
                        what, pos_type);
+    if ((rc = parse_width(root, cfg, what, diag)) < 0) return rc;
     return parse_labels(root, cfg, what, diag);
+}
+
+/* "searchd_width": {"heads": [g per layer], "ffn": [m per layer]} of an exported narrowed
+ * checkpoint; without it every layer is whole. */
+static int parse_width(json_t *root, en_config *cfg, const char *what, en_diag *diag) {
+    for (int l = 0; l < cfg->layers; l++) {
+        cfg->layer_heads[l] = cfg->heads;
+        cfg->layer_ffn[l] = cfg->ffn;
+    }
+    json_t *w = json_object_get(root, "searchd_width");
+    if (!w) return 0;
+    static const char *const keys[] = {"heads", "ffn"};
+    for (int k = 0; k < 2; k++) {
+        json_t *a = json_object_get(w, keys[k]);
+        int lo = k == 0 ? 1 : 0, hi = k == 0 ? cfg->heads : cfg->ffn;
+        if (!json_is_array(a) || (int)json_array_size(a) != cfg->layers)
+            return en_fail(diag, EN_ECONFIG, "%s: searchd_width.%s must be an array of %d "
+                           "integers (one per layer)", what, keys[k], cfg->layers);
+        for (int l = 0; l < cfg->layers; l++) {
+            json_t *v = json_array_get(a, (size_t)l);
+            json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+            if (x < lo || x > hi)
+                return en_fail(diag, EN_ECONFIG, "%s: searchd_width.%s[%d] must be an integer "
+                               "in [%d, %d]", what, keys[k], l, lo, hi);
+            (k == 0 ? cfg->layer_heads : cfg->layer_ffn)[l] = (int)x;
+        }
+    }
+    return 0;
 }
 
 /* Picks the family row by model_type; architectures, when listed, must name its

@@ -29,8 +29,10 @@
 #define FNV_OFFSET 0xcbf29ce484222325ull
 #define FNV_PRIME 0x100000001b3ull
 
-/* Dimensions a tensor's expected shape is made of, all from config.json. */
-enum dim { D_NONE, D_V, D_H, D_E, D_P, D_T, D_I, D_C };
+/* Dimensions a tensor's expected shape is made of, all from config.json. D_G and D_F are a
+ * layer's own: its heads times the head size, and its FFN neurons (all of them, unless the
+ * checkpoint was narrowed by searchctl export). */
+enum dim { D_NONE, D_V, D_H, D_E, D_P, D_T, D_I, D_C, D_G, D_F };
 
 #define NO_FIELD (-1) // the tensor has no field: it follows the previous one in the arena
 
@@ -55,19 +57,19 @@ static const tensor_def defs[EN_T_COUNT] = {
     [EN_T_EMB_LN_B] = {0, D_E, D_NONE, W_(emb_ln_b), 0},
     [EN_T_PROJ_W] = {0, D_H, D_E, W_(proj_w), 1},
     [EN_T_PROJ_B] = {0, D_H, D_NONE, W_(proj_b), 1},
-    [EN_T_Q_W] = {1, D_H, D_H, L_(wqkv), 0},
-    [EN_T_K_W] = {1, D_H, D_H, NO_FIELD, 0},
-    [EN_T_V_W] = {1, D_H, D_H, NO_FIELD, 0},
-    [EN_T_Q_B] = {1, D_H, D_NONE, L_(bqkv), 0},
-    [EN_T_K_B] = {1, D_H, D_NONE, NO_FIELD, 0},
-    [EN_T_V_B] = {1, D_H, D_NONE, NO_FIELD, 0},
-    [EN_T_O_W] = {1, D_H, D_H, L_(wo), 0},
+    [EN_T_Q_W] = {1, D_G, D_H, L_(wqkv), 0},
+    [EN_T_K_W] = {1, D_G, D_H, NO_FIELD, 0},
+    [EN_T_V_W] = {1, D_G, D_H, NO_FIELD, 0},
+    [EN_T_Q_B] = {1, D_G, D_NONE, L_(bqkv), 0},
+    [EN_T_K_B] = {1, D_G, D_NONE, NO_FIELD, 0},
+    [EN_T_V_B] = {1, D_G, D_NONE, NO_FIELD, 0},
+    [EN_T_O_W] = {1, D_H, D_G, L_(wo), 0},
     [EN_T_O_B] = {1, D_H, D_NONE, L_(bo), 0},
     [EN_T_LN1_G] = {1, D_H, D_NONE, L_(ln1_g), 0},
     [EN_T_LN1_B] = {1, D_H, D_NONE, L_(ln1_b), 0},
-    [EN_T_W1] = {1, D_I, D_H, L_(w1), 0},
-    [EN_T_B1] = {1, D_I, D_NONE, L_(b1), 0},
-    [EN_T_W2] = {1, D_H, D_I, L_(w2), 0},
+    [EN_T_W1] = {1, D_F, D_H, L_(w1), 0},
+    [EN_T_B1] = {1, D_F, D_NONE, L_(b1), 0},
+    [EN_T_W2] = {1, D_H, D_F, L_(w2), 0},
     [EN_T_B2] = {1, D_H, D_NONE, L_(b2), 0},
     [EN_T_LN2_G] = {1, D_H, D_NONE, L_(ln2_g), 0},
     [EN_T_LN2_B] = {1, D_H, D_NONE, L_(ln2_b), 0},
@@ -111,7 +113,7 @@ static int hash_range(loader *ld, uint64_t from, uint64_t to, en_diag *diag);
 static int read_fail(const loader *ld, int rc, en_diag *diag);
 static void bind_fields(en_model *m, const loader *ld);
 static void fill_dtype(en_model *m, const loader *ld);
-static size_t dim_value(const en_config *c, enum dim d);
+static size_t dim_value(const en_config *c, enum dim d, int layer);
 static int format_name(const loader *ld, const slot *s, int strip, int old, char *out, size_t cap);
 static void format_shape(const uint64_t *shape, int ndim, char *out, size_t cap);
 static int cmp_begin(const void *a, const void *b);
@@ -134,8 +136,8 @@ int en_model_load(const char *dir, en_model **out, en_diag *diag) {
                      en_tokenizer_file(m->tok), en_tokenizer_vocab_size(m->tok), m->cfg.vocab_size);
     if (rc == 0) rc = load_weights(m, dir, diag);
     for (int l = 0; rc == 0 && l < m->cfg.layers; l++) {
-        m->w.layer[l].heads = m->cfg.heads; // a loaded model is whole
-        m->w.layer[l].ffn = m->cfg.ffn;
+        m->w.layer[l].heads = m->cfg.layer_heads[l]; // whole, unless exported narrowed
+        m->w.layer[l].ffn = m->cfg.layer_ffn[l];
     }
     if (rc == 0 && en_model_pack(m) < 0)
         rc = en_fail(diag, EN_ENOMEM, "%s: no memory for the packed weights", dir);
@@ -238,7 +240,8 @@ static int plan_slots(loader *ld, en_diag *diag) {
         if (rc == 0) rc = check_tensor(ld, s, diag);
         if (rc < 0) return rc;
         // Sizes are bounded by config.json's ranges, so these sums cannot overflow size_t.
-        s->count = dim_value(ld->cfg, s->def->rows) * dim_value(ld->cfg, s->def->cols);
+        s->count = dim_value(ld->cfg, s->def->rows, s->layer) *
+                   dim_value(ld->cfg, s->def->cols, s->layer);
         if (s->def->field != NO_FIELD) off = (off + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
         s->off = off;
         off += s->count;
@@ -274,7 +277,8 @@ static int check_tensor(const loader *ld, const slot *s, en_diag *diag) {
         return en_fail(diag, EN_EDTYPE,
                        "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 are supported",
                        ld->path, t->name, en_st_dtype_name(t->dtype));
-    uint64_t want[2] = {dim_value(ld->cfg, s->def->rows), dim_value(ld->cfg, s->def->cols)};
+    uint64_t want[2] = {dim_value(ld->cfg, s->def->rows, s->layer),
+                        dim_value(ld->cfg, s->def->cols, s->layer)};
     int want_ndim = s->def->cols == D_NONE ? 1 : 2;
     if (t->ndim == want_ndim && t->shape[0] == want[0] &&
         (want_ndim == 1 || t->shape[1] == want[1]))
@@ -393,8 +397,12 @@ static void fill_dtype(en_model *m, const loader *ld) {
     snprintf(m->dtype, sizeof m->dtype, "%s", name);
 }
 
-static size_t dim_value(const en_config *c, enum dim d) {
+static size_t dim_value(const en_config *c, enum dim d, int layer) {
     switch (d) {
+    case D_G:
+        return (size_t)c->layer_heads[layer] * (size_t)(c->hidden / c->heads);
+    case D_F:
+        return (size_t)c->layer_ffn[layer];
     case D_NONE:
         return 1;
     case D_V:

@@ -45,6 +45,10 @@ typedef struct en_config {
     int emb;         // E: width of the embeddings (ELECTRA's embedding_size; else H)
     int num_labels;  // C
     double ln_eps;   // layer_norm_eps
+    // A checkpoint narrowed by searchctl export (config.json "searchd_width"): the heads and
+    // FFN neurons each layer has; else every layer has `heads` and `ffn`.
+    int layer_heads[EN_MAX_LAYERS];
+    int layer_ffn[EN_MAX_LAYERS];
     char labels[EN_MAX_LABELS][64]; // id2label names ("LABEL_i" when config.json has none)
 } en_config;
 

@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/en_dataset.h"
+#include "engine/en_export.h"
 #include "engine/en_flops.h"
 #include "engine/en_forward.h"
 #include "engine/en_width.h"
@@ -233,6 +235,56 @@ START_TEST(width_identity_and_checks) {
 }
 END_TEST
 
+/* A narrowed model exported as a checkpoint folder loads back to the same network: the same
+ * logits, bit for bit (F32 weights written as they are), and the same FLOPs. */
+START_TEST(export_round_trip) {
+    const char *demo = getenv("SEARCHD_DEMO_MODEL");
+    en_model *m = load_model_or_fail(demo);
+    const en_config *cfg = &m->cfg;
+    int L = cfg->layers;
+    int32_t heads[EN_MAX_LAYERS][1], *neurons = malloc(sizeof(int32_t) * cfg->ffn);
+    float hs[EN_MAX_LAYERS][1], *ns = malloc(sizeof(float) * cfg->ffn);
+    for (int i = 0; i < cfg->ffn; i++)
+        neurons[i] = 3 * i, ns[i] = 0.5f + 0.01f * (i % 50);
+    en_layer_width w[EN_MAX_LAYERS];
+    for (int l = 0; l < L; l++) {
+        heads[l][0] = l % cfg->heads, hs[l][0] = 1.25f;
+        int k = l == 1 ? 0 : cfg->ffn / 3 - l; // layer 1 keeps no neuron
+        w[l] = (en_layer_width){1, heads[l], hs[l], k, neurons, ns};
+    }
+    en_model *nm = NULL;
+    en_diag d;
+    ck_assert_int_eq(en_model_narrow(m, w, &nm, &d), 0);
+    char dir[] = "/tmp/searchd-export-XXXXXX", out[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(out, sizeof out, "%s/m", dir);
+    ck_assert_msg(en_model_export(nm, demo, out, &d) == 0, "%s", d.msg);
+    ck_assert_int_eq(en_model_export(nm, demo, out, &d), EN_EINPUT); // never over a model
+    en_model *back = load_model_or_fail(out);
+    en_ctx *a, *b;
+    ck_assert_int_eq(en_ctx_new(nm, 64, &a), 0);
+    ck_assert_int_eq(en_ctx_new(back, 64, &b), 0);
+    int32_t ids[] = {2, 1015, 11, 61, 43, 7330, 1004, 1391, 7565, 3467, 18, 3};
+    double ratios[EN_MAX_LAYERS];
+    for (int l = 0; l < L; l++)
+        ratios[l] = 1.0 - 0.2 * l;
+    float x[EN_MAX_LABELS], y[EN_MAX_LABELS];
+    ck_assert_int_eq(en_forward(a, ids, NULL, 12, EN_METRIC_CONTEXT, ratios, x, NULL, NULL), 0);
+    ck_assert_int_eq(en_forward(b, ids, NULL, 12, EN_METRIC_CONTEXT, ratios, y, NULL, NULL), 0);
+    ck_assert_mem_eq(x, y, sizeof(float) * cfg->num_labels);
+    ck_assert_double_eq(en_flops_model_sequence(nm, 12, ratios),
+                        en_flops_model_sequence(back, 12, ratios));
+    en_ctx_free(a), en_ctx_free(b);
+    en_model_free(back);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    en_model_free(nm);
+    en_model_free(m);
+    free(neurons), free(ns);
+}
+END_TEST
+
 Suite *width_suite(void) {
     Suite *s = suite_create("width");
     TCase *tc = tcase_create("fixtures");
@@ -241,6 +293,7 @@ Suite *width_suite(void) {
     tcase_add_loop_test(tc, width_fixtures_match, 0, n);
     tcase_add_loop_test(tc, width_flops_match, 0, n);
     tcase_add_test(tc, width_identity_and_checks);
+    tcase_add_test(tc, export_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }
