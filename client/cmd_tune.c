@@ -20,6 +20,7 @@ typedef struct tune_args {
     sc_query budget;
     uint64_t seed;
     int threads, json, generations, children, latency_examples, cache_mb, width;
+    unsigned rescale; // SC_RESCALE_* bits; 0: the default
     double holdout_fraction, calib_seconds;
 } tune_args;
 
@@ -70,6 +71,7 @@ int cmd_tune(int argc, char **argv) {
     o.progress = on_progress;
     o.families = &fam;
     o.width = a.width;
+    o.rescale = a.rescale;
     sc_search_stats st;
     rc = sc_search_run(m, data, hold, &o, &front, &st, &diag);
     cli_progress_end();
@@ -179,6 +181,17 @@ static int parse(int argc, char **argv, tune_args *a) {
             a->holdout = v;
         } else if (strcmp(o, "--out") == 0) {
             a->out = v;
+        } else if (strcmp(o, "--rescale") == 0) {
+            static const char *const names[] = {"none", "heads", "neurons", "both"};
+            int k = 0;
+            while (k < 4 && strcmp(v, names[k]) != 0)
+                k++;
+            if (k == 4) {
+                fprintf(stderr, "searchctl tune: --rescale takes none, heads, neurons or both, "
+                        "not '%s'\n", v);
+                return 2;
+            }
+            a->rescale = k == 0 ? SC_RESCALE_NONE : (unsigned)k;
         } else if (strcmp(o, "--max-drop") == 0 || strcmp(o, "--max-flops") == 0) {
             if (cli_parse_share(v, &d) != 0 || (o[6] == 'f' && d <= 0)) {
                 fprintf(stderr, "searchctl tune: %s takes a share like 0.01 or 1%%, not '%s'\n", o,
@@ -249,6 +262,8 @@ static void usage(FILE *to) {
           "one-sided 95% bound on the accuracy drop is under 1%).\n"
           "  --width                 search width too: heads and FFN neurons, ranked and\n"
           "                          rescaled on the search part (no retraining)\n"
+          "  --rescale WHAT          least-squares factors for the kept heads, neurons, both or\n"
+          "                          none (default: heads; see the README's figures)\n"
           "  --out FILE              write the frontier (and its width profile) as JSON, for\n"
           "                          classify/eval --frontier FILE\n"
           "  --holdout FILE          held-out set (default: a seeded stratified 70% of --data)\n"

@@ -305,7 +305,7 @@ static int width_setup(search *S) {
         if ((rc = sc_width_profile_copy(p, S->width)) != 0)
             return en_fail(S->diag, rc, "cannot copy the width profile");
     } else {
-        unsigned rescale = S->o->rescale ? S->o->rescale : SC_RESCALE_DEFAULT;
+        unsigned rescale = S->o->rescale ? S->o->rescale & 3 : SC_RESCALE_DEFAULT;
         if ((rc = sc_width_profile_measure(S->m, S->sd, S->si, S->ns, WIDTH_EXAMPLES, rescale,
                                            S->width, S->diag)) != 0)
             return rc;

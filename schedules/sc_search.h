@@ -45,7 +45,8 @@ typedef struct sc_search_opts {
     const struct sc_width_profile *width_profile; // borrowed: the profile to narrow with; NULL
                                  // with `width`: measured on the search part. Either way the
                                  // frontier gets its own copy.
-    unsigned rescale;            // SC_RESCALE_* bits for a measured profile (0: the default)
+    unsigned rescale;            // SC_RESCALE_* bits for a measured profile (0: the default,
+                                 // SC_RESCALE_NONE: none)
 } sc_search_opts;
 
 #define SC_SEARCH_GENERATIONS 16 // at most: with max_drop it stops once the answer stops improving

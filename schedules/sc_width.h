@@ -30,7 +30,12 @@
  * what removing a head loses (sst2-bert-L6-H256, 2 heads of 4 in every layer: 78.6% -> 80.6%,
  * the unpruned model's accuracy); for neurons they cost a little at equal FLOPs (10% of the
  * neurons: 81.2% without, 80.4% with), so the default fits heads only. */
-enum { SC_RESCALE_HEADS = 1, SC_RESCALE_NEURONS = 2, SC_RESCALE_DEFAULT = SC_RESCALE_HEADS };
+enum {
+    SC_RESCALE_HEADS = 1,
+    SC_RESCALE_NEURONS = 2,
+    SC_RESCALE_DEFAULT = SC_RESCALE_HEADS,
+    SC_RESCALE_NONE = 4 // for a search's options, where 0 means the default: no factors
+};
 
 typedef struct sc_width_profile {
     int layers, heads, ffn;
