@@ -125,8 +125,7 @@ double sc_schedule_flops(const en_config *cfg, const sc_schedule *s, int n0) {
     int n = n0;
     for (int l = 0; l < cfg->layers; l++) {
         int k = en_keep_count(s->ratios[l], n0, n);
-        int v = sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS);
-        int m = (int)(((long)v * cfg->ffn + SC_WIDTH_LEVELS / 2) / SC_WIDTH_LEVELS);
+        int m = sc_width_neurons(cfg->ffn, sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS));
         total += en_flops_layer_width(cfg, n, k, sc_schedule_heads(s, l, cfg->heads), m);
         n = k;
     }

@@ -51,6 +51,6 @@ int sc_schedule_has_width(const sc_schedule *s);
 int sc_schedule_heads(const sc_schedule *s, int l, int heads);
 int sc_schedule_ffn_level(const sc_schedule *s, int l, int levels);
 
-/// FLOPs of one sequence of n0 tokens under `s` (shared/spec/width.md); `ffn_kept(l)` neurons
-/// are round(level * I / levels) as the width profile keeps them.
+/// FLOPs of one sequence of n0 tokens under `s` (shared/spec/width.md), with the neurons a
+/// width profile keeps at each layer's FFN level (sc_width_neurons).
 double sc_schedule_flops(const en_config *cfg, const sc_schedule *s, int n0);
