@@ -12,9 +12,9 @@
 
 static const char *skip_space(const char *p);
 static int parse_list(const char *text, const char *what, const char *p, const char *end,
-                      int layers, double lo_open, double *out, int *count, en_diag *diag);
-static int format_list(const char *prefix, const double *v, int n, int cut, char *buf,
-                       size_t len, size_t *used);
+                      int lo_open, double *out, int *count, en_diag *diag);
+static int format_list(const char *prefix, const double *cut, int n, char *buf, size_t len,
+                       size_t *used);
 
 int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *diag) {
     if (!text) return en_fail(diag, EN_ESCHEDULE, "no schedule given");
@@ -43,7 +43,7 @@ int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *d
     }
     memset(out, 0, sizeof *out);
     out->metric = metric;
-    int count = 0, rc = parse_list(text, "ratio", p, end, layers, 1, out->ratios, &count, diag);
+    int count = 0, rc = parse_list(text, "ratio", p, end, 1, out->ratios, &count, diag);
     if (rc) return rc;
     for (int l = 1; l < count; l++)
         if (out->ratios[l] > out->ratios[l - 1])
@@ -69,7 +69,7 @@ int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *d
         double kept[EN_MAX_LAYERS];
         int n = 0;
         rc = parse_list(text, heads ? "heads fraction" : "ffn fraction", p + (heads ? 6 : 4), end,
-                        count, heads, kept, &n, diag);
+                        heads, kept, &n, diag);
         if (rc) return rc;
         if (n != count)
             return en_fail(diag, EN_ESCHEDULE, "schedule '%s': %s has %d entries for %d layers",
@@ -98,8 +98,8 @@ int sc_schedule_format(const sc_schedule *s, char *buf, size_t len) {
         if (w < 0 || (size_t)w >= len - used) return -ENOSPC;
         used += (size_t)w;
     }
-    if (format_list(";heads:", s->heads_cut, s->layers, 1, buf, len, &used) < 0 ||
-        format_list(";ffn:", s->ffn_cut, s->layers, 1, buf, len, &used) < 0)
+    if (format_list(";heads:", s->heads_cut, s->layers, buf, len, &used) < 0 ||
+        format_list(";ffn:", s->ffn_cut, s->layers, buf, len, &used) < 0)
         return -ENOSPC;
     return (int)used;
 }
@@ -160,7 +160,7 @@ static const char *skip_space(const char *p) {
 /* A comma list of numbers in [0, 1] (in (0, 1] with lo_open) from p up to end into out,
  * rounded to 4 decimals; `what` names an entry in messages. */
 static int parse_list(const char *text, const char *what, const char *p, const char *end,
-                      int layers, double lo_open, double *out, int *count, en_diag *diag) {
+                      int lo_open, double *out, int *count, en_diag *diag) {
     int n = 0;
     for (;;) {
         p = skip_space(p);
@@ -190,24 +190,23 @@ static int parse_list(const char *text, const char *what, const char *p, const c
         return en_fail(diag, EN_ESCHEDULE, "schedule '%s': unexpected '%c' after %s %d", text, *p,
                        what, n - 1);
     }
-    (void)layers;
     *count = n;
     return 0;
 }
 
-/* Appends prefix and the kept fractions 1 - v[l] unless every v[l] is 0. */
-static int format_list(const char *prefix, const double *v, int n, int cut, char *buf,
-                       size_t len, size_t *used) {
+/* Appends prefix and the kept fractions 1 - cut[l] unless every cut[l] is 0. */
+static int format_list(const char *prefix, const double *cut, int n, char *buf, size_t len,
+                       size_t *used) {
     int any = 0;
     for (int l = 0; l < n; l++)
-        any |= v[l] > 0;
+        any |= cut[l] > 0;
     if (!any) return 0;
     int w = snprintf(buf + *used, len - *used, "%s", prefix);
     if (w < 0 || (size_t)w >= len - *used) return -ENOSPC;
     *used += (size_t)w;
     for (int l = 0; l < n; l++) {
         char num[32];
-        snprintf(num, sizeof num, "%.4f", cut ? 1 - v[l] : v[l]);
+        snprintf(num, sizeof num, "%.4f", 1 - cut[l]);
         char *end = num + strlen(num);
         while (end > num && end[-1] == '0')
             *--end = '\0';
