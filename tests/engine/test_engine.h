@@ -9,6 +9,7 @@ Suite *forward_suite(void);
 Suite *dataset_suite(void);
 Suite *shapes_suite(void);
 Suite *files_suite(void);
+Suite *qgemm_suite(void);
 
 /// `$SEARCHD_SHARED/<rel>` into `buf`; fails the test when SEARCHD_SHARED is unset.
 const char *shared_path(char *buf, size_t len, const char *rel);

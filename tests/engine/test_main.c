@@ -30,6 +30,7 @@ int main(void) {
     srunner_add_suite(sr, dataset_suite());
     srunner_add_suite(sr, shapes_suite());
     srunner_add_suite(sr, files_suite());
+    srunner_add_suite(sr, qgemm_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

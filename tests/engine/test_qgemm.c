@@ -1,0 +1,244 @@
+/* The INT8 product: every vector path gives the scalar reference's bits (int32 sums and the
+ * dequantized, biased, GELU'd or accumulated floats), and quantization checked against an
+ * independent computation in double. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/en_qgemm.h"
+#include "test_engine.h"
+
+/* Deterministic values in [-1, 1) with a few large ones (outliers set a row's scale). */
+static void fill(float *x, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        x[i] = (float)((seed >> 8) & 0xffff) / 32768.f - 1.f;
+        if ((seed >> 3) % 97 == 0) x[i] *= 8.f;
+    }
+}
+
+/* A packed quantized weight of n x k from random floats; owned by the caller (free *mem). */
+static en_qmat make_qmat(int n, int k, unsigned seed, void **mem, float **wf) {
+    int np = (n + EN_PANEL - 1) / EN_PANEL * EN_PANEL;
+    size_t bytes = en_qpacked_bytes(n, k);
+    void *p = NULL;
+    ck_assert_int_eq(posix_memalign(&p, 64, bytes + np * (sizeof(float) + sizeof(int32_t))), 0);
+    *wf = malloc((size_t)n * k * sizeof(float));
+    fill(*wf, (size_t)n * k, seed);
+    int8_t *w = p;
+    float *scale = (float *)(w + bytes);
+    int32_t *csum = (int32_t *)(scale + np);
+    en_qpack_rows(*wf, k, n, k, w, scale, csum);
+    *mem = p;
+    return (en_qmat){w, scale, csum};
+}
+
+/* Every path the CPU has against the reference, bit for bit, over odd shapes and every
+ * epilogue (none, bias, bias + GELU, accumulate, accumulate + bias). */
+START_TEST(qgemm_paths_equal_reference) {
+    static const int shapes[][2] = {{16, 4}, {17, 5}, {33, 130}, {48, 128}, {7, 3}, {100, 257}};
+    static const int flags[][2] = {{0, 0}, {0, 1}, {EN_GEMM_GELU, 1}, {EN_GEMM_ACCUMULATE, 0},
+                                   {EN_GEMM_ACCUMULATE, 1}};
+    const char *was = en_qgemm_isa();
+    int ran = 0;
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+        int n = shapes[s][0], k = shapes[s][1], kp = en_qk_round(k);
+        void *mem;
+        float *wf;
+        en_qmat w = make_qmat(n, k, 7u + s, &mem, &wf);
+        int mmax = 130;
+        float *a = malloc((size_t)mmax * k * sizeof(float)), *bias = malloc(n * sizeof(float));
+        fill(a, (size_t)mmax * k, 99u + s);
+        fill(bias, n, 5u);
+        int8_t *aq = malloc((size_t)mmax * kp);
+        float *as = malloc(mmax * sizeof(float));
+        en_quantize_rows(mmax, k, a, k, aq, kp, as);
+        int ldc = n + 3;
+        float *c0 = malloc((size_t)mmax * ldc * sizeof(float));
+        float *want = malloc((size_t)mmax * ldc * sizeof(float));
+        float *got = malloc((size_t)mmax * ldc * sizeof(float));
+        fill(c0, (size_t)mmax * ldc, 3u);
+        for (int m = 1; m <= mmax; m += m < 20 ? 1 : 11) {
+            for (int f = 0; f < 5; f++) {
+                const float *b = flags[f][1] ? bias : NULL;
+                memcpy(want, c0, (size_t)mmax * ldc * sizeof(float));
+                en_qgemm_ref(m, n, k, aq, kp, as, &w, b, flags[f][0], want, ldc);
+                for (int i = 0; en_qgemm_isa_names[i]; i++) {
+                    if (en_qgemm_set_isa(en_qgemm_isa_names[i]) != 0) continue;
+                    memcpy(got, c0, (size_t)mmax * ldc * sizeof(float));
+                    en_qgemm_q(m, n, k, aq, kp, as, &w, b, flags[f][0], got, ldc);
+                    ck_assert_msg(memcmp(got, want, (size_t)mmax * ldc * sizeof(float)) == 0,
+                                  "%s differs from the reference at m %d n %d k %d flags %d%s",
+                                  en_qgemm_isa_names[i], m, n, k, flags[f][0],
+                                  b ? " with bias" : "");
+                    ran++;
+                }
+            }
+        }
+        free(a), free(bias), free(aq), free(as), free(c0), free(want), free(got), free(wf);
+        free(mem);
+    }
+    ck_assert_int_gt(ran, 0);
+    ck_assert_int_eq(en_qgemm_set_isa(was), 0);
+    ck_assert_int_eq(en_qgemm_set_isa("no-such-isa"), -1);
+    ck_assert_int_eq(en_qgemm_set_isa("scalar"), 0); // every CPU runs the reference
+    ck_assert_int_eq(en_qgemm_set_isa(was), 0);
+}
+END_TEST
+
+/* The integer sums themselves, against a double dot product of the quantized values: the
+ * dequantized output without epilogue is exactly float(sum) * a_scale * w_scale, and the
+ * extreme sums (all +-127, the largest k of the models) come out exact. */
+START_TEST(qgemm_sums_are_exact) {
+    int n = 32, k = 1024, kp = k;
+    float *wf = malloc((size_t)n * k * sizeof(float)), *a = malloc((size_t)2 * k * sizeof(float));
+    for (int j = 0; j < n; j++)
+        for (int p = 0; p < k; p++)
+            wf[(size_t)j * k + p] = j % 2 ? -1.f : 1.f; // every weight +-127
+    for (int p = 0; p < k; p++) {
+        a[p] = 1.f;                 // +127
+        a[k + p] = p % 2 ? 1 : -1.f; // +-127 alternating
+    }
+    void *p0 = NULL;
+    ck_assert_int_eq(posix_memalign(&p0, 64, en_qpacked_bytes(n, k) + n * 8), 0);
+    int8_t *wq = p0;
+    float *ws = (float *)(wq + en_qpacked_bytes(n, k));
+    int32_t *cs = (int32_t *)(ws + n);
+    en_qpack_rows(wf, k, n, k, wq, ws, cs);
+    en_qmat w = {wq, ws, cs};
+    int8_t aq[2 * 1024];
+    float as[2], c[2 * 32];
+    en_quantize_rows(2, k, a, k, aq, kp, as);
+    const char *was = en_qgemm_isa();
+    for (int i = 0; en_qgemm_isa_names[i]; i++) {
+        if (en_qgemm_set_isa(en_qgemm_isa_names[i]) != 0) continue;
+        en_qgemm_q(2, n, k, aq, kp, as, &w, NULL, 0, c, n);
+        for (int j = 0; j < n; j++) {
+            double s0 = (j % 2 ? -1.0 : 1.0) * 127 * 127 * k, s1 = 0;
+            ck_assert_float_eq(c[j], (float)s0 * as[0] * ws[j]);
+            ck_assert_float_eq(c[n + j], (float)s1 * as[1] * ws[j]);
+        }
+    }
+    ck_assert_int_eq(en_qgemm_set_isa(was), 0);
+    free(wf), free(a), free(p0);
+}
+END_TEST
+
+/* Quantization against double: the scale is max |x| / 127, every q is within half a step of
+ * x / scale (rounded to nearest), the largest |x| maps to +-127, padding is zero, and the
+ * packed bytes and csum hold each column where the layout says. */
+START_TEST(quantization_round_trip) {
+    int m = 5, k = 37, kp = en_qk_round(k), n = 21;
+    float *a = malloc((size_t)m * k * sizeof(float));
+    fill(a, (size_t)m * k, 11u);
+    for (int p = 0; p < k; p++)
+        a[(size_t)4 * k + p] = 0.f; // an all-zero row
+    int8_t *aq = malloc((size_t)m * kp);
+    memset(aq, 0x55, (size_t)m * kp);
+    float as[5];
+    en_quantize_rows(m, k, a, k, aq, kp, as);
+    for (int i = 0; i < m; i++) {
+        double amax = 0;
+        for (int p = 0; p < k; p++)
+            amax = fmax(amax, fabs(a[(size_t)i * k + p]));
+        ck_assert_float_eq_tol(as[i], amax / 127, amax / 127 * 1e-6 + 1e-30);
+        int top = 0;
+        for (int p = 0; p < k; p++) {
+            double x = a[(size_t)i * k + p], q = aq[(size_t)i * kp + p];
+            ck_assert(q >= -127 && q <= 127);
+            if (amax > 0) ck_assert_double_le(fabs(x * 127 / amax - q), 0.5 + 1e-4);
+            else ck_assert(q == 0);
+            top |= fabs(q) == 127;
+            // the dequantized value is within half a step
+            ck_assert_double_le(fabs(q * as[i] - x), as[i] / 2 * (1 + 1e-4) + 1e-30);
+        }
+        ck_assert(amax == 0 || top);
+        for (int p = k; p < kp; p++)
+            ck_assert_int_eq(aq[(size_t)i * kp + p], 0);
+    }
+    void *mem;
+    float *wf;
+    en_qmat w = make_qmat(n, k, 13u, &mem, &wf);
+    for (int j = 0; j < 32; j++) {
+        if (j >= n) {
+            ck_assert_float_eq(w.scale[j], 0.f);
+            ck_assert_int_eq(w.csum[j], 0);
+            continue;
+        }
+        double amax = 0;
+        for (int p = 0; p < k; p++)
+            amax = fmax(amax, fabs(wf[(size_t)j * k + p]));
+        ck_assert_float_eq_tol(w.scale[j], amax / 127, amax / 127 * 1e-6);
+        long sum = 0;
+        for (int p = 0; p < kp; p++) {
+            int q = w.w[(size_t)(j / 16) * 16 * kp + (p / 4) * 64 + (j % 16) * 4 + p % 4];
+            if (p >= k) {
+                ck_assert_int_eq(q, 0);
+                continue;
+            }
+            ck_assert_double_le(fabs(wf[(size_t)j * k + p] * 127 / amax - q), 0.5 + 1e-4);
+            sum += q;
+        }
+        ck_assert_int_eq(w.csum[j], sum);
+    }
+    free(a), free(aq), free(wf), free(mem);
+}
+END_TEST
+
+/* The product with its quantization against the float product: within the error that
+ * rounding both operands allows (half a step each, summed over k, in double). */
+START_TEST(qgemm_close_to_float) {
+    int m = 9, n = 40, k = 64;
+    void *mem;
+    float *wf;
+    en_qmat w = make_qmat(n, k, 17u, &mem, &wf);
+    float *a = malloc((size_t)m * k * sizeof(float)), c[9 * 40], as[9];
+    int8_t aq[9 * 64];
+    fill(a, (size_t)m * k, 19u);
+    en_qgemm(m, n, k, a, k, &w, NULL, 0, c, n, aq, as);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double exact = 0, bound = 0;
+            for (int p = 0; p < k; p++) {
+                double x = a[(size_t)i * k + p], y = wf[(size_t)j * k + p];
+                exact += x * y;
+                bound += fabs(x) * w.scale[j] / 2 + fabs(y) * as[i] / 2 +
+                         as[i] * w.scale[j] / 4;
+            }
+            ck_assert_double_le(fabs(c[(size_t)i * n + j] - exact), bound * (1 + 1e-5) + 1e-6);
+        }
+    free(a), free(wf), free(mem);
+}
+END_TEST
+
+/* Split over threads by panels: the same bits. */
+START_TEST(qgemm_threads_agree) {
+    int m = 64, n = 1024, k = 256, kp = k;
+    void *mem;
+    float *wf;
+    en_qmat w = make_qmat(n, k, 23u, &mem, &wf);
+    float *a = malloc((size_t)m * k * sizeof(float)), *as = malloc(m * sizeof(float));
+    int8_t *aq = malloc((size_t)m * kp);
+    fill(a, (size_t)m * k, 29u);
+    en_quantize_rows(m, k, a, k, aq, kp, as);
+    float *c1 = malloc((size_t)m * n * sizeof(float)), *c2 = malloc((size_t)m * n * sizeof(float));
+    en_qgemm_q(m, n, k, aq, kp, as, &w, NULL, EN_GEMM_GELU, c1, n);
+    en_gemm_set_threads(2);
+    en_qgemm_q(m, n, k, aq, kp, as, &w, NULL, EN_GEMM_GELU, c2, n);
+    en_gemm_set_threads(1);
+    ck_assert(memcmp(c1, c2, (size_t)m * n * sizeof(float)) == 0);
+    free(a), free(as), free(aq), free(c1), free(c2), free(wf), free(mem);
+}
+END_TEST
+
+Suite *qgemm_suite(void) {
+    Suite *s = suite_create("qgemm");
+    TCase *tc = tcase_create("qgemm");
+    tcase_add_test(tc, qgemm_paths_equal_reference);
+    tcase_add_test(tc, qgemm_sums_are_exact);
+    tcase_add_test(tc, quantization_round_trip);
+    tcase_add_test(tc, qgemm_close_to_float);
+    tcase_add_test(tc, qgemm_threads_agree);
+    suite_add_tcase(s, tc);
+    return s;
+}
