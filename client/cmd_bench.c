@@ -166,11 +166,12 @@ static int parse_shape(const char *text, mk_opts *o) {
 static void bench_usage(FILE *to) {
     fputs("usage: searchctl bench [--model DIR | --shape L,H,heads,FFN] [--threads N]\n"
           "                       [--lengths 32,64,128,256,512] [--schedule S | --ratios R,..]\n"
-          "                       [--profile] [--json]\n"
+          "                       [--precision P] [--profile] [--json]\n"
           "Batch-1 latency per length (median), GFLOP/s, the fraction of the throughput of the\n"
           "engine's matrix kernel on this CPU, the time outside matrix products, and with a\n"
           "schedule the pruned latency and its ratio to the full one. --profile adds the time\n"
-          "of each forward step per length. --shape benchmarks random weights.\n",
+          "of each forward step per length. --shape benchmarks random weights. --precision\n"
+          "f32 (default) or int8, or one per layer (int8,int8,f32,..).\n",
           to);
 }
 
@@ -249,6 +250,13 @@ int cmd_bench(int argc, char **argv) {
         en_model_free(m);
         return 1;
     }
+    en_precision prec[EN_MAX_LAYERS];
+    if (offline_precision(&a, cfg->layers, prec) != 0) {
+        en_ctx_free(c);
+        en_model_free(m);
+        return 2;
+    }
+    en_ctx_set_precision(c, prec);
     srand(1);
     for (int i = 0; i < cfg->max_pos; i++)
         ids[i] = 5 + rand() % (cfg->vocab_size - 5);

@@ -28,6 +28,7 @@ static const char **value_slot(offline_args *a, const char *name) {
         {"--pair", offsetof(offline_args, pair)},
         {"--shape", offsetof(offline_args, shape)},
         {"--lengths", offsetof(offline_args, lengths)},
+        {"--precision", offsetof(offline_args, precision)},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (strcmp(name, table[i].name) == 0)
@@ -80,6 +81,36 @@ int offline_args_parse(int argc, char **argv, offline_args *a, int *rest) {
         *slot = argv[++i];
     }
     *rest = i;
+    return 0;
+}
+
+int offline_precision(const offline_args *a, int layers, en_precision *out) {
+    const char *p = a->precision ? a->precision : "f32";
+    int n = 0;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char name[16];
+        snprintf(name, sizeof name, "%.*s", len < sizeof name ? (int)len : 0, p);
+        if (n >= layers || en_precision_parse(name, &out[n]) != 0) {
+            fprintf(stderr,
+                    "searchctl: bad --precision '%s': f32 or int8, for all layers or one per "
+                    "layer (%d)\n",
+                    a->precision, layers);
+            return 2;
+        }
+        n++;
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    if (n == 1)
+        for (int l = 1; l < layers; l++)
+            out[l] = out[0];
+    else if (n != layers) {
+        fprintf(stderr, "searchctl: --precision '%s' names %d layers; the model has %d\n",
+                a->precision, n, layers);
+        return 2;
+    }
     return 0;
 }
 

@@ -4,7 +4,7 @@
 
 #include <jansson.h>
 
-#include "engine/en_model.h"
+#include "engine/en_forward.h"
 #include "schedules/sc_schedule.h"
 
 typedef struct offline_args {
@@ -16,6 +16,7 @@ typedef struct offline_args {
     const char *pair;     // --pair TEXT_B
     const char *shape;    // --shape L,H,heads,FFN
     const char *lengths;  // --lengths 32,64,..
+    const char *precision; // --precision f32|int8, or one per layer: int8,int8,f32,..
     int threads;          // --threads N: worker threads, each single-threaded in BLAS
     int blas_threads;     // --blas-threads N: BLAS threads of a single worker
     int batch;            // --batch N: sequences per ragged batch (eval)
@@ -33,6 +34,10 @@ int offline_args_parse(int argc, char **argv, offline_args *a, int *rest);
 /// `*s` (no pruning when neither --schedule nor --ratios is given). Prints the reason and
 /// returns 1 on failure.
 int offline_load(const offline_args *a, en_model **m, sc_schedule *s);
+
+/// The precision of each of `layers` layers from --precision (all F32 without it) into `out`.
+/// Prints the problem and returns 2 when it is not one name or `layers` names.
+int offline_precision(const offline_args *a, int layers, en_precision *out);
 
 /// Prints a JSON value (stolen: its reference is released) on stdout, with a newline.
 void print_json(json_t *v);

@@ -153,6 +153,7 @@ void en_model_free(en_model *m) {
     en_tokenizer_free(m->tok);
     free(m->arena);
     free(m->packed_arena);
+    free(m->qpacked_arena);
     free(m);
 }
 

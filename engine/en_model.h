@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "en_error.h"
+#include "en_qgemm.h"
 #include "en_tokenizer.h"
 
 #define EN_MAX_LAYERS 64
@@ -64,6 +65,11 @@ typedef struct en_packed_layer {
     const float *wqkv, *wo, *w1, *w2;
 } en_packed_layer;
 
+/* The same matrices quantized to int8 per output column and packed for en_qgemm (en_qgemm.h). */
+typedef struct en_qlayer {
+    en_qmat wqkv, wo, w1, w2;
+} en_qlayer;
+
 typedef struct en_weights {
     const float *word_emb;       // [vocab, E]
     const float *pos_emb;        // [pos_rows, E]
@@ -86,6 +92,8 @@ typedef struct en_model {
     en_packed_layer packed[EN_MAX_LAYERS]; // pointers into `packed_arena`
     const float *pool_packed; // the head's dense layer (pool_w), packed likewise
     float *packed_arena;   // owned: the packed matrices of every layer, one allocation
+    en_qlayer qpacked[EN_MAX_LAYERS]; // pointers into `qpacked_arena`: a quarter of the memory
+    void *qpacked_arena;   // owned: the int8 matrices, their scales and column sums
 } en_model;
 
 /// Loads a checkpoint folder: config.json, model.safetensors and the tokenizer's files
@@ -98,8 +106,8 @@ typedef struct en_model {
 /// mapped). On success `*out` is owned by the caller: free with en_model_free().
 int en_model_load(const char *dir, en_model **out, en_diag *diag);
 
-/// Packs every layer's matrices into m->packed (called by en_model_load; exposed for models
-/// whose weights were set by other means). EN_ENOMEM.
+/// Packs every layer's matrices into m->packed, and quantized into m->qpacked (called by
+/// en_model_load; exposed for models whose weights were set by other means). EN_ENOMEM.
 int en_model_pack(en_model *m);
 
 /// The model's family as people write it: "BERT", "DistilBERT", "RoBERTa", "ELECTRA", ...
