@@ -4,7 +4,8 @@
  * layers and the row counts requests have (M = 1 ... 512), with 1 and 2 threads; and, single-
  * threaded, BLIS (cblas_sgemm of libblis.so.4) and oneDNN (dnnl_sgemm of libdnnl.so.2) where
  * they are installed (loaded at run time: neither is a dependency of searchd). Prints the CPU
- * first: compare only figures from one run. Usage: bench_gemm [--threads-max N] [H,FFN ...]
+ * first: compare only figures from one run. Usage: bench_gemm [--threads-max N] [--ms 8,25,..]
+ * [H,FFN ...]
  * (default: 2 threads at most; the shared models' 128,512 and 256,1024, and BERT-base's
  * 768,3072). */
 #include <cblas.h>
@@ -118,13 +119,27 @@ static double gflops(const run *r) {
 int main(int argc, char **argv) {
     const char *defaults[] = {"128,512", "256,1024", "768,3072"};
     int max_threads = 2;
-    if (argc > 2 && strcmp(argv[1], "--threads-max") == 0) {
-        max_threads = atoi(argv[2]) >= 1 ? atoi(argv[2]) : 1;
+    enum { MAX_M = 16 };
+    int ms[MAX_M] = {1, 2, 4, 8, 16, 25, 32, 64, 128, 512}, NM = 10;
+    for (;;) {
+        if (argc > 2 && strcmp(argv[1], "--threads-max") == 0) {
+            max_threads = atoi(argv[2]) >= 1 ? atoi(argv[2]) : 1;
+        } else if (argc > 2 && strcmp(argv[1], "--ms") == 0) {
+            NM = 0;
+            for (char *p = argv[2]; *p && NM < MAX_M; p += *p == ',') {
+                long v = strtol(p, &p, 10);
+                if (v < 1 || v > 512 || (*p && *p != ',')) {
+                    fprintf(stderr, "bench_gemm: --ms takes row counts in 1..512, like 8,25\n");
+                    return 2;
+                }
+                ms[NM++] = (int)v;
+            }
+        } else
+            break;
         argc -= 2, argv += 2;
     }
     const char **shapes = argc > 1 ? (const char **)argv + 1 : defaults;
     int n_shapes = argc > 1 ? argc - 1 : 3;
-    static const int ms[] = {1, 2, 4, 8, 16, 25, 32, 64, 128, 512};
     /* the rows: fp32 paths, INT8 paths, then the libraries */
     enum { NF = 3, NQ = 4, NVAR = NF + NQ + 3 };
     const char *isas[NF] = {"avx512", "avx2", "sse2"};
@@ -167,15 +182,15 @@ int main(int argc, char **argv) {
             en_qpack_rows(w, k, n, k, qw, qs, qc);
             en_qmat q = {qw, qs, qc};
             printf("\nH %d, FFN %d, %s: N %d, K %d\n%-16s", H, F, names[pi], n, k, "M");
-            for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+            for (int i = 0; i < NM; i++)
                 printf("%8d", ms[i]);
             printf("\n");
             /* Every row's figure for one M is taken in turn, three rounds, the median kept:
              * a shared host drifts, and drift then hits every row of a column alike. */
-            enum { NM = sizeof ms / sizeof ms[0], ROUNDS = 3 };
-            double g[2][NVAR][NM][ROUNDS];
+            enum { ROUNDS = 3 };
+            double g[2][NVAR][MAX_M][ROUNDS];
             int have[2][NVAR] = {{0}};
-            for (size_t i = 0; i < NM; i++)
+            for (int i = 0; i < NM; i++)
                 for (int round = 0; round < ROUNDS; round++)
                     for (int threads = 1; threads <= max_threads; threads++) {
                         en_gemm_set_threads(threads);
@@ -210,7 +225,7 @@ int main(int argc, char **argv) {
                     else
                         snprintf(label, sizeof label, "%s %dt", libs[v - NF - NQ + 1], threads);
                     printf("%-16s", label);
-                    for (size_t i = 0; i < NM; i++) {
+                    for (int i = 0; i < NM; i++) {
                         qsort(g[threads - 1][v][i], ROUNDS, sizeof(double), cmp);
                         printf("%8.1f", g[threads - 1][v][i][ROUNDS / 2]);
                     }
