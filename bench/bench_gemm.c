@@ -70,8 +70,7 @@ typedef struct run {
     const float *a, *w, *packed;
     float *c;
     const en_qmat *q; // the INT8 weight and the scratch of the activations
-    int8_t *aq;
-    float *as;
+    const en_qrows *aq;
 } run;
 
 static void once(const run *r) {
@@ -88,7 +87,7 @@ static void once(const run *r) {
         dnnl_sgemm_p('N', 'T', r->m, r->n, r->k, 1.f, r->a, r->k, r->w, r->k, 0.f, r->c, r->n);
         break;
     case INT8:
-        en_qgemm(r->m, r->n, r->k, r->a, r->k, r->q, NULL, 0, r->c, r->n, r->aq, r->as);
+        en_qgemm(r->m, r->n, r->k, r->a, r->k, r->q, NULL, 0, r->c, r->n, r->aq);
         break;
     default:
         en_gemm_packed(r->m, r->n, r->k, r->a, r->k, r->packed, NULL, 0, r->c, r->n);
@@ -173,10 +172,12 @@ int main(int argc, char **argv) {
                 w[i] = (float)rand() / RAND_MAX - 0.5f;
             en_pack_rows(w, k, n, k, 1.f, packed);
             int np = (n + EN_PANEL - 1) / EN_PANEL * EN_PANEL;
-            int8_t *qw = NULL, *aq = malloc((size_t)512 * en_qk_round(k));
-            float *qs = malloc(np * sizeof(float)), *as = malloc(512 * sizeof(float));
+            int8_t *qw = NULL;
+            en_qrows aq = {malloc((size_t)512 * en_qk_round(k)), malloc(512 * sizeof(float)),
+                           malloc(512 * sizeof(int32_t)), en_qk_round(k)};
+            float *qs = malloc(np * sizeof(float));
             int32_t *qc = malloc(np * sizeof(int32_t));
-            if (!aq || !qs || !as || !qc ||
+            if (!aq.q || !aq.scale || !aq.zero || !qs || !qc ||
                 posix_memalign((void **)&qw, 64, en_qpacked_bytes(n, k)))
                 return 1;
             en_qpack_rows(w, k, n, k, qw, qs, qc);
@@ -207,7 +208,7 @@ int main(int argc, char **argv) {
                             if ((lib == BLIS && (!blis_sgemm || threads > 1)) ||
                                 (lib == ONEDNN && (!dnnl_sgemm_p || threads > 1)))
                                 continue;
-                            run r = {ms[i], n, k, lib, a, w, packed, c, &q, aq, as};
+                            run r = {ms[i], n, k, lib, a, w, packed, c, &q, &aq};
                             g[threads - 1][v][i][round] = gflops(&r);
                             have[threads - 1][v] = 1;
                         }
@@ -235,7 +236,8 @@ int main(int argc, char **argv) {
                 en_gemm_set_isa(isas[v]);
             for (int v = NQ - 1; v >= 0; v--)
                 en_qgemm_set_isa(qisas[v]);
-            free(a), free(w), free(c), free(packed), free(qw), free(aq), free(qs), free(as), free(qc);
+            free(a), free(w), free(c), free(packed), free(qw), free(qs), free(qc);
+            free(aq.q), free(aq.scale), free(aq.zero);
         }
     }
     return 0;

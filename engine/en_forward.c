@@ -46,8 +46,8 @@ struct en_ctx {
     float *emb;    // [max_len, E]  one sequence's embeddings before the projection to H; NULL
                    // when E == H
     en_precision prec[EN_MAX_LAYERS]; // each layer's matrix products (en_ctx_set_precision)
-    int8_t *aq;    // [max_rows, round4(max(H, I))] a product's activations quantized to int8
-    float *aqs;    // [max_rows]     their scales
+    en_qrows aq;   // [max_rows, round4(max(H, I))] a product's activations quantized to u8,
+                   // their scales and zero points
 };
 
 static const char *precision_names[EN_PREC_COUNT] = {"f32", "int8"};
@@ -98,7 +98,7 @@ static void layer_gemm(en_ctx *c, int l, layer_mat mat, int j0, int m, int n, in
                            : mat == MAT_1 ? &q->w1
                                           : &q->w2;
         en_qmat cols = en_qmat_cols(w, k, j0);
-        en_qgemm(m, n, k, a, lda, &cols, bias, flags, out, ldc, c->aq, c->aqs);
+        en_qgemm(m, n, k, a, lda, &cols, bias, flags, out, ldc, &c->aq);
         return;
     }
     const en_packed_layer *p = &c->m->packed[l];
@@ -214,8 +214,8 @@ int en_ctx_new_batch(const en_model *m, int max_len, int max_rows, int max_seq, 
     c->rank = malloc(R * sizeof(int32_t));
     c->rank2 = malloc(R * sizeof(int32_t));
     int kmax = en_qk_round(cfg->ffn > cfg->hidden ? cfg->ffn : cfg->hidden);
-    c->aq = malloc(R * (size_t)kmax);
-    c->aqs = malloc(R * sizeof(float));
+    c->aq = (en_qrows){malloc(R * (size_t)kmax), malloc(R * sizeof(float)),
+                       malloc(R * sizeof(int32_t)), kmax};
     if (cfg->emb != cfg->hidden && !(c->emb = malloc(L * (size_t)cfg->emb * sizeof(float)))) {
         en_ctx_free(c);
         return EN_ENOMEM;
@@ -223,7 +223,7 @@ int en_ctx_new_batch(const en_model *m, int max_len, int max_rows, int max_seq, 
     if (!c->seq_off || !c->seq_rows || !c->seq_n0 || !c->seq_off2 || !c->x || !c->qkv ||
         !c->att || !c->arows || !c->ctx || !c->y || !c->ffn || !c->kp || !c->vp || !c->col ||
         !c->score || !c->order || !c->kept || !c->rank_of || !c->pos || !c->pos2 || !c->rank ||
-        !c->rank2 || !c->aq || !c->aqs) {
+        !c->rank2 || !c->aq.q || !c->aq.scale || !c->aq.zero) {
         en_ctx_free(c);
         return EN_ENOMEM;
     }
@@ -235,8 +235,9 @@ void en_ctx_free(en_ctx *c) {
     if (!c)
         return;
     free(c->seq_off);
-    free(c->aq);
-    free(c->aqs);
+    free(c->aq.q);
+    free(c->aq.scale);
+    free(c->aq.zero);
     free(c->seq_rows);
     free(c->seq_n0);
     free(c->seq_off2);

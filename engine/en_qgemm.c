@@ -16,9 +16,8 @@ typedef struct qisa_path {
     int (*supported)(void);
 } qisa_path;
 
-static void scalar_panels(int m, int n, int k, const int8_t *aq, int ldq, const float *a_scale,
-                          const en_qmat *w, const float *bias, int flags, float *c, int ldc,
-                          int jp0, int jp1);
+static void scalar_panels(int m, int n, int k, const en_qrows *a, const en_qmat *w,
+                          const float *bias, int flags, float *c, int ldc, int jp0, int jp1);
 
 static int has_vnni(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -83,12 +82,12 @@ size_t en_qpacked_bytes(int n, int k) {
     return (size_t)(n + EN_PANEL - 1) / EN_PANEL * EN_PANEL * (size_t)en_qk_round(k);
 }
 
-/* Round to nearest, ties to even, for |x| <= 2^22 (x is within [-127.5, 127.5] here): the
- * same in every build, vectorizable, no libm call. */
-static inline int32_t round_q(float x) {
+/* Round to nearest, ties to even, for |x| <= 2^22 (x is within [-256, 256] here), clamped to
+ * [lo, hi]: the same in every build, vectorizable, no libm call. */
+static inline int32_t round_q(float x, int32_t lo, int32_t hi) {
     float r = (x + 12582912.f) - 12582912.f;
     int32_t q = (int32_t)r;
-    return q > 127 ? 127 : q < -127 ? -127 : q;
+    return q > hi ? hi : q < lo ? lo : q;
 }
 
 /* max |x| over n floats. */
@@ -101,11 +100,7 @@ static float absmax(const float *x, int n) {
     return amax;
 }
 
-/* What a value is multiplied by before rounding: 127 / max |x| (0 for all zeros, so every q is
- * 0); the scale is then max |x| / 127. */
-static inline float inv_scale(float amax) {
-    return amax > 0 ? 127.f / amax : 0.f;
-}
+#define W_MAX 63 // 7-bit weights (en_qgemm.h says why)
 
 void en_qpack_rows(const float *src, int ldw, int n, int k, int8_t *w, float *scale,
                    int32_t *csum) {
@@ -118,29 +113,37 @@ void en_qpack_rows(const float *src, int ldw, int n, int k, int8_t *w, float *sc
         /* column j: byte (p / 4) * 64 + (j % 16) * 4 + p % 4 of its panel, in runs of 4 */
         int8_t q[EN_QK];
         int8_t *col = w + (size_t)(j / EN_PANEL) * EN_PANEL * kp + (j % EN_PANEL) * EN_QK;
-        float amax = absmax(src + (size_t)j * ldw, k), inv = inv_scale(amax);
+        /* inv: what a value is multiplied by before rounding; 0 for an all-zero column */
+        float amax = absmax(src + (size_t)j * ldw, k), inv = amax > 0 ? W_MAX / amax : 0.f;
         for (int p0 = 0; p0 < k; p0 += EN_QK) {
             memset(q, 0, sizeof q);
             for (int p = p0; p < k && p < p0 + EN_QK; p++) {
-                q[p - p0] = (int8_t)round_q(src[(size_t)j * ldw + p] * inv);
+                q[p - p0] = (int8_t)round_q(src[(size_t)j * ldw + p] * inv, -W_MAX, W_MAX);
                 csum[j] += q[p - p0];
             }
             memcpy(col + (size_t)p0 * EN_PANEL, q, EN_QK);
         }
-        scale[j] = amax / 127.f;
+        scale[j] = amax / W_MAX;
     }
 }
 
-void en_quantize_rows(int m, int k, const float *a, int lda, int8_t *aq, int ldq, float *a_scale) {
+void en_quantize_rows(int m, int k, const float *a, int lda, const en_qrows *out) {
     int kp = en_qk_round(k);
     for (int i = 0; i < m; i++) {
-        int8_t *row = aq + (size_t)i * ldq;
+        uint8_t *row = out->q + (size_t)i * out->ld;
         const float *x = a + (size_t)i * lda;
-        float amax = absmax(x, k), inv = inv_scale(amax);
+        float lo = 0.f, hi = 0.f; // the range, holding 0
+        for (int p = 0; p < k; p++) {
+            lo = x[p] < lo ? x[p] : lo;
+            hi = x[p] > hi ? x[p] : hi;
+        }
+        float inv = hi > lo ? 255.f / (hi - lo) : 0.f;
+        int32_t z = round_q(-lo * inv, 0, 255);
         for (int p = 0; p < k; p++)
-            row[p] = (int8_t)round_q(x[p] * inv);
-        a_scale[i] = amax / 127.f;
+            row[p] = (uint8_t)round_q(x[p] * inv + (float)z, 0, 255);
         memset(row + k, 0, kp - k);
+        out->scale[i] = (hi - lo) / 255.f;
+        out->zero[i] = z;
     }
 }
 
@@ -151,16 +154,16 @@ static inline int32_t wq_at(const en_qmat *w, int kp, int j, int p) {
 }
 
 /* The definition, over columns [j0, j1). */
-static void ref_cols(int m, int k, const int8_t *aq, int ldq, const float *a_scale,
-                     const en_qmat *w, const float *bias, int flags, float *c, int ldc, int j0,
-                     int j1) {
+static void ref_cols(int m, int k, const en_qrows *a, const en_qmat *w, const float *bias,
+                     int flags, float *c, int ldc, int j0, int j1) {
     int kp = en_qk_round(k);
     for (int i = 0; i < m; i++)
         for (int j = j0; j < j1; j++) {
             int32_t acc = 0;
             for (int p = 0; p < k; p++)
-                acc += (int32_t)aq[(size_t)i * ldq + p] * wq_at(w, kp, j, p);
-            float v = (float)acc * a_scale[i];
+                acc += (int32_t)a->q[(size_t)i * a->ld + p] * wq_at(w, kp, j, p);
+            acc -= a->zero[i] * w->csum[j];
+            float v = (float)acc * a->scale[i];
             v = v * w->scale[j];
             if (bias) v = v + bias[j];
             if (flags & EN_GEMM_GELU) v = vm_gelu((vf){v})[0];
@@ -169,46 +172,43 @@ static void ref_cols(int m, int k, const int8_t *aq, int ldq, const float *a_sca
         }
 }
 
-void en_qgemm_ref(int m, int n, int k, const int8_t *aq, int ldq, const float *a_scale,
-                  const en_qmat *w, const float *bias, int flags, float *c, int ldc) {
-    ref_cols(m, k, aq, ldq, a_scale, w, bias, flags, c, ldc, 0, n);
+void en_qgemm_ref(int m, int n, int k, const en_qrows *a, const en_qmat *w, const float *bias,
+                  int flags, float *c, int ldc) {
+    ref_cols(m, k, a, w, bias, flags, c, ldc, 0, n);
 }
 
-static void scalar_panels(int m, int n, int k, const int8_t *aq, int ldq, const float *a_scale,
-                          const en_qmat *w, const float *bias, int flags, float *c, int ldc,
-                          int jp0, int jp1) {
+static void scalar_panels(int m, int n, int k, const en_qrows *a, const en_qmat *w,
+                          const float *bias, int flags, float *c, int ldc, int jp0, int jp1) {
     int j1 = jp1 * EN_PANEL < n ? jp1 * EN_PANEL : n;
-    ref_cols(m, k, aq, ldq, a_scale, w, bias, flags, c, ldc, jp0 * EN_PANEL, j1);
+    ref_cols(m, k, a, w, bias, flags, c, ldc, jp0 * EN_PANEL, j1);
 }
 
 /* One product's operands, for the split over threads. */
 typedef struct qgemm_args {
     en_qgemm_fn *fn;
-    int m, n, k, ldq, flags, ldc;
-    const int8_t *aq;
-    const float *a_scale, *bias;
+    int m, n, k, flags, ldc;
+    const en_qrows *a;
+    const float *bias;
     const en_qmat *w;
     float *c;
 } qgemm_args;
 
 static void run_panels(void *arg, int jp0, int jp1) {
     qgemm_args *g = arg;
-    g->fn(g->m, g->n, g->k, g->aq, g->ldq, g->a_scale, g->w, g->bias, g->flags, g->c, g->ldc, jp0,
-          jp1);
+    g->fn(g->m, g->n, g->k, g->a, g->w, g->bias, g->flags, g->c, g->ldc, jp0, jp1);
 }
 
-void en_qgemm_q(int m, int n, int k, const int8_t *aq, int ldq, const float *a_scale,
-                const en_qmat *w, const float *bias, int flags, float *c, int ldc) {
-    qgemm_args g = {path()->fn, m, n, k, ldq, flags, ldc, aq, a_scale, bias, w, c};
+void en_qgemm_q(int m, int n, int k, const en_qrows *a, const en_qmat *w, const float *bias,
+                int flags, float *c, int ldc) {
+    qgemm_args g = {path()->fn, m, n, k, flags, ldc, a, bias, w, c};
     /* an int8 multiply-add costs about a quarter of a float one */
     en__gemm_split((n + EN_PANEL - 1) / EN_PANEL, (long)m * n * k / 4, run_panels, &g);
 }
 
 void en_qgemm(int m, int n, int k, const float *a, int lda, const en_qmat *w, const float *bias,
-              int flags, float *c, int ldc, int8_t *aq, float *a_scale) {
-    int ldq = en_qk_round(k);
-    en_quantize_rows(m, k, a, lda, aq, ldq, a_scale);
-    en_qgemm_q(m, n, k, aq, ldq, a_scale, w, bias, flags, c, ldc);
+              int flags, float *c, int ldc, const en_qrows *scratch) {
+    en_quantize_rows(m, k, a, lda, scratch);
+    en_qgemm_q(m, n, k, scratch, w, bias, flags, c, ldc);
 }
 
 en_qmat en_qmat_cols(const en_qmat *w, int k, int j0) {

@@ -3,18 +3,17 @@
  * including file defines:
  *   QW             int32 lanes (= columns) per vector register: 16, 8 or 4
  *   QMR            rows per tile
- *   Q_UNSIGNED     1 when q_dot multiplies a + 128 (unsigned) by w: the epilogue then takes
- *                  128 * csum[j] off the sum
  *   EN_QGEMM_NAME  the function to define
- *   qv, qa         the integer vector type, and a prepared broadcast of 4 bytes of A
- *   q_zero(), q_load(p), q_prep(p), q_dot(acc, a, w): acc += the 4-term dot products of the
- *                  broadcast 4 bytes of A with each column's 4 bytes of W, exactly.
+ *   qv             the integer vector type
+ *   q_zero(), q_load(p), q_bcast(p), q_dot(acc, a, w): acc += the 4-term dot products of the
+ *                  broadcast 4 bytes of A (u8) with each column's 4 bytes of W (s7), exactly.
  *
  * A tile is QMR rows x 16 columns of int32 sums in QMR * 16 / QW registers; per 4 k it loads
  * one 64-byte row of the panel and broadcasts 4 bytes of each row of A. The sums are exact on
- * every path (the schemes are in each path's file), so the float epilogue sees the same int32
- * as the reference. No k blocking: a panel is kp * 16 bytes (16 KB at k = 1024), read once per
- * tile of rows from L1/L2. */
+ * every path (each path's file says how), so the epilogue sees the reference's int32, takes
+ * the zero point's share off (z[i] * csum[j]) and applies the reference's float operations.
+ * No k blocking: a panel is kp * 16 bytes (16 KB at k = 1024), read once per tile of rows from
+ * L1/L2. */
 
 #include <stdint.h>
 #include <string.h>
@@ -32,12 +31,12 @@ typedef int32_t viu __attribute__((vector_size(QW * 4), aligned(4), may_alias));
 
 /* One tile of `mr` rows (a compile-time constant at every call) by 16 columns: the sums over
  * `kq` groups of 4 k, then the epilogue into c (ldc) with the 16 columns' scales, bias, csum. */
-static inline __attribute__((always_inline)) void tile(const int mr, int kq, const int8_t *aq,
+static inline __attribute__((always_inline)) void tile(const int mr, int kq, const uint8_t *aq,
                                                        int ldq, const int8_t *b,
-                                                       const float *a_scale, const float *ws,
-                                                       const int32_t *csum, const float *bias,
-                                                       int flags, float *c, int ldc,
-                                                       const int8_t *next) {
+                                                       const float *a_scale, const int32_t *a_zero,
+                                                       const float *ws, const int32_t *csum,
+                                                       const float *bias, int flags, float *c,
+                                                       int ldc, const int8_t *next) {
     qv acc[QMR][NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < NV; v++)
@@ -49,17 +48,16 @@ static inline __attribute__((always_inline)) void tile(const int mr, int kq, con
         for (int v = 0; v < NV; v++)
             wv[v] = q_load(b + (size_t)q * EN_QK * EN_PANEL + v * QW * EN_QK);
         for (int r = 0; r < mr; r++) {
-            qa a = q_prep(aq + (size_t)r * ldq + q * EN_QK);
+            qv a = q_bcast(aq + (size_t)r * ldq + q * EN_QK);
             for (int v = 0; v < NV; v++)
                 acc[r][v] = q_dot(acc[r][v], a, wv[v]);
         }
     }
-    /* v = ((float)acc * a_scale) * w_scale + bias, GELU, + C: as en_qgemm_ref() */
+    /* acc - z csum, then v = ((float)acc * a_scale) * w_scale + bias, GELU, + C: as
+     * en_qgemm_ref() */
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < NV; v++) {
-            vi x = (vi)acc[r][v];
-            if (Q_UNSIGNED)
-                x -= *(const viu *)(csum + v * QW) * 128;
+            vi x = (vi)acc[r][v] - *(const viu *)(csum + v * QW) * a_zero[r];
             vf f = __builtin_convertvector(x, vf) * a_scale[r];
             f = f * *(const vfu *)(ws + v * QW);
             if (bias)
@@ -74,13 +72,14 @@ static inline __attribute__((always_inline)) void tile(const int mr, int kq, con
 }
 
 /* Any row count up to QMR: a switch so each count gets its own constant-size tile. */
-static void tile_rows(int mr, int kq, const int8_t *aq, int ldq, const int8_t *b,
-                      const float *a_scale, const float *ws, const int32_t *csum,
-                      const float *bias, int flags, float *c, int ldc, const int8_t *next) {
+static void tile_rows(int mr, int kq, const uint8_t *aq, int ldq, const int8_t *b,
+                      const float *a_scale, const int32_t *a_zero, const float *ws,
+                      const int32_t *csum, const float *bias, int flags, float *c, int ldc,
+                      const int8_t *next) {
     switch (mr) {
 #define EN_QTILE_CASE_(R)                                                                          \
     case R:                                                                                        \
-        tile(R, kq, aq, ldq, b, a_scale, ws, csum, bias, flags, c, ldc, next);                     \
+        tile(R, kq, aq, ldq, b, a_scale, a_zero, ws, csum, bias, flags, c, ldc, next);             \
         break;
         EN_QTILE_CASE_(1)
         EN_QTILE_CASE_(2)
@@ -100,9 +99,8 @@ static void tile_rows(int mr, int kq, const int8_t *aq, int ldq, const int8_t *b
     }
 }
 
-void EN_QGEMM_NAME(int m, int n, int k, const int8_t *aq, int ldq, const float *a_scale,
-                   const en_qmat *w, const float *bias, int flags, float *c, int ldc, int jp0,
-                   int jp1) {
+void EN_QGEMM_NAME(int m, int n, int k, const en_qrows *a, const en_qmat *w, const float *bias,
+                   int flags, float *c, int ldc, int jp0, int jp1) {
     int kp = en_qk_round(k), kq = kp / EN_QK;
     /* rows split evenly over the fewest tiles: 25 rows as 4 x 4 + 3 x 3, not 6 x 4 + 1 */
     int tiles = (m + QMR - 1) / QMR;
@@ -114,7 +112,11 @@ void EN_QGEMM_NAME(int m, int n, int k, const int8_t *aq, int ldq, const float *
         const int32_t *cs = w->csum + j0;
         for (int t = 0, i = 0; t < tiles; t++) {
             int mr = m / tiles + (t < m % tiles);
-            const int8_t *at = aq + (size_t)i * ldq, *nt = t == 0 ? next : NULL;
+            const uint8_t *at = a->q + (size_t)i * a->ld;
+            const int8_t *nt = t == 0 ? next : NULL;
+            const float *as = a->scale + i;
+            const int32_t *az = a->zero + i;
+            int ldq = a->ld;
             float *ct = c + (size_t)i * ldc + j0;
             if (nc < EN_PANEL) {
                 /* the last panel of an n that is not a multiple of 16: C and the bias go
@@ -123,14 +125,14 @@ void EN_QGEMM_NAME(int m, int n, int k, const int8_t *aq, int ldq, const float *
                 for (int r = 0; r < mr && (flags & EN_GEMM_ACCUMULATE); r++)
                     memcpy(pad[r], ct + (size_t)r * ldc, nc * sizeof(float));
                 if (bj) memcpy(bpad, bj, nc * sizeof(float));
-                tile_rows(mr, kq, at, ldq, b, a_scale + i, ws, cs, bj ? bpad : NULL, flags,
-                          pad[0], EN_PANEL, nt);
+                tile_rows(mr, kq, at, ldq, b, as, az, ws, cs, bj ? bpad : NULL, flags, pad[0],
+                          EN_PANEL, nt);
                 for (int r = 0; r < mr; r++)
                     memcpy(ct + (size_t)r * ldc, pad[r], nc * sizeof(float));
             } else if (mr == QMR)
-                tile(QMR, kq, at, ldq, b, a_scale + i, ws, cs, bj, flags, ct, ldc, nt);
+                tile(QMR, kq, at, ldq, b, as, az, ws, cs, bj, flags, ct, ldc, nt);
             else
-                tile_rows(mr, kq, at, ldq, b, a_scale + i, ws, cs, bj, flags, ct, ldc, nt);
+                tile_rows(mr, kq, at, ldq, b, as, az, ws, cs, bj, flags, ct, ldc, nt);
             i += mr;
         }
     }

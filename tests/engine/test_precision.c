@@ -17,11 +17,11 @@ static void all_layers(en_precision *p, int L, en_precision v) {
 }
 
 /* The two SST-2 BERTs: over the first 300 sentences of test.tsv, every INT8 logit is within
- * LOGIT_TOL of F32's. Measured over all 872 sentences (per-row activations, per-column weights):
- * largest difference 0.0224 on the demo model and 0.0115 on L6-H256, mean 0.0023 and 0.0021.
- * 0.05 is about twice the largest: room for another compiler's F32 side, while a scale off by
- * a few percent, a lost column or per-tensor scales with an outlier row go well past it. */
-#define LOGIT_TOL 0.05
+ * LOGIT_TOL of F32's. Measured over all 872 sentences (u8 activations per row, s7 weights per
+ * column): largest difference 0.049 on the demo model and 0.012 on L6-H256, mean 0.0023 and
+ * 0.0021. 0.1 is about twice the largest: room for another compiler's F32 side, while a scale
+ * off by a few percent, a lost column or a wrong zero point go well past it. */
+#define LOGIT_TOL 0.1
 static const char *const bert_models[] = {"sst2-bert-L4-H128-demo", "sst2-bert-L6-H256"};
 
 START_TEST(int8_logits_close_to_f32) {
@@ -67,8 +67,8 @@ START_TEST(int8_logits_close_to_f32) {
 END_TEST
 
 /* Dense accuracy on test.tsv (the SST-2 dev set): INT8 within 0.3 points of F32 (measured on
- * the demo model: 82.68% both ways but one sentence, 82.57%; the L6 model, 80.62% both, is
- * measured by searchctl eval, see README). */
+ * the demo model: 82.68% both; the L6 model, 80.62% F32 and 80.39% INT8, is measured by
+ * searchctl eval, see README). */
 START_TEST(int8_accuracy_within_0_3_points) {
     en_dataset *d = NULL;
     en_model *m = load_with_dev_set("sst2-bert-L4-H128-demo", &d);
