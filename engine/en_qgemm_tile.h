@@ -83,14 +83,22 @@ static void tile_rows(int mr, int kq, const uint8_t *aq, int ldq, const int8_t *
         break;
         EN_QTILE_CASE_(1)
         EN_QTILE_CASE_(2)
-#if QMR > 2
+#if QMR >= 3
         EN_QTILE_CASE_(3)
+#endif
+#if QMR >= 4
         EN_QTILE_CASE_(4)
 #endif
-#if QMR > 4
+#if QMR >= 5
         EN_QTILE_CASE_(5)
+#endif
+#if QMR >= 6
         EN_QTILE_CASE_(6)
+#endif
+#if QMR >= 7
         EN_QTILE_CASE_(7)
+#endif
+#if QMR >= 8
         EN_QTILE_CASE_(8)
 #endif
 #undef EN_QTILE_CASE_
