@@ -164,7 +164,6 @@ END_TEST
 Suite *precision_suite(void) {
     Suite *s = suite_create("precision");
     TCase *tc = tcase_create("precision");
-    tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, int8_logits_close_to_f32, 0, 2);
     tcase_add_test(tc, int8_accuracy_within_0_3_points);
     tcase_add_test(tc, int8_keeps_the_bit_for_bit_properties);
