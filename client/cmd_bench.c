@@ -15,6 +15,7 @@
 #include "engine/en_flops.h"
 #include "engine/en_forward.h"
 #include "engine/en_gemm.h"
+#include "engine/en_qgemm.h"
 #include "tools/mkmodel_lib.h"
 
 static double now_ms(void) {
@@ -268,6 +269,9 @@ int cmd_bench(int argc, char **argv) {
                "%.1f GFLOP/s\n",
                cfg->layers, cfg->hidden, cfg->heads, cfg->ffn, threads, threads > 1 ? "s" : "",
                en_gemm_isa(), kg.m, kg.n, kg.k, kernel_gflops);
+        if (a.precision)
+            printf("precision: %s (INT8 path %s; \"of kernel\" and \"matmul ms\" are F32's)\n",
+                   a.precision, en_qgemm_isa());
         printf("%6s %10s %9s %9s %11s %9s", "length", "full ms", "GFLOP/s", "of kernel",
                "matmul ms", "other");
         if (pruned)
@@ -305,10 +309,12 @@ int cmd_bench(int argc, char **argv) {
             printf("\n");
         json_array_append_new(rows, row);
     }
-    json_t *out = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:s, s:o}", "layers",
+    json_t *out = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:s, s:s, s:s, s:o}", "layers",
                             cfg->layers, "hidden", cfg->hidden, "heads", cfg->heads, "ffn",
                             cfg->ffn, "threads", threads, "kernel", en_gemm_isa(),
-                            "kernel_gflops", kernel_gflops, "schedule", stext, "lengths", rows);
+                            "kernel_gflops", kernel_gflops, "schedule", stext, "precision",
+                            a.precision ? a.precision : "f32", "int8_kernel", en_qgemm_isa(),
+                            "lengths", rows);
     if (!a.json && pruned)
         printf("schedule: %s\n", stext);
     if (a.profile)
