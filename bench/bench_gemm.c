@@ -1,13 +1,12 @@
 /* bench_gemm: GFLOP/s of the engine's packed-panel product (every kernel path this CPU has),
  * GOP/s of its INT8 product (every INT8 path but the scalar reference; activations quantized
- * per call, as in the forward pass), against OpenBLAS's cblas_sgemm on the same operands, for the weight shapes of BERT-family
- * layers and the row counts requests have (M = 1 ... 512), with 1 and 2 threads; and, single-
- * threaded, BLIS (cblas_sgemm of libblis.so.4) and oneDNN (dnnl_sgemm of libdnnl.so.2) where
- * they are installed (loaded at run time: neither is a dependency of searchd). Prints the CPU
- * first: compare only figures from one run. Usage: bench_gemm [--threads-max N] [--ms 8,25,..]
- * [H,FFN ...]
- * (default: 2 threads at most; the shared models' 128,512 and 256,1024, and BERT-base's
- * 768,3072). */
+ * per call, as in the forward pass), against OpenBLAS's cblas_sgemm on the same operands, for the
+ * weight shapes of BERT-family layers and the row counts requests have (M = 1 ... 512), with 1 and
+ * 2 threads; and, single-threaded, BLIS (cblas_sgemm of libblis.so.4) and oneDNN (dnnl_sgemm of
+ * libdnnl.so.2) where they are installed (loaded at run time: neither is a dependency of searchd).
+ * Prints the CPU first: compare only figures from one run. Usage: bench_gemm [--threads-max N]
+ * [--ms 8,25,..] [H,FFN ...] (default: 2 threads at most; the shared models' 128,512 and 256,1024,
+ * and BERT-base's 768,3072). */
 #include <cblas.h>
 #include <dlfcn.h>
 #include <stdint.h>
@@ -147,7 +146,8 @@ int main(int argc, char **argv) {
     cpu_name(cpu, sizeof cpu);
     load_peers();
     printf("CPU: %s; default kernel path: %s, INT8 %s; OpenBLAS: %s; BLIS: %s; oneDNN: %s\n", cpu,
-           en_gemm_isa(), en_qgemm_isa(), openblas_get_config(), blis_sgemm ? "libblis.so.4" : "not installed",
+           en_gemm_isa(), en_qgemm_isa(), openblas_get_config(),
+           blis_sgemm ? "libblis.so.4" : "not installed",
            dnnl_sgemm_p ? "libdnnl.so.2 (dnnl_sgemm)" : "not installed");
     printf("GFLOP/s (GOP/s for int8), C[M,N] = A[M,K] W^T (W packed once for the engine; "
            "OpenBLAS repacks per call)\n");
@@ -200,11 +200,11 @@ int main(int argc, char **argv) {
                             if ((v < NF && en_gemm_set_isa(isas[v]) != 0) ||
                                 (v >= NF && v < NF + NQ && en_qgemm_set_isa(qisas[v - NF]) != 0))
                                 continue;
-                            int lib = v < NF           ? ENGINE
-                                      : v < NF + NQ    ? INT8
-                                      : v == NF + NQ   ? OPENBLAS
+                            int lib = v < NF             ? ENGINE
+                                      : v < NF + NQ      ? INT8
+                                      : v == NF + NQ     ? OPENBLAS
                                       : v == NF + NQ + 1 ? BLIS
-                                                       : ONEDNN;
+                                                         : ONEDNN;
                             if ((lib == BLIS && (!blis_sgemm || threads > 1)) ||
                                 (lib == ONEDNN && (!dnnl_sgemm_p || threads > 1)))
                                 continue;

@@ -171,9 +171,11 @@ int cmd_eval(int argc, char **argv) {
                 json_object_set_new(labels, m->cfg.labels[k],
                                     json_pack("{s:i, s:i, s:i}", "n", per[k][0], "correct",
                                               per[k][1], "predicted", per[k][2]));
-            print_json(json_pack("{s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:i, s:o}",
-                                 "schedule", text, "precision", a.precision ? a.precision : "f32", "n", r.n, "correct", r.correct, "accuracy",
-                                 r.accuracy, "flops", r.mean_flops, "flops_ratio", r.flops_ratio,
+            print_json(json_pack("{s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i, "
+                                 "s:i, s:o}",
+                                 "schedule", text, "precision", a.precision ? a.precision : "f32",
+                                 "n", r.n, "correct", r.correct, "accuracy", r.accuracy, "flops",
+                                 r.mean_flops, "flops_ratio", r.flops_ratio,
                                  "latency_ms", r.latency_ms, "sentences_per_s", r.n / r.seconds,
                                  "seconds", r.seconds, "threads", a.threads > 0 ? a.threads : 1,
                                  "blas_threads", a.blas_threads > 0 ? a.blas_threads : 1, "batch",

@@ -8,21 +8,21 @@
 #include "schedules/sc_schedule.h"
 
 typedef struct offline_args {
-    const char *model;    // --model DIR (default: the embedded demo model)
-    const char *data;     // --data FILE
-    const char *schedule; // --schedule attn:1,0.9,..
-    const char *ratios;   // --ratios 1,0.9,..
-    const char *metric;   // --metric attn|power|cls|context
-    const char *pair;     // --pair TEXT_B
-    const char *shape;    // --shape L,H,heads,FFN
-    const char *lengths;  // --lengths 32,64,..
+    const char *model;     // --model DIR (default: the embedded demo model)
+    const char *data;      // --data FILE
+    const char *schedule;  // --schedule attn:1,0.9,..
+    const char *ratios;    // --ratios 1,0.9,..
+    const char *metric;    // --metric attn|power|cls|context
+    const char *pair;      // --pair TEXT_B
+    const char *shape;     // --shape L,H,heads,FFN
+    const char *lengths;   // --lengths 32,64,..
     const char *precision; // --precision f32|int8, or one per layer: int8,int8,f32,..
-    int threads;          // --threads N: worker threads, each single-threaded in BLAS
-    int blas_threads;     // --blas-threads N: BLAS threads of a single worker
-    int batch;            // --batch N: sequences per ragged batch (eval)
-    int json;             // --json
-    int profile;          // --profile (bench): time per forward step
-    int help;             // --help
+    int threads;           // --threads N: worker threads, each single-threaded in BLAS
+    int blas_threads;      // --blas-threads N: BLAS threads of a single worker
+    int batch;             // --batch N: sequences per ragged batch (eval)
+    int json;              // --json
+    int profile;           // --profile (bench): time per forward step
+    int help;              // --help
 } offline_args;
 
 /// Parses argv[1..] (argv[0] is the command); stops at the first argument that is not an

@@ -46,8 +46,8 @@ static const qisa_path paths[] = {
 };
 enum { N_PATHS = sizeof paths / sizeof paths[0] };
 
-const char *const en_qgemm_isa_names[] = {"avx512vnni", "avx512bw", "avx2", "ssse3", "scalar",
-                                          NULL};
+const char *const en_qgemm_isa_names[] = {"avx512vnni", "avx512bw", "avx2",
+                                          "ssse3",      "scalar",   NULL};
 
 static _Atomic(const qisa_path *) current;
 

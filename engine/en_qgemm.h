@@ -21,7 +21,7 @@
  * multiplies u8 by s8 and adds pairs into a saturating int16. With 7-bit weights a pair is at
  * most 2 * 255 * 63 = 32130 < 32767, so it never saturates: three instructions per 32
  * multiply-adds (`vpmaddubsw`, `vpmaddwd` by ones, `vpaddd`). Full 8-bit operands need a sign
- * trick (|a| times w with a's sign: one more instruction, measured 1.3-1.4x slower on Zen 3);
+ * trick (|a| times w with a's sign: one more instruction, measured 1.4-1.5x slower on Zen 3);
  * activations keep 8 bits (their range is what costs accuracy: hidden states have outlier
  * features), weights give one (per-column scales follow each column's range).
  *
@@ -40,17 +40,17 @@
 
 /// One packed int8 matrix of n output columns over k inputs. Pointers into the model's arena.
 typedef struct en_qmat {
-    const int8_t *w;      // [ceil(n/16)][kp/4][16][4] packed, quantized weights
-    const float *scale;   // [ceil(n/16)*16] w_scale per column (0 in the padding)
-    const int32_t *csum;  // [ceil(n/16)*16] sum over k of Wq[j][k] (for the zero points)
+    const int8_t *w;     // [ceil(n/16)][kp/4][16][4] packed, quantized weights
+    const float *scale;  // [ceil(n/16)*16] w_scale per column (0 in the padding)
+    const int32_t *csum; // [ceil(n/16)*16] sum over k of Wq[j][k] (for the zero points)
 } en_qmat;
 
 /// Rows of activations quantized to u8: row i is q[i * ld ...], with scale[i] and zero[i].
 /// Buffers owned by whoever made them (en_ctx: scratch sized for its largest product).
 typedef struct en_qrows {
-    uint8_t *q;     // [m][ld], ld >= en_qk_round(k)
-    float *scale;   // [m]
-    int32_t *zero;  // [m]
+    uint8_t *q;    // [m][ld], ld >= en_qk_round(k)
+    float *scale;  // [m]
+    int32_t *zero; // [m]
     int ld;
 } en_qrows;
 
@@ -65,8 +65,7 @@ size_t en_qpacked_bytes(int n, int k);
 /// Quantizes W [n, k] (row stride `ldw`, row j = output column j) per column and packs it:
 /// `w` gets en_qpacked_bytes(n, k) bytes (64-byte aligned), `scale` and `csum`
 /// ceil(n / 16) * 16 entries each. All caller-owned.
-void en_qpack_rows(const float *src, int ldw, int n, int k, int8_t *w, float *scale,
-                   int32_t *csum);
+void en_qpack_rows(const float *src, int ldw, int n, int k, int8_t *w, float *scale, int32_t *csum);
 
 /// Quantizes A [m, k] per row into `out` (its buffers hold m rows of out->ld bytes; the bytes
 /// from k to en_qk_round(k) are set to 0).
@@ -104,4 +103,3 @@ extern const char *const en_qgemm_isa_names[];
 typedef void en_qgemm_fn(int m, int n, int k, const en_qrows *a, const en_qmat *w,
                          const float *bias, int flags, float *c, int ldc, int jp0, int jp1);
 en_qgemm_fn en_qgemm_avx512vnni, en_qgemm_avx512bw, en_qgemm_avx2, en_qgemm_ssse3;
-

@@ -31,12 +31,10 @@ typedef int32_t viu __attribute__((vector_size(QW * 4), aligned(4), may_alias));
 
 /* One tile of `mr` rows (a compile-time constant at every call) by 16 columns: the sums over
  * `kq` groups of 4 k, then the epilogue into c (ldc) with the 16 columns' scales, bias, csum. */
-static inline __attribute__((always_inline)) void tile(const int mr, int kq, const uint8_t *aq,
-                                                       int ldq, const int8_t *b,
-                                                       const float *a_scale, const int32_t *a_zero,
-                                                       const float *ws, const int32_t *csum,
-                                                       const float *bias, int flags, float *c,
-                                                       int ldc, const int8_t *next) {
+static inline __attribute__((always_inline)) void
+tile(const int mr, int kq, const uint8_t *aq, int ldq, const int8_t *b, const float *a_scale,
+     const int32_t *a_zero, const float *ws, const int32_t *csum, const float *bias, int flags,
+     float *c, int ldc, const int8_t *next) {
     qv acc[QMR][NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < NV; v++)
@@ -60,13 +58,10 @@ static inline __attribute__((always_inline)) void tile(const int mr, int kq, con
             vi x = (vi)acc[r][v] - *(const viu *)(csum + v * QW) * a_zero[r];
             vf f = __builtin_convertvector(x, vf) * a_scale[r];
             f = f * *(const vfu *)(ws + v * QW);
-            if (bias)
-                f = f + *(const vfu *)(bias + v * QW);
-            if (flags & EN_GEMM_GELU)
-                f = vm_gelu(f);
+            if (bias) f = f + *(const vfu *)(bias + v * QW);
+            if (flags & EN_GEMM_GELU) f = vm_gelu(f);
             vfu *out = (vfu *)(c + (size_t)r * ldc + v * QW);
-            if (flags & EN_GEMM_ACCUMULATE)
-                f = *out + f;
+            if (flags & EN_GEMM_ACCUMULATE) f = *out + f;
             *out = f;
         }
 }

@@ -30,8 +30,8 @@ en_model *load_with_dev_set(const char *name, en_dataset **d) {
     shared_path(dir, sizeof dir, "models/");
     strncat(dir, name, sizeof dir - strlen(dir) - 1);
     en_model *m = load_model_or_fail(dir);
-    ck_assert_int_eq(en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, d,
-                                     NULL), 0);
+    ck_assert_int_eq(
+        en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, d, NULL), 0);
     return m;
 }
 

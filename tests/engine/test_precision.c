@@ -39,10 +39,10 @@ START_TEST(int8_logits_close_to_f32) {
     for (int e = 0; e < n; e += test_stride()) {
         const en_example *ex = &d->ex[e];
         float lf[EN_MAX_LABELS], lq[EN_MAX_LABELS];
-        ck_assert_int_eq(en_forward(f, ex->ids, ex->type_ids, ex->n, EN_METRIC_ATTN, NULL, lf,
-                                    NULL, NULL), 0);
-        ck_assert_int_eq(en_forward(q, ex->ids, ex->type_ids, ex->n, EN_METRIC_ATTN, NULL, lq,
-                                    NULL, NULL), 0);
+        ck_assert_int_eq(
+            en_forward(f, ex->ids, ex->type_ids, ex->n, EN_METRIC_ATTN, NULL, lf, NULL, NULL), 0);
+        ck_assert_int_eq(
+            en_forward(q, ex->ids, ex->type_ids, ex->n, EN_METRIC_ATTN, NULL, lq, NULL, NULL), 0);
         for (int j = 0; j < C; j++) {
             double diff = fabs((double)lf[j] - lq[j]);
             worst = diff > worst ? diff : worst;
@@ -55,9 +55,11 @@ START_TEST(int8_logits_close_to_f32) {
     ck_assert_int_eq(en_ctx_set_precision(q, NULL), 0);
     float lf[EN_MAX_LABELS], lq[EN_MAX_LABELS];
     ck_assert_int_eq(en_forward(f, d->ex[0].ids, d->ex[0].type_ids, d->ex[0].n, EN_METRIC_ATTN,
-                                NULL, lf, NULL, NULL), 0);
+                                NULL, lf, NULL, NULL),
+                     0);
     ck_assert_int_eq(en_forward(q, d->ex[0].ids, d->ex[0].type_ids, d->ex[0].n, EN_METRIC_ATTN,
-                                NULL, lq, NULL, NULL), 0);
+                                NULL, lq, NULL, NULL),
+                     0);
     ck_assert_mem_eq(lf, lq, sizeof(float) * C);
     en_ctx_free(f);
     en_ctx_free(q);
@@ -79,8 +81,8 @@ START_TEST(int8_accuracy_within_0_3_points) {
     ck_assert_int_eq(en_eval(m, d, &o, &rf, NULL), 0);
     o.precision = p;
     ck_assert_int_eq(en_eval(m, d, &o, &rq, NULL), 0);
-    ck_assert_msg(fabs(rf.accuracy - rq.accuracy) <= 0.003 + 1e-12,
-                  "F32 %.4f, INT8 %.4f", rf.accuracy, rq.accuracy);
+    ck_assert_msg(fabs(rf.accuracy - rq.accuracy) <= 0.003 + 1e-12, "F32 %.4f, INT8 %.4f",
+                  rf.accuracy, rq.accuracy);
     en_dataset_free(d);
     en_model_free(m);
 }
@@ -116,9 +118,11 @@ START_TEST(int8_keeps_the_bit_for_bit_properties) {
             const en_example *e = &d->ex[10 + s];
             ids[s] = e->ids, types[s] = e->type_ids, n[s] = rows[s] = e->n;
             ck_assert_int_eq(en_forward(one, e->ids, e->type_ids, e->n, EN_METRIC_ATTN, ratios,
-                                        want[s], kept, NULL), 0);
+                                        want[s], kept, NULL),
+                             0);
             ck_assert_int_eq(en_forward(one, e->ids, e->type_ids, e->n, EN_METRIC_ATTN, ratios,
-                                        fast, NULL, NULL), 0);
+                                        fast, NULL, NULL),
+                             0);
             ck_assert_msg(memcmp(want[s], fast, sizeof(float) * C) == 0,
                           "the [CLS]-only last layer differs (mixed %d)", mixed);
         }
@@ -139,7 +143,8 @@ START_TEST(int8_keeps_the_bit_for_bit_properties) {
             if (en_qgemm_set_isa(en_qgemm_isa_names[i]) != 0) continue;
             const en_example *e = &d->ex[10];
             ck_assert_int_eq(en_forward(one, e->ids, e->type_ids, e->n, EN_METRIC_ATTN, ratios,
-                                        fast, NULL, NULL), 0);
+                                        fast, NULL, NULL),
+                             0);
             ck_assert_msg(memcmp(want[0], fast, sizeof(float) * C) == 0,
                           "INT8 path %s gives other logits", en_qgemm_isa_names[i]);
         }

@@ -37,8 +37,8 @@ static en_qmat make_qmat(int n, int k, unsigned seed, void **mem, float **wf) {
  * epilogue (none, bias, bias + GELU, accumulate, accumulate + bias). */
 START_TEST(qgemm_paths_equal_reference) {
     static const int shapes[][2] = {{16, 4}, {17, 5}, {33, 130}, {48, 128}, {7, 3}, {100, 257}};
-    static const int flags[][2] = {{0, 0}, {0, 1}, {EN_GEMM_GELU, 1}, {EN_GEMM_ACCUMULATE, 0},
-                                   {EN_GEMM_ACCUMULATE, 1}};
+    static const int flags[][2] = {
+        {0, 0}, {0, 1}, {EN_GEMM_GELU, 1}, {EN_GEMM_ACCUMULATE, 0}, {EN_GEMM_ACCUMULATE, 1}};
     const char *was = en_qgemm_isa();
     int ran = 0;
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
@@ -97,9 +97,9 @@ START_TEST(qgemm_sums_are_exact) {
         for (int p = 0; p < k; p++)
             wf[(size_t)j * k + p] = j % 2 ? -1.f : 1.f; // every weight +-63
     for (int p = 0; p < k; p++) {
-        a[p] = 1.f;                       // q 255, z 0
-        a[k + p] = -1.f;                  // q 0, z 255
-        a[2 * k + p] = p % 2 ? 1 : -1.f;  // 255 and 0 alternating, z 128 (0 is not centred)
+        a[p] = 1.f;                      // q 255, z 0
+        a[k + p] = -1.f;                 // q 0, z 255
+        a[2 * k + p] = p % 2 ? 1 : -1.f; // 255 and 0 alternating, z 128 (0 is not centred)
     }
     void *p0 = NULL;
     ck_assert_int_eq(posix_memalign(&p0, 64, en_qpacked_bytes(n, k) + n * 8), 0);
@@ -144,7 +144,7 @@ START_TEST(quantization_round_trip) {
     fill(a, (size_t)m * k, 11u);
     for (int p = 0; p < k; p++) {
         a[(size_t)3 * k + p] = fabsf(a[(size_t)3 * k + p]) + 0.5f; // all positive: z = 0
-        a[(size_t)4 * k + p] = 0.f;                               // all zero
+        a[(size_t)4 * k + p] = 0.f;                                // all zero
     }
     en_qrows aq = {malloc((size_t)m * kp), malloc(m * sizeof(float)), malloc(m * sizeof(int32_t)),
                    kp};
@@ -162,8 +162,10 @@ START_TEST(quantization_round_trip) {
         int qmin = 255, qmax = 0;
         for (int p = 0; p < k; p++) {
             double x = a[(size_t)i * k + p], q = aq.q[(size_t)i * kp + p];
-            if (step > 0) ck_assert_double_le(fabs(x / step + aq.zero[i] - q), 0.5 + 1e-4);
-            else ck_assert(q == 0);
+            if (step > 0)
+                ck_assert_double_le(fabs(x / step + aq.zero[i] - q), 0.5 + 1e-4);
+            else
+                ck_assert(q == 0);
             qmin = q < qmin ? (int)q : qmin;
             qmax = q > qmax ? (int)q : qmax;
             // the dequantized value is within half a step
@@ -230,8 +232,7 @@ START_TEST(qgemm_close_to_float) {
             for (int p = 0; p < k; p++) {
                 double x = a[(size_t)i * k + p], y = wf[(size_t)j * k + p];
                 exact += x * y;
-                bound += fabs(x) * w.scale[j] / 2 + fabs(y) * as[i] / 2 +
-                         as[i] * w.scale[j] / 4;
+                bound += fabs(x) * w.scale[j] / 2 + fabs(y) * as[i] / 2 + as[i] * w.scale[j] / 4;
             }
             ck_assert_double_le(fabs(c[(size_t)i * n + j] - exact), bound * (1 + 1e-5) + 1e-6);
         }
