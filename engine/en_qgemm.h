@@ -86,7 +86,7 @@ void en_qgemm_q(int m, int n, int k, const en_qrows *a, const en_qmat *w, const 
 void en_qgemm(int m, int n, int k, const float *a, int lda, const en_qmat *w, const float *bias,
               int flags, float *c, int ldc, const en_qrows *scratch);
 
-/// Columns [j0, j0 + n) of a packed matrix over k inputs (j0 a multiple of 16), as a matrix.
+/// The columns from j0 on (a multiple of 16) of a packed matrix over k inputs, as a matrix.
 en_qmat en_qmat_cols(const en_qmat *w, int k, int j0);
 
 /// The INT8 path in use: "avx512vnni", "avx512bw", "avx2", "ssse3" or "scalar". Static storage.
