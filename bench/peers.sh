@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # searchd against ONNX Runtime on the same weights and sentences, in one run, one thread:
 # ms per sentence (batch 1, every sentence of the data set in order, median of RUNS passes),
-# accuracy, and the ratios. The peer is ../shared/bench (export to ONNX with Debian's
+# accuracy, and the ratios; searchd in F32 and with INT8 layers (--precision int8), dense and
+# under each schedule. The peer is ../shared/bench (export to ONNX with Debian's
 # python3-torch, dynamic INT8 with python3-onnx, onnxruntime-node from npm), set up once in a
 # cache folder (npm with --ignore-scripts: the CPU build ships in the package; its install
 # script only fetches GPU libraries from outside).
@@ -48,25 +49,30 @@ export NODE_PATH="$cache/node_modules"
 # --- measurements, interleaved so drift on a shared machine hits every row alike ---
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 field() { /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-names=("searchd dense" "ORT fp32" "ORT INT8")
-for s in "${schedules[@]}"; do names+=("searchd $s"); done
-declare -A ms acc
+# searchd's rows: name -> searchctl eval options
+declare -A opts=(["searchd dense"]="" ["searchd int8"]="--precision int8")
+names=("searchd dense" "searchd int8" "ORT fp32" "ORT INT8")
+for s in "${schedules[@]}"; do
+  names+=("searchd $s" "searchd $s int8")
+  opts["searchd $s"]="--schedule $s"
+  opts["searchd $s int8"]="--schedule $s --precision int8"
+done
+declare -A ms acc flops
 for ((r = 0; r < runs; r++)); do
-  ms["searchd dense"]+="$("$searchctl" eval --model "$model" --data "$data" --threads "$threads" --json | field latency_ms) "
-  ms["ORT fp32"]+="$(node "$shared/bench/ort_seq.js" "$onnx.onnx" "$onnx.seqs.json" "$threads" 1 | field latency_ms) "
-  ms["ORT INT8"]+="$(node "$shared/bench/ort_seq.js" "$onnx.int8.onnx" "$onnx.seqs.json" "$threads" 1 | field latency_ms) "
-  for s in "${schedules[@]}"; do
-    ms["searchd $s"]+="$("$searchctl" eval --model "$model" --data "$data" --threads "$threads" --schedule "$s" --json | field latency_ms) "
+  for n in "${names[@]}"; do
+    case $n in
+    "ORT fp32") ms[$n]+="$(node "$shared/bench/ort_seq.js" "$onnx.onnx" "$onnx.seqs.json" "$threads" 1 | field latency_ms) " ;;
+    "ORT INT8") ms[$n]+="$(node "$shared/bench/ort_seq.js" "$onnx.int8.onnx" "$onnx.seqs.json" "$threads" 1 | field latency_ms) " ;;
+    *) ms[$n]+="$("$searchctl" eval --model "$model" --data "$data" --threads "$threads" ${opts[$n]} --json | field latency_ms) " ;;
+    esac
   done
 done
-acc["searchd dense"]=$("$searchctl" eval --model "$model" --data "$data" --json | field accuracy)
 acc["ORT fp32"]=$(node "$shared/bench/ort_acc.js" "$onnx.onnx" "$onnx.seqs.json" "$data" | field accuracy)
 acc["ORT INT8"]=$(node "$shared/bench/ort_acc.js" "$onnx.int8.onnx" "$onnx.seqs.json" "$data" | field accuracy)
-declare -A flops
-for s in "${schedules[@]}"; do
-  out=$("$searchctl" eval --model "$model" --data "$data" --schedule "$s" --json)
-  acc["searchd $s"]=$(field accuracy <<<"$out")
-  flops["searchd $s"]=$(field flops_ratio <<<"$out")
+for n in "${!opts[@]}"; do
+  out=$("$searchctl" eval --model "$model" --data "$data" ${opts[$n]} --json)
+  acc[$n]=$(field accuracy <<<"$out")
+  [[ $n == "searchd dense" || $n == "searchd int8" ]] || flops[$n]=$(field flops_ratio <<<"$out")
 done
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)

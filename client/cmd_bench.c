@@ -15,6 +15,7 @@
 #include "engine/en_flops.h"
 #include "engine/en_forward.h"
 #include "engine/en_gemm.h"
+#include "engine/en_qgemm.h"
 #include "tools/mkmodel_lib.h"
 
 static double now_ms(void) {
@@ -166,11 +167,12 @@ static int parse_shape(const char *text, mk_opts *o) {
 static void bench_usage(FILE *to) {
     fputs("usage: searchctl bench [--model DIR | --shape L,H,heads,FFN] [--threads N]\n"
           "                       [--lengths 32,64,128,256,512] [--schedule S | --ratios R,..]\n"
-          "                       [--frontier FILE] [--profile] [--json]\n"
+          "                       [--frontier FILE] [--precision P] [--profile] [--json]\n"
           "Batch-1 latency per length (median), GFLOP/s, the fraction of the throughput of the\n"
           "engine's matrix kernel on this CPU, the time outside matrix products, and with a\n"
           "schedule the pruned latency and its ratio to the full one. --profile adds the time\n"
-          "of each forward step per length. --shape benchmarks random weights.\n",
+          "of each forward step per length. --shape benchmarks random weights. --precision\n"
+          "f32 (default) or int8, or one per layer (int8,int8,f32,..).\n",
           to);
 }
 
@@ -249,6 +251,13 @@ int cmd_bench(int argc, char **argv) {
         en_model_free(m);
         return 1;
     }
+    en_precision prec[EN_MAX_LAYERS];
+    if (offline_precision(&a, cfg->layers, prec) != 0) {
+        en_ctx_free(c);
+        en_model_free(m);
+        return 2;
+    }
+    en_ctx_set_precision(c, prec);
     srand(1);
     for (int i = 0; i < cfg->max_pos; i++)
         ids[i] = 5 + rand() % (cfg->vocab_size - 5);
@@ -260,6 +269,9 @@ int cmd_bench(int argc, char **argv) {
                "%.1f GFLOP/s\n",
                cfg->layers, cfg->hidden, cfg->heads, cfg->ffn, threads, threads > 1 ? "s" : "",
                en_gemm_isa(), kg.m, kg.n, kg.k, kernel_gflops);
+        if (a.precision)
+            printf("precision: %s (INT8 path %s; \"of kernel\" and \"matmul ms\" are F32's)\n",
+                   a.precision, en_qgemm_isa());
         printf("%6s %10s %9s %9s %11s %9s", "length", "full ms", "GFLOP/s", "of kernel",
                "matmul ms", "other");
         if (pruned)
@@ -297,10 +309,12 @@ int cmd_bench(int argc, char **argv) {
             printf("\n");
         json_array_append_new(rows, row);
     }
-    json_t *out = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:s, s:o}", "layers",
+    json_t *out = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:s, s:s, s:s, s:o}", "layers",
                             cfg->layers, "hidden", cfg->hidden, "heads", cfg->heads, "ffn",
                             cfg->ffn, "threads", threads, "kernel", en_gemm_isa(),
-                            "kernel_gflops", kernel_gflops, "schedule", stext, "lengths", rows);
+                            "kernel_gflops", kernel_gflops, "schedule", stext, "precision",
+                            a.precision ? a.precision : "f32", "int8_kernel", en_qgemm_isa(),
+                            "lengths", rows);
     if (!a.json && pruned)
         printf("schedule: %s\n", stext);
     if (a.profile)

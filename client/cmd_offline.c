@@ -13,10 +13,12 @@
 
 static void classify_usage(FILE *to) {
     fputs("usage: searchctl classify --model DIR [--schedule S | --ratios R,.. [--metric M]]\n"
-          "                          [--frontier FILE] [--pair TEXT_B] [--json] TEXT...\n"
+          "                          [--frontier FILE] [--precision P] [--pair TEXT_B] [--json]\n"
+          "                          TEXT...\n"
           "Prints the predicted label and the probability of each label for each TEXT.\n"
           "A schedule that narrows layers (;heads:..;ffn:..) needs --frontier FILE, the\n"
-          "frontier `searchctl tune --width --out FILE` wrote (which heads and neurons).\n",
+          "frontier `searchctl tune --width --out FILE` wrote (which heads and neurons).\n"
+          "--precision f32 (default) or int8, or one per layer (int8,int8,f32,..).\n",
           to);
 }
 
@@ -45,6 +47,12 @@ int cmd_classify(int argc, char **argv) {
         rc = 1;
         goto done;
     }
+    en_precision prec[EN_MAX_LAYERS];
+    if (offline_precision(&a, m->cfg.layers, prec) != 0) {
+        rc = 2;
+        goto done;
+    }
+    en_ctx_set_precision(c, prec);
     json_t *out = a.json ? json_array() : NULL;
     for (int i = texts_at; i < argc && rc == 0; i++) {
         int n = 0;
@@ -97,12 +105,14 @@ done:
 static void eval_usage(FILE *to) {
     fputs("usage: searchctl eval --model DIR --data FILE [--schedule S | --ratios R,.. --metric M]\n"
           "                      [--frontier FILE] [--threads N | --blas-threads N] [--batch N]\n"
+          "                      [--precision P]\n"
           "                      [--json]\n"
           "Accuracy, mean FLOPs and FLOPs ratio against the unpruned model, and mean latency per\n"
           "sequence, of the model under the schedule on a labelled TSV file. --batch N runs N\n"
           "sequences at a time as one ragged batch (throughput); the default, 1, times each\n"
           "sequence alone, as a served request. A schedule that narrows layers needs --frontier\n"
-          "FILE, as for classify.\n",
+          "FILE, as for classify. --precision f32 (default) or int8, or one per layer\n"
+          "(int8,int8,f32,..): the precision of the layers' matrix products.\n",
           to);
 }
 
@@ -138,9 +148,15 @@ int cmd_eval(int argc, char **argv) {
         en_model_free(m);
         return 2;
     }
+    en_precision prec[EN_MAX_LAYERS];
+    if (offline_precision(&a, m->cfg.layers, prec) != 0) {
+        en_dataset_free(d);
+        en_model_free(m);
+        return 2;
+    }
     en_eval_opts o = {
         .metric = s.metric, .ratios = s.ratios, .threads = a.threads, .blas_threads = a.blas_threads,
-        .batch = a.batch};
+        .batch = a.batch, .precision = prec};
     en_eval_result r = {.pred = malloc(sizeof(int) * (size_t)d->count)};
     rc = r.pred ? en_eval(m, d, &o, &r, &diag) : EN_ENOMEM;
     if (rc) {
@@ -161,15 +177,18 @@ int cmd_eval(int argc, char **argv) {
                 json_object_set_new(labels, m->cfg.labels[k],
                                     json_pack("{s:i, s:i, s:i}", "n", per[k][0], "correct",
                                               per[k][1], "predicted", per[k][2]));
-            print_json(json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:i, s:o}",
-                                 "schedule", text, "n", r.n, "correct", r.correct, "accuracy",
-                                 r.accuracy, "flops", r.mean_flops, "flops_ratio", r.flops_ratio,
+            print_json(json_pack("{s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i, "
+                                 "s:i, s:o}",
+                                 "schedule", text, "precision", a.precision ? a.precision : "f32",
+                                 "n", r.n, "correct", r.correct, "accuracy", r.accuracy, "flops",
+                                 r.mean_flops, "flops_ratio", r.flops_ratio,
                                  "latency_ms", r.latency_ms, "sentences_per_s", r.n / r.seconds,
                                  "seconds", r.seconds, "threads", a.threads > 0 ? a.threads : 1,
                                  "blas_threads", a.blas_threads > 0 ? a.blas_threads : 1, "batch",
                                  a.batch > 0 ? a.batch : 1, "labels", labels));
         } else {
             printf("schedule    %s\n", text);
+            printf("precision   %s\n", a.precision ? a.precision : "f32");
             printf("examples    %d (%s)\n", r.n, a.data);
             printf("accuracy    %.4f (%d correct)\n", r.accuracy, r.correct);
             for (int k = 0; k < m->cfg.num_labels; k++)

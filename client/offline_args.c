@@ -33,6 +33,7 @@ static const char **value_slot(offline_args *a, const char *name) {
         {"--shape", offsetof(offline_args, shape)},
         {"--lengths", offsetof(offline_args, lengths)},
         {"--out", offsetof(offline_args, out)},
+        {"--precision", offsetof(offline_args, precision)},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (strcmp(name, table[i].name) == 0)
@@ -121,6 +122,36 @@ static int narrow(const offline_args *a, en_model **m, const sc_schedule *s) {
         *m = NULL;
     }
     return rc;
+}
+
+int offline_precision(const offline_args *a, int layers, en_precision *out) {
+    const char *p = a->precision ? a->precision : "f32";
+    int n = 0;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char name[16];
+        snprintf(name, sizeof name, "%.*s", len < sizeof name ? (int)len : 0, p);
+        if (n >= layers || en_precision_parse(name, &out[n]) != 0) {
+            fprintf(stderr,
+                    "searchctl: bad --precision '%s': f32 or int8, for all layers or one per "
+                    "layer (%d)\n",
+                    a->precision, layers);
+            return 2;
+        }
+        n++;
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    if (n == 1)
+        for (int l = 1; l < layers; l++)
+            out[l] = out[0];
+    else if (n != layers) {
+        fprintf(stderr, "searchctl: --precision '%s' names %d layers; the model has %d\n",
+                a->precision, n, layers);
+        return 2;
+    }
+    return 0;
 }
 
 int offline_load(const offline_args *a, en_model **m, sc_schedule *s) {

@@ -315,6 +315,8 @@ static void *eval_worker(void *arg) {
     int max_rows = batch == 1 ? d->max_n : d->max_n > EVAL_BATCH_ROWS ? d->max_n : EVAL_BATCH_ROWS;
     en_ctx *c = NULL;
     int rc = en_ctx_new_batch(job->m, d->max_n, max_rows, batch, &c);
+    if (rc == 0 && (rc = en_ctx_set_precision(c, job->opts->precision)) != 0)
+        en_ctx_free(c);
     if (rc) {
         atomic_store(&job->error, rc);
         return NULL;

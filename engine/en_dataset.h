@@ -41,6 +41,7 @@ typedef struct en_eval_opts {
     int threads;          // worker threads, each BLAS single-threaded (<= 0: 1)
     int blas_threads;     // with threads == 1: BLAS threads for that one worker (<= 0: 1)
     int batch;            // sequences per ragged batch (<= 1: one at a time, as served)
+    const en_precision *precision; // cfg.layers entries, or NULL for all F32; borrowed
 } en_eval_opts;
 
 typedef struct en_eval_result {

@@ -9,6 +9,7 @@
 
 #include "en_gemm.h"
 #include "en_kernels.h"
+#include "en_qgemm.h"
 
 /* Run state: every buffer sized once, for sequences of up to max_len tokens and batches of up to
  * max_seq sequences holding max_rows rows in all. The rows of a batch are stacked: sequence s
@@ -46,7 +47,66 @@ struct en_ctx {
     void *obs_ud;
     float *emb;    // [max_len, E]  one sequence's embeddings before the projection to H; NULL
                    // when E == H
+    en_precision prec[EN_MAX_LAYERS]; // each layer's matrix products (en_ctx_set_precision)
+    en_qrows aq;   // [max_rows, round4(max(H, I))] a product's activations quantized to u8,
+                   // their scales and zero points
 };
+
+static const char *precision_names[EN_PREC_COUNT] = {"f32", "int8"};
+
+const char *en_precision_name(en_precision p) {
+    return (unsigned)p < EN_PREC_COUNT ? precision_names[p] : NULL;
+}
+
+/* The index of `name` among `count` names, or -1. */
+static int name_index(const char *const *names, int count, const char *name) {
+    for (int i = 0; i < count; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int en_precision_parse(const char *name, en_precision *out) {
+    int i = name_index(precision_names, EN_PREC_COUNT, name);
+    if (i < 0)
+        return EN_ESCHEDULE;
+    *out = (en_precision)i;
+    return 0;
+}
+
+int en_ctx_set_precision(en_ctx *c, const en_precision *per_layer) {
+    int L = c->m->cfg.layers;
+    for (int l = 0; per_layer && l < L; l++)
+        if ((unsigned)per_layer[l] >= EN_PREC_COUNT)
+            return EN_ESCHEDULE;
+    for (int l = 0; l < L; l++)
+        c->prec[l] = per_layer ? per_layer[l] : EN_PREC_F32;
+    return 0;
+}
+
+/* The four matrices of a layer. */
+typedef enum layer_mat { MAT_QKV, MAT_O, MAT_1, MAT_2 } layer_mat;
+
+/* The one place a layer's matrices are multiplied, in the layer's precision: C[m, n] = A W^T
+ * + bias (flags as en_gemm_packed), W being columns [j0, j0 + n) (j0 a multiple of 16) of
+ * matrix `mat` of layer l over k inputs. */
+static void layer_gemm(en_ctx *c, int l, layer_mat mat, int j0, int m, int n, int k,
+                       const float *a, int lda, const float *bias, int flags, float *out,
+                       int ldc) {
+    if (c->prec[l] == EN_PREC_INT8) {
+        const en_qlayer *q = &c->m->qpacked[l];
+        const en_qmat *w = mat == MAT_QKV ? &q->wqkv
+                           : mat == MAT_O ? &q->wo
+                           : mat == MAT_1 ? &q->w1
+                                          : &q->w2;
+        en_qmat cols = en_qmat_cols(w, k, j0);
+        en_qgemm(m, n, k, a, lda, &cols, bias, flags, out, ldc, &c->aq);
+        return;
+    }
+    const en_packed_layer *p = &c->m->packed[l];
+    const float *w = mat == MAT_QKV ? p->wqkv : mat == MAT_O ? p->wo : mat == MAT_1 ? p->w1 : p->w2;
+    en_gemm_packed(m, n, k, a, lda, w + (size_t)j0 * k, bias, flags, out, ldc);
+}
 
 static const char *step_names[EN_STEP_COUNT] = {
     "embed",   "qkv",    "scores", "softmax", "select",    "context",
@@ -79,12 +139,11 @@ const char *en_metric_name(en_metric m) {
 }
 
 int en_metric_parse(const char *name, en_metric *out) {
-    for (int i = 0; i < EN_METRIC_COUNT; i++)
-        if (strcmp(name, metric_names[i]) == 0) {
-            *out = (en_metric)i;
-            return 0;
-        }
-    return EN_ESCHEDULE;
+    int i = name_index(metric_names, EN_METRIC_COUNT, name);
+    if (i < 0)
+        return EN_ESCHEDULE;
+    *out = (en_metric)i;
+    return 0;
 }
 
 int en_keep_count(double ratio, int n0, int n_in) {
@@ -156,6 +215,9 @@ int en_ctx_new_batch(const en_model *m, int max_len, int max_rows, int max_seq, 
     c->pos2 = malloc(R * sizeof(int32_t));
     c->rank = malloc(R * sizeof(int32_t));
     c->rank2 = malloc(R * sizeof(int32_t));
+    int kmax = en_qk_round(cfg->ffn > cfg->hidden ? cfg->ffn : cfg->hidden);
+    c->aq = (en_qrows){malloc(R * (size_t)kmax), malloc(R * sizeof(float)),
+                       malloc(R * sizeof(int32_t)), kmax};
     if (cfg->emb != cfg->hidden && !(c->emb = malloc(L * (size_t)cfg->emb * sizeof(float)))) {
         en_ctx_free(c);
         return EN_ENOMEM;
@@ -163,7 +225,7 @@ int en_ctx_new_batch(const en_model *m, int max_len, int max_rows, int max_seq, 
     if (!c->seq_off || !c->seq_rows || !c->seq_n0 || !c->seq_off2 || !c->x || !c->qkv ||
         !c->att || !c->arows || !c->ctx || !c->y || !c->ffn || !c->kp || !c->vp || !c->col ||
         !c->score || !c->order || !c->kept || !c->rank_of || !c->pos || !c->pos2 || !c->rank ||
-        !c->rank2) {
+        !c->rank2 || !c->aq.q || !c->aq.scale || !c->aq.zero) {
         en_ctx_free(c);
         return EN_ENOMEM;
     }
@@ -175,6 +237,9 @@ void en_ctx_free(en_ctx *c) {
     if (!c)
         return;
     free(c->seq_off);
+    free(c->aq.q);
+    free(c->aq.scale);
+    free(c->aq.zero);
     free(c->seq_rows);
     free(c->seq_n0);
     free(c->seq_off2);
@@ -410,11 +475,10 @@ static void attend(en_ctx *c, const en_layer_weights *w, const float *qkv, const
 static void finish_rows(en_ctx *c, int l, int kept, double *t) {
     const en_config *cfg = &c->m->cfg;
     const en_layer_weights *w = &c->m->w.layer[l];
-    const en_packed_layer *p = &c->m->packed[l];
     int H = cfg->hidden, G = w->heads * (H / cfg->heads), F = w->ffn;
 
     /* 6. Y = LayerNorm(X[kept] + C Wo^T + bo) */
-    en_gemm_packed(kept, H, G, c->ctx, G, p->wo, w->bo, EN_GEMM_ACCUMULATE, c->y, H);
+    layer_gemm(c, l, MAT_O, 0, kept, H, G, c->ctx, G, w->bo, EN_GEMM_ACCUMULATE, c->y, H);
     lap(c, t, EN_STEP_OUTPUT);
     en_layernorm(c->y, kept, H, w->ln1_g, w->ln1_b, cfg->ln_eps);
     lap(c, t, EN_STEP_LAYERNORM);
@@ -423,11 +487,11 @@ static void finish_rows(en_ctx *c, int l, int kept, double *t) {
      * neurons adds b2 alone */
     memcpy(c->x, c->y, (size_t)kept * H * sizeof(float));
     if (F > 0) {
-        en_gemm_packed(kept, F, H, c->y, H, p->w1, w->b1, EN_GEMM_GELU, c->ffn, F);
+        layer_gemm(c, l, MAT_1, 0, kept, F, H, c->y, H, w->b1, EN_GEMM_GELU, c->ffn, F);
         lap(c, t, EN_STEP_FFN_IN);
         if (c->obs)
             c->obs(c->obs_ud, l, kept, c->ctx, G, c->ffn, F);
-        en_gemm_packed(kept, H, F, c->ffn, F, p->w2, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
+        layer_gemm(c, l, MAT_2, 0, kept, H, F, c->ffn, F, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
     } else
         en_add_bias(c->x, kept, H, w->b2);
     lap(c, t, EN_STEP_FFN_OUT);
@@ -451,7 +515,6 @@ int en_ctx_layer_cls(en_ctx *c, int l) {
     if (l < 0 || l >= cfg->layers)
         return EN_ESCHEDULE;
     const en_layer_weights *w = &c->m->w.layer[l];
-    const en_packed_layer *p = &c->m->packed[l];
     int H = cfg->hidden, heads = w->heads, d = H / cfg->heads, G = heads * d, ld3 = 3 * G;
     int rows = 0;
     for (int s = 0; s < c->nseq; s++)
@@ -464,10 +527,9 @@ int en_ctx_layer_cls(en_ctx *c, int l) {
     const float *q = c->ffn; // the queries, in FFN scratch until step 7 (c->y holds their X)
     int ldq = G, split = G % EN_PANEL == 0;
     if (split)
-        en_gemm_packed(rows, 2 * G, H, c->x, H, p->wqkv + (size_t)G * H, w->bqkv + G, 0,
-                       c->qkv + G, ld3);
+        layer_gemm(c, l, MAT_QKV, G, rows, 2 * G, H, c->x, H, w->bqkv + G, 0, c->qkv + G, ld3);
     else
-        en_gemm_packed(rows, 3 * G, H, c->x, H, p->wqkv, w->bqkv, 0, c->qkv, ld3);
+        layer_gemm(c, l, MAT_QKV, 0, rows, 3 * G, H, c->x, H, w->bqkv, 0, c->qkv, ld3);
     for (int s = 0; s < c->nseq; s++) {
         int from = c->seq_off[s];
         memcpy(c->y + (size_t)s * H, c->x + (size_t)from * H, H * sizeof(float));
@@ -476,7 +538,7 @@ int en_ctx_layer_cls(en_ctx *c, int l) {
         c->seq_off2[s] = s;
     }
     if (split)
-        en_gemm_packed(c->nseq, G, H, c->y, H, p->wqkv, w->bqkv, 0, c->ffn, G);
+        layer_gemm(c, l, MAT_QKV, 0, c->nseq, G, H, c->y, H, w->bqkv, 0, c->ffn, G);
     lap(c, &t, EN_STEP_QKV);
 
     /* 2 and 5 for the one query of each sequence */
@@ -520,13 +582,12 @@ int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, const en_metric *metri
         kept += keep[s];
     }
     const en_layer_weights *w = &c->m->w.layer[l];
-    const en_packed_layer *p = &c->m->packed[l];
     int H = cfg->hidden, G = w->heads * (H / cfg->heads), ld3 = 3 * G;
     double t = 0;
     lap(c, &t, EN_STEP_QKV);
 
     /* 1. Q, K, V for all rows of all sequences (of the heads this layer keeps) */
-    en_gemm_packed(rows, 3 * G, H, c->x, H, p->wqkv, w->bqkv, 0, c->qkv, ld3);
+    layer_gemm(c, l, MAT_QKV, 0, rows, 3 * G, H, c->x, H, w->bqkv, 0, c->qkv, ld3);
     lap(c, &t, EN_STEP_QKV);
 
     /* 2-5. attention, pruning and context, each sequence over its own rows; the kept rows

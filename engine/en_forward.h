@@ -31,6 +31,23 @@ int en_keep_count(double ratio, int n0, int n_in);
 /// naming the offending layer otherwise.
 int en_ratios_check(const double *ratios, int layers, en_diag *diag);
 
+/* The precision of a layer's four matrix products (QKV, attention output, FFN in and out).
+ * Attention, softmax, LayerNorm and the head stay F32. INT8: weights quantized per output column
+ * at load, activations per row at each product, int32 sums, dequantized in the product's
+ * epilogue (en_qgemm.h); the same bits on every CPU path. Per-row activation scales keep every
+ * row independent of the others, so batches, the [CLS]-only last layer and sibling states give
+ * the same bits as one sequence at a time, as in F32. */
+typedef enum en_precision {
+    EN_PREC_F32 = 0,
+    EN_PREC_INT8,
+    EN_PREC_COUNT
+} en_precision;
+
+/// "f32", "int8"; NULL for an out-of-range value. Static storage.
+const char *en_precision_name(en_precision p);
+/// Parses a precision name into `*out`; EN_ESCHEDULE when unknown.
+int en_precision_parse(const char *name, en_precision *out);
+
 typedef struct en_ctx en_ctx;
 
 /// Makes a run state for sequences of up to `max_len` tokens (<= the model's max_pos), BLAS
@@ -38,6 +55,10 @@ typedef struct en_ctx en_ctx;
 /// (free with en_ctx_free()); `m` is borrowed and must outlive it.
 int en_ctx_new(const en_model *m, int max_len, en_ctx **out);
 void en_ctx_free(en_ctx *c);
+/// Sets the precision of each layer's products for the following calls on `c`: `per_layer` has
+/// cfg.layers entries (borrowed, copied), or is NULL for all F32 (the default). EN_ESCHEDULE for
+/// a value out of range (nothing changes then).
+int en_ctx_set_precision(en_ctx *c, const en_precision *per_layer);
 
 /// Runs the following calls with `m` (borrowed, must outlive its use): a model of the same
 /// shape, e.g. one narrowed from the context's model (en_width.h); the state is kept, so a

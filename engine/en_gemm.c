@@ -96,43 +96,55 @@ void en_pack_cols(const float *b, int ldb, int k, int n, float *dst) {
     }
 }
 
-/* A share of the panels for one thread. */
-typedef struct gemm_part {
+/* One product's operands, for the split over threads. */
+typedef struct gemm_args {
     en_gemm_fn *fn;
-    int m, n, k, lda, flags, ldc, jp0, jp1;
+    int m, n, k, lda, flags, ldc;
     const float *a, *packed, *bias;
     float *c;
-} gemm_part;
+} gemm_args;
+
+static void run_panels(void *arg, int jp0, int jp1) {
+    gemm_args *g = arg;
+    g->fn(g->m, g->n, g->k, g->a, g->lda, g->packed, g->bias, g->flags, g->c, g->ldc, jp0, jp1);
+}
+
+void en_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed,
+                    const float *bias, int flags, float *c, int ldc) {
+    gemm_args g = {path()->fn, m, n, k, lda, flags, ldc, a, packed, bias, c};
+    en__gemm_split((n + EN_PANEL - 1) / EN_PANEL, (long)m * n * k, run_panels, &g);
+}
+
+/* A share of the panels for one thread. */
+typedef struct split_part {
+    void (*fn)(void *arg, int jp0, int jp1);
+    void *arg;
+    int jp0, jp1;
+} split_part;
 
 static void *run_part(void *arg) {
-    gemm_part *g = arg;
-    g->fn(g->m, g->n, g->k, g->a, g->lda, g->packed, g->bias, g->flags, g->c, g->ldc, g->jp0,
-          g->jp1);
+    split_part *s = arg;
+    s->fn(s->arg, s->jp0, s->jp1);
     return NULL;
 }
 
 /* Below this many multiply-adds a thread costs more than it saves (thread start ~20 us). */
 #define PARALLEL_MIN_MACS (4L << 20)
 
-void en_gemm_packed(int m, int n, int k, const float *a, int lda, const float *packed,
-                    const float *bias, int flags, float *c, int ldc) {
-    en_gemm_fn *fn = path()->fn;
-    int panels = (n + EN_PANEL - 1) / EN_PANEL;
+void en__gemm_split(int panels, long macs, void (*fn)(void *arg, int jp0, int jp1), void *arg) {
     int threads = gemm_threads;
     if (threads > panels) threads = panels;
-    if (threads <= 1 || (long)m * n * k < PARALLEL_MIN_MACS) {
-        fn(m, n, k, a, lda, packed, bias, flags, c, ldc, 0, panels);
+    if (threads <= 1 || macs < PARALLEL_MIN_MACS) {
+        fn(arg, 0, panels);
         return;
     }
     enum { MAX_THREADS = 64 };
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    gemm_part part[MAX_THREADS];
+    split_part part[MAX_THREADS];
     pthread_t tid[MAX_THREADS];
     int started[MAX_THREADS] = {0};
     for (int t = 0; t < threads; t++) {
-        part[t] = (gemm_part){
-            fn, m,      n,    k, lda, flags, ldc, panels * t / threads, panels * (t + 1) / threads,
-            a,  packed, bias, c};
+        part[t] = (split_part){fn, arg, panels * t / threads, panels * (t + 1) / threads};
         /* part 0 runs here; a thread that cannot start runs here too */
         if (t > 0) started[t] = pthread_create(&tid[t], NULL, run_part, &part[t]) == 0;
     }

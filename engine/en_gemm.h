@@ -56,3 +56,8 @@ typedef void en_gemm_fn(int m, int n, int k, const float *a, int lda, const floa
 typedef void en_softmax_fn(float *x, int rows, int cols, int ld);
 en_gemm_fn en_gemm_avx512, en_gemm_avx2, en_gemm_sse2;
 en_softmax_fn en_softmax_avx512, en_softmax_avx2, en_softmax_sse2;
+
+/* Runs fn(arg, jp0, jp1) over panels [0, panels), split over en_gemm_set_threads() threads when
+ * the product has enough multiply-adds (`macs`) to pay for them; each precision's product uses
+ * it. */
+void en__gemm_split(int panels, long macs, void (*fn)(void *arg, int jp0, int jp1), void *arg);

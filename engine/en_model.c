@@ -159,6 +159,7 @@ void en_model_free(en_model *m) {
     if (!m->base) en_tokenizer_free(m->tok);
     free(m->arena);
     free(m->packed_arena);
+    free(m->qpacked_arena);
     en_model_free(m->owned_base);
     free(m);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "en_error.h"
+#include "en_qgemm.h"
 #include "en_tokenizer.h"
 
 #define EN_MAX_LAYERS 64
@@ -72,6 +73,11 @@ typedef struct en_packed_layer {
     const float *wqkv, *wo, *w1, *w2;
 } en_packed_layer;
 
+/* The same matrices quantized to int8 per output column and packed for en_qgemm (en_qgemm.h). */
+typedef struct en_qlayer {
+    en_qmat wqkv, wo, w1, w2;
+} en_qlayer;
+
 typedef struct en_weights {
     const float *word_emb;       // [vocab, E]
     const float *pos_emb;        // [pos_rows, E]
@@ -95,9 +101,12 @@ struct en_model {
     en_packed_layer packed[EN_MAX_LAYERS]; // pointers into `packed_arena`
     const float *pool_packed; // the head's dense layer (pool_w), packed likewise
     float *packed_arena;   // owned: the packed matrices of every layer, one allocation
+    en_qlayer qpacked[EN_MAX_LAYERS]; // pointers into `qpacked_arena`: a quarter of the memory
+    void *qpacked_arena;   // owned: the int8 matrices, their scales and column sums
     const en_model *base;  // NULL, or the model this one was narrowed from (en_width.h): then
                            // the tokenizer and every weight outside the layers are borrowed
-                           // from it, and `arena` / `packed_arena` hold the narrowed layers
+                           // from it, and `arena` / `packed_arena` / `qpacked_arena` hold the
+                           // narrowed layers
     en_model *owned_base;  // NULL, or `base` when this model owns it (freed with it): a caller
                            // that only keeps the narrowed model
 };
@@ -113,8 +122,8 @@ struct en_model {
 int en_model_load(const char *dir, en_model **out, en_diag *diag);
 
 /// Packs every layer's matrices (of the widths in m->w.layer[l]) and the head's dense layer into
-/// m->packed / m->pool_packed (called by en_model_load; exposed for models whose weights were
-/// set by other means). EN_ENOMEM.
+/// m->packed / m->pool_packed, and the layers' quantized into m->qpacked (called by
+/// en_model_load; exposed for models whose weights were set by other means). EN_ENOMEM.
 int en_model_pack(en_model *m);
 
 /// Packs one layer's attention matrices (wqkv, wo) or FFN matrices (w1, w2), at the layer's
@@ -125,6 +134,11 @@ size_t en_pack_attention(const en_config *cfg, const en_layer_weights *w, float 
                          en_packed_layer *out);
 size_t en_pack_ffn(const en_config *cfg, const en_layer_weights *w, float *dst,
                    en_packed_layer *out);
+/// The same quantized to int8 (en_qgemm.h) into `dst` (bytes, 64-byte aligned); returns the
+/// bytes used (with dst NULL, only counts them).
+size_t en_qpack_attention(const en_config *cfg, const en_layer_weights *w, char *dst,
+                          en_qlayer *out);
+size_t en_qpack_ffn(const en_config *cfg, const en_layer_weights *w, char *dst, en_qlayer *out);
 
 /// The model's family as people write it: "BERT", "DistilBERT", "RoBERTa", "ELECTRA", ...
 /// Static storage.

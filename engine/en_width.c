@@ -96,7 +96,7 @@ int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **o
                     en_diag *diag) {
     *out = NULL;
     const en_config *cfg = &m->cfg;
-    size_t rows = 0, packed = 0;
+    size_t rows = 0, packed = 0, qbytes = 0;
     for (int l = 0; l < cfg->layers; l++) {
         int rc = en_width_check(cfg, l, &width[l], diag);
         if (rc)
@@ -106,6 +106,8 @@ int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **o
             rows += narrow_floats(cfg, &width[l]);
             packed += (width[l].n_heads > 0 ? en_pack_attention(cfg, &shape, NULL, NULL) : 0) +
                       (width[l].n_neurons >= 0 ? en_pack_ffn(cfg, &shape, NULL, NULL) : 0);
+            qbytes += (width[l].n_heads > 0 ? en_qpack_attention(cfg, &shape, NULL, NULL) : 0) +
+                      (width[l].n_neurons >= 0 ? en_qpack_ffn(cfg, &shape, NULL, NULL) : 0);
         }
     }
     en_model *n = malloc(sizeof *n);
@@ -117,22 +119,30 @@ int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **o
     n->arena = malloc((rows ? rows : 1) * sizeof(float));
     n->arena_floats = rows;
     n->packed_arena = NULL;
-    if (!n->arena || posix_memalign((void **)&n->packed_arena, 64, (packed ? packed : 16) * 4)) {
+    n->qpacked_arena = NULL;
+    if (!n->arena || posix_memalign((void **)&n->packed_arena, 64, (packed ? packed : 16) * 4) ||
+        posix_memalign(&n->qpacked_arena, 64, qbytes ? qbytes : 64)) {
         free(n->arena);
+        free(n->packed_arena);
         free(n);
         return en_fail(diag, EN_ENOMEM, "no memory for a narrowed model (%zu floats)",
                        rows + packed);
     }
     float *r = n->arena, *p = n->packed_arena;
+    char *q = n->qpacked_arena;
     for (int l = 0; l < cfg->layers; l++) {
         if (!width[l].n_heads)
             continue;
         narrow_layer(cfg, &m->w.layer[l], &width[l], r, &n->w.layer[l]);
         r += narrow_floats(cfg, &width[l]);
-        if (width[l].n_heads > 0)
+        if (width[l].n_heads > 0) {
             p += en_pack_attention(cfg, &n->w.layer[l], p, &n->packed[l]);
-        if (width[l].n_neurons >= 0)
+            q += en_qpack_attention(cfg, &n->w.layer[l], q, &n->qpacked[l]);
+        }
+        if (width[l].n_neurons >= 0) {
             p += en_pack_ffn(cfg, &n->w.layer[l], p, &n->packed[l]);
+            q += en_qpack_ffn(cfg, &n->w.layer[l], q, &n->qpacked[l]);
+        }
     }
     *out = n;
     return 0;
@@ -153,4 +163,8 @@ void en_model_compose_layer(en_model *dst, int l, const en_model *attn, const en
     dst->packed[l].wo = attn->packed[l].wo;
     dst->packed[l].w1 = ffn->packed[l].w1;
     dst->packed[l].w2 = ffn->packed[l].w2;
+    dst->qpacked[l].wqkv = attn->qpacked[l].wqkv;
+    dst->qpacked[l].wo = attn->qpacked[l].wo;
+    dst->qpacked[l].w1 = ffn->qpacked[l].w1;
+    dst->qpacked[l].w2 = ffn->qpacked[l].w2;
 }

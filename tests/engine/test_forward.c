@@ -162,16 +162,6 @@ START_TEST(profile_accounts_for_the_pass) {
 END_TEST
 
 /* A shared model by name and the SST-2 dev set tokenized for it; both owned by the caller. */
-static en_model *load_with_dev_set(const char *name, en_dataset **d) {
-    char dir[1024], data[1024];
-    shared_path(dir, sizeof dir, "models/");
-    strncat(dir, name, sizeof dir - strlen(dir) - 1);
-    en_model *m = load_model_or_fail(dir);
-    ck_assert_int_eq(en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, d,
-                                     NULL), 0);
-    return m;
-}
-
 /* Runs example `e` layer by layer with keep counts keep[l], from the start; logits out. */
 static void run_keeps(en_ctx *c, const en_example *e, const int *keep, int layers, float *logits) {
     ck_assert_int_eq(en_ctx_begin(c, e->ids, e->type_ids, e->n), 0);

@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "test_engine.h"
 
@@ -24,6 +25,16 @@ en_model *load_model_or_fail(const char *dir) {
     return m;
 }
 
+en_model *load_with_dev_set(const char *name, en_dataset **d) {
+    char dir[1024], data[1024];
+    shared_path(dir, sizeof dir, "models/");
+    strncat(dir, name, sizeof dir - strlen(dir) - 1);
+    en_model *m = load_model_or_fail(dir);
+    ck_assert_int_eq(
+        en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, d, NULL), 0);
+    return m;
+}
+
 int main(void) {
     SRunner *sr = srunner_create(kernels_suite());
     srunner_add_suite(sr, forward_suite());
@@ -31,6 +42,8 @@ int main(void) {
     srunner_add_suite(sr, shapes_suite());
     srunner_add_suite(sr, files_suite());
     srunner_add_suite(sr, width_suite());
+    srunner_add_suite(sr, qgemm_suite());
+    srunner_add_suite(sr, precision_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
