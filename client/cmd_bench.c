@@ -251,13 +251,7 @@ int cmd_bench(int argc, char **argv) {
         en_model_free(m);
         return 1;
     }
-    en_precision prec[EN_MAX_LAYERS];
-    if (offline_precision(&a, cfg->layers, prec) != 0) {
-        en_ctx_free(c);
-        en_model_free(m);
-        return 2;
-    }
-    en_ctx_set_precision(c, prec);
+    en_ctx_set_precision(c, s.prec); // the schedule's (--precision sets it)
     srand(1);
     for (int i = 0; i < cfg->max_pos; i++)
         ids[i] = 5 + rand() % (cfg->vocab_size - 5);
@@ -313,7 +307,7 @@ int cmd_bench(int argc, char **argv) {
                             cfg->layers, "hidden", cfg->hidden, "heads", cfg->heads, "ffn",
                             cfg->ffn, "threads", threads, "kernel", en_gemm_isa(),
                             "kernel_gflops", kernel_gflops, "schedule", stext, "precision",
-                            a.precision ? a.precision : "f32", "int8_kernel", en_qgemm_isa(),
+                            sc_schedule_precision_name(&s), "int8_kernel", en_qgemm_isa(),
                             "lengths", rows);
     if (!a.json && pruned)
         printf("schedule: %s\n", stext);

@@ -25,7 +25,7 @@ typedef struct dargs {
     const char *socket, *connect;
     const char *model, *path, *data, *holdout, *name;
     const char *max_drop, *max_flops, *max_latency, *minimize;
-    int json, force, replace, watch, no_wait, help, width;
+    int json, force, replace, watch, no_wait, help, width, int8;
     int timeout_ms;
     int count; // watch / classify --watch: stop after this many notifications (0: never)
     int rest;  // first positional argument
@@ -51,8 +51,9 @@ static void usage(const char *cmd, FILE *to) {
           "  add --path DIR --data FILE [--holdout FILE] [--name NAME [--replace]]\n"
           "  remove MODEL\n"
           "  tune --daemon --model MODEL [--max-drop 1% | --max-flops 0.5 | --max-latency MS]\n"
-          "       [--width] [--no-wait]           progress bar until the job is done; --width\n"
-          "                                       also searches heads and FFN neurons\n"
+          "       [--width] [--int8] [--no-wait]  progress bar until the job is done; --width\n"
+          "                                       also searches heads and FFN neurons, --int8\n"
+          "                                       each layer's precision\n"
           "  status JOB | cancel JOB\n"
           "  get --model MODEL (--max-drop 1% | --max-flops 0.5 | --max-latency MS)\n"
           "      [--minimize latency|flops]\n"
@@ -91,6 +92,8 @@ static int parse(int argc, char **argv, dargs *a) {
             a->no_wait = 1;
         else if (strcmp(o, "--width") == 0)
             a->width = 1;
+        else if (strcmp(o, "--int8") == 0)
+            a->int8 = 1;
         else if (strcmp(o, "--daemon") == 0)
             ;
         else if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0)
@@ -416,12 +419,13 @@ static int wait_job_notes(sdc_client *c, const dargs *a, double job) {
 }
 
 static int do_tune(sdc_client *c, const dargs *a, const char *model) {
-    sdc_arg args[6] = {SDC_ARG_STR("model", model)};
+    sdc_arg args[8] = {SDC_ARG_STR("model", model)};
     int nb = budget_args(a, args + 1);
     if (nb < 0) return 2;
     int n = 1 + nb;
     if (a->minimize) n--; // tune takes no 'minimize'
     if (a->width) args[n++] = SDC_ARG_BOOL("width", 1);
+    if (a->int8) args[n++] = SDC_ARG_BOOL("int8", 1);
     sdc_reply r;
     int rc = call(c, a, "tune", args, n, &r);
     double job = rc == 0 ? num(r.result, "job") : 0;
@@ -566,6 +570,7 @@ static int fetch_schedule(sdc_client *c, const dargs *a, const sdc_arg *args, in
             en_model_free(in->narrowed); // the old network goes; the context runs the new one
             in->narrowed = narrowed;
             en_ctx_set_model(in->ctx, narrowed ? narrowed : in->m);
+            en_ctx_set_precision(in->ctx, in->s.prec);
         }
         if (rc == 0 && !a->json) {
             fprintf(stderr, "schedule %s (FLOPs %.1f%%, drop bound %.2f%%)\n", in->text,

@@ -47,12 +47,7 @@ int cmd_classify(int argc, char **argv) {
         rc = 1;
         goto done;
     }
-    en_precision prec[EN_MAX_LAYERS];
-    if (offline_precision(&a, m->cfg.layers, prec) != 0) {
-        rc = 2;
-        goto done;
-    }
-    en_ctx_set_precision(c, prec);
+    en_ctx_set_precision(c, s.prec); // the schedule's (--precision sets it)
     json_t *out = a.json ? json_array() : NULL;
     for (int i = texts_at; i < argc && rc == 0; i++) {
         int n = 0;
@@ -148,15 +143,9 @@ int cmd_eval(int argc, char **argv) {
         en_model_free(m);
         return 2;
     }
-    en_precision prec[EN_MAX_LAYERS];
-    if (offline_precision(&a, m->cfg.layers, prec) != 0) {
-        en_dataset_free(d);
-        en_model_free(m);
-        return 2;
-    }
     en_eval_opts o = {
         .metric = s.metric, .ratios = s.ratios, .threads = a.threads, .blas_threads = a.blas_threads,
-        .batch = a.batch, .precision = prec};
+        .batch = a.batch, .precision = s.prec};
     en_eval_result r = {.pred = malloc(sizeof(int) * (size_t)d->count)};
     rc = r.pred ? en_eval(m, d, &o, &r, &diag) : EN_ENOMEM;
     if (rc) {
@@ -179,7 +168,7 @@ int cmd_eval(int argc, char **argv) {
                                               per[k][1], "predicted", per[k][2]));
             print_json(json_pack("{s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i, "
                                  "s:i, s:o}",
-                                 "schedule", text, "precision", a.precision ? a.precision : "f32",
+                                 "schedule", text, "precision", sc_schedule_precision_name(&s),
                                  "n", r.n, "correct", r.correct, "accuracy", r.accuracy, "flops",
                                  r.mean_flops, "flops_ratio", r.flops_ratio,
                                  "latency_ms", r.latency_ms, "sentences_per_s", r.n / r.seconds,
@@ -188,7 +177,7 @@ int cmd_eval(int argc, char **argv) {
                                  a.batch > 0 ? a.batch : 1, "labels", labels));
         } else {
             printf("schedule    %s\n", text);
-            printf("precision   %s\n", a.precision ? a.precision : "f32");
+            printf("precision   %s\n", sc_schedule_precision_name(&s));
             printf("examples    %d (%s)\n", r.n, a.data);
             printf("accuracy    %.4f (%d correct)\n", r.accuracy, r.correct);
             for (int k = 0; k < m->cfg.num_labels; k++)

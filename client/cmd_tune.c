@@ -19,7 +19,7 @@ typedef struct tune_args {
     const char *model, *data, *holdout, *out;
     sc_query budget;
     uint64_t seed;
-    int threads, json, generations, children, latency_examples, cache_mb, width;
+    int threads, json, generations, children, latency_examples, cache_mb, width, int8;
     unsigned rescale; // SC_RESCALE_* bits; 0: the default
     double holdout_fraction, calib_seconds;
 } tune_args;
@@ -71,6 +71,7 @@ int cmd_tune(int argc, char **argv) {
     o.progress = on_progress;
     o.families = &fam;
     o.width = a.width;
+    o.int8 = a.int8;
     o.rescale = a.rescale;
     sc_search_stats st;
     rc = sc_search_run(m, data, hold, &o, &front, &st, &diag);
@@ -162,8 +163,8 @@ static int parse(int argc, char **argv, tune_args *a) {
             usage(stdout);
             exit(0);
         }
-        if (strcmp(o, "--json") == 0 || strcmp(o, "--width") == 0) {
-            *(o[2] == 'j' ? &a->json : &a->width) = 1;
+        if (strcmp(o, "--json") == 0 || strcmp(o, "--width") == 0 || strcmp(o, "--int8") == 0) {
+            *(o[2] == 'j' ? &a->json : o[2] == 'w' ? &a->width : &a->int8) = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -255,13 +256,14 @@ static int parse(int argc, char **argv, tune_args *a) {
 static void usage(FILE *to) {
     fputs("usage: searchctl tune --model DIR --data FILE [--holdout FILE]\n"
           "                      [--max-drop 0.01 | --max-flops 0.5 | --max-latency MS]\n"
-          "                      [--width] [--out FILE] [--seed N] [--threads N] [--json]\n"
+          "                      [--width] [--int8] [--out FILE] [--seed N] [--threads N] [--json]\n"
           "Searches keep ratios and the importance metric (with --width also the attention\n"
           "heads and FFN neurons each layer keeps); prints the frontier of held-out accuracy\n"
           "against cost and the schedule answering the budget (default: the cheapest whose\n"
           "one-sided 95% bound on the accuracy drop is under 1%).\n"
           "  --width                 search width too: heads and FFN neurons, ranked and\n"
           "                          rescaled on the search part (no retraining)\n"
+          "  --int8                  search each layer's precision too: F32 or INT8 products\n"
           "  --rescale WHAT          least-squares factors for the kept heads, neurons, both or\n"
           "                          none (default: heads; see the README's figures)\n"
           "  --out FILE              write the frontier (and its width profile) as JSON, for\n"
@@ -327,7 +329,8 @@ static int measure(const en_model *m, const en_dataset *d, int count, const sc_f
         en_eval_opts eo = {.metric = f->rec[i].schedule.metric,
                            .ratios = f->rec[i].schedule.ratios,
                            .threads = 1,
-                           .blas_threads = 1};
+                           .blas_threads = 1,
+                           .precision = f->rec[i].schedule.prec};
         en_eval_result res = {0};
         en_diag diag = {{0}};
         en_model *narrowed = NULL; // the network the record runs

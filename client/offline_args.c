@@ -179,9 +179,12 @@ int offline_load(const offline_args *a, en_model **m, sc_schedule *s) {
     }
     if (!text) {
         sc_schedule_full(s, metric, (*m)->cfg.layers);
+        if (a->precision && offline_precision(a, (*m)->cfg.layers, s->prec) != 0) goto fail;
         return 0;
     }
     rc = sc_schedule_parse(text, (*m)->cfg.layers, s, &diag);
+    if (rc == 0 && a->precision && offline_precision(a, (*m)->cfg.layers, s->prec) != 0)
+        goto fail;
     if (rc == 0 && sc_schedule_has_width(s))
         return narrow(a, m, s) == 0 ? 0 : 1;
     if (rc == 0)

@@ -35,7 +35,8 @@ int offline_args_parse(int argc, char **argv, offline_args *a, int *rest);
 /// Loads the model of `a` into `*m` (caller frees with en_model_free) and its schedule into
 /// `*s` (no pruning when neither --schedule nor --ratios is given). A schedule that narrows
 /// layers gets the model narrowed with the width profile of --frontier (the narrowed model
-/// owns the loaded one). Prints the reason and returns 1 on failure.
+/// owns the loaded one); --precision, when given, sets the schedule's precision part. Prints the
+/// reason and returns 1 on failure.
 int offline_load(const offline_args *a, en_model **m, sc_schedule *s);
 
 /// The precision of each of `layers` layers from --precision (all F32 without it) into `out`.

@@ -80,14 +80,25 @@ static void mutate_width(sc__rng *r, int heads, sc_schedule *s) {
     }
 }
 
-void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, int heads,
+void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, int heads, int int8,
                 sc_schedule *child) {
     int L = p->layers, lv[EN_MAX_LAYERS], lq[EN_MAX_LAYERS];
     en_metric metric = p->metric;
     sc__levels(p, lv);
-    double hc[EN_MAX_LAYERS], fc[EN_MAX_LAYERS]; // the width goes with the child
+    double hc[EN_MAX_LAYERS], fc[EN_MAX_LAYERS]; // the width and precision go with the child
+    en_precision pc[EN_MAX_LAYERS];
     memcpy(hc, p->heads_cut, sizeof hc);
     memcpy(fc, p->ffn_cut, sizeof fc);
+    memcpy(pc, p->prec, sizeof pc);
+    if (int8 && sc__rand_below(r, 100) < 20) { // one layer's precision, or every layer's
+        *child = *p;
+        int l = sc__rand_below(r, L);
+        en_precision v = child->prec[l] == EN_PREC_INT8 ? EN_PREC_F32 : EN_PREC_INT8;
+        int all = sc__rand_below(r, 2);
+        for (int j = all ? 0 : l; j < (all ? L : l + 1); j++)
+            child->prec[j] = v;
+        return;
+    }
     if (heads > 0 && sc__rand_below(r, 100) < 40) {
         *child = *p;
         mutate_width(r, heads, child);
@@ -114,6 +125,7 @@ void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, int head
             lv[j] = lq[j];
             hc[j] = q->heads_cut[j];
             fc[j] = q->ffn_cut[j];
+            pc[j] = q->prec[j];
         }
         if (sc__rand_below(r, 2)) metric = q->metric;
     } else if (op < 85) { // another metric
@@ -130,6 +142,7 @@ void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, int head
     sc__from_levels(lv, L, metric, child);
     memcpy(child->heads_cut, hc, sizeof hc);
     memcpy(child->ffn_cut, fc, sizeof fc);
+    memcpy(child->prec, pc, sizeof pc);
 }
 
 int sc__width_seeds(int layers, int heads, en_metric m, sc_schedule *out) {
@@ -158,7 +171,11 @@ int sc__cheapen(sc_schedule *s) {
     for (int l = s->layers - 1; l >= 0; l--) {
         if (lv[l] > 1) {
             lv[l]--;
+            sc_schedule keep = *s;
             sc__from_levels(lv, s->layers, s->metric, s);
+            memcpy(s->heads_cut, keep.heads_cut, sizeof s->heads_cut);
+            memcpy(s->ffn_cut, keep.ffn_cut, sizeof s->ffn_cut);
+            memcpy(s->prec, keep.prec, sizeof s->prec);
             return 1;
         }
     }

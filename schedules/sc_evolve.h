@@ -33,15 +33,16 @@ int sc__families(int layers, en_metric m, sc_schedule *out);
 
 /// A child of `p` (and, for crossover, `q`; borrowed, same layer count): one monotone mutation
 /// (lower or raise one layer and carry the change on so ratios stay non-increasing, lower the
-/// tail to the floor, change the metric), a one-point crossover, or with `heads` > 0 (the
+/// tail to the floor, change the metric), a one-point crossover, with `heads` > 0 (the
 /// model's head count: width is searched) a change of one layer's heads or FFN level, or of
-/// every layer's FFN level.
-void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, int heads,
+/// every layer's FFN level, and with `int8` a change of one layer's precision or of all.
+void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, int heads, int int8,
                 sc_schedule *child);
 /// Seeds with width, for a model of `heads` heads: uniform FFN levels and half the heads, with
 /// every token kept and with a ramp. Writes at most SC_WIDTH_SEEDS_MAX into out.
 #define SC_WIDTH_SEEDS_MAX 32
 int sc__width_seeds(int layers, int heads, en_metric m, sc_schedule *out);
 
-/// Makes `s` one grid step cheaper at its deepest layer above the floor; 0 when it cannot.
+/// Makes `s` one grid step cheaper at its deepest layer above the floor (its width and
+/// precision stay); 0 when it cannot.
 int sc__cheapen(sc_schedule *s);

@@ -42,6 +42,7 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
     double *t_fixed = malloc((size_t)MAX_PASSES * seqs * sizeof *t_fixed);
     int *pn = malloc((size_t)points * sizeof *pn), *pk = malloc((size_t)points * sizeof *pk);
     double *pa = malloc((size_t)points * sizeof *pa), *pf = malloc((size_t)points * sizeof *pf);
+    uint8_t *pq = malloc((size_t)points); // INT8 layer
     // Narrowed layers of the right sizes (which heads and neurons does not change the time)
     sc_width_profile plain = {0};
     sc_width_bank bank = {0};
@@ -50,7 +51,8 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
     float *logits = malloc((size_t)cfg->num_labels * sizeof *logits);
     en_ctx *ctx = NULL;
     int rc = 0;
-    if (!sched || !ids || !types || !t_layer || !t_fixed || !pn || !pk || !pa || !pf || !logits ||
+    if (!sched || !ids || !types || !t_layer || !t_fixed || !pn || !pk || !pa || !pf || !pq ||
+        !logits ||
         !wm || sc_width_profile_plain(cfg, &plain) != 0 ||
         (bank_ok = sc_width_bank_init(&bank, m, &plain) == 0) == 0) {
         rc = en_fail(diag, EN_ENOMEM, "cannot allocate the calibration buffers");
@@ -86,6 +88,7 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
                 rc = sc_width_bank_apply(&bank, wm, l, sc_schedule_heads(&sched[q], l, cfg->heads),
                                          sc_schedule_ffn_level(&sched[q], l, SC_WIDTH_LEVELS));
                 if (rc == 0) rc = en_ctx_set_model(ctx, wm);
+                if (rc == 0) rc = en_ctx_set_precision(ctx, sched[q].prec);
                 if (rc) break;
                 double a = now_ms();
                 // as en_forward runs it: the last layer for the [CLS] row alone
@@ -95,6 +98,7 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
                 pk[q * L + l] = k;
                 pa[q * L + l] = head_frac(&sched[q], l, cfg->heads);
                 pf[q * L + l] = ffn_frac(&sched[q], l, cfg->ffn);
+                pq[q * L + l] = sched[q].prec[l] == EN_PREC_INT8;
                 n_in = k;
             }
             double b = now_ms();
@@ -123,11 +127,12 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
     }
     for (int i = 0; i < passes * seqs; i++)
         out->fixed_ms += t_fixed[i] / (passes * seqs);
-    // Two fits: the layers before the last, and the last (its own points, every L-th).
-    for (int last = 0; last < 2 && rc == 0; last++) {
-        int rows = 0;
+    // Four fits: the layers before the last and the last (its own points, every L-th), each
+    // at F32 and at INT8.
+    for (int set = 0; set < 4 && rc == 0; set++) {
+        int last = set & 1, int8 = set >> 1, rows = 0;
         for (int p = 0; p < points; p++) {
-            if ((p % L == L - 1) != last) continue;
+            if ((p % L == L - 1) != last || pq[p] != int8) continue;
             // The mean, not the median: en_eval() measures wall time, which includes the moments
             // another process holds the core, and a mean over repeats sees those too.
             y[rows] = 0;
@@ -136,7 +141,8 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
             terms(pn[p], pk[p], pa[p], pf[p], &x[rows * SC_LAT_TERMS]);
             rows++;
         }
-        rc = fit(x, y, rows, last ? out->last : out->layer);
+        rc = fit(x, y, rows,
+                 int8 ? (last ? out->last_int8 : out->layer_int8) : (last ? out->last : out->layer));
     }
     if (rc != 0) {
         en_fail(diag, rc, "latency fit failed (singular calibration design)");
@@ -145,8 +151,9 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
             double want = 0;
             for (int r = 0; r < passes; r++)
                 want += t_layer[(size_t)r * points + p] / passes;
-            double got = p % L == L - 1 ? sc_latency_last(out, pn[p], pa[p], pf[p])
-                                        : sc_latency_layer(out, pn[p], pk[p], pa[p], pf[p]);
+            en_precision pp = pq[p] ? EN_PREC_INT8 : EN_PREC_F32;
+            double got = p % L == L - 1 ? sc_latency_last(out, pn[p], pa[p], pf[p], pp)
+                                        : sc_latency_layer(out, pn[p], pk[p], pa[p], pf[p], pp);
             err[p] = fabs(got - want) / want;
         }
         out->fit_error = median(err, points);
@@ -157,7 +164,7 @@ done:
     if (bank_ok) sc_width_bank_fini(&bank);
     sc_width_profile_free(&plain);
     free(sched), free(ids), free(types), free(t_layer), free(t_fixed), free(pn), free(pk);
-    free(pa), free(pf), free(logits), free(wm);
+    free(pa), free(pf), free(pq), free(logits), free(wm);
     return rc;
 }
 
@@ -169,12 +176,13 @@ static double apply(const double *coef, int n, int k, double a, double f) {
     return ms;
 }
 
-double sc_latency_layer(const sc_latency_model *lm, int n, int k, double a, double f) {
-    return apply(lm->layer, n, k, a, f);
+double sc_latency_layer(const sc_latency_model *lm, int n, int k, double a, double f,
+                        en_precision p) {
+    return apply(p == EN_PREC_INT8 ? lm->layer_int8 : lm->layer, n, k, a, f);
 }
 
-double sc_latency_last(const sc_latency_model *lm, int n, double a, double f) {
-    return apply(lm->last, n, 1, a, f);
+double sc_latency_last(const sc_latency_model *lm, int n, double a, double f, en_precision p) {
+    return apply(p == EN_PREC_INT8 ? lm->last_int8 : lm->last, n, 1, a, f);
 }
 
 static double head_frac(const sc_schedule *s, int l, int heads) {
@@ -197,8 +205,8 @@ double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, cons
         for (int l = 0; l < cfg->layers && l < s->layers; l++) {
             int k = en_keep_count(s->ratios[l], n0, n_in);
             double a = head_frac(s, l, cfg->heads), f = ffn_frac(s, l, cfg->ffn);
-            ms += l == cfg->layers - 1 ? sc_latency_last(lm, n_in, a, f)
-                                       : sc_latency_layer(lm, n_in, k, a, f);
+            ms += l == cfg->layers - 1 ? sc_latency_last(lm, n_in, a, f, s->prec[l])
+                                       : sc_latency_layer(lm, n_in, k, a, f, s->prec[l]);
             n_in = k;
         }
         total += ms;
@@ -287,6 +295,10 @@ static int fit(const double *x, const double *y, int rows, double *coef) {
  * when `narrow`. */
 static void random_schedule(uint64_t *rng, int layers, int full, int narrow, sc_schedule *s) {
     sc_schedule_full(s, EN_METRIC_ATTN, layers);
+    for (int l = 0; l < layers; l++) { // about half the layers INT8
+        *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
+        s->prec[l] = *rng >> 20 & 1 ? EN_PREC_INT8 : EN_PREC_F32;
+    }
     for (int l = 0; narrow && l < layers; l++) {
         *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;
         s->heads_cut[l] = (double)(*rng % 4) / 4 * 0.75;

@@ -21,6 +21,8 @@ typedef struct sc_latency_model {
     double layer[SC_LAT_TERMS];
     double last[SC_LAT_TERMS];   // the last layer, same terms: it runs for the [CLS] row alone
                                  // (en_ctx_layer_cls), so its cost follows n, not k
+    double layer_int8[SC_LAT_TERMS]; // the same two for a layer whose products are INT8
+    double last_int8[SC_LAT_TERMS];
     double fixed_ms;             // embeddings + head, per sequence
     double calib_seconds;        // how long the calibration took
     double fit_error;            // median relative error on the calibration points
@@ -28,7 +30,7 @@ typedef struct sc_latency_model {
 
 /// Measures `m` on this host with `threads` BLAS threads for about `seconds` seconds: random
 /// sequences of 2 to 128 tokens under random schedules (half of them narrowed to random
-/// widths), each en_ctx_layer() call timed, the
+/// widths, layers at random precisions), each en_ctx_layer() call timed, the
 /// mean of repeats fitted by least squares on relative error. Leaves BLAS at 1 thread.
 int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_latency_model *out,
                          en_diag *diag);
@@ -39,7 +41,8 @@ double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, cons
                           const int *lengths, int count);
 
 /// Predicted ms of one layer (not the last) with n rows in and k kept, computing a fraction `a`
-/// of its heads and `f` of its FFN neurons (1, 1: the whole layer).
-double sc_latency_layer(const sc_latency_model *lm, int n, int k, double a, double f);
+/// of its heads and `f` of its FFN neurons (1, 1: the whole layer), at precision `p`.
+double sc_latency_layer(const sc_latency_model *lm, int n, int k, double a, double f,
+                        en_precision p);
 /// Predicted ms of the last layer with n rows in.
-double sc_latency_last(const sc_latency_model *lm, int n, double a, double f);
+double sc_latency_last(const sc_latency_model *lm, int n, double a, double f, en_precision p);

@@ -73,6 +73,7 @@ typedef struct worker {
     int *run_width; // [count]: width code of each run (key >> KEY_WIDTH)
     int *child_run; // [count]: which run a child of this depth narrows, -1 when from the cache
     int *perm;      // [2 * count]: scratch of sort_runs_by_width
+    en_precision prec[EN_MAX_LAYERS]; // the precision the context runs each layer at
     long evals, saved, cached, shared;
 } worker;
 
@@ -85,7 +86,7 @@ static int run_example(worker *w, int e, int slot);
 static void path_keys(const sc_schedule *s, const en_config *cfg, int n0, int *key);
 
 /* A layer's path key: (width code << KEY_WIDTH) | (keep count << 3) | (metric + 1 when the
- * layer prunes, else 0); the width code is (heads kept << 5) | FFN level. */
+ * layer prunes, else 0); the width code is (heads kept << 6) | (FFN level << 1) | INT8. */
 enum { KEY_WIDTH = 13 };
 #define KEY_KEEP(key) (((key) >> 3) & 1023)
 static int worker_init(worker *w, shared *sh);
@@ -271,12 +272,14 @@ static int run_batch(worker *w, int d, int r0, int r1, int n0, const en_example 
         const node *nd = &w->cur[w->run_node[r0 + r]];
         xs[r] = nd->x, ps[r] = nd->pos, rows[r] = nd->rows, n0s[r] = n0;
     }
+    int code = w->run_width[r0];
     if (job->bank) { // layer d at this batch's width
-        int code = w->run_width[r0];
-        if ((rc = sc_width_bank_apply(job->bank, w->wm, d, code >> 5, code & 31)) != 0 ||
+        if ((rc = sc_width_bank_apply(job->bank, w->wm, d, code >> 6, code >> 1 & 31)) != 0 ||
             (rc = en_ctx_set_model(w->ctx, w->wm)) != 0)
             return rc;
     }
+    w->prec[d] = code & 1 ? EN_PREC_INT8 : EN_PREC_F32; // and at its precision
+    if ((rc = en_ctx_set_precision(w->ctx, w->prec)) != 0) return rc;
     if (d == 0) { // every run starts from the embeddings
         const int32_t *ids[MAX_SEQ], *types[MAX_SEQ];
         for (int r = 0; r < count; r++)
@@ -553,8 +556,9 @@ static void path_keys(const sc_schedule *s, const en_config *cfg, int n0, int *k
     int n_in = n0, layers = cfg->layers;
     for (int l = 0; l < layers; l++) {
         int k = en_keep_count(s->ratios[l], n0, n_in);
-        int width = sc_schedule_heads(s, l, cfg->heads) << 5 |
-                    sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS);
+        int width = sc_schedule_heads(s, l, cfg->heads) << 6 |
+                    sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS) << 1 |
+                    (s->prec[l] == EN_PREC_INT8);
         key[l] = width << KEY_WIDTH | k << 3 | (k < n_in ? (int)s->metric + 1 : 0);
         n_in = k;
     }

@@ -7,8 +7,8 @@
  * (en_state_keep_top: the same bits as running each count); and all the runs of a depth go
  * through the layer as ragged batches, so the products run over hundreds of rows. The last
  * layer runs for the [CLS] row alone, and its keep count is not part of the path (it never
- * reaches the logits). A layer's width (heads and FFN neurons kept, sc_width.h) is part of its
- * key: runs share a layer only when they share its width, and a batch runs one width. The
+ * reaches the logits). A layer's width (heads and FFN neurons kept, sc_width.h) and precision
+ * are part of its key: runs share a layer only when they share both, and a batch runs one. The
  * results are exactly those of en_forward() on the narrowed model.
  *
  * Across calls, an optional sc_prefix_cache keeps, per example, the hidden states of prefixes

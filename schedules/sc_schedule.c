@@ -15,6 +15,9 @@ static int parse_list(const char *text, const char *what, const char *p, const c
                       int lo_open, double *out, int *count, en_diag *diag);
 static int format_list(const char *prefix, const double *cut, int n, char *buf, size_t len,
                        size_t *used);
+static int parse_precision(const char *text, const char *p, const char *end, int layers,
+                           en_precision *out, en_diag *diag);
+static int format_precision(const sc_schedule *s, char *buf, size_t len, size_t *used);
 
 int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *diag) {
     if (!text) return en_fail(diag, EN_ESCHEDULE, "no schedule given");
@@ -55,17 +58,24 @@ int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *d
         return en_fail(diag, EN_ESCHEDULE, "schedule has %d ratios, the model has %d layers", count,
                        layers);
     out->layers = count;
-    int seen_heads = 0, seen_ffn = 0;
-    while (*end == ';') { // the width parts
+    int seen_heads = 0, seen_ffn = 0, seen_prec = 0;
+    while (*end == ';') { // the width and precision parts
         p = skip_space(end + 1);
         end = strchr(p, ';');
         if (!end) end = p + strlen(p);
         int heads = strncmp(p, "heads:", 6) == 0, ffn = strncmp(p, "ffn:", 4) == 0;
-        if ((!heads && !ffn) || (heads && seen_heads++) || (ffn && seen_ffn++))
+        int prec = strncmp(p, "prec:", 5) == 0 || strncmp(p, "int8", 4) == 0 ||
+                   strncmp(p, "f32", 3) == 0;
+        if ((!heads && !ffn && !prec) || (heads && seen_heads++) || (ffn && seen_ffn++) ||
+            (prec && seen_prec++))
             return en_fail(diag, EN_ESCHEDULE,
-                           "schedule '%s': after ';' expected heads:F,F,... or ffn:F,F,... "
-                           "(each once)",
+                           "schedule '%s': after ';' expected heads:F,F,..., ffn:F,F,..., int8 "
+                           "or prec:P,P,... (each once)",
                            text);
+        if (prec) {
+            if ((rc = parse_precision(text, p, end, count, out->prec, diag)) != 0) return rc;
+            continue;
+        }
         double kept[EN_MAX_LAYERS];
         int n = 0;
         rc = parse_list(text, heads ? "heads fraction" : "ffn fraction", p + (heads ? 6 : 4), end,
@@ -99,9 +109,22 @@ int sc_schedule_format(const sc_schedule *s, char *buf, size_t len) {
         used += (size_t)w;
     }
     if (format_list(";heads:", s->heads_cut, s->layers, buf, len, &used) < 0 ||
-        format_list(";ffn:", s->ffn_cut, s->layers, buf, len, &used) < 0)
+        format_list(";ffn:", s->ffn_cut, s->layers, buf, len, &used) < 0 ||
+        format_precision(s, buf, len, &used) < 0)
         return -ENOSPC;
     return (int)used;
+}
+
+const char *sc_schedule_precision_name(const sc_schedule *s) {
+    for (int l = 1; l < s->layers; l++)
+        if (s->prec[l] != s->prec[0]) return "mixed";
+    return en_precision_name(s->prec[0]);
+}
+
+int sc_schedule_has_precision(const sc_schedule *s) {
+    for (int l = 0; l < s->layers; l++)
+        if (s->prec[l] != EN_PREC_F32) return 1;
+    return 0;
 }
 
 int sc_schedule_has_width(const sc_schedule *s) {
@@ -212,6 +235,61 @@ static int format_list(const char *prefix, const double *cut, int n, char *buf, 
             *--end = '\0';
         if (end > num && end[-1] == '.') *--end = '\0';
         w = snprintf(buf + *used, len - *used, "%s%s", l ? "," : "", num);
+        if (w < 0 || (size_t)w >= len - *used) return -ENOSPC;
+        *used += (size_t)w;
+    }
+    return 0;
+}
+
+/* `int8` / `f32` (every layer) or `prec:P,P,...` (one per layer) from p up to end. */
+static int parse_precision(const char *text, const char *p, const char *end, int layers,
+                           en_precision *out, en_diag *diag) {
+    int per_layer = strncmp(p, "prec:", 5) == 0, n = 0;
+    if (per_layer) p += 5;
+    while (p < end) {
+        size_t len = strcspn(p, ",;");
+        if (p + len > end) len = (size_t)(end - p);
+        char name[16];
+        snprintf(name, sizeof name, "%.*s", len < sizeof name ? (int)len : 0, p);
+        char *e = name + strlen(name);
+        while (e > name && (e[-1] == ' ' || e[-1] == '\t'))
+            *--e = '\0';
+        en_precision v;
+        if (n >= layers || en_precision_parse(name, &v) != 0)
+            return en_fail(diag, EN_ESCHEDULE,
+                           "schedule '%s': precision %d is not f32 or int8, or there are more "
+                           "than the %d layers",
+                           text, n + 1, layers);
+        if (!per_layer) { // one name for every layer
+            for (int l = 0; l < layers; l++)
+                out[l] = v;
+            return len == (size_t)(end - p) ? 0
+                                             : en_fail(diag, EN_ESCHEDULE,
+                                                       "schedule '%s': after ';%s' expected ';' or "
+                                                       "the end",
+                                                       text, name);
+        }
+        out[n++] = v;
+        p += len;
+        if (p < end && *p == ',') p = skip_space(p + 1);
+    }
+    if (n != layers)
+        return en_fail(diag, EN_ESCHEDULE, "schedule '%s': prec has %d entries for %d layers",
+                       text, n, layers);
+    return 0;
+}
+
+/* Appends ";int8" when every layer is INT8, ";prec:..." when they differ, nothing for f32. */
+static int format_precision(const sc_schedule *s, char *buf, size_t len, size_t *used) {
+    if (!sc_schedule_has_precision(s)) return 0;
+    int same = 1;
+    for (int l = 1; l < s->layers; l++)
+        same &= s->prec[l] == s->prec[0];
+    int w = snprintf(buf + *used, len - *used, ";%s", same ? en_precision_name(s->prec[0]) : "prec:");
+    if (w < 0 || (size_t)w >= len - *used) return -ENOSPC;
+    *used += (size_t)w;
+    for (int l = 0; !same && l < s->layers; l++) {
+        w = snprintf(buf + *used, len - *used, "%s%s", l ? "," : "", en_precision_name(s->prec[l]));
         if (w < 0 || (size_t)w >= len - *used) return -ENOSPC;
         *used += (size_t)w;
     }

@@ -7,8 +7,9 @@
  * Canonical text form `attn:1,1,0.9,0.7,0.5,0.35`: the metric name, a colon, the ratios printed
  * with at most 4 decimals and no trailing zeros; then, when some layer is narrowed,
  * `;heads:1,1,0.5,0.5,0.5,0.25` and `;ffn:1,0.5,0.1,0.1,0.05,0` (kept fractions, same
- * printing; a list where every layer is whole is left out). Its identity is the 64-bit FNV-1a
- * hash of that text. */
+ * printing; a list where every layer is whole is left out); then the precision of the layers'
+ * matrix products when some layer is not f32: `;int8` when every layer is INT8, else
+ * `;prec:f32,int8,...` per layer. Its identity is the 64-bit FNV-1a hash of that text. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,10 +22,11 @@ typedef struct sc_schedule {
     double ratios[EN_MAX_LAYERS];    // ratios[0 .. layers-1]
     double heads_cut[EN_MAX_LAYERS]; // fraction of heads removed, [0, 1); 0: all kept
     double ffn_cut[EN_MAX_LAYERS];   // fraction of FFN neurons removed, [0, 1]; 0: all kept
+    en_precision prec[EN_MAX_LAYERS]; // each layer's matrix products; 0 (EN_PREC_F32) by default
 } sc_schedule;
 
 /// Longest canonical text, with its NUL.
-#define SC_SCHEDULE_TEXT_MAX (64 + 24 * EN_MAX_LAYERS)
+#define SC_SCHEDULE_TEXT_MAX (64 + 29 * EN_MAX_LAYERS)
 
 /// Parses the canonical form (also accepts a bare ratio list, metric `attn`; the `heads:` and
 /// `ffn:` parts in any order). `layers` > 0 demands that many ratios (EN_ESCHEDULE "schedule
@@ -45,6 +47,10 @@ void sc_schedule_full(sc_schedule *s, en_metric metric, int layers);
 
 /// 1 when some layer keeps fewer than all its heads or neurons.
 int sc_schedule_has_width(const sc_schedule *s);
+/// 1 when some layer's products are not F32.
+int sc_schedule_has_precision(const sc_schedule *s);
+/// "f32" or "int8" when every layer has that precision, else "mixed". Static storage.
+const char *sc_schedule_precision_name(const sc_schedule *s);
 
 /// Heads layer l keeps in a model of `heads` heads (at least 1), and neurons it keeps at the
 /// width profile's level grid of `levels` steps (the level, 0..levels).

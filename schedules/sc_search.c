@@ -377,6 +377,14 @@ static int seed_families(search *S) {
             if (within_budget(S, &fam[i]) && add_cand(S, &fam[i], 0) == -2)
                 return en_fail(S->diag, EN_ENOMEM, "cannot allocate candidates");
     }
+    // With INT8: every seed so far once more with INT8 products in every layer.
+    for (int i = 0, n = S->nc; S->o->int8 && i < n; i++) {
+        sc_schedule s = S->c[i].s;
+        for (int l = 0; l < s.layers; l++)
+            s.prec[l] = EN_PREC_INT8;
+        if (within_budget(S, &s) && add_cand(S, &s, 0) == -2)
+            return en_fail(S->diag, EN_ENOMEM, "cannot allocate candidates");
+    }
     return 0;
 }
 
@@ -470,7 +478,7 @@ static int generation(search *S) {
                                                      : sc__rand_below(&S->rng, nf);
         sc_schedule child;
         sc__mutate(&S->rng, &S->c[front[pi]].s, &S->c[front[qi]].s,
-                   S->width ? S->m->cfg.heads : 0, &child);
+                   S->width ? S->m->cfg.heads : 0, S->o->int8, &child);
         int fits = within_budget(S, &child);
         while (!fits && sc__cheapen(&child))
             fits = within_budget(S, &child);

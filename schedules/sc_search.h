@@ -47,6 +47,7 @@ typedef struct sc_search_opts {
                                  // frontier gets its own copy.
     unsigned rescale;            // SC_RESCALE_* bits for a measured profile (0: the default,
                                  // SC_RESCALE_NONE: none)
+    int int8;                    // also search each layer's precision: F32 or INT8 products
 } sc_search_opts;
 
 #define SC_SEARCH_GENERATIONS 16 // at most: with max_drop it stops once the answer stops improving

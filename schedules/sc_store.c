@@ -454,14 +454,18 @@ int sc_frontier_from_json(const json_t *j, sc_frontier *out, en_diag *diag) {
 }
 
 json_t *sc_latency_to_json(const sc_latency_model *lm) {
-    json_t *layer = json_array(), *last = json_array();
+    json_t *layer = json_array(), *last = json_array(), *layer8 = json_array(),
+           *last8 = json_array();
     for (int i = 0; i < SC_LAT_TERMS; i++) {
         json_array_append_new(layer, json_real(lm->layer[i]));
         json_array_append_new(last, json_real(lm->last[i]));
+        json_array_append_new(layer8, json_real(lm->layer_int8[i]));
+        json_array_append_new(last8, json_real(lm->last_int8[i]));
     }
-    return json_pack("{s:{s:s, s:s, s:i, s:i, s:s}, s:o, s:o, s:f, s:f, s:f}", "hw", "cpu",
-                     lm->hw.cpu, "simd", lm->hw.simd, "cores", lm->hw.cores, "threads",
+    return json_pack("{s:{s:s, s:s, s:i, s:i, s:s}, s:o, s:o, s:o, s:o, s:f, s:f, s:f}", "hw",
+                     "cpu", lm->hw.cpu, "simd", lm->hw.simd, "cores", lm->hw.cores, "threads",
                      lm->hw.threads, "blas", lm->hw.blas, "layer", layer, "last", last,
+                     "layer_int8", layer8, "last_int8", last8,
                      "fixed_ms", lm->fixed_ms, "calib_seconds", lm->calib_seconds, "fit_error",
                      lm->fit_error);
 }
@@ -515,6 +519,13 @@ int sc_latency_from_json(const json_t *j, sc_latency_model *out, en_diag *diag) 
     if (!json_object_get(j, "last"))
         memcpy(out->last, out->layer, sizeof out->last);
     else if ((rc = get_terms(j, "last", out->last, diag)))
+        return rc;
+    // Saved before INT8: predicted as F32 until the next profile
+    memcpy(out->layer_int8, out->layer, sizeof out->layer);
+    memcpy(out->last_int8, out->last, sizeof out->last);
+    if (json_object_get(j, "layer_int8") &&
+        ((rc = get_terms(j, "layer_int8", out->layer_int8, diag)) ||
+         (rc = get_terms(j, "last_int8", out->last_int8, diag))))
         return rc;
     const char *l = "latency model";
     if ((rc = get_num(j, l, "fixed_ms", -1e7, 1e7, &out->fixed_ms, diag)) ||

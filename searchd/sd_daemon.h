@@ -69,6 +69,7 @@ typedef struct sd_job {
     uint64_t conn_id; // who asked; gets job.progress / job.done
     sc_query budget;
     int width;        // the search also narrows heads and FFN neurons
+    int int8;         // the search also chooses each layer's precision
     sd_job_state state;
     double created, started, finished;
     char error[512];
@@ -238,8 +239,8 @@ int sd_state_load_host(sd_daemon *d, sc_hw *out);
 void sd_model_set_lat(sd_model *m, const sc_latency_model *lat);
 
 /* sd_jobs.c: search jobs */
-int sd_job_submit(sd_daemon *d, sd_model *m, const sc_query *budget, int width, uint64_t conn_id,
-                  sd_job **out,
+int sd_job_submit(sd_daemon *d, sd_model *m, const sc_query *budget, int width, int int8,
+                  uint64_t conn_id, sd_job **out,
                   en_diag *diag);
 sd_job *sd_job_find(sd_daemon *d, uint64_t id);
 /// The job's progress as last reported by its search (or as restored from the state dir).

@@ -135,6 +135,7 @@ static void work_cb(uv_work_t *req) {
         o.budget = j->budget;
         o.lat = j->has_lat ? &j->lat : NULL;
         o.width = j->width;
+        o.int8 = j->int8;
         o.width_profile = j->width_profile;
         o.progress = progress_cb;
         o.progress_ud = j;
@@ -304,8 +305,8 @@ static void start_queued(sd_daemon *d) {
     }
 }
 
-int sd_job_submit(sd_daemon *d, sd_model *m, const sc_query *budget, int width, uint64_t conn_id,
-                  sd_job **out,
+int sd_job_submit(sd_daemon *d, sd_model *m, const sc_query *budget, int width, int int8,
+                  uint64_t conn_id, sd_job **out,
                   en_diag *diag) {
     if (d->jobs_running >= d->opt.jobs && d->jobs_queued >= d->opt.max_queued)
         return en_fail(diag, SD_EBUSY,
@@ -326,6 +327,7 @@ int sd_job_submit(sd_daemon *d, sd_model *m, const sc_query *budget, int width, 
     j->conn_id = conn_id;
     j->budget = *budget;
     j->width = width;
+    j->int8 = int8;
     j->state = SD_JOB_QUEUED;
     j->created = sd_now();
     atomic_init(&j->cancel, 0);

@@ -214,12 +214,17 @@ static int m_tune(sd_call *k) {
     sc_query q;
     int nset;
     if ((rc = get_budget(k, &q, &nset))) return rc;
-    // width: also search the heads and FFN neurons each layer keeps
-    const msgpack_object *w = sp_map_get(k->args, "width");
-    if (w && w->type != MSGPACK_OBJECT_BOOLEAN)
-        return en_fail(&k->diag, SP_ETYPE, "width must be true or false");
+    // width / int8: also search the heads and FFN neurons each layer keeps / its precision
+    int flags[2] = {0, 0};
+    static const char *const names[] = {"width", "int8"};
+    for (int i = 0; i < 2; i++) {
+        const msgpack_object *v = sp_map_get(k->args, names[i]);
+        if (v && v->type != MSGPACK_OBJECT_BOOLEAN)
+            return en_fail(&k->diag, SP_ETYPE, "%s must be true or false", names[i]);
+        flags[i] = v && v->via.boolean;
+    }
     sd_job *j;
-    if ((rc = sd_job_submit(k->d, m, &q, w && w->via.boolean, k->c->id, &j, &k->diag)))
+    if ((rc = sd_job_submit(k->d, m, &q, flags[0], flags[1], k->c->id, &j, &k->diag)))
         return rc;
     msgpack_pack_map(k->pk, 2);
     sp_pack_kint(k->pk, "job", (int64_t)j->id);
@@ -338,17 +343,19 @@ static int m_profile(sd_call *k) {
     if (!m->has_lat)
         return en_fail(&k->diag, SD_ENOPROFILE, "model %s has no latency profile yet", m->id);
     msgpack_packer *pk = k->pk;
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 12);
     sp_pack_kstr(pk, "model", m->id);
     sp_pack_kstr(pk, "hardware", m->hw_text);
     sp_pack_str(pk, "fingerprint");
     sd_pack_hw(pk, &m->lat.hw);
     sp_pack_kbool(pk, "current", sc_hw_equal(&m->lat.hw, &k->d->hw));
-    for (int t = 0; t < 2; t++) {
-        sp_pack_str(pk, t ? "last" : "layer");
+    static const char *const sets[] = {"layer", "last", "layer_int8", "last_int8"};
+    const double *coef[] = {m->lat.layer, m->lat.last, m->lat.layer_int8, m->lat.last_int8};
+    for (int t = 0; t < 4; t++) {
+        sp_pack_str(pk, sets[t]);
         msgpack_pack_array(pk, SC_LAT_TERMS);
         for (int i = 0; i < SC_LAT_TERMS; i++)
-            msgpack_pack_double(pk, t ? m->lat.last[i] : m->lat.layer[i]);
+            msgpack_pack_double(pk, coef[t][i]);
     }
     sp_pack_knum(pk, "fixed_ms", m->lat.fixed_ms);
     sp_pack_knum(pk, "calib_seconds", m->lat.calib_seconds);
@@ -385,7 +392,7 @@ static const sd_method methods[] = {
     {"model.add", m_model_add, ARGS("path", "data", "holdout", "name", "replace"), "pool"},
     {"model.list", m_model_list, ARGS(NULL), "loop"},
     {"model.remove", m_model_remove, ARGS("model"), "loop"},
-    {"tune", m_tune, ARGS("model", BUDGET, "width"), "pool"},
+    {"tune", m_tune, ARGS("model", BUDGET, "width", "int8"), "pool"},
     {"job.status", m_job_status, ARGS("job"), "loop"},
     {"job.cancel", m_job_cancel, ARGS("job"), "loop"},
     {"schedule.get", m_schedule_get, ARGS("model", BUDGET, "minimize"), "loop"},

@@ -58,7 +58,7 @@ START_TEST(predicts_monotonically_and_near_measured) {
     b.ratios[L - 1] = 0.1;
     ck_assert_double_eq(sc_latency_predict(&lm, &m->cfg, &a, len, d->count),
                         sc_latency_predict(&lm, &m->cfg, &b, len, d->count));
-    ck_assert(sc_latency_last(&lm, 64, 1, 1) > 0);
+    ck_assert(sc_latency_last(&lm, 64, 1, 1, EN_PREC_F32) > 0);
     // Within a loose bound of what en_eval measures (machines here are shared and noisy; the
     // 5% figure is measured by `searchctl tune`, not asserted).
     en_eval_opts eo = {.metric = EN_METRIC_ATTN, .ratios = full.ratios, .threads = 1};

@@ -204,6 +204,80 @@ START_TEST(prefix_eval_matches_narrowed_forward) {
 }
 END_TEST
 
+/* Precision in the schedule: the text form, and the prefix evaluation of INT8 layers against
+ * en_forward() with the same per-layer precision, bit for bit (narrowed or not). */
+START_TEST(precision_in_schedules) {
+    sc_schedule s;
+    en_diag d;
+    char buf[SC_SCHEDULE_TEXT_MAX];
+    ck_assert_int_eq(sc_schedule_parse("attn:1,0.5,0.5,0.5;int8", 4, &s, &d), 0);
+    sc_schedule_format(&s, buf, sizeof buf);
+    ck_assert_str_eq(buf, "attn:1,0.5,0.5,0.5;int8");
+    ck_assert_str_eq(sc_schedule_precision_name(&s), "int8");
+    ck_assert_int_eq(sc_schedule_parse("attn:1,0.5,0.5,0.5;prec:f32,int8,int8,f32;ffn:1,1,0.5,1",
+                                       4, &s, &d), 0);
+    sc_schedule_format(&s, buf, sizeof buf);
+    ck_assert_str_eq(buf, "attn:1,0.5,0.5,0.5;ffn:1,1,0.5,1;prec:f32,int8,int8,f32");
+    ck_assert_str_eq(sc_schedule_precision_name(&s), "mixed");
+    ck_assert_int_eq(sc_schedule_parse("attn:1,1;f32", 2, &s, &d), 0);
+    sc_schedule_format(&s, buf, sizeof buf);
+    ck_assert_str_eq(buf, "attn:1,1");
+    ck_assert_int_eq(sc_schedule_parse("attn:1,1;prec:int8", 2, &s, &d), EN_ESCHEDULE);
+    ck_assert_ptr_nonnull(strstr(d.msg, "1 entries for 2 layers"));
+    ck_assert_int_eq(sc_schedule_parse("attn:1,1;int4", 2, &s, &d), EN_ESCHEDULE);
+    ck_assert_int_eq(sc_schedule_parse("attn:1,1;int8;int8", 2, &s, &d), EN_ESCHEDULE);
+
+    static const char *text[] = {
+        "attn:1,0.7,0.5,0.3;int8",
+        "attn:1,0.7,0.5,0.3;prec:f32,int8,f32,int8",
+        "attn:1,0.7,0.5,0.3",
+        "context:1,0.7,0.5,0.3;heads:1,0.5,1,0.5;ffn:1,0.5,0.1,0;int8",
+    };
+    enum { N = sizeof text / sizeof *text };
+    const en_model *m = demo_model();
+    int L = m->cfg.layers, C = m->cfg.num_labels, h = m->cfg.heads, I = m->cfg.ffn;
+    sc_schedule sc[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(sc_schedule_parse(text[i], L, &sc[i], NULL), 0);
+    sc_width_bank bank;
+    ck_assert_int_eq(sc_width_bank_init(&bank, m, &g_prof), 0);
+    int n = g_data->count;
+    int *pred = malloc(sizeof(int) * N * n);
+    float *logits = malloc(sizeof(float) * N * n * C);
+    sc_prefix_job job = {.m = m, .bank = &bank, .d = g_data, .sched = sc, .count = N,
+                         .threads = 2, .pred = pred, .logits = logits};
+    ck_assert_msg(sc_prefix_eval(&job, NULL, &d) == 0, "%s", d.msg);
+    int32_t *ids = malloc(sizeof(int32_t) * L * (h + I));
+    float *scale = malloc(sizeof(float) * L * (h + I));
+    for (int k = 0; k < N; k++) {
+        en_model *nm = NULL;
+        ck_assert_int_eq(sc_width_narrow(m, &g_prof, &sc[k], &nm, &d), 0);
+        en_ctx *c;
+        ck_assert_int_eq(en_ctx_new(nm ? nm : m, g_data->max_n, &c), 0);
+        ck_assert_int_eq(en_ctx_set_precision(c, sc[k].prec), 0);
+        for (int e = 0; e < n; e++) {
+            const en_example *ex = &g_data->ex[e];
+            float ref[8];
+            ck_assert_int_eq(en_forward(c, ex->ids, ex->type_ids, ex->n, sc[k].metric,
+                                        sc[k].ratios, ref, NULL, NULL), 0);
+            for (int j = 0; j < C; j++)
+                ck_assert_msg(logits[((size_t)k * n + e) * C + j] == ref[j],
+                              "%s, example %d: %.9g vs %.9g", text[k], e,
+                              logits[((size_t)k * n + e) * C + j], ref[j]);
+        }
+        en_ctx_free(c);
+        en_model_free(nm);
+    }
+    /* INT8 layers do change the numbers: the INT8 schedule differs from its F32 twin */
+    int differ = 0;
+    for (int i = 0; i < n * C; i++)
+        differ += logits[i] != logits[(size_t)2 * n * C + i];
+    ck_assert_int_gt(differ, 0);
+    sc_width_bank_fini(&bank);
+    free(ids), free(scale), free(pred), free(logits);
+}
+END_TEST
+
 Suite *width_suite(void) {
     Suite *s = suite_create("width");
     TCase *tc = tcase_create("text");
@@ -216,6 +290,7 @@ Suite *width_suite(void) {
     tcase_add_test(tc, profile_known_answers);
     tcase_add_test(tc, ranking_beats_its_reverse);
     tcase_add_test(tc, prefix_eval_matches_narrowed_forward);
+    tcase_add_test(tc, precision_in_schedules);
     suite_add_tcase(s, tc);
     return s;
 }
