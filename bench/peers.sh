@@ -9,7 +9,8 @@
 #
 # usage: bench/peers.sh [MODEL_DIR] [DATA_TSV] [SCHEDULE...]
 #   defaults: ../shared/models/sst2-bert-L6-H256, ../shared/data/sst2/test.tsv, no schedule
-#   env: RUNS (passes per figure, default 5), THREADS (default 1), PEERS_CACHE (cache folder)
+#   env: RUNS (passes per figure, default 5), THREADS (default 1), PEERS_CACHE (cache folder),
+#        FRONTIER (the frontier file of schedules that narrow layers: tune --width --out FILE)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=$(cd "$root/../shared" && pwd)
@@ -54,8 +55,8 @@ declare -A opts=(["searchd dense"]="" ["searchd int8"]="--precision int8")
 names=("searchd dense" "searchd int8" "ORT fp32" "ORT INT8")
 for s in "${schedules[@]}"; do
   names+=("searchd $s" "searchd $s int8")
-  opts["searchd $s"]="--schedule $s"
-  opts["searchd $s int8"]="--schedule $s --precision int8"
+  opts["searchd $s"]="--schedule $s${FRONTIER:+ --frontier $FRONTIER}"
+  opts["searchd $s int8"]="--schedule $s --precision int8${FRONTIER:+ --frontier $FRONTIER}"
 done
 declare -A ms acc flops
 for ((r = 0; r < runs; r++)); do
