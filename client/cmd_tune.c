@@ -152,7 +152,7 @@ done:
 static int parse(int argc, char **argv, tune_args *a) {
     memset(a, 0, sizeof *a);
     a->budget.max_drop = a->budget.max_flops = a->budget.max_latency_ms = -1;
-    a->budget.minimize = SC_MIN_FLOPS;
+    a->budget.minimize = SC_MIN_LATENCY; // what a request costs on this host
     a->seed = 1;
     a->latency_examples = 300;
     a->calib_seconds = 3;
@@ -182,6 +182,12 @@ static int parse(int argc, char **argv, tune_args *a) {
             a->holdout = v;
         } else if (strcmp(o, "--out") == 0) {
             a->out = v;
+        } else if (strcmp(o, "--minimize") == 0) {
+            if (strcmp(v, "latency") != 0 && strcmp(v, "flops") != 0) {
+                fprintf(stderr, "searchctl tune: --minimize takes latency or flops, not '%s'\n", v);
+                return 2;
+            }
+            a->budget.minimize = v[0] == 'f' ? SC_MIN_FLOPS : SC_MIN_LATENCY;
         } else if (strcmp(o, "--rescale") == 0) {
             static const char *const names[] = {"none", "heads", "neurons", "both"};
             int k = 0;
@@ -264,6 +270,8 @@ static void usage(FILE *to) {
           "  --width                 search width too: heads and FFN neurons, ranked and\n"
           "                          rescaled on the search part (no retraining)\n"
           "  --int8                  search each layer's precision too: F32 or INT8 products\n"
+          "  --minimize WHAT         latency (default: predicted on this host) or flops: what\n"
+          "                          the search makes cheaper and the answer is cheapest in\n"
           "  --rescale WHAT          least-squares factors for the kept heads, neurons, both or\n"
           "                          none (default: heads; see the README's figures)\n"
           "  --out FILE              write the frontier (and its width profile) as JSON, for\n"
