@@ -22,8 +22,9 @@ echo
 echo "== eval, attn:1,0.7,0.5,0.3"
 $ctl eval --model $model --data $data --schedule attn:1,0.7,0.5,0.3
 echo
-echo "== tune offline: the fastest schedule with under 1% drop (held-out part of the data)"
-$ctl tune --model $model --data $data --max-drop 0.01
+echo "== tune offline: the fastest schedule with under 1% drop (held-out part of the data),"
+echo "   tokens, heads, FFN neurons and INT8 layers together"
+$ctl tune --model $model --data $data --max-drop 0.01 --width --int8
 
 echo
 echo "== the daemon: start searchd, register the model, tune, ask for 'under 1% drop'"
@@ -34,7 +35,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 50); do $ctl ping --socket "$sock" >/dev/null 2>&1 && break; sleep 0.1; done
 $ctl add --socket "$sock" --path $model --data $data --name demo
-$ctl tune --daemon --socket "$sock" --model demo --max-drop 1%
+$ctl tune --daemon --socket "$sock" --model demo --max-drop 1% --width --int8
 $ctl get --socket "$sock" --model demo --max-drop 1%
 printf 'a gorgeous, witty, seductive movie.\nthe plot is a mess\n' |
   $ctl classify --daemon --socket "$sock" --model demo --max-drop 1%
