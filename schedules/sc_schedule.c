@@ -51,9 +51,9 @@ int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *d
     for (int l = 1; l < count; l++)
         if (out->ratios[l] > out->ratios[l - 1])
             return en_fail(diag, EN_ESCHEDULE,
-                           "schedule '%s': ratio %d (%g) is above ratio %d (%g); ratios must "
-                           "not increase from layer to layer",
-                           text, l, out->ratios[l], l - 1, out->ratios[l - 1]);
+                           "schedule '%s': layer %d's ratio (%g) is above layer %d's (%g); ratios "
+                           "must not increase from layer to layer (layers count from 1)",
+                           text, l + 1, out->ratios[l], l, out->ratios[l - 1]);
     if (layers > 0 && count != layers)
         return en_fail(diag, EN_ESCHEDULE, "schedule has %d ratios, the model has %d layers", count,
                        layers);
@@ -188,7 +188,8 @@ static int parse_list(const char *text, const char *what, const char *p, const c
     for (;;) {
         p = skip_space(p);
         if (p >= end || *p == ',')
-            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': %s %d is missing", text, what, n);
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': layer %d's %s is missing", text,
+                           n + 1, what);
         if (n == EN_MAX_LAYERS)
             return en_fail(diag, EN_ESCHEDULE, "schedule '%s': more than %d %ss", text,
                            EN_MAX_LAYERS, what);
@@ -196,13 +197,15 @@ static int parse_list(const char *text, const char *what, const char *p, const c
         errno = 0;
         double r = strtod(p, &stop);
         if (stop == p || stop > end || errno == ERANGE)
-            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': %s %d is not a number", text, what,
-                           n);
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': layer %d's %s is not a number", text,
+                           n + 1, what);
         // Rounded to the canonical form's 4 decimals so parse(format(s)) == s.
         r = round(r * 10000.0) / 10000.0;
         if (!((lo_open ? r > 0.0 : r >= 0.0) && r <= 1.0))
-            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': %s %d (%g) is outside %s0, 1]",
-                           text, what, n, r, lo_open ? "(" : "[");
+            return en_fail(diag, EN_ESCHEDULE,
+                           "schedule '%s': layer %d's %s (%g) is outside %s0, 1] (layers count "
+                           "from 1)",
+                           text, n + 1, what, r, lo_open ? "(" : "[");
         out[n++] = r;
         p = skip_space(stop);
         if (p < end && *p == ',') {
@@ -210,8 +213,8 @@ static int parse_list(const char *text, const char *what, const char *p, const c
             continue;
         }
         if (p >= end) break;
-        return en_fail(diag, EN_ESCHEDULE, "schedule '%s': unexpected '%c' after %s %d", text, *p,
-                       what, n - 1);
+        return en_fail(diag, EN_ESCHEDULE, "schedule '%s': unexpected '%c' after layer %d's %s",
+                       text, *p, n, what);
     }
     *count = n;
     return 0;
