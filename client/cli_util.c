@@ -1,5 +1,7 @@
 #include "client/cli_util.h"
 
+#include "client/sdc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +31,11 @@ int cli_load_data(const char *path, const en_model *m, en_dataset **d) {
     return 0;
 }
 
-int cli_parse_share(const char *text, double *out) {
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text) return -1;
-    if (*end == '%') {
-        v /= 100;
-        end++;
-    }
-    if (*end != '\0' || !(v >= 0)) return -1;
-    *out = v;
-    return 0;
+int cli_parse_share(const char *opt, const char *text, double *out) {
+    sp_diag dg = {{0}};
+    if (sdc_parse_share(text, opt, strcmp(opt, "--max-drop") == 0, out, &dg) == 0) return 0;
+    fprintf(stderr, "searchctl: %s\n", dg.msg);
+    return -1;
 }
 
 /* Drawn on stderr only when it is a terminal: one line redrawn in place with \r, cut to the

@@ -12,9 +12,10 @@ int cli_load_model(const char *dir, en_model **m);
 /// en_dataset_free). On failure prints the engine's message (file and line) and returns 1.
 int cli_load_data(const char *path, const en_model *m, en_dataset **d);
 
-/// Parses a share: "0.01", "1%" or "1.5%" into 0.01 / 0.015. Returns 0, or -1 when it is not a
-/// number or is negative.
-int cli_parse_share(const char *text, double *out);
+/// Parses the share of option `opt` ("--max-drop", "--max-flops"): "0.01", "1%" or "1.5%" into
+/// 0.01 / 0.015, in [0, 1]; for --max-drop a bare number >= 0.5 is refused (sdc_parse_share).
+/// Returns 0, or -1 after printing what to write.
+int cli_parse_share(const char *opt, const char *text, double *out);
 
 /// Draws "label [#####.....] done/total note" on stderr, in place, when stderr is a terminal;
 /// does nothing otherwise. `note` (borrowed) may be NULL.

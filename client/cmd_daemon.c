@@ -187,17 +187,11 @@ static int budget_args(const dargs *a, sdc_arg *args) {
     int n = 0;
     double v;
     if (a->max_drop) {
-        if (cli_parse_share(a->max_drop, &v) != 0) {
-            fprintf(stderr, "searchctl: --max-drop takes 0.01 or 1%%, not '%s'\n", a->max_drop);
-            return -1;
-        }
+        if (cli_parse_share("--max-drop", a->max_drop, &v) != 0) return -1;
         args[n++] = SDC_ARG_NUM("max_drop", v);
     }
     if (a->max_flops) {
-        if (cli_parse_share(a->max_flops, &v) != 0) {
-            fprintf(stderr, "searchctl: --max-flops takes 0.5 or 50%%, not '%s'\n", a->max_flops);
-            return -1;
-        }
+        if (cli_parse_share("--max-flops", a->max_flops, &v) != 0) return -1;
         args[n++] = SDC_ARG_NUM("max_flops", v);
     }
     if (a->max_latency) {
@@ -703,6 +697,8 @@ int cmd_daemon(const char *name, int argc, char **argv) {
     int job_cmd = strcmp(name, "status") == 0 || strcmp(name, "cancel") == 0;
     double job = 0;
     if (job_cmd && (rc = parse_job(name, argc, argv, a.rest, &job)) != 0) return rc;
+    sdc_arg budget[6]; // a budget that cannot be right is refused before connecting
+    if (budget_args(&a, budget) < 0) return 2;
     sdc_client *c = NULL;
     if (connect_to(&a, &c)) return 1;
     const char *model = NULL;

@@ -173,7 +173,8 @@ static int parse(int argc, char **argv, tune_args *a) {
         } else if (strcmp(o, "--holdout") == 0) {
             a->holdout = v;
         } else if (strcmp(o, "--max-drop") == 0 || strcmp(o, "--max-flops") == 0) {
-            if (cli_parse_share(v, &d) != 0 || (o[6] == 'f' && d <= 0)) {
+            if (cli_parse_share(o, v, &d) != 0) return 2;
+            if (o[6] == 'f' && d <= 0) {
                 fprintf(stderr, "searchctl tune: %s takes a share like 0.01 or 1%%, not '%s'\n", o,
                         v);
                 return 2;

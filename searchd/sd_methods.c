@@ -69,6 +69,12 @@ static int get_budget(sd_call *k, sc_query *q, int *nset) {
                        "max_drop %g is out of range: a fraction in [0, 1], 0.01 means a 1%% "
                        "accuracy drop",
                        q->max_drop);
+    // "1" means 1% to a person and 100% here: a drop of half or more is never what was meant.
+    if (given[0] && q->max_drop >= 0.5)
+        return en_fail(&k->diag, SP_EPARAMS,
+                       "max_drop %g is out of range: it would allow a %g%% accuracy drop; send "
+                       "a fraction below 0.5 (0.01 means a 1%% drop)",
+                       q->max_drop, 100 * q->max_drop);
     if (given[1] && !(q->max_flops > 0 && q->max_flops <= 1))
         return en_fail(&k->diag, SP_EPARAMS,
                        "max_flops %g is out of range: a fraction of the unpruned FLOPs in (0, 1], "

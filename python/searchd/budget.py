@@ -22,9 +22,9 @@ def parse_share(value, name="max_drop", bare_limit=0.5):
             v /= 100
     else:
         raise ValueError(f"{name}: give 1% or 0.01, not {value!r}")
+    if not percent and bare_limit is not None and bare_limit <= v <= 100:
+        raise ValueError(f"{name} {value!r} would allow a {100 * v:g}% accuracy drop; write "
+                         f"{v:g}% for {v:g} percent, or the fraction {v / 100:g}")
     if not (0 <= v <= 1):
         raise ValueError(f"{name}: {value!r} is not between 0% and 100%")
-    if not percent and bare_limit is not None and v >= bare_limit:
-        raise ValueError(f"{name}: {value!r} would mean {100 * v:g}%; write {v:g}% for "
-                         f"{v:g} percent, or the fraction {v / 100:g}")
     return v

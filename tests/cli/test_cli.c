@@ -129,6 +129,33 @@ START_TEST(bad_arguments_say_what_is_wrong) {
 }
 END_TEST
 
+/* Issue 10 item 6: "--max-drop 1" meant 100%. A bare number >= 0.5 is refused, asking for 1% or
+ * 0.01, offline and for the daemon (before connecting: nothing listens on the socket). */
+START_TEST(max_drop_bare_number_refused) {
+    static const char *const cmds[] = {
+        "tune --data %s/data/sst2/test.tsv --max-drop 1",
+        "tune --data %s/data/sst2/test.tsv --max-drop 0.5",
+        "get --socket %s/no.sock --model demo --max-drop 1",
+        "tune --daemon --socket %s/no.sock --model demo --max-drop 2",
+        "classify --daemon --socket %s/no.sock --model demo --max-drop 1 text"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char *out;
+        char args[600];
+        snprintf(args, sizeof args, cmds[i], shared());
+        ck_assert_int_eq(run(&out, "%s", args), 2);
+        const char *err = stderr_text();
+        ck_assert_msg(strstr(err, "% accuracy drop") && strstr(err, "0.0") && strstr(err, "%"),
+                      "%s: %s", args, err);
+        free(out);
+    }
+    char *out;
+    ck_assert_int_eq(run(&out, "get --socket /nonexistent/no.sock --model demo --max-drop 150%%"),
+                     2);
+    ck_assert_ptr_nonnull(strstr(stderr_text(), "1% or 0.01"));
+    free(out);
+}
+END_TEST
+
 /* bench on a tiny random shape: one row per length, sane figures, pruning cheaper in FLOPs */
 START_TEST(bench_reports_each_length) {
     char *out;
@@ -236,6 +263,10 @@ int main(void) {
     tcase_add_test(tc, tune_json_has_frontier_and_choice);
     tcase_add_test(tc, labels_by_name);
     suite_add_tcase(s, tc);
+    TCase *friction = tcase_create("friction"); // issue 10: answers that cannot be misread
+    tcase_set_timeout(friction, 300);
+    tcase_add_test(friction, max_drop_bare_number_refused);
+    suite_add_tcase(s, friction);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
