@@ -229,7 +229,7 @@ static int parse(int argc, char **argv, tune_args *a) {
         usage(stderr);
         return 2;
     }
-    if (!a->model) a->model = demo_model_dir();
+    if (!(a->model = offline_model(a->model, "tune"))) return 2;
     return 0;
 }
 

@@ -5,13 +5,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef SEARCHD_DEMO_MODEL_DIR
-#define SEARCHD_DEMO_MODEL_DIR "models/sst2-bert-L4-H128-demo"
-#endif
+#include <sys/stat.h>
+
+static const char *g_model_path; // the model the command runs, for --json (print_json)
 
 const char *demo_model_dir(void) {
     const char *env = getenv("SEARCHD_DEMO_MODEL");
-    return env && *env ? env : SEARCHD_DEMO_MODEL_DIR;
+    if (env && *env) return env;
+    // No build-folder path is compiled in (an installed searchctl has none): the project
+    // folder's copy, when run from there.
+    struct stat st;
+    static const char here[] = "models/sst2-bert-L4-H128-demo";
+    return stat(here, &st) == 0 && S_ISDIR(st.st_mode) ? here : NULL;
+}
+
+const char *offline_model(const char *given, const char *cmd) {
+    if (given) return g_model_path = given;
+    const char *dir = demo_model_dir();
+    if (!dir) {
+        fprintf(stderr,
+                "searchctl %s: give --model DIR (a Hugging Face *ForSequenceClassification "
+                "folder); the demo model is the default only in the project folder "
+                "(models/sst2-bert-L4-H128-demo) or with SEARCHD_DEMO_MODEL\n",
+                cmd);
+        return NULL;
+    }
+    const char *slash = strrchr(dir, '/');
+    fprintf(stderr, "searchctl %s: no --model given: using the demo model %s (%s)\n", cmd,
+            slash && slash[1] ? slash + 1 : dir, dir);
+    return g_model_path = dir;
 }
 
 /* One row per option taking a value: its name and where the value goes. */
@@ -37,6 +59,7 @@ static const char **value_slot(offline_args *a, const char *name) {
 
 int offline_args_parse(int argc, char **argv, offline_args *a, int *rest) {
     memset(a, 0, sizeof *a);
+    a->cmd = argv[0];
     int i = 1;
     for (; i < argc; i++) {
         const char *arg = argv[i];
@@ -84,7 +107,8 @@ int offline_args_parse(int argc, char **argv, offline_args *a, int *rest) {
 }
 
 int offline_load(const offline_args *a, en_model **m, sc_schedule *s) {
-    const char *dir = a->model ? a->model : demo_model_dir();
+    const char *dir = offline_model(a->model, a->cmd ? a->cmd : "");
+    if (!dir) return 2;
     en_diag diag = {{0}};
     int rc = en_model_load(dir, m, &diag);
     if (rc) {
@@ -121,6 +145,12 @@ fail:
 }
 
 void print_json(json_t *v) {
+    // Which model answered: an object gets "model", an array each of its objects.
+    for (size_t i = 0; g_model_path && i < (json_is_array(v) ? json_array_size(v) : 1); i++) {
+        json_t *o = json_is_array(v) ? json_array_get(v, i) : v;
+        if (json_is_object(o) && !json_object_get(o, "model"))
+            json_object_set_new(o, "model", json_string(g_model_path));
+    }
     char *text = json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
     if (text)
         puts(text);

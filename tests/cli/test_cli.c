@@ -156,6 +156,51 @@ START_TEST(max_drop_bare_number_refused) {
 }
 END_TEST
 
+/* searchctl ARGS run in `dir` without $SEARCHD_DEMO_MODEL: stdout into `out` (caller frees). */
+static int run_bare(const char *dir, char **out, const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd '%s' && env -u SEARCHD_DEMO_MODEL '%s' %s", dir,
+             getenv("SEARCHCTL"), args);
+    return run(out, "--help >/dev/null; %s", cmd); // run() starts with searchctl: a no-op
+}
+
+/* Issue 10 item 7: no silent default model. Without --model the demo model is used only in the
+ * project folder, and then named (name and path) on stderr and in --json; elsewhere the command
+ * refuses, asking for --model; the binary holds no build-folder path. */
+START_TEST(default_model_is_named_or_refused) {
+    char *out;
+    ck_assert_int_ne(run_bare("/tmp", &out, "classify 'a fine movie'"), 0);
+    ck_assert_msg(strstr(stderr_text(), "--model DIR"), "%s", stderr_text());
+    free(out);
+    ck_assert_int_ne(run_bare("/tmp", &out, "tune --data /nonexistent.tsv"), 0);
+    ck_assert_msg(strstr(stderr_text(), "--model DIR"), "%s", stderr_text());
+    free(out);
+    const char *root = getenv("SEARCHD_SOURCE_ROOT");
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(run_bare(root, &out, "classify --json 'a fine movie'"), 0);
+    ck_assert_msg(strstr(stderr_text(), "demo model sst2-bert-L4-H128-demo (models/"), "%s",
+                  stderr_text());
+    json_t *j = parse(out);
+    const char *model = json_string_value(json_object_get(json_array_get(j, 0), "model"));
+    ck_assert_msg(model && strstr(model, "sst2-bert-L4-H128-demo"), "%s", out);
+    json_decref(j);
+    free(out);
+    // The executable does not carry the source folder's path.
+    FILE *f = fopen(getenv("SEARCHCTL"), "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t cap = 64 << 20, n;
+    char *bin = malloc(cap);
+    n = fread(bin, 1, cap, f);
+    fclose(f);
+    char needle[1100];
+    snprintf(needle, sizeof needle, "%s/models", root);
+    size_t len = strlen(needle);
+    for (size_t i = 0; i + len <= n; i++)
+        ck_assert_msg(memcmp(bin + i, needle, len) != 0, "searchctl holds %s", needle);
+    free(bin);
+}
+END_TEST
+
 /* bench on a tiny random shape: one row per length, sane figures, pruning cheaper in FLOPs */
 START_TEST(bench_reports_each_length) {
     char *out;
@@ -266,6 +311,7 @@ int main(void) {
     TCase *friction = tcase_create("friction"); // issue 10: answers that cannot be misread
     tcase_set_timeout(friction, 300);
     tcase_add_test(friction, max_drop_bare_number_refused);
+    tcase_add_test(friction, default_model_is_named_or_refused);
     suite_add_tcase(s, friction);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
