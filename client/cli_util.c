@@ -31,6 +31,14 @@ int cli_load_data(const char *path, const en_model *m, en_dataset **d) {
     return 0;
 }
 
+void cli_json_line(json_t *v) {
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12));
+    if (text) printf("%s\n", text);
+    fflush(stdout);
+    free(text);
+    json_decref(v);
+}
+
 int cli_parse_share(const char *opt, const char *text, double *out) {
     sp_diag dg = {{0}};
     if (sdc_parse_share(text, opt, strcmp(opt, "--max-drop") == 0, out, &dg) == 0) return 0;

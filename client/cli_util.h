@@ -2,6 +2,8 @@
 /* Small helpers any searchctl command can use: loading a model or a data set with the engine's
  * message printed on failure, parsing budgets like "1%", and a progress bar on stderr. */
 
+#include <jansson.h>
+
 #include "engine/en_dataset.h"
 
 /// Loads the checkpoint folder `dir` into `*m` (owned by the caller: en_model_free). On failure
@@ -11,6 +13,10 @@ int cli_load_model(const char *dir, en_model **m);
 /// Loads the TSV `path` for model `m` (borrowed) into `*d` (owned by the caller:
 /// en_dataset_free). On failure prints the engine's message (file and line) and returns 1.
 int cli_load_data(const char *path, const en_model *m, en_dataset **d);
+
+/// Prints a JSON value (stolen) as one compact line on stdout and flushes: JSON Lines, for
+/// streams (tune --json's progress, watch --json).
+void cli_json_line(json_t *v);
 
 /// Parses the share of option `opt` ("--max-drop", "--max-flops"): "0.01", "1%" or "1.5%" into
 /// 0.01 / 0.015, in [0, 1]; for --max-drop a bare number >= 0.5 is refused (sdc_parse_share).

@@ -326,7 +326,8 @@ static int simple(sdc_client *c, const dargs *a, const char *method, const sdc_a
             for (uint32_t i = 0; i < r.result->via.map.size; i++) {
                 const msgpack_object_kv *kv = &r.result->via.map.ptr[i];
                 json_t *v = sdc_to_json(&kv->val);
-                char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+                // Figures for people: 4 significant digits (--json keeps them whole).
+                char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(4));
                 printf("%.*s: %s\n", (int)kv->key.via.str.size, kv->key.via.str.ptr,
                        text ? text : "?");
                 free(text);
@@ -384,7 +385,7 @@ static int wait_job_notes(sdc_client *c, const dargs *a, double job) {
             snprintf(note, sizeof note, "best %.2f%% at %.0f%% FLOPs", 100 * num(n.params, "best"),
                      100 * num(n.params, "best_flops_ratio"));
             if (a->json)
-                print_reply_json(n.params);
+                cli_json_line(sdc_to_json(n.params));
             else
                 cli_progress("tune", (int)num(n.params, "done"), (int)num(n.params, "total"), note);
         } else if (strcmp(n.method, "job.done") == 0) {
@@ -393,7 +394,7 @@ static int wait_job_notes(sdc_client *c, const dargs *a, double job) {
             str(n.params, "status", status, sizeof status);
             if (get(n.params, "error")) str(n.params, "error", err, sizeof err);
             if (a->json)
-                print_reply_json(n.params);
+                cli_json_line(sdc_to_json(n.params));
             else
                 printf("job %.0f %s in %.1f s%s%s\n", job, status, num(n.params, "seconds"),
                        err[0] ? ": " : "", err);
@@ -450,7 +451,13 @@ static int do_frontier(sdc_client *c, const dargs *a, const char *model) {
     sdc_arg args[1] = {SDC_ARG_STR("model", model)};
     sdc_reply r;
     int rc = call(c, a, "schedule.frontier", args, 1, &r);
-    if (rc == 0 && a->json) {
+    if (rc == 0 && r.result->via.array.size == 0) {
+        fprintf(stderr,
+                "searchctl frontier: model %s has no schedules yet (not tuned): run searchctl "
+                "tune --daemon --model %s\n",
+                model, model);
+        rc = 1;
+    } else if (rc == 0 && a->json) {
         print_reply_json(r.result);
     } else if (rc == 0) {
         printf("%-8s %-9s %-9s %-9s %-10s  %s\n", "FLOPs", "accuracy", "drop", "drop_up", "latency",
@@ -470,9 +477,8 @@ static int do_frontier(sdc_client *c, const dargs *a, const char *model) {
 
 static void print_note(const dargs *a, const sdc_note *n) {
     if (a->json) {
-        json_t *j = json_pack("{s:s, s:o}", "method", n->method, "params",
-                              n->params ? sdc_to_json(n->params) : json_null());
-        print_json(j);
+        cli_json_line(json_pack("{s:s, s:o}", "method", n->method, "params",
+                                n->params ? sdc_to_json(n->params) : json_null()));
     } else {
         char model[32] = "", reason[32] = "";
         if (n->params) {
@@ -492,35 +498,63 @@ static int subscribe(sdc_client *c, const dargs *a, const char *model) {
     return rc;
 }
 
+/* Subscribes to every registered model not yet in `ids` (count `*n`, up to `cap`); a model
+ * found after the first pass is announced as a `model.added` line. 0, or 1 on failure. */
+static int subscribe_all(sdc_client *c, const dargs *a, char (*ids)[32], int *n, int cap) {
+    sdc_reply r;
+    if (call(c, a, "model.list", NULL, 0, &r)) {
+        sdc_reply_free(&r);
+        return 1;
+    }
+    int first = *n < 0, rc = 0;
+    if (first) *n = 0;
+    for (uint32_t i = 0; i < r.result->via.array.size && rc == 0 && *n < cap; i++) {
+        char id[32];
+        str(&r.result->via.array.ptr[i], "model", id, sizeof id);
+        int known = 0;
+        for (int k = 0; k < *n && !known; k++)
+            known = strcmp(ids[k], id) == 0;
+        if (known) continue;
+        rc = subscribe(c, a, id);
+        snprintf(ids[(*n)++], 32, "%s", id);
+        if (rc != 0 || first) continue;
+        if (a->json) {
+            cli_json_line(json_pack("{s:s, s:{s:s}}", "method", "model.added", "params", "model", id));
+        } else {
+            printf("model.added %s\n", id);
+            fflush(stdout);
+        }
+    }
+    sdc_reply_free(&r);
+    return rc;
+}
+
 static int do_watch(sdc_client *c, const dargs *a) {
+    static char ids[1024][32];
+    int nids = -1;
     if (a->model) {
         if (subscribe(c, a, a->model)) return 1;
-    } else { // every registered model
-        sdc_reply r;
-        if (call(c, a, "model.list", NULL, 0, &r)) {
-            sdc_reply_free(&r);
-            return 1;
-        }
-        for (uint32_t i = 0; i < r.result->via.array.size; i++) {
-            char id[32];
-            if (subscribe(c, a, str(&r.result->via.array.ptr[i], "model", id, sizeof id))) {
-                sdc_reply_free(&r);
-                return 1;
-            }
-        }
-        sdc_reply_free(&r);
+    } else if (subscribe_all(c, a, ids, &nids, 1024)) { // every model, now and added later
+        return 1;
     }
     if (!a->json)
         fprintf(stderr, "watching %s; Ctrl-C to stop\n", a->model ? a->model : "all models");
-    for (int seen = 0; a->count == 0 || seen < a->count; seen++) {
+    for (int seen = 0; a->count == 0 || seen < a->count;) {
         sdc_note n;
         sp_diag dg;
-        if (sdc_next_notification(c, -1, &n, &dg)) {
+        // Without a model, the list is looked at again every second for models added since.
+        int rc = sdc_next_notification(c, a->model ? -1 : 1000, &n, &dg);
+        if (rc == SP_ETIMEOUT && !a->model) {
+            if (subscribe_all(c, a, ids, &nids, 1024)) return 1;
+            continue;
+        }
+        if (rc) {
             fprintf(stderr, "searchctl watch: %s\n", dg.msg);
             return 1;
         }
         print_note(a, &n);
         sdc_note_free(&n);
+        seen++;
     }
     return 0;
 }

@@ -1,6 +1,7 @@
 /* searchctl's daemon side as a person sees it: the progress bar of `tune --daemon` on a
  * terminal (a pty of a given width) and nothing of it when stderr is not a terminal. */
 #include <errno.h>
+#include <jansson.h>
 #include <pty.h>
 #include <signal.h>
 #include <stdio.h>
@@ -123,12 +124,77 @@ START_TEST(tune_quiet_off_a_terminal) {
 }
 END_TEST
 
+/* Every line of `path` is one JSON object (JSON Lines); returns how many there are. */
+static int json_lines(const char *path, const char *must_have) {
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[8192];
+    int n = 0, found = must_have == NULL;
+    while (fgets(line, sizeof line, f)) {
+        json_error_t e;
+        json_t *j = json_loads(line, 0, &e);
+        ck_assert_msg(json_is_object(j), "not one JSON object a line: %s", line);
+        json_decref(j);
+        found |= must_have && strstr(line, must_have) != NULL;
+        n++;
+    }
+    fclose(f);
+    ck_assert_msg(found, "no line of %s has %s", path, must_have);
+    return n;
+}
+
+/* Issue 10 item 8: tune --json and watch --json print JSON Lines; watch without a model follows
+ * a model added later; frontier of an untuned model says so and fails; status rounds. */
+START_TEST(answers_that_cannot_be_misread) {
+    char outp[400], watchp[400], cmd[2400], out[8192];
+    snprintf(outp, sizeof outp, "%s/tune.jsonl", t.dir);
+    snprintf(cmd, sizeof cmd, "%s tune --daemon --json --socket %s --model demo --max-flops 0.9 >%s",
+             SD_TEST_SEARCHCTL, t.sock, outp);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_ge(json_lines(outp, "\"status\":\"done\""), 2);
+
+    // watch, all models: a model added after it started is followed (its removal is seen).
+    snprintf(watchp, sizeof watchp, "%s/watch.jsonl", t.dir);
+    snprintf(cmd, sizeof cmd, "%s watch --json --count 1 --socket %s >%s 2>&1 &",
+             SD_TEST_SEARCHCTL, t.sock, watchp);
+    ck_assert_int_eq(system(cmd), 0);
+    usleep(500 * 1000);
+    const char *shared = getenv("SEARCHD_SHARED");
+    snprintf(cmd, sizeof cmd,
+             "%s add --socket %s --path %s/models/sst2-distilbert-L6-H256 --data %s --name fresh",
+             SD_TEST_SEARCHCTL, t.sock, shared, td_data);
+    ck_assert_msg(td_run_output(cmd, out, sizeof out) == 0, "%s", out);
+    // A model never tuned: frontier says so and exits non-zero.
+    snprintf(cmd, sizeof cmd, "%s frontier --socket %s --model fresh 2>&1", SD_TEST_SEARCHCTL,
+             t.sock);
+    ck_assert_int_ne(td_run_output(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "not tuned") && strstr(out, "tune --daemon"), "%s", out);
+    usleep(2500 * 1000); // watch looks at the model list every second
+    snprintf(cmd, sizeof cmd, "%s remove --socket %s fresh", SD_TEST_SEARCHCTL, t.sock);
+    ck_assert_msg(td_run_output(cmd, out, sizeof out) == 0, "%s", out);
+    for (int i = 0; i < 100; i++) { // watch ends after the one notification
+        snprintf(cmd, sizeof cmd, "grep -q schedule.updated %s", watchp);
+        if (system(cmd) == 0) break;
+        usleep(100 * 1000);
+    }
+    ck_assert_int_eq(json_lines(watchp, "\"reason\":\"removed\""), 2); // model.added, updated
+    json_lines(watchp, "model.added");
+
+    // status: figures for people (4 significant digits), not 0.123456789.
+    snprintf(cmd, sizeof cmd, "%s status --socket %s 1", SD_TEST_SEARCHCTL, t.sock);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    const char *sec = strstr(out, "seconds: ");
+    ck_assert_msg(sec && strcspn(sec + 9, "\n") <= 6, "%s", out);
+}
+END_TEST
+
 Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, tune_bar_on_a_terminal);
     tcase_add_test(tc, tune_quiet_off_a_terminal);
+    tcase_add_test(tc, answers_that_cannot_be_misread);
     suite_add_tcase(s, tc);
     return s;
 }
