@@ -208,13 +208,24 @@ static int budget_args(const dargs *a, sdc_arg *args) {
     return n;
 }
 
+/* "0.620 ms -> 0.350 ms (1.77x faster)" or the latency alone when the unpruned one is unknown. */
+static void print_speedup(const msgpack_object *r) {
+    double base = num(r, "baseline_latency_ms"), ms = num(r, "latency_ms");
+    if (base > 0 && ms > 0)
+        printf("%.3f ms -> %.3f ms (%.2fx faster)", base, ms, base / ms);
+    else
+        printf("%.3f ms", ms);
+}
+
 static void print_record(const msgpack_object *r) {
     char sched[600], hw[300];
     printf("%s\n  accuracy %.2f%% (unpruned %.2f%%), drop %.2f%% (95%% upper bound %.2f%%)\n"
-           "  FLOPs %.1f%% of unpruned, predicted latency %.3f ms on %s\n",
+           "  FLOPs %.1f%% of unpruned, predicted latency ",
            str(r, "schedule", sched, sizeof sched), 100 * num(r, "accuracy"),
            100 * num(r, "baseline_accuracy"), 100 * num(r, "drop"), 100 * num(r, "drop_upper"),
-           100 * num(r, "flops_ratio"), num(r, "latency_ms"), str(r, "hardware", hw, sizeof hw));
+           100 * num(r, "flops_ratio"));
+    print_speedup(r);
+    printf("\n  hardware: %s\n", str(r, "hardware", hw, sizeof hw));
 }
 
 static void print_model_line(const msgpack_object *m) {
@@ -460,15 +471,26 @@ static int do_frontier(sdc_client *c, const dargs *a, const char *model) {
     } else if (rc == 0 && a->json) {
         print_reply_json(r.result);
     } else if (rc == 0) {
-        printf("%-8s %-9s %-9s %-9s %-10s  %s\n", "FLOPs", "accuracy", "drop", "drop_up", "latency",
-               "schedule");
+        // The hardware once; the unpruned model as the first row, then each record's speed-up.
+        const msgpack_object *first = &r.result->via.array.ptr[0];
+        char hw[300];
+        printf("latency predicted on %s\n", str(first, "hardware", hw, sizeof hw));
+        printf("%-8s %-9s %-9s %-9s %-10s %-8s  %s\n", "FLOPs", "accuracy", "drop", "drop_up",
+               "latency", "speed-up", "schedule");
+        double base = num(first, "baseline_latency_ms");
+        printf("%6.1f%%  %7.2f%%  %7.2f%%  %7s  ", 100.0, 100 * num(first, "baseline_accuracy"),
+               0.0, "-");
+        base > 0 ? printf("%7.3f ms  %6.2fx  ", base, 1.0) : printf("%10s  %7s  ", "?", "?");
+        printf("(unpruned)\n");
         for (uint32_t i = 0; i < r.result->via.array.size; i++) {
             const msgpack_object *e = &r.result->via.array.ptr[i];
             char s[600];
-            printf("%6.1f%%  %7.2f%%  %7.2f%%  %7.2f%%  %7.3f ms  %s\n",
-                   100 * num(e, "flops_ratio"), 100 * num(e, "accuracy"), 100 * num(e, "drop"),
-                   100 * num(e, "drop_upper"), num(e, "latency_ms"),
-                   str(e, "schedule", s, sizeof s));
+            printf("%6.1f%%  %7.2f%%  %7.2f%%  %7.2f%%  %7.3f ms  ", 100 * num(e, "flops_ratio"),
+                   100 * num(e, "accuracy"), 100 * num(e, "drop"), 100 * num(e, "drop_upper"),
+                   num(e, "latency_ms"));
+            double up = num(e, "speedup");
+            up > 0 ? printf("%6.2fx  ", up) : printf("%7s  ", "?");
+            printf("%s\n", str(e, "schedule", s, sizeof s));
         }
     }
     sdc_reply_free(&r);

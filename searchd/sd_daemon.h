@@ -43,6 +43,7 @@ typedef struct sd_model {
     char hw_text[256]; // sc_hw_format(&lat.hw)
     int *lengths;      // owned: lengths of the examples latency is predicted over, or NULL
     int nlengths;
+    double base_latency_ms; // the unpruned model's predicted latency over `lengths`; 0: unknown
     int refs;
     int removed;
     int changed; // the weights under `path` are no longer the ones registered (see model.add)

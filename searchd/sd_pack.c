@@ -10,7 +10,11 @@ void sd_pack_record(msgpack_packer *pk, const sd_model *m, const sc_record *r) {
     if (sc_schedule_format(&r->schedule, text, sizeof text) < 0) text[0] = '\0';
     snprintf(id, sizeof id, "%016llx", (unsigned long long)sc_schedule_hash(&r->schedule));
     const char *metric = en_metric_name(r->schedule.metric);
-    msgpack_pack_map(pk, 13);
+    // The unpruned model's latency: predicted with the profile, else its own frontier record.
+    double base = m->has_lat ? m->base_latency_ms : 0;
+    for (int i = 0; base <= 0 && m->has_lat && i < m->frontier.count; i++)
+        if (m->frontier.rec[i].flops_ratio >= 1 - 1e-12) base = m->frontier.rec[i].latency_ms;
+    msgpack_pack_map(pk, 15);
     sp_pack_kstr(pk, "model", m->id);
     sp_pack_kstr(pk, "schedule", text);
     sp_pack_kstr(pk, "id", id);
@@ -27,6 +31,11 @@ void sd_pack_record(msgpack_packer *pk, const sd_model *m, const sc_record *r) {
     sp_pack_knum(pk, "drop_upper", r->drop_upper);
     sp_pack_knum(pk, "search_accuracy", r->search_accuracy);
     sp_pack_kstr(pk, "hardware", m->has_lat ? m->hw_text : "");
+    sp_pack_str(pk, "baseline_latency_ms"); // nil when unknown
+    base > 0 ? msgpack_pack_double(pk, base) : msgpack_pack_nil(pk);
+    sp_pack_str(pk, "speedup"); // baseline_latency_ms / latency_ms
+    base > 0 && r->latency_ms > 0 ? msgpack_pack_double(pk, base / r->latency_ms)
+                                  : msgpack_pack_nil(pk);
 }
 
 void sd_pack_hw(msgpack_packer *pk, const sc_hw *hw) {

@@ -180,6 +180,28 @@ START_TEST(answers_that_cannot_be_misread) {
     ck_assert_int_eq(json_lines(watchp, "\"reason\":\"removed\""), 2); // model.added, updated
     json_lines(watchp, "model.added");
 
+    // Item 9: get and frontier show the unpruned model and the speed-up; the hardware once.
+    snprintf(cmd, sizeof cmd, "%s get --socket %s --model demo --max-flops 0.9", SD_TEST_SEARCHCTL,
+             t.sock);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, " ms -> ") && strstr(out, "x faster)") && strstr(out, "hardware: "),
+                  "%s", out);
+    snprintf(cmd, sizeof cmd, "%s frontier --socket %s --model demo", SD_TEST_SEARCHCTL, t.sock);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "(unpruned)") && strstr(out, "1.00x"), "%s", out);
+    int hw_lines = 0;
+    for (const char *p = out; (p = strstr(p, "OpenBLAS")); p++)
+        hw_lines++;
+    ck_assert_msg(hw_lines == 1, "the hardware %d times: %s", hw_lines, out);
+    snprintf(cmd, sizeof cmd, "%s get --json --socket %s --model demo --max-flops 0.9",
+             SD_TEST_SEARCHCTL, t.sock);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    json_t *rec = json_loads(out, 0, NULL);
+    ck_assert_msg(json_number_value(json_object_get(rec, "speedup")) > 0 &&
+                      json_number_value(json_object_get(rec, "baseline_latency_ms")) > 0,
+                  "%s", out);
+    json_decref(rec);
+
     // status: figures for people (4 significant digits), not 0.123456789.
     snprintf(cmd, sizeof cmd, "%s status --socket %s 1", SD_TEST_SEARCHCTL, t.sock);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
