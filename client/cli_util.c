@@ -21,9 +21,19 @@ int cli_load_model(const char *dir, en_model **m) {
     return 0;
 }
 
-int cli_load_data(const char *path, const en_model *m, en_dataset **d) {
+int cli_load_data(const char *path, const en_model *m, const char *text, const char *label,
+                  en_dataset **d) {
     en_diag diag = {{0}};
-    int rc = en_dataset_load(path, m, d, &diag);
+    char a[256] = "";
+    en_dataset_opts o = {.label_column = label};
+    if (text) { // "A" or "A,B"
+        snprintf(a, sizeof a, "%s", text);
+        char *comma = strchr(a, ',');
+        if (comma) *comma = '\0';
+        o.text_column = a;
+        o.pair_column = comma ? comma + 1 : NULL;
+    }
+    int rc = en_dataset_load_opts(path, m, &o, d, &diag);
     if (rc != 0) {
         fprintf(stderr, "searchctl: %s\n", diag.msg[0] ? diag.msg : en_strerror(rc));
         return 1;

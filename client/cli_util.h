@@ -10,9 +10,21 @@
 /// prints "searchctl: <what is wrong>" on stderr and returns 1; 0 on success.
 int cli_load_model(const char *dir, en_model **m);
 
-/// Loads the TSV `path` for model `m` (borrowed) into `*d` (owned by the caller:
-/// en_dataset_free). On failure prints the engine's message (file and line) and returns 1.
-int cli_load_data(const char *path, const en_model *m, en_dataset **d);
+/// Loads the data file `path` (TSV, CSV, JSON Lines) for model `m` (borrowed) into `*d` (owned
+/// by the caller: en_dataset_free), with the columns of --text-column A[,B] / --label-column L
+/// (`text`, `label`: NULL for the usual names). On failure prints the engine's message (file and
+/// line) and returns 1.
+int cli_load_data(const char *path, const en_model *m, const char *text, const char *label,
+                  en_dataset **d);
+
+/// What --help says about data files: the formats and columns taken.
+#define CLI_DATA_HELP                                                                              \
+    "Data: TSV or CSV with a header row, or JSON Lines (by the name: .csv, .jsonl; a UTF-8 BOM\n"   \
+    "is skipped; CSV quoting as RFC 4180). Text column 'sentence' or 'text', or a pair\n"          \
+    "'sentence1'/'sentence2', 'premise'/'hypothesis', 'question'/'passage'; label column\n"        \
+    "'label': an id or one of the model's label names (any case). Other names:\n"                  \
+    "  --text-column A[,B]     the text column (B: the second of a pair)\n"                         \
+    "  --label-column L        the label column\n"
 
 /// Prints a JSON value (stolen) as one compact line on stdout and flushes: JSON Lines, for
 /// streams (tune --json's progress, watch --json).

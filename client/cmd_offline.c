@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/cli_util.h"
 #include "client/offline_args.h"
 #include "client/searchctl.h"
 #include "engine/en_dataset.h"
@@ -95,9 +96,9 @@ static void eval_usage(FILE *to) {
     fputs("usage: searchctl eval --model DIR --data FILE [--schedule S | --ratios R,.. --metric M]\n"
           "                      [--threads N | --blas-threads N] [--batch N] [--json]\n"
           "Accuracy, mean FLOPs and FLOPs ratio against the unpruned model, and mean latency per\n"
-          "sequence, of the model under the schedule on a labelled TSV file. --batch N runs N\n"
+          "sequence, of the model under the schedule on a labelled data file. --batch N runs N\n"
           "sequences at a time as one ragged batch (throughput); the default, 1, times each\n"
-          "sequence alone, as a served request.\n",
+          "sequence alone, as a served request.\n" CLI_DATA_HELP,
           to);
 }
 
@@ -119,9 +120,7 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     en_dataset *d = NULL;
     en_diag diag;
-    rc = en_dataset_load(a.data, m, &d, &diag);
-    if (rc) {
-        fprintf(stderr, "searchctl eval: %s\n", diag.msg);
+    if (cli_load_data(a.data, m, a.text_column, a.label_column, &d)) {
         en_model_free(m);
         return 1;
     }

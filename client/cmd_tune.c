@@ -15,6 +15,7 @@
 
 typedef struct tune_args {
     const char *model, *data, *holdout;
+    const char *text_column, *label_column; // --text-column A[,B], --label-column L
     sc_query budget;
     uint64_t seed;
     int threads, json, generations, children, latency_examples, cache_mb;
@@ -39,8 +40,9 @@ int cmd_tune(int argc, char **argv) {
     if (rc != 0) return rc;
     en_model *m = NULL;
     en_dataset *data = NULL, *hold = NULL;
-    if (cli_load_model(a.model, &m) || cli_load_data(a.data, m, &data) ||
-        (a.holdout && cli_load_data(a.holdout, m, &hold))) {
+    if (cli_load_model(a.model, &m) ||
+        cli_load_data(a.data, m, a.text_column, a.label_column, &data) ||
+        (a.holdout && cli_load_data(a.holdout, m, a.text_column, a.label_column, &hold))) {
         en_dataset_free(data);
         en_model_free(m);
         return 1;
@@ -172,6 +174,10 @@ static int parse(int argc, char **argv, tune_args *a) {
             a->data = v;
         } else if (strcmp(o, "--holdout") == 0) {
             a->holdout = v;
+        } else if (strcmp(o, "--text-column") == 0) {
+            a->text_column = v;
+        } else if (strcmp(o, "--label-column") == 0) {
+            a->label_column = v;
         } else if (strcmp(o, "--max-drop") == 0 || strcmp(o, "--max-flops") == 0) {
             if (cli_parse_share(o, v, &d) != 0) return 2;
             if (o[6] == 'f' && d <= 0) {
@@ -247,7 +253,7 @@ static void usage(FILE *to) {
           "                          256; 0: none)\n"
           "  --latency-examples N    examples timed per frontier schedule to check the latency\n"
           "                          model (default 300; 0 skips)\n"
-          "  --calibrate-seconds S   latency calibration time (default 3)\n",
+          "  --calibrate-seconds S   latency calibration time (default 3)\n" CLI_DATA_HELP,
           to);
 }
 

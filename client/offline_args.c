@@ -44,6 +44,8 @@ static const char **value_slot(offline_args *a, const char *name) {
     } table[] = {
         {"--model", offsetof(offline_args, model)},
         {"--data", offsetof(offline_args, data)},
+        {"--text-column", offsetof(offline_args, text_column)},
+        {"--label-column", offsetof(offline_args, label_column)},
         {"--schedule", offsetof(offline_args, schedule)},
         {"--ratios", offsetof(offline_args, ratios)},
         {"--metric", offsetof(offline_args, metric)},

@@ -10,6 +10,7 @@
 typedef struct offline_args {
     const char *model;    // --model DIR (default: the embedded demo model)
     const char *data;     // --data FILE
+    const char *text_column, *label_column; // --text-column A[,B], --label-column L
     const char *schedule; // --schedule attn:1,0.9,..
     const char *ratios;   // --ratios 1,0.9,..
     const char *metric;   // --metric attn|power|cls|context

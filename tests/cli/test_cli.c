@@ -18,7 +18,9 @@ static int run(char **out, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>/tmp/searchctl-test-stderr", getenv("SEARCHCTL"), args);
+    // Per process: other checkouts' tests may run at the same time on this host.
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>/tmp/searchctl-test-stderr-%d", getenv("SEARCHCTL"), args,
+             (int)getpid());
     FILE *p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
     size_t cap = 1 << 16, len = 0;
@@ -37,7 +39,9 @@ static int run(char **out, const char *fmt, ...) {
 
 static char *stderr_text(void) {
     static char text[4096];
-    FILE *f = fopen("/tmp/searchctl-test-stderr", "r");
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/searchctl-test-stderr-%d", (int)getpid());
+    FILE *f = fopen(path, "r");
     size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
     text[n] = '\0';
     if (f)
@@ -201,6 +205,49 @@ START_TEST(default_model_is_named_or_refused) {
 }
 END_TEST
 
+/* Issue 10 item 4 from the command line: CSV and JSON Lines, other column names, --help. */
+START_TEST(data_formats_from_the_command_line) {
+    FILE *f = fopen("/tmp/searchctl-test-data-cli.csv", "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("\xEF\xBB\xBFreview,stars\r\n\"a gorgeous, witty movie\",POSITIVE\r\nthe plot is a mess,"
+          "negative\r\n",
+          f);
+    fclose(f);
+    f = fopen("/tmp/searchctl-test-data.jsonl", "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"text\": \"a gorgeous, witty movie\", \"label\": \"Positive\"}\n"
+          "{\"text\": \"the plot is a mess\", \"label\": 0}\n",
+          f);
+    fclose(f);
+    char *out;
+    ck_assert_int_eq(run(&out, "eval --json --data /tmp/searchctl-test-data-cli.csv --text-column "
+                               "review --label-column stars"),
+                     0);
+    json_t *j = parse(out);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "n")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "correct")), 2);
+    json_decref(j);
+    free(out);
+    ck_assert_int_eq(run(&out, "eval --json --data /tmp/searchctl-test-data.jsonl"), 0);
+    j = parse(out);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "correct")), 2);
+    json_decref(j);
+    free(out);
+    ck_assert_int_eq(run(&out, "eval --data /tmp/searchctl-test-data-cli.csv"), 1);
+    ck_assert_msg(strstr(stderr_text(), "'review', 'stars'") && strstr(stderr_text(), "--text-column"),
+                  "%s", stderr_text());
+    free(out);
+    ck_assert_int_eq(run(&out, "eval --help"), 0);
+    ck_assert_msg(strstr(out, "JSON Lines") && strstr(out, "premise"), "%s", out);
+    free(out);
+    ck_assert_int_eq(run(&out, "tune --help"), 0);
+    ck_assert_msg(strstr(out, "--label-column"), "%s", out);
+    free(out);
+    unlink("/tmp/searchctl-test-data-cli.csv");
+    unlink("/tmp/searchctl-test-data.jsonl");
+}
+END_TEST
+
 /* bench on a tiny random shape: one row per length, sane figures, pruning cheaper in FLOPs */
 START_TEST(bench_reports_each_length) {
     char *out;
@@ -312,6 +359,7 @@ int main(void) {
     tcase_set_timeout(friction, 300);
     tcase_add_test(friction, max_drop_bare_number_refused);
     tcase_add_test(friction, default_model_is_named_or_refused);
+    tcase_add_test(friction, data_formats_from_the_command_line);
     suite_add_tcase(s, friction);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
