@@ -1,6 +1,7 @@
 #include "client/cli_util.h"
 
 #include "client/sdc.h"
+#include "engine/en_layout.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,8 @@ static int g_len;   // its length, to blank out on terminals without escape code
 
 int cli_load_model(const char *dir, en_model **m) {
     en_diag diag = {{0}};
-    int rc = en_model_load(dir, m, &diag);
+    int rc = en_checkpoint_check(dir, &diag); // what the folder holds, first
+    if (rc == 0) rc = en_model_load(dir, m, &diag);
     if (rc != 0) {
         fprintf(stderr, "searchctl: %s\n", diag.msg[0] ? diag.msg : en_strerror(rc));
         return 1;

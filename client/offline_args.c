@@ -1,4 +1,5 @@
 #include "client/offline_args.h"
+#include "engine/en_layout.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -112,7 +113,8 @@ int offline_load(const offline_args *a, en_model **m, sc_schedule *s) {
     const char *dir = offline_model(a->model, a->cmd ? a->cmd : "");
     if (!dir) return 2;
     en_diag diag = {{0}};
-    int rc = en_model_load(dir, m, &diag);
+    int rc = en_checkpoint_check(dir, &diag); // what the folder holds, first
+    if (rc == 0) rc = en_model_load(dir, m, &diag);
     if (rc) {
         fprintf(stderr, "searchctl: cannot load model: %s\n", diag.msg[0] ? diag.msg : en_strerror(rc));
         return 1;

@@ -12,6 +12,7 @@
 #include "engine/en_tokenizer.h"
 #include "schedules/sc_error.h"
 #include "schedules/sc_schedule.h"
+#include "engine/en_layout.h"
 
 #define SDPY_API __attribute__((visibility("default")))
 
@@ -31,7 +32,8 @@ SDPY_API int sdpy_model_load(const char *dir, sdpy_model **out, char *err, size_
     sdpy_model *sm = calloc(1, sizeof *sm);
     if (!sm) return EN_ENOMEM;
     en_diag diag = {{0}};
-    int rc = en_model_load(dir, &sm->m, &diag);
+    int rc = en_checkpoint_check(dir, &diag); // what the folder holds, first
+    if (rc == 0) rc = en_model_load(dir, &sm->m, &diag);
     if (rc != 0) {
         set_err(err, errlen, diag.msg[0] ? diag.msg : en_strerror(rc));
         free(sm);

@@ -9,6 +9,7 @@
 #include "engine/en_file.h"
 #include "sd_daemon.h"
 #include "sd_error.h"
+#include "engine/en_layout.h"
 
 void sd_hw_detect(sd_daemon *d, sc_hw *out) {
     sc_hw_detect(1, out);
@@ -73,7 +74,8 @@ static void add_work(uv_work_t *req) {
     add_task *t = req->data;
     double t0 = sd_now();
     en_dataset *data = NULL, *hold = NULL;
-    int rc = en_model_load(t->path, &t->model, &t->diag);
+    int rc = en_checkpoint_check(t->path, &t->diag); // what the folder holds, first
+    if (rc == 0) rc = en_model_load(t->path, &t->model, &t->diag);
     if (rc == 0) rc = en_dataset_load(t->data, t->model, &data, &t->diag);
     if (rc == 0 && t->holdout[0]) rc = en_dataset_load(t->holdout, t->model, &hold, &t->diag);
     // Everything a tune will need of the data, checked before anything changes.
