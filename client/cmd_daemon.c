@@ -41,28 +41,54 @@ int cmd_is_daemon(const char *name) {
     return 0;
 }
 
+/* One row per command: its name, its synopsis and what it does. `searchctl CMD --help` prints
+ * its own row; an error prints every row. */
+static const struct {
+    const char *name, *synopsis, *what;
+} command_help[] = {
+    {"ping", "ping", "is searchd there?"},
+    {"info", "info", "version, hardware, jobs, registered models"},
+    {"models", "models", "the registered models"},
+    {"add", "add --path DIR --data FILE [--holdout FILE] [--name NAME [--replace]]",
+     "registers a model folder with its labelled data (TSV, CSV, JSON Lines)"},
+    {"remove", "remove MODEL", "forgets a model, its jobs and its schedules"},
+    {"tune", "tune --daemon --model MODEL [--max-drop 1% | --max-flops 0.5 | --max-latency MS]\n"
+             "     [--no-wait]",
+     "searches schedules in searchd; a progress bar until the job is done (--json: JSON Lines)"},
+    {"status", "status JOB", "a job's state and progress"},
+    {"cancel", "cancel JOB", "stops a job"},
+    {"get", "get --model MODEL (--max-drop 1% | --max-flops 0.5 | --max-latency MS)\n"
+            "    [--minimize latency|flops]",
+     "the cheapest schedule whose accuracy drop's 95% bound is under --max-drop (1% or 0.01),\n"
+     "or the most accurate within --max-flops / --max-latency; with the unpruned latency and\n"
+     "the speed-up"},
+    {"frontier", "frontier --model MODEL", "every schedule kept, cheapest first, after the unpruned row"},
+    {"watch", "watch [--model MODEL] [--count N]",
+     "prints schedule.updated as it comes (every model, those added later too, without --model)"},
+    {"retune", "retune [--model MODEL] [--force]", "re-checks the hardware now"},
+    {"profile", "profile --model MODEL", "the latency model and its fingerprint"},
+    {"classify", "classify --daemon --model MODEL [budget] [--watch [--count N]] [TEXT...]",
+     "classifies here with the schedule searchd gives for the budget (default --max-drop 1%);\n"
+     "no TEXT: one text per line of stdin, picking up new schedules as notified"},
+};
+
 static void usage(const char *cmd, FILE *to) {
-    fprintf(to,
-            "usage: searchctl %s [--socket PATH | --connect HOST:PORT] [--json] [--timeout MS]\n",
-            cmd);
-    fputs("  ping                                 is searchd there?\n"
-          "  info | models                        version, hardware, registered models\n"
-          "  add --path DIR --data FILE [--holdout FILE] [--name NAME [--replace]]\n"
-          "  remove MODEL\n"
-          "  tune --daemon --model MODEL [--max-drop 1% | --max-flops 0.5 | --max-latency MS]\n"
-          "       [--no-wait]                     progress bar until the job is done\n"
-          "  status JOB | cancel JOB\n"
-          "  get --model MODEL (--max-drop 1% | --max-flops 0.5 | --max-latency MS)\n"
-          "      [--minimize latency|flops]\n"
-          "  frontier --model MODEL\n"
-          "  watch [--model MODEL] [--count N]   print schedule.updated as it comes\n"
-          "  retune [--model MODEL] [--force]\n"
-          "  profile --model MODEL                the latency model and its fingerprint\n"
-          "  classify --daemon --model MODEL [budget] [--watch [--count N]] [TEXT...]\n"
-          "       (no TEXT: one text per line of stdin; picks up new schedules as notified)\n"
-          "MODEL is a model id or the name given to add. The default socket is\n"
-          "$XDG_RUNTIME_DIR/searchd.sock, else /tmp/searchd-$UID.sock.\n",
-          to);
+    for (size_t i = 0; i < sizeof command_help / sizeof command_help[0]; i++) {
+        if (strcmp(command_help[i].name, cmd) != 0) continue;
+        fprintf(to, "usage: searchctl %s\n%s\n", command_help[i].synopsis, command_help[i].what);
+        fputs("  --socket PATH | --connect HOST:PORT   where searchd listens (default socket:\n"
+              "                          $XDG_RUNTIME_DIR/searchd.sock, else /tmp/searchd-$UID.sock)\n"
+              "  --json                  the daemon's reply as JSON\n"
+              "  --timeout MS            per call (default 30000)\n"
+              "MODEL is a model id or the name given to add.\n",
+              to);
+        return;
+    }
+    fprintf(to, "usage: searchctl COMMAND [--socket PATH | --connect HOST:PORT] [--json] "
+                "[--timeout MS]\n");
+    for (size_t i = 0; i < sizeof command_help / sizeof command_help[0]; i++)
+        fprintf(to, "  %s\n", command_help[i].synopsis);
+    fputs("'searchctl COMMAND --help' shows one command's options.\n", to);
 }
 
 static int parse(int argc, char **argv, dargs *a) {

@@ -210,6 +210,25 @@ START_TEST(answers_that_cannot_be_misread) {
 }
 END_TEST
 
+/* Issue 10 item 11: `searchctl CMD --help` shows that command's options (not every command's);
+ * searchd --help prints bounds a person reads (64 MiB, not 6.71089e+07). */
+START_TEST(help_per_command_and_readable_bounds) {
+    char cmd[1200], out[16384];
+    snprintf(cmd, sizeof cmd, "%s get --help", SD_TEST_SEARCHCTL);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "usage: searchctl get --model MODEL") && strstr(out, "--max-drop") &&
+                      strstr(out, "--socket") && !strstr(out, "profile --model") &&
+                      !strstr(out, "retune"),
+                  "%s", out);
+    snprintf(cmd, sizeof cmd, "%s watch --bogus", SD_TEST_SEARCHCTL);
+    ck_assert_int_ne(td_run_output(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "usage: searchctl watch [--model MODEL]"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s --help", SD_TEST_SEARCHD);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    ck_assert_msg(!strstr(out, "e+") && strstr(out, "64..64 MiB, default 1 MiB"), "%s", out);
+}
+END_TEST
+
 Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
@@ -217,6 +236,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, tune_bar_on_a_terminal);
     tcase_add_test(tc, tune_quiet_off_a_terminal);
     tcase_add_test(tc, answers_that_cannot_be_misread);
+    tcase_add_test(tc, help_per_command_and_readable_bounds);
     suite_add_tcase(s, tc);
     return s;
 }
