@@ -1,6 +1,8 @@
 #include "client/cli_util.h"
 
+#include "client/offline_args.h"
 #include "client/sdc.h"
+#include "engine/en_flops.h"
 #include "engine/en_layout.h"
 
 #include <stdio.h>
@@ -41,6 +43,30 @@ int cli_load_data(const char *path, const en_model *m, const char *text, const c
         return 1;
     }
     return 0;
+}
+
+json_t *cli_prediction(const en_config *cfg, const char *text, const char *pair,
+                       const float *logits, int tokens, const double *ratios, const char *schedule,
+                       int json) {
+    double prob[EN_MAX_LABELS];
+    int best = softmax_argmax(logits, cfg->num_labels, prob);
+    double ratio = en_flops_sequence(cfg, tokens, ratios) / en_flops_sequence(cfg, tokens, NULL);
+    if (json) {
+        json_t *probs = json_object();
+        for (int k = 0; k < cfg->num_labels; k++)
+            json_object_set_new(probs, cfg->labels[k], json_real(prob[k]));
+        json_t *o = json_pack("{s:s, s:s, s:i, s:o, s:i, s:f, s:s}", "text", text, "label",
+                              cfg->labels[best], "label_id", best, "probabilities", probs,
+                              "tokens", tokens, "flops_ratio", ratio, "schedule", schedule);
+        if (pair) json_object_set_new(o, "pair", json_string(pair));
+        return o;
+    }
+    printf("%-10s", cfg->labels[best]);
+    for (int k = 0; k < cfg->num_labels; k++)
+        printf(" %s=%.4f", cfg->labels[k], prob[k]);
+    printf("  (%d tokens, %.0f%% FLOPs)  %s%s%s\n", tokens, 100 * ratio, text, pair ? " | " : "",
+           pair ? pair : "");
+    return NULL;
 }
 
 void cli_json_line(json_t *v) {

@@ -26,6 +26,14 @@ int cli_load_data(const char *path, const en_model *m, const char *text, const c
     "  --text-column A[,B]     the text column (B: the second of a pair)\n"                         \
     "  --label-column L        the label column\n"
 
+/// One classified text, the same for offline classify and classify --daemon. Text (json 0):
+/// prints "LABEL  name=p name=p  (N tokens, F% FLOPs)  TEXT[ | PAIR]" and returns NULL. JSON:
+/// returns the object {text, pair (when given), label, label_id, probabilities by name, tokens,
+/// flops_ratio, schedule} (a new reference). `logits` has cfg->num_labels entries.
+json_t *cli_prediction(const en_config *cfg, const char *text, const char *pair,
+                       const float *logits, int tokens, const double *ratios, const char *schedule,
+                       int json);
+
 /// Prints a JSON value (stolen) as one compact line on stdout and flushes: JSON Lines, for
 /// streams (tune --json's progress, watch --json).
 void cli_json_line(json_t *v);

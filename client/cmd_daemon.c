@@ -649,17 +649,8 @@ static int classify_one(const dargs *a, infer *in, const char *text) {
         fprintf(stderr, "searchctl classify: '%s': %s\n", text, en_strerror(rc));
         return 1;
     }
-    double prob[EN_MAX_LABELS];
-    int best = softmax_argmax(logits, cfg->num_labels, prob);
-    if (a->json) {
-        json_t *probs = json_object();
-        for (int k = 0; k < cfg->num_labels; k++)
-            json_object_set_new(probs, cfg->labels[k], json_real(prob[k]));
-        print_json(json_pack("{s:s, s:s, s:o, s:s}", "text", text, "label", cfg->labels[best],
-                             "probabilities", probs, "schedule", in->text));
-    } else {
-        printf("%-10s p=%.4f  %s\n", cfg->labels[best], prob[best], text);
-    }
+    json_t *o = cli_prediction(cfg, text, NULL, logits, n, in->s.ratios, in->text, a->json);
+    if (o) cli_json_line(o); // one object a line, as texts come
     fflush(stdout);
     return 0;
 }

@@ -61,24 +61,10 @@ int cmd_classify(int argc, char **argv) {
             rc = 1;
             break;
         }
-        double prob[EN_MAX_LABELS];
-        int best = softmax_argmax(logits, m->cfg.num_labels, prob);
-        double flops = en_flops_sequence(&m->cfg, n, s.ratios);
-        double ratio = flops / en_flops_sequence(&m->cfg, n, NULL);
-        if (out) {
-            json_t *probs = json_object();
-            for (int k = 0; k < m->cfg.num_labels; k++)
-                json_object_set_new(probs, m->cfg.labels[k], json_real(prob[k]));
-            json_array_append_new(out, json_pack("{s:s, s:s, s:i, s:o, s:i, s:f}", "text",
-                                                 argv[i], "label", m->cfg.labels[best], "label_id",
-                                                 best, "probabilities", probs, "tokens", n,
-                                                 "flops_ratio", ratio));
-            continue;
-        }
-        printf("%-10s", m->cfg.labels[best]);
-        for (int k = 0; k < m->cfg.num_labels; k++)
-            printf(" %s=%.4f", m->cfg.labels[k], prob[k]);
-        printf("  (%d tokens, %.0f%% FLOPs)  %s\n", n, 100 * ratio, argv[i]);
+        char text[64 + 8 * EN_MAX_LAYERS];
+        sc_schedule_format(&s, text, sizeof text);
+        json_t *o = cli_prediction(&m->cfg, argv[i], a.pair, logits, n, s.ratios, text, a.json);
+        if (out) json_array_append_new(out, o);
     }
     if (out && rc == 0)
         print_json(out); // releases it

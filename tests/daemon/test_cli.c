@@ -223,6 +223,28 @@ START_TEST(help_per_command_and_readable_bounds) {
     snprintf(cmd, sizeof cmd, "%s watch --bogus", SD_TEST_SEARCHCTL);
     ck_assert_int_ne(td_run_output(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "usage: searchctl watch [--model MODEL]"), "%s", out);
+    // classify: one output format offline and with --daemon, for the same schedule.
+    snprintf(cmd, sizeof cmd,
+             "%s classify --daemon --socket %s --model demo --max-flops 0.9 'a fine movie'",
+             SD_TEST_SEARCHCTL, t.sock);
+    char daemon_out[2048], sched[600];
+    ck_assert_int_eq(td_run_output(cmd, daemon_out, sizeof daemon_out), 0);
+    snprintf(cmd, sizeof cmd, "%s get --json --socket %s --model demo --max-flops 0.9",
+             SD_TEST_SEARCHCTL, t.sock);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    json_t *rec = json_loads(out, 0, NULL);
+    snprintf(sched, sizeof sched, "%s", json_string_value(json_object_get(rec, "schedule")));
+    json_decref(rec);
+    snprintf(cmd, sizeof cmd,
+             "%s classify --model %s --schedule %s 'a fine movie'", SD_TEST_SEARCHCTL,
+             getenv("SEARCHD_DEMO_MODEL"), sched);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(daemon_out, out) != NULL, "daemon: %s\noffline: %s", daemon_out, out);
+    snprintf(cmd, sizeof cmd, "%s classify --pair 'it is' 'is it good' 2>/dev/null",
+             SD_TEST_SEARCHCTL);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "is it good | it is"), "%s", out);
+
     snprintf(cmd, sizeof cmd, "%s --help", SD_TEST_SEARCHD);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
     ck_assert_msg(!strstr(out, "e+") && strstr(out, "64..64 MiB, default 1 MiB"), "%s", out);
