@@ -92,7 +92,7 @@ static int parse_ratios(const char *text, const char *p, int layers, sc_schedule
     for (;;) {
         p = skip_space(p);
         if (*p == '\0' || *p == ',')
-            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': ratio %d is missing", text, count);
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': layer %d's ratio is missing (layers count from 1)", text, count + 1);
         if (count == EN_MAX_LAYERS)
             return en_fail(diag, EN_ESCHEDULE, "schedule '%s': more than %d ratios", text,
                            EN_MAX_LAYERS);
@@ -100,18 +100,18 @@ static int parse_ratios(const char *text, const char *p, int layers, sc_schedule
         errno = 0;
         double r = strtod(p, &end);
         if (end == p || errno == ERANGE)
-            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': ratio %d is not a number", text,
-                           count);
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': layer %d's ratio is not a number",
+                           text, count + 1);
         // Rounded to the canonical form's 4 decimals so parse(format(s)) == s.
         r = round(r * 10000.0) / 10000.0;
         if (!(r > 0.0 && r <= 1.0))
-            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': ratio %d (%g) is outside (0, 1]",
-                           text, count, r);
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': layer %d's ratio (%g) is outside (0, 1] (layers count from 1)",
+                           text, count + 1, r);
         if (count > 0 && r > out->ratios[count - 1])
             return en_fail(diag, EN_ESCHEDULE,
-                           "schedule '%s': ratio %d (%g) is above ratio %d (%g); ratios must "
-                           "not increase from layer to layer",
-                           text, count, r, count - 1, out->ratios[count - 1]);
+                           "schedule '%s': layer %d's ratio (%g) is above layer %d's (%g); ratios "
+                           "must not increase from layer to layer (layers count from 1)",
+                           text, count + 1, r, count, out->ratios[count - 1]);
         out->ratios[count++] = r;
         p = skip_space(end);
         if (*p == ',') {
@@ -119,8 +119,8 @@ static int parse_ratios(const char *text, const char *p, int layers, sc_schedule
             continue;
         }
         if (*p == '\0') break;
-        return en_fail(diag, EN_ESCHEDULE, "schedule '%s': unexpected '%c' after ratio %d", text,
-                       *p, count - 1);
+        return en_fail(diag, EN_ESCHEDULE, "schedule '%s': unexpected '%c' after layer %d's ratio",
+                       text, *p, count);
     }
     if (layers > 0 && count != layers)
         return en_fail(diag, EN_ESCHEDULE, "schedule has %d ratios, the model has %d layers", count,

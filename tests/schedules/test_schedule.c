@@ -61,10 +61,13 @@ START_TEST(bad_schedules) {
     rejected("attn:1,0.00001", 2, "outside (0, 1]"); // rounds to 0
     rejected("attn:1,0.5", 6, "schedule has 2 ratios, the model has 6 layers");
     rejected("magic:1,0.5", 2, "unknown metric 'magic'");
-    rejected("attn:1,,0.5", 3, "ratio 1 is missing");
+    rejected("attn:1,,0.5", 3, "layer 2's ratio is missing");
     rejected("attn:1,abc", 2, "not a number");
     rejected("attn:1,0.5x", 2, "unexpected 'x'");
-    rejected("", 0, "ratio 0 is missing");
+    rejected("", 0, "layer 1's ratio is missing");
+    // Layers as a person counts them (issue 10): the first layer is layer 1, not ratio 0.
+    rejected("attn:0,0.5", 2, "layer 1's ratio (0) is outside");
+    rejected("attn:1,0.5,0.7", 3, "layer 3's ratio (0.7) is above layer 2's (0.5)");
     rejected("attn:nan", 1, "outside");
 }
 END_TEST
