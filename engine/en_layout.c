@@ -39,7 +39,7 @@ int en_checkpoint_check(const char *dir, en_diag *diag) {
                        dir, other[i].what, how);
     }
     DIR *d = opendir(dir);
-    if (!d) return en_fail(diag, -errno, "%s: cannot read the model folder: %s", dir, strerror(errno));
+    if (!d) return 0; // no folder: the loader names the file it misses (DIR/config.json)
     char list[400] = "";
     int n = 0;
     for (struct dirent *e; (e = readdir(d));) {

@@ -6,6 +6,7 @@
 
 #include "en_error.h"
 
-/// 0 when `dir` holds model.safetensors; else EN_EFORMAT (weights in a form not read), -ENOENT
-/// (no weights; the message lists the folder's files) or -errno (the folder cannot be read).
+/// 0 when `dir` holds model.safetensors (or cannot be opened: en_model_load() then names the
+/// missing file); else EN_EFORMAT (weights in a form not read) or -ENOENT (no weights; the
+/// message lists the folder's files).
 int en_checkpoint_check(const char *dir, en_diag *diag);
