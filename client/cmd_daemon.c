@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "client/cli_plot.h"
 #include "client/cli_util.h"
 #include "client/offline_args.h"
 #include "client/sdc.h"
@@ -24,7 +25,8 @@ typedef struct dargs {
     const char *socket, *connect;
     const char *model, *path, *data, *holdout, *name;
     const char *max_drop, *max_flops, *max_latency, *minimize;
-    int json, force, replace, watch, no_wait, help;
+    const char *svg; // frontier --svg FILE
+    int json, force, replace, watch, no_wait, help, csv;
     int timeout_ms;
     int count; // watch / classify --watch: stop after this many notifications (0: never)
     int rest;  // first positional argument
@@ -62,7 +64,10 @@ static const struct {
      "the cheapest schedule whose accuracy drop's 95% bound is under --max-drop (1% or 0.01),\n"
      "or the most accurate within --max-flops / --max-latency; with the unpruned latency and\n"
      "the speed-up"},
-    {"frontier", "frontier --model MODEL", "every schedule kept, cheapest first, after the unpruned row"},
+    {"frontier", "frontier --model MODEL [--csv] [--svg FILE] [--max-drop 1% | ...]",
+     "every schedule kept, cheapest first, after the unpruned row; --csv: as CSV; --svg FILE: a\n"
+     "picture of accuracy drop (with its bound) against latency and FLOPs, the schedule the\n"
+     "budget picks (when one is given) marked"},
     {"watch", "watch [--model MODEL] [--count N]",
      "prints schedule.updated as it comes (every model, those added later too, without --model)"},
     {"retune", "retune [--model MODEL] [--force]", "re-checks the hardware now"},
@@ -113,6 +118,8 @@ static int parse(int argc, char **argv, dargs *a) {
             a->watch = 1;
         else if (strcmp(o, "--no-wait") == 0)
             a->no_wait = 1;
+        else if (strcmp(o, "--csv") == 0)
+            a->csv = 1;
         else if (strcmp(o, "--daemon") == 0)
             ;
         else if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0)
@@ -145,6 +152,7 @@ static int parse(int argc, char **argv, dargs *a) {
                 {"--max-flops", offsetof(dargs, max_flops)},
                 {"--max-latency", offsetof(dargs, max_latency)},
                 {"--minimize", offsetof(dargs, minimize)},
+                {"--svg", offsetof(dargs, svg)},
             };
             for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !str; k++)
                 if (strcmp(o, opts[k].name) == 0)
@@ -484,6 +492,44 @@ static int do_get(sdc_client *c, const dargs *a, const char *model) {
     return rc;
 }
 
+/* frontier --csv / --svg FILE: the records as points, the budget's pick (if asked) marked. */
+static int frontier_files(sdc_client *c, const dargs *a, const char *model,
+                          const msgpack_object *recs) {
+    int n = (int)recs->via.array.size, rc = 0;
+    cli_point *p = calloc((size_t)n, sizeof *p);
+    char(*names)[600] = calloc((size_t)n, sizeof *names);
+    char chosen[600] = "";
+    sdc_arg args[6] = {SDC_ARG_STR("model", model)};
+    int nb = budget_args(a, args + 1);
+    if (!p || !names) rc = 1;
+    if (rc == 0 && nb > (a->minimize ? 1 : 0)) {
+        sdc_reply r;
+        if (call(c, a, "schedule.get", args, 1 + nb, &r) == 0) str(r.result, "schedule", chosen, sizeof chosen);
+        sdc_reply_free(&r);
+    }
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const msgpack_object *e = &recs->via.array.ptr[i];
+        p[i] = (cli_point){.schedule = str(e, "schedule", names[i], sizeof names[i]),
+                           .flops_ratio = num(e, "flops_ratio"),
+                           .latency_ms = num(e, "latency_ms"),
+                           .accuracy = num(e, "accuracy"),
+                           .drop = num(e, "drop"),
+                           .drop_upper = num(e, "drop_upper")};
+        p[i].chosen = chosen[0] && strcmp(chosen, names[i]) == 0;
+    }
+    if (rc == 0 && a->csv) cli_plot_csv(stdout, p, n);
+    if (rc == 0 && a->svg) {
+        char title[300];
+        snprintf(title, sizeof title, "frontier of %s", model);
+        int w = cli_plot_svg(a->svg, p, n, title);
+        if (w != 0) fprintf(stderr, "searchctl frontier: %s: %s\n", a->svg, strerror(-w));
+        rc = w != 0;
+    }
+    free(p);
+    free(names);
+    return rc;
+}
+
 static int do_frontier(sdc_client *c, const dargs *a, const char *model) {
     sdc_arg args[1] = {SDC_ARG_STR("model", model)};
     sdc_reply r;
@@ -494,6 +540,8 @@ static int do_frontier(sdc_client *c, const dargs *a, const char *model) {
                 "tune --daemon --model %s\n",
                 model, model);
         rc = 1;
+    } else if (rc == 0 && (a->csv || a->svg)) {
+        rc = frontier_files(c, a, model, r.result);
     } else if (rc == 0 && a->json) {
         print_reply_json(r.result);
     } else if (rc == 0) {

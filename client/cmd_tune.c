@@ -1,11 +1,13 @@
 /* searchctl tune: an offline schedule search (no daemon), right after fine-tuning. Calibrates
  * the latency model, searches, prints the frontier with predicted and measured latency, the
  * simple families it beats, and the schedule that answers the budget. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/cli_plot.h"
 #include "client/cli_util.h"
 #include "client/offline_args.h"
 #include "client/searchctl.h"
@@ -16,6 +18,7 @@
 typedef struct tune_args {
     const char *model, *data, *holdout;
     const char *text_column, *label_column; // --text-column A[,B], --label-column L
+    const char *svg;                        // --svg FILE: the frontier as a picture
     sc_query budget;
     uint64_t seed;
     int threads, json, generations, children, latency_examples, cache_mb;
@@ -23,6 +26,8 @@ typedef struct tune_args {
 } tune_args;
 
 static int parse(int argc, char **argv, tune_args *a);
+static int write_svg(const tune_args *a, const sc_frontier *front, const sc_frontier *fam,
+                     const sc_record *chosen);
 static void usage(FILE *to);
 static void on_progress(void *ud, const sc_progress *p);
 static int measure(const en_model *m, const en_dataset *d, int count, const sc_frontier *f,
@@ -87,6 +92,7 @@ int cmd_tune(int argc, char **argv) {
     if (q.max_drop < 0 && q.max_flops < 0 && q.max_latency_ms < 0) q.max_drop = 0.01;
     const sc_record *chosen = NULL, *closest = NULL;
     rc = sc_frontier_pick(&front, &q, &chosen, &closest, &diag);
+    int svg_failed = a.svg && write_svg(&a, &front, &fam, chosen) != 0;
     if (a.json) {
         json_t *root = json_object();
         char hw[512];
@@ -131,7 +137,7 @@ int cmd_tune(int argc, char **argv) {
         print_text(&a, &lm, &front, &fam, predicted, measured, median_err, &st, chosen);
         if (!chosen) fprintf(stderr, "searchctl tune: %s\n", diag.msg);
     }
-    status = chosen ? 0 : 1;
+    status = chosen && !svg_failed ? 0 : 1;
 done:
     free(measured);
     free(predicted);
@@ -141,6 +147,30 @@ done:
     en_dataset_free(data);
     en_model_free(m);
     return status;
+}
+
+/* --svg FILE: the searched frontier and the simple families, the chosen schedule marked. */
+static int write_svg(const tune_args *a, const sc_frontier *front, const sc_frontier *fam,
+                     const sc_record *chosen) {
+    int n = front->count + fam->count;
+    cli_point *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
+    char(*names)[16 + 8 * EN_MAX_LAYERS] = calloc((size_t)(n > 0 ? n : 1), sizeof *names);
+    int rc = p && names ? 0 : -ENOMEM;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const sc_record *r = i < front->count ? &front->rec[i] : &fam->rec[i - front->count];
+        sc_schedule_format(&r->schedule, names[i], sizeof names[i]);
+        p[i] = (cli_point){.schedule = names[i], .flops_ratio = r->flops_ratio,
+                           .latency_ms = r->latency_ms, .accuracy = r->accuracy, .drop = r->drop,
+                           .drop_upper = r->drop_upper, .family = i >= front->count,
+                           .chosen = r == chosen};
+    }
+    char title[600];
+    snprintf(title, sizeof title, "frontier of %s on %s", a->model, a->data);
+    if (rc == 0) rc = cli_plot_svg(a->svg, p, n, title);
+    if (rc != 0) fprintf(stderr, "searchctl tune: %s: %s\n", a->svg, strerror(-rc));
+    free(p);
+    free(names);
+    return rc;
 }
 
 static int parse(int argc, char **argv, tune_args *a) {
@@ -174,6 +204,8 @@ static int parse(int argc, char **argv, tune_args *a) {
             a->data = v;
         } else if (strcmp(o, "--holdout") == 0) {
             a->holdout = v;
+        } else if (strcmp(o, "--svg") == 0) {
+            a->svg = v;
         } else if (strcmp(o, "--text-column") == 0) {
             a->text_column = v;
         } else if (strcmp(o, "--label-column") == 0) {
@@ -253,7 +285,10 @@ static void usage(FILE *to) {
           "                          256; 0: none)\n"
           "  --latency-examples N    examples timed per frontier schedule to check the latency\n"
           "                          model (default 300; 0 skips)\n"
-          "  --calibrate-seconds S   latency calibration time (default 3)\n" CLI_DATA_HELP,
+          "  --calibrate-seconds S   latency calibration time (default 3)\n"
+          "  --svg FILE              the frontier as a picture: accuracy drop (95% bound) against\n"
+          "                          latency and FLOPs, the families beside, the choice marked\n"
+          CLI_DATA_HELP,
           to);
 }
 

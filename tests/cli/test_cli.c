@@ -280,12 +280,31 @@ START_TEST(tune_json_has_frontier_and_choice) {
     snprintf(cmd, sizeof cmd, "head -n 301 %s/data/sst2/test.tsv > %s", shared(), data);
     ck_assert_int_eq(system(cmd), 0);
     char *out;
-    int rc = run(&out, "tune --data %s --max-drop 0.05 --threads 2 --json", data);
+    char svg[64];
+    snprintf(svg, sizeof svg, "/tmp/searchctl-tune-%d.svg", (int)getpid());
+    int rc = run(&out, "tune --data %s --max-drop 0.05 --threads 2 --json --svg %s", data, svg);
     unlink(data);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, stderr_text());
     json_t *j = parse(out);
     json_t *frontier = json_object_get(j, "frontier"), *chosen = json_object_get(j, "chosen");
     ck_assert_int_gt(json_array_size(frontier), 1);
+    // Issue 10 item 10: the picture has each frontier point (twice: latency and FLOPs panels),
+    // the families, and one ring (per panel) on the chosen schedule.
+    char *pic;
+    snprintf(cmd, sizeof cmd, "--help >/dev/null; cat %s", svg);
+    ck_assert_int_eq(run(&pic, "%s", cmd), 0);
+    int circles = 0, rings = 0, squares = 0;
+    for (const char *q = pic; (q = strstr(q, "class='")); q++) {
+        circles += strncmp(q, "class='frontier'", 16) == 0;
+        rings += strncmp(q, "class='chosen'", 14) == 0;
+        squares += strncmp(q, "class='family'", 14) == 0;
+    }
+    ck_assert_int_eq(circles, 2 * (int)json_array_size(frontier));
+    ck_assert_int_eq(squares, 2 * (int)json_array_size(json_object_get(j, "families")));
+    ck_assert_int_eq(rings, 2);
+    ck_assert_ptr_nonnull(strstr(pic, "<svg"));
+    free(pic);
+    unlink(svg);
     static const char *keys[] = {"schedule", "accuracy", "drop", "drop_upper", "flops_ratio",
                                  "latency_ms"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)

@@ -202,6 +202,22 @@ START_TEST(answers_that_cannot_be_misread) {
                   "%s", out);
     json_decref(rec);
 
+    // Item 10: frontier --csv and --svg, the budget's pick marked.
+    snprintf(cmd, sizeof cmd, "%s frontier --socket %s --model demo --csv --max-flops 0.9",
+             SD_TEST_SEARCHCTL, t.sock);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    ck_assert_msg(strncmp(out, "schedule,kind,chosen,flops_ratio,", 33) == 0 &&
+                      strstr(out, ",frontier,1,"),
+                  "%s", out);
+    char svgp[400];
+    snprintf(svgp, sizeof svgp, "%s/frontier.svg", t.dir);
+    snprintf(cmd, sizeof cmd, "%s frontier --socket %s --model demo --svg %s --max-flops 0.9",
+             SD_TEST_SEARCHCTL, t.sock, svgp);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "grep -c \"class='chosen'\" %s", svgp);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    ck_assert_int_eq(atoi(out), 2); // one ring in each panel
+
     // status: figures for people (4 significant digits), not 0.123456789.
     snprintf(cmd, sizeof cmd, "%s status --socket %s 1", SD_TEST_SEARCHCTL, t.sock);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
