@@ -166,10 +166,15 @@ class ServiceTest(unittest.TestCase):
         return json.loads(line)
 
     def test_example_service(self):
+        self.run_service([sys.executable, os.path.join(SOURCE, "examples", "classify_service.py")])
+
+    def test_example_service_in_c(self):
+        # examples/classify_service.c: the client library and libsdpy, the same answers.
+        self.run_service([os.environ["SD_TEST_EXAMPLE_C"]])
+
+    def run_service(self, argv):
         env = dict(os.environ, PYTHONFAULTHANDLER="1")
-        proc = subprocess.Popen([sys.executable, os.path.join(SOURCE, "examples",
-                                                              "classify_service.py"),
-                                 "--socket", D.sock, "--model", "demo", "--max-drop", "1%"],
+        proc = subprocess.Popen(argv + ["--socket", D.sock, "--model", "demo", "--max-drop", "1%"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env)
         try:
@@ -255,6 +260,21 @@ class ModelTest(unittest.TestCase):
         with self.assertRaises(ValueError) as e:
             m.classify(["x"], schedule="attn:1,0.5")
         self.assertIn("layers", str(e.exception))
+
+
+class DocsTest(unittest.TestCase):
+    def test_schedule_is_documented(self):
+        # Issue 10 item 3: the schedule's meaning lives in the repository (docs/schedule.md).
+        with open(os.path.join(SOURCE, "docs", "schedule.md")) as f:
+            doc = f.read()
+        for word in ("attn", "power", "cls", "context", "drop_upper", "(0, 1]", "[CLS]",
+                     "WIDTH-AND-PRECISION"):
+            self.assertIn(word, doc)
+        # Its example: 25 tokens under attn:1,0.7,0.5,0.3 keep 25, 18, 13 and 8 rows.
+        self.assertIn("attn:1,0.7,0.5,0.3", doc)
+        self.assertEqual([max(1, int(r * 25 + 0.5)) for r in (1, 0.7, 0.5, 0.3)], [25, 18, 13, 8])
+        self.assertIn("keeps 18, 13 and 8", doc)
+        searchctl("classify", "--model", DEMO, "--schedule", "attn:1,0.7,0.5,0.3", "a text")
 
 
 if __name__ == "__main__":
