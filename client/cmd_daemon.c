@@ -25,7 +25,8 @@ typedef struct dargs {
     const char *socket, *connect;
     const char *model, *path, *data, *holdout, *name;
     const char *max_drop, *max_flops, *max_latency, *minimize;
-    const char *svg; // frontier --svg FILE
+    const char *svg;      // frontier --svg FILE
+    const char *frontier; // add --frontier FILE: an offline tune --json result
     int json, force, replace, watch, no_wait, help, csv;
     int timeout_ms;
     int count; // watch / classify --watch: stop after this many notifications (0: never)
@@ -51,8 +52,11 @@ static const struct {
     {"ping", "ping", "is searchd there?"},
     {"info", "info", "version, hardware, jobs, registered models"},
     {"models", "models", "the registered models"},
-    {"add", "add --path DIR --data FILE [--holdout FILE] [--name NAME [--replace]]",
-     "registers a model folder with its labelled data (TSV, CSV, JSON Lines)"},
+    {"add", "add --path DIR --data FILE [--holdout FILE] [--name NAME [--replace]]\n"
+            "    [--frontier FILE]",
+     "registers a model folder with its labelled data (TSV, CSV, JSON Lines); --frontier FILE\n"
+     "imports the frontier of an offline 'searchctl tune --json' of the same weights instead of\n"
+     "searching again"},
     {"remove", "remove MODEL", "forgets a model, its jobs and its schedules"},
     {"tune", "tune --daemon --model MODEL [--max-drop 1% | --max-flops 0.5 | --max-latency MS]\n"
              "     [--no-wait]",
@@ -153,6 +157,7 @@ static int parse(int argc, char **argv, dargs *a) {
                 {"--max-latency", offsetof(dargs, max_latency)},
                 {"--minimize", offsetof(dargs, minimize)},
                 {"--svg", offsetof(dargs, svg)},
+                {"--frontier", offsetof(dargs, frontier)},
             };
             for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !str; k++)
                 if (strcmp(o, opts[k].name) == 0)
@@ -321,13 +326,14 @@ static int do_add(sdc_client *c, const dargs *a, int argc, char **argv) {
         fputs("searchctl add: needs --path DIR and --data FILE\n", stderr);
         return 2;
     }
-    char p1[PATH_MAX], p2[PATH_MAX], p3[PATH_MAX];
-    sdc_arg args[5] = {SDC_ARG_STR("path", absolute(path, p1)),
+    char p1[PATH_MAX], p2[PATH_MAX], p3[PATH_MAX], p4[PATH_MAX];
+    sdc_arg args[6] = {SDC_ARG_STR("path", absolute(path, p1)),
                        SDC_ARG_STR("data", absolute(a->data, p2))};
     int n = 2;
     if (a->holdout) args[n++] = SDC_ARG_STR("holdout", absolute(a->holdout, p3));
     if (a->name) args[n++] = SDC_ARG_STR("name", a->name);
     if (a->replace) args[n++] = SDC_ARG_BOOL("replace", 1);
+    if (a->frontier) args[n++] = SDC_ARG_STR("frontier", absolute(a->frontier, p4));
     sdc_reply r;
     dargs slow = *a;
     slow.timeout_ms = a->timeout_ms > 300000 ? a->timeout_ms : 300000; // load + calibration

@@ -98,6 +98,9 @@ int cmd_tune(int argc, char **argv) {
         char hw[512];
         sc_hw_format(&lm.hw, hw, sizeof hw);
         json_object_set_new(root, "hardware", json_string(hw));
+        char wh[24]; // which weights: searchd's model.add frontier import checks it
+        snprintf(wh, sizeof wh, "%016llx", (unsigned long long)m->weights_hash);
+        json_object_set_new(root, "weights_hash", json_string(wh));
         json_t *arr = json_array();
         for (int i = 0; i < front.count; i++)
             json_array_append_new(arr, record_json(&front.rec[i], predicted[i], measured[i]));

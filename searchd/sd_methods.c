@@ -152,19 +152,21 @@ static int get_bool(sd_call *k, const char *key, int *out) {
 }
 
 static int m_model_add(sd_call *k) {
-    char path[1024], data[1024], holdout[1024] = "", name[128] = "";
+    char path[1024], data[1024], holdout[1024] = "", name[128] = "", frontier[1024] = "";
     sp_diag dg;
     int rc, replace;
     if ((rc = sp_get_str(k->args, "path", 1, path, sizeof path, &dg)) < 0 ||
         (rc = sp_get_str(k->args, "data", 1, data, sizeof data, &dg)) < 0 ||
         (rc = sp_get_str(k->args, "holdout", 0, holdout, sizeof holdout, &dg)) < 0 ||
-        (rc = sp_get_str(k->args, "name", 0, name, sizeof name, &dg)) < 0)
+        (rc = sp_get_str(k->args, "name", 0, name, sizeof name, &dg)) < 0 ||
+        (rc = sp_get_str(k->args, "frontier", 0, frontier, sizeof frontier, &dg)) < 0)
         return sp_err(k, rc, &dg);
     if ((rc = get_bool(k, "replace", &replace))) return rc;
-    if (path[0] != '/' || data[0] != '/' || (holdout[0] && holdout[0] != '/'))
+    if (path[0] != '/' || data[0] != '/' || (holdout[0] && holdout[0] != '/') ||
+        (frontier[0] && frontier[0] != '/'))
         return en_fail(&k->diag, SP_EPARAMS,
-                       "path, data and holdout must be absolute: searchd's working directory is "
-                       "not yours");
+                       "path, data, holdout and frontier must be absolute: searchd's working "
+                       "directory is not yours");
     // A name is looked up like an id (model.remove NAME): it must never be mistaken for one.
     if (strlen(name) == 16 && strspn(name, "0123456789abcdef") == 16)
         return en_fail(&k->diag, SP_EPARAMS,
@@ -178,7 +180,8 @@ static int m_model_add(sd_call *k) {
                        "of that model",
                        name, holder->id, holder->path);
     k->c->owed++; // before: a task may answer at once
-    rc = sd_task_add_model(k->d, path, data, holdout, name, replace, k->c->id, k->msgid, &k->diag);
+    rc = sd_task_add_model(k->d, path, data, holdout, name, replace, frontier, k->c->id, k->msgid,
+                           &k->diag);
     if (rc < 0) k->c->owed--;
     return rc < 0 ? rc : SD_DEFER;
 }
@@ -383,7 +386,7 @@ static int m_retune(sd_call *k) {
 static const sd_method methods[] = {
     {"ping", m_ping, ARGS(NULL), "loop"},
     {"info", m_info, ARGS(NULL), "loop"},
-    {"model.add", m_model_add, ARGS("path", "data", "holdout", "name", "replace"), "pool"},
+    {"model.add", m_model_add, ARGS("path", "data", "holdout", "name", "replace", "frontier"), "pool"},
     {"model.list", m_model_list, ARGS(NULL), "loop"},
     {"model.remove", m_model_remove, ARGS("model"), "loop"},
     {"tune", m_tune, ARGS("model", BUDGET), "pool"},

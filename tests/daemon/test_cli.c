@@ -267,6 +267,41 @@ START_TEST(help_per_command_and_readable_bounds) {
 }
 END_TEST
 
+/* Issue 10 item 10: an offline `tune --json` result imported with `add --frontier FILE`: the
+ * daemon serves its schedules without searching; another model's file is refused. */
+START_TEST(offline_frontier_imported) {
+    char tj[400], cmd[2400], out[16384];
+    snprintf(tj, sizeof tj, "%s/tune.json", t.dir);
+    snprintf(cmd, sizeof cmd,
+             "%s tune --model %s --data %s --max-flops 0.9 --generations 2 --latency-examples 0 "
+             "--calibrate-seconds 0.3 --json >%s 2>/dev/null",
+             SD_TEST_SEARCHCTL, getenv("SEARCHD_DEMO_MODEL"), td_data, tj);
+    ck_assert_int_eq(system(cmd), 0);
+    json_t *offline = json_load_file(tj, 0, NULL);
+    ck_assert_ptr_nonnull(offline);
+    snprintf(cmd, sizeof cmd, "%s add --socket %s --path %s --data %s --name demo --frontier %s",
+             SD_TEST_SEARCHCTL, t.sock, getenv("SEARCHD_DEMO_MODEL"), td_data, tj);
+    ck_assert_msg(td_run_output(cmd, out, sizeof out) == 0, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s frontier --json --socket %s --model demo 2>/dev/null",
+             SD_TEST_SEARCHCTL, t.sock);
+    ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
+    json_t *served = json_loads(out, 0, NULL), *front = json_object_get(offline, "frontier");
+    ck_assert_int_eq(json_array_size(served), json_array_size(front));
+    for (size_t i = 0; i < json_array_size(front); i++)
+        ck_assert_str_eq(json_string_value(json_object_get(json_array_get(served, i), "schedule")),
+                         json_string_value(json_object_get(json_array_get(front, i), "schedule")));
+    json_decref(served);
+    // Another model's result: refused, naming both hashes.
+    json_object_set_new(offline, "weights_hash", json_string("0000000000000001"));
+    ck_assert_int_eq(json_dump_file(offline, tj, 0), 0);
+    json_decref(offline);
+    snprintf(cmd, sizeof cmd, "%s add --socket %s --path %s --data %s --name demo --frontier %s",
+             SD_TEST_SEARCHCTL, t.sock, getenv("SEARCHD_DEMO_MODEL"), td_data, tj);
+    ck_assert_int_ne(td_run_output(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "other weights (0000000000000001)"), "%s", out);
+}
+END_TEST
+
 Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
@@ -275,6 +310,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, tune_quiet_off_a_terminal);
     tcase_add_test(tc, answers_that_cannot_be_misread);
     tcase_add_test(tc, help_per_command_and_readable_bounds);
+    tcase_add_test(tc, offline_frontier_imported);
     suite_add_tcase(s, tc);
     return s;
 }
