@@ -19,11 +19,14 @@ run_suite() { # build dir, meson options...
   meson test -C "$dir" --print-errorlogs --num-processes 2 | tee "$out"
   rc=${PIPESTATUS[0]}
   set -e
-  # Each Check case counts ("Checks: N, Failures: F, Errors: E" in the log); each fuzz corpus
-  # program counts as one
-  local log="$dir/meson-logs/testlog.txt" checks bad fuzz_ok fuzz_bad
+  # Each Check case counts ("Checks: N, Failures: F, Errors: E" in the log), and each Python
+  # test case ("python: N passed, F failed", tests/python); each fuzz corpus program counts as one
+  local log="$dir/meson-logs/testlog.txt" checks bad py_ok py_bad fuzz_ok fuzz_bad
   checks=$(grep -ho 'Checks: [0-9]*' "$log" | awk '{s += $2} END {print s + 0}')
   bad=$(grep -ho 'Failures: [0-9]*, Errors: [0-9]*' "$log" | tr -d , | awk '{s += $2 + $4} END {print s + 0}')
+  py_ok=$(grep -ho '^python: [0-9]* passed' "$log" | awk '{s += $2} END {print s + 0}')
+  py_bad=$(grep -ho '^python: [0-9]* passed, [0-9]* failed' "$log" | awk '{s += $4} END {print s + 0}')
+  checks=$((checks + py_ok + py_bad)); bad=$((bad + py_bad))
   fuzz_ok=$(grep -c 'fuzz-corpus-[a-z]* *OK' "$out" || true)
   fuzz_bad=$(grep 'fuzz-corpus-' "$out" | grep -vc ' OK ' || true)
   passed=$((passed + checks - bad + fuzz_ok))

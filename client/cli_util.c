@@ -1,5 +1,10 @@
 #include "client/cli_util.h"
 
+#include "client/offline_args.h"
+#include "client/sdc.h"
+#include "engine/en_flops.h"
+#include "engine/en_layout.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +16,8 @@ static int g_len;   // its length, to blank out on terminals without escape code
 
 int cli_load_model(const char *dir, en_model **m) {
     en_diag diag = {{0}};
-    int rc = en_model_load(dir, m, &diag);
+    int rc = en_checkpoint_check(dir, &diag); // what the folder holds, first
+    if (rc == 0) rc = en_model_load(dir, m, &diag);
     if (rc != 0) {
         fprintf(stderr, "searchctl: %s\n", diag.msg[0] ? diag.msg : en_strerror(rc));
         return 1;
@@ -19,9 +25,19 @@ int cli_load_model(const char *dir, en_model **m) {
     return 0;
 }
 
-int cli_load_data(const char *path, const en_model *m, en_dataset **d) {
+int cli_load_data(const char *path, const en_model *m, const char *text, const char *label,
+                  en_dataset **d) {
     en_diag diag = {{0}};
-    int rc = en_dataset_load(path, m, d, &diag);
+    char a[256] = "";
+    en_dataset_opts o = {.label_column = label};
+    if (text) { // "A" or "A,B"
+        snprintf(a, sizeof a, "%s", text);
+        char *comma = strchr(a, ',');
+        if (comma) *comma = '\0';
+        o.text_column = a;
+        o.pair_column = comma ? comma + 1 : NULL;
+    }
+    int rc = en_dataset_load_opts(path, m, &o, d, &diag);
     if (rc != 0) {
         fprintf(stderr, "searchctl: %s\n", diag.msg[0] ? diag.msg : en_strerror(rc));
         return 1;
@@ -29,17 +45,43 @@ int cli_load_data(const char *path, const en_model *m, en_dataset **d) {
     return 0;
 }
 
-int cli_parse_share(const char *text, double *out) {
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text) return -1;
-    if (*end == '%') {
-        v /= 100;
-        end++;
+json_t *cli_prediction(const en_config *cfg, const char *text, const char *pair,
+                       const float *logits, int tokens, const sc_schedule *s,
+                       const char *schedule, int json) {
+    double prob[EN_MAX_LABELS];
+    int best = softmax_argmax(logits, cfg->num_labels, prob);
+    double ratio = sc_schedule_flops(cfg, s, tokens) / en_flops_sequence(cfg, tokens, NULL);
+    if (json) {
+        json_t *probs = json_object();
+        for (int k = 0; k < cfg->num_labels; k++)
+            json_object_set_new(probs, cfg->labels[k], json_real(prob[k]));
+        json_t *o = json_pack("{s:s, s:s, s:i, s:o, s:i, s:f, s:s}", "text", text, "label",
+                              cfg->labels[best], "label_id", best, "probabilities", probs,
+                              "tokens", tokens, "flops_ratio", ratio, "schedule", schedule);
+        if (pair) json_object_set_new(o, "pair", json_string(pair));
+        return o;
     }
-    if (*end != '\0' || !(v >= 0)) return -1;
-    *out = v;
-    return 0;
+    printf("%-10s", cfg->labels[best]);
+    for (int k = 0; k < cfg->num_labels; k++)
+        printf(" %s=%.4f", cfg->labels[k], prob[k]);
+    printf("  (%d tokens, %.0f%% FLOPs)  %s%s%s\n", tokens, 100 * ratio, text, pair ? " | " : "",
+           pair ? pair : "");
+    return NULL;
+}
+
+void cli_json_line(json_t *v) {
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12));
+    if (text) printf("%s\n", text);
+    fflush(stdout);
+    free(text);
+    json_decref(v);
+}
+
+int cli_parse_share(const char *opt, const char *text, double *out) {
+    sp_diag dg = {{0}};
+    if (sdc_parse_share(text, opt, strcmp(opt, "--max-drop") == 0, out, &dg) == 0) return 0;
+    fprintf(stderr, "searchctl: %s\n", dg.msg);
+    return -1;
 }
 
 /* Drawn on stderr only when it is a terminal: one line redrawn in place with \r, cut to the

@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "client/cli_plot.h"
 #include "client/cli_util.h"
 #include "client/offline_args.h"
 #include "client/sdc.h"
@@ -25,7 +26,9 @@ typedef struct dargs {
     const char *socket, *connect;
     const char *model, *path, *data, *holdout, *name;
     const char *max_drop, *max_flops, *max_latency, *minimize;
-    int json, force, replace, watch, no_wait, help, width, int8;
+    const char *svg;      // frontier --svg FILE
+    const char *frontier; // add --frontier FILE: an offline tune --json result
+    int json, force, replace, watch, no_wait, help, csv, width, int8;
     int timeout_ms;
     int count; // watch / classify --watch: stop after this many notifications (0: never)
     int rest;  // first positional argument
@@ -42,30 +45,61 @@ int cmd_is_daemon(const char *name) {
     return 0;
 }
 
+/* One row per command: its name, its synopsis and what it does. `searchctl CMD --help` prints
+ * its own row; an error prints every row. */
+static const struct {
+    const char *name, *synopsis, *what;
+} command_help[] = {
+    {"ping", "ping", "is searchd there?"},
+    {"info", "info", "version, hardware, jobs, registered models"},
+    {"models", "models", "the registered models"},
+    {"add", "add --path DIR --data FILE [--holdout FILE] [--name NAME [--replace]]\n"
+            "    [--frontier FILE]",
+     "registers a model folder with its labelled data (TSV, CSV, JSON Lines); --frontier FILE\n"
+     "imports the frontier of an offline 'searchctl tune --json' of the same weights instead of\n"
+     "searching again"},
+    {"remove", "remove MODEL", "forgets a model, its jobs and its schedules"},
+    {"tune", "tune --daemon --model MODEL [--max-drop 1% | --max-flops 0.5 | --max-latency MS]\n"
+             "     [--width] [--int8] [--no-wait]",
+     "searches schedules in searchd; a progress bar until the job is done (--json: JSON Lines);\n"
+     "--width also searches heads and FFN neurons, --int8 each layer's precision"},
+    {"status", "status JOB", "a job's state and progress"},
+    {"cancel", "cancel JOB", "stops a job"},
+    {"get", "get --model MODEL (--max-drop 1% | --max-flops 0.5 | --max-latency MS)\n"
+            "    [--minimize latency|flops]",
+     "the cheapest schedule whose accuracy drop's 95% bound is under --max-drop (1% or 0.01),\n"
+     "or the most accurate within --max-flops / --max-latency; with the unpruned latency and\n"
+     "the speed-up"},
+    {"frontier", "frontier --model MODEL [--csv] [--svg FILE] [--max-drop 1% | ...]",
+     "every schedule kept, cheapest first, after the unpruned row; --csv: as CSV; --svg FILE: a\n"
+     "picture of accuracy drop (with its bound) against latency and FLOPs, the schedule the\n"
+     "budget picks (when one is given) marked"},
+    {"watch", "watch [--model MODEL] [--count N]",
+     "prints schedule.updated as it comes (every model, those added later too, without --model)"},
+    {"retune", "retune [--model MODEL] [--force]", "re-checks the hardware now"},
+    {"profile", "profile --model MODEL", "the latency model and its fingerprint"},
+    {"classify", "classify --daemon --model MODEL [budget] [--watch [--count N]] [TEXT...]",
+     "classifies here with the schedule searchd gives for the budget (default --max-drop 1%);\n"
+     "no TEXT: one text per line of stdin, picking up new schedules as notified"},
+};
+
 static void usage(const char *cmd, FILE *to) {
-    fprintf(to,
-            "usage: searchctl %s [--socket PATH | --connect HOST:PORT] [--json] [--timeout MS]\n",
-            cmd);
-    fputs("  ping                                 is searchd there?\n"
-          "  info | models                        version, hardware, registered models\n"
-          "  add --path DIR --data FILE [--holdout FILE] [--name NAME [--replace]]\n"
-          "  remove MODEL\n"
-          "  tune --daemon --model MODEL [--max-drop 1% | --max-flops 0.5 | --max-latency MS]\n"
-          "       [--width] [--int8] [--no-wait]  progress bar until the job is done; --width\n"
-          "                                       also searches heads and FFN neurons, --int8\n"
-          "                                       each layer's precision\n"
-          "  status JOB | cancel JOB\n"
-          "  get --model MODEL (--max-drop 1% | --max-flops 0.5 | --max-latency MS)\n"
-          "      [--minimize latency|flops]\n"
-          "  frontier --model MODEL\n"
-          "  watch [--model MODEL] [--count N]   print schedule.updated as it comes\n"
-          "  retune [--model MODEL] [--force]\n"
-          "  profile --model MODEL                the latency model and its fingerprint\n"
-          "  classify --daemon --model MODEL [budget] [--watch [--count N]] [TEXT...]\n"
-          "       (no TEXT: one text per line of stdin; picks up new schedules as notified)\n"
-          "MODEL is a model id or the name given to add. The default socket is\n"
-          "$XDG_RUNTIME_DIR/searchd.sock, else /tmp/searchd-$UID.sock.\n",
-          to);
+    for (size_t i = 0; i < sizeof command_help / sizeof command_help[0]; i++) {
+        if (strcmp(command_help[i].name, cmd) != 0) continue;
+        fprintf(to, "usage: searchctl %s\n%s\n", command_help[i].synopsis, command_help[i].what);
+        fputs("  --socket PATH | --connect HOST:PORT   where searchd listens (default socket:\n"
+              "                          $XDG_RUNTIME_DIR/searchd.sock, else /tmp/searchd-$UID.sock)\n"
+              "  --json                  the daemon's reply as JSON\n"
+              "  --timeout MS            per call (default 30000)\n"
+              "MODEL is a model id or the name given to add.\n",
+              to);
+        return;
+    }
+    fprintf(to, "usage: searchctl COMMAND [--socket PATH | --connect HOST:PORT] [--json] "
+                "[--timeout MS]\n");
+    for (size_t i = 0; i < sizeof command_help / sizeof command_help[0]; i++)
+        fprintf(to, "  %s\n", command_help[i].synopsis);
+    fputs("'searchctl COMMAND --help' shows one command's options.\n", to);
 }
 
 static int parse(int argc, char **argv, dargs *a) {
@@ -90,6 +124,8 @@ static int parse(int argc, char **argv, dargs *a) {
             a->watch = 1;
         else if (strcmp(o, "--no-wait") == 0)
             a->no_wait = 1;
+        else if (strcmp(o, "--csv") == 0)
+            a->csv = 1;
         else if (strcmp(o, "--width") == 0)
             a->width = 1;
         else if (strcmp(o, "--int8") == 0)
@@ -126,6 +162,8 @@ static int parse(int argc, char **argv, dargs *a) {
                 {"--max-flops", offsetof(dargs, max_flops)},
                 {"--max-latency", offsetof(dargs, max_latency)},
                 {"--minimize", offsetof(dargs, minimize)},
+                {"--svg", offsetof(dargs, svg)},
+                {"--frontier", offsetof(dargs, frontier)},
             };
             for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !str; k++)
                 if (strcmp(o, opts[k].name) == 0)
@@ -194,17 +232,11 @@ static int budget_args(const dargs *a, sdc_arg *args) {
     int n = 0;
     double v;
     if (a->max_drop) {
-        if (cli_parse_share(a->max_drop, &v) != 0) {
-            fprintf(stderr, "searchctl: --max-drop takes 0.01 or 1%%, not '%s'\n", a->max_drop);
-            return -1;
-        }
+        if (cli_parse_share("--max-drop", a->max_drop, &v) != 0) return -1;
         args[n++] = SDC_ARG_NUM("max_drop", v);
     }
     if (a->max_flops) {
-        if (cli_parse_share(a->max_flops, &v) != 0) {
-            fprintf(stderr, "searchctl: --max-flops takes 0.5 or 50%%, not '%s'\n", a->max_flops);
-            return -1;
-        }
+        if (cli_parse_share("--max-flops", a->max_flops, &v) != 0) return -1;
         args[n++] = SDC_ARG_NUM("max_flops", v);
     }
     if (a->max_latency) {
@@ -221,13 +253,24 @@ static int budget_args(const dargs *a, sdc_arg *args) {
     return n;
 }
 
+/* "0.620 ms -> 0.350 ms (1.77x faster)" or the latency alone when the unpruned one is unknown. */
+static void print_speedup(const msgpack_object *r) {
+    double base = num(r, "baseline_latency_ms"), ms = num(r, "latency_ms");
+    if (base > 0 && ms > 0)
+        printf("%.3f ms -> %.3f ms (%.2fx faster)", base, ms, base / ms);
+    else
+        printf("%.3f ms", ms);
+}
+
 static void print_record(const msgpack_object *r) {
     char sched[600], hw[300];
     printf("%s\n  accuracy %.2f%% (unpruned %.2f%%), drop %.2f%% (95%% upper bound %.2f%%)\n"
-           "  FLOPs %.1f%% of unpruned, predicted latency %.3f ms on %s\n",
+           "  FLOPs %.1f%% of unpruned, predicted latency ",
            str(r, "schedule", sched, sizeof sched), 100 * num(r, "accuracy"),
            100 * num(r, "baseline_accuracy"), 100 * num(r, "drop"), 100 * num(r, "drop_upper"),
-           100 * num(r, "flops_ratio"), num(r, "latency_ms"), str(r, "hardware", hw, sizeof hw));
+           100 * num(r, "flops_ratio"));
+    print_speedup(r);
+    printf("\n  hardware: %s\n", str(r, "hardware", hw, sizeof hw));
 }
 
 static void print_model_line(const msgpack_object *m) {
@@ -289,13 +332,14 @@ static int do_add(sdc_client *c, const dargs *a, int argc, char **argv) {
         fputs("searchctl add: needs --path DIR and --data FILE\n", stderr);
         return 2;
     }
-    char p1[PATH_MAX], p2[PATH_MAX], p3[PATH_MAX];
-    sdc_arg args[5] = {SDC_ARG_STR("path", absolute(path, p1)),
+    char p1[PATH_MAX], p2[PATH_MAX], p3[PATH_MAX], p4[PATH_MAX];
+    sdc_arg args[6] = {SDC_ARG_STR("path", absolute(path, p1)),
                        SDC_ARG_STR("data", absolute(a->data, p2))};
     int n = 2;
     if (a->holdout) args[n++] = SDC_ARG_STR("holdout", absolute(a->holdout, p3));
     if (a->name) args[n++] = SDC_ARG_STR("name", a->name);
     if (a->replace) args[n++] = SDC_ARG_BOOL("replace", 1);
+    if (a->frontier) args[n++] = SDC_ARG_STR("frontier", absolute(a->frontier, p4));
     sdc_reply r;
     dargs slow = *a;
     slow.timeout_ms = a->timeout_ms > 300000 ? a->timeout_ms : 300000; // load + calibration
@@ -339,7 +383,8 @@ static int simple(sdc_client *c, const dargs *a, const char *method, const sdc_a
             for (uint32_t i = 0; i < r.result->via.map.size; i++) {
                 const msgpack_object_kv *kv = &r.result->via.map.ptr[i];
                 json_t *v = sdc_to_json(&kv->val);
-                char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+                // Figures for people: 4 significant digits (--json keeps them whole).
+                char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(4));
                 printf("%.*s: %s\n", (int)kv->key.via.str.size, kv->key.via.str.ptr,
                        text ? text : "?");
                 free(text);
@@ -397,7 +442,7 @@ static int wait_job_notes(sdc_client *c, const dargs *a, double job) {
             snprintf(note, sizeof note, "best %.2f%% at %.0f%% FLOPs", 100 * num(n.params, "best"),
                      100 * num(n.params, "best_flops_ratio"));
             if (a->json)
-                print_reply_json(n.params);
+                cli_json_line(sdc_to_json(n.params));
             else
                 cli_progress("tune", (int)num(n.params, "done"), (int)num(n.params, "total"), note);
         } else if (strcmp(n.method, "job.done") == 0) {
@@ -406,7 +451,7 @@ static int wait_job_notes(sdc_client *c, const dargs *a, double job) {
             str(n.params, "status", status, sizeof status);
             if (get(n.params, "error")) str(n.params, "error", err, sizeof err);
             if (a->json)
-                print_reply_json(n.params);
+                cli_json_line(sdc_to_json(n.params));
             else
                 printf("job %.0f %s in %.1f s%s%s\n", job, status, num(n.params, "seconds"),
                        err[0] ? ": " : "", err);
@@ -461,22 +506,79 @@ static int do_get(sdc_client *c, const dargs *a, const char *model) {
     return rc;
 }
 
+/* frontier --csv / --svg FILE: the records as points, the budget's pick (if asked) marked. */
+static int frontier_files(sdc_client *c, const dargs *a, const char *model,
+                          const msgpack_object *recs) {
+    int n = (int)recs->via.array.size, rc = 0;
+    cli_point *p = calloc((size_t)n, sizeof *p);
+    char(*names)[600] = calloc((size_t)n, sizeof *names);
+    char chosen[600] = "";
+    sdc_arg args[6] = {SDC_ARG_STR("model", model)};
+    int nb = budget_args(a, args + 1);
+    if (!p || !names) rc = 1;
+    if (rc == 0 && nb > (a->minimize ? 1 : 0)) {
+        sdc_reply r;
+        if (call(c, a, "schedule.get", args, 1 + nb, &r) == 0) str(r.result, "schedule", chosen, sizeof chosen);
+        sdc_reply_free(&r);
+    }
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const msgpack_object *e = &recs->via.array.ptr[i];
+        p[i] = (cli_point){.schedule = str(e, "schedule", names[i], sizeof names[i]),
+                           .flops_ratio = num(e, "flops_ratio"),
+                           .latency_ms = num(e, "latency_ms"),
+                           .accuracy = num(e, "accuracy"),
+                           .drop = num(e, "drop"),
+                           .drop_upper = num(e, "drop_upper")};
+        p[i].chosen = chosen[0] && strcmp(chosen, names[i]) == 0;
+    }
+    if (rc == 0 && a->csv) cli_plot_csv(stdout, p, n);
+    if (rc == 0 && a->svg) {
+        char title[300];
+        snprintf(title, sizeof title, "frontier of %s", model);
+        int w = cli_plot_svg(a->svg, p, n, title);
+        if (w != 0) fprintf(stderr, "searchctl frontier: %s: %s\n", a->svg, strerror(-w));
+        rc = w != 0;
+    }
+    free(p);
+    free(names);
+    return rc;
+}
+
 static int do_frontier(sdc_client *c, const dargs *a, const char *model) {
     sdc_arg args[1] = {SDC_ARG_STR("model", model)};
     sdc_reply r;
     int rc = call(c, a, "schedule.frontier", args, 1, &r);
-    if (rc == 0 && a->json) {
+    if (rc == 0 && r.result->via.array.size == 0) {
+        fprintf(stderr,
+                "searchctl frontier: model %s has no schedules yet (not tuned): run searchctl "
+                "tune --daemon --model %s\n",
+                model, model);
+        rc = 1;
+    } else if (rc == 0 && (a->csv || a->svg)) {
+        rc = frontier_files(c, a, model, r.result);
+    } else if (rc == 0 && a->json) {
         print_reply_json(r.result);
     } else if (rc == 0) {
-        printf("%-8s %-9s %-9s %-9s %-10s  %s\n", "FLOPs", "accuracy", "drop", "drop_up", "latency",
-               "schedule");
+        // The hardware once; the unpruned model as the first row, then each record's speed-up.
+        const msgpack_object *first = &r.result->via.array.ptr[0];
+        char hw[300];
+        printf("latency predicted on %s\n", str(first, "hardware", hw, sizeof hw));
+        printf("%-8s %-9s %-9s %-9s %-10s %-8s  %s\n", "FLOPs", "accuracy", "drop", "drop_up",
+               "latency", "speed-up", "schedule");
+        double base = num(first, "baseline_latency_ms");
+        printf("%6.1f%%  %7.2f%%  %7.2f%%  %7s  ", 100.0, 100 * num(first, "baseline_accuracy"),
+               0.0, "-");
+        base > 0 ? printf("%7.3f ms  %6.2fx  ", base, 1.0) : printf("%10s  %7s  ", "?", "?");
+        printf("(unpruned)\n");
         for (uint32_t i = 0; i < r.result->via.array.size; i++) {
             const msgpack_object *e = &r.result->via.array.ptr[i];
             char s[600];
-            printf("%6.1f%%  %7.2f%%  %7.2f%%  %7.2f%%  %7.3f ms  %s\n",
-                   100 * num(e, "flops_ratio"), 100 * num(e, "accuracy"), 100 * num(e, "drop"),
-                   100 * num(e, "drop_upper"), num(e, "latency_ms"),
-                   str(e, "schedule", s, sizeof s));
+            printf("%6.1f%%  %7.2f%%  %7.2f%%  %7.2f%%  %7.3f ms  ", 100 * num(e, "flops_ratio"),
+                   100 * num(e, "accuracy"), 100 * num(e, "drop"), 100 * num(e, "drop_upper"),
+                   num(e, "latency_ms"));
+            double up = num(e, "speedup");
+            up > 0 ? printf("%6.2fx  ", up) : printf("%7s  ", "?");
+            printf("%s\n", str(e, "schedule", s, sizeof s));
         }
     }
     sdc_reply_free(&r);
@@ -485,9 +587,8 @@ static int do_frontier(sdc_client *c, const dargs *a, const char *model) {
 
 static void print_note(const dargs *a, const sdc_note *n) {
     if (a->json) {
-        json_t *j = json_pack("{s:s, s:o}", "method", n->method, "params",
-                              n->params ? sdc_to_json(n->params) : json_null());
-        print_json(j);
+        cli_json_line(json_pack("{s:s, s:o}", "method", n->method, "params",
+                                n->params ? sdc_to_json(n->params) : json_null()));
     } else {
         char model[32] = "", reason[32] = "";
         if (n->params) {
@@ -507,35 +608,63 @@ static int subscribe(sdc_client *c, const dargs *a, const char *model) {
     return rc;
 }
 
+/* Subscribes to every registered model not yet in `ids` (count `*n`, up to `cap`); a model
+ * found after the first pass is announced as a `model.added` line. 0, or 1 on failure. */
+static int subscribe_all(sdc_client *c, const dargs *a, char (*ids)[32], int *n, int cap) {
+    sdc_reply r;
+    if (call(c, a, "model.list", NULL, 0, &r)) {
+        sdc_reply_free(&r);
+        return 1;
+    }
+    int first = *n < 0, rc = 0;
+    if (first) *n = 0;
+    for (uint32_t i = 0; i < r.result->via.array.size && rc == 0 && *n < cap; i++) {
+        char id[32];
+        str(&r.result->via.array.ptr[i], "model", id, sizeof id);
+        int known = 0;
+        for (int k = 0; k < *n && !known; k++)
+            known = strcmp(ids[k], id) == 0;
+        if (known) continue;
+        rc = subscribe(c, a, id);
+        snprintf(ids[(*n)++], 32, "%s", id);
+        if (rc != 0 || first) continue;
+        if (a->json) {
+            cli_json_line(json_pack("{s:s, s:{s:s}}", "method", "model.added", "params", "model", id));
+        } else {
+            printf("model.added %s\n", id);
+            fflush(stdout);
+        }
+    }
+    sdc_reply_free(&r);
+    return rc;
+}
+
 static int do_watch(sdc_client *c, const dargs *a) {
+    static char ids[1024][32];
+    int nids = -1;
     if (a->model) {
         if (subscribe(c, a, a->model)) return 1;
-    } else { // every registered model
-        sdc_reply r;
-        if (call(c, a, "model.list", NULL, 0, &r)) {
-            sdc_reply_free(&r);
-            return 1;
-        }
-        for (uint32_t i = 0; i < r.result->via.array.size; i++) {
-            char id[32];
-            if (subscribe(c, a, str(&r.result->via.array.ptr[i], "model", id, sizeof id))) {
-                sdc_reply_free(&r);
-                return 1;
-            }
-        }
-        sdc_reply_free(&r);
+    } else if (subscribe_all(c, a, ids, &nids, 1024)) { // every model, now and added later
+        return 1;
     }
     if (!a->json)
         fprintf(stderr, "watching %s; Ctrl-C to stop\n", a->model ? a->model : "all models");
-    for (int seen = 0; a->count == 0 || seen < a->count; seen++) {
+    for (int seen = 0; a->count == 0 || seen < a->count;) {
         sdc_note n;
         sp_diag dg;
-        if (sdc_next_notification(c, -1, &n, &dg)) {
+        // Without a model, the list is looked at again every second for models added since.
+        int rc = sdc_next_notification(c, a->model ? -1 : 1000, &n, &dg);
+        if (rc == SP_ETIMEOUT && !a->model) {
+            if (subscribe_all(c, a, ids, &nids, 1024)) return 1;
+            continue;
+        }
+        if (rc) {
             fprintf(stderr, "searchctl watch: %s\n", dg.msg);
             return 1;
         }
         print_note(a, &n);
         sdc_note_free(&n);
+        seen++;
     }
     return 0;
 }
@@ -594,17 +723,8 @@ static int classify_one(const dargs *a, infer *in, const char *text) {
         fprintf(stderr, "searchctl classify: '%s': %s\n", text, en_strerror(rc));
         return 1;
     }
-    double prob[EN_MAX_LABELS];
-    int best = softmax_argmax(logits, cfg->num_labels, prob);
-    if (a->json) {
-        json_t *probs = json_object();
-        for (int k = 0; k < cfg->num_labels; k++)
-            json_object_set_new(probs, cfg->labels[k], json_real(prob[k]));
-        print_json(json_pack("{s:s, s:s, s:o, s:s}", "text", text, "label", cfg->labels[best],
-                             "probabilities", probs, "schedule", in->text));
-    } else {
-        printf("%-10s p=%.4f  %s\n", cfg->labels[best], prob[best], text);
-    }
+    json_t *o = cli_prediction(cfg, text, NULL, logits, n, &in->s, in->text, a->json);
+    if (o) cli_json_line(o); // one object a line, as texts come
     fflush(stdout);
     return 0;
 }
@@ -725,6 +845,8 @@ int cmd_daemon(const char *name, int argc, char **argv) {
     int job_cmd = strcmp(name, "status") == 0 || strcmp(name, "cancel") == 0;
     double job = 0;
     if (job_cmd && (rc = parse_job(name, argc, argv, a.rest, &job)) != 0) return rc;
+    sdc_arg budget[6]; // a budget that cannot be right is refused before connecting
+    if (budget_args(&a, budget) < 0) return 2;
     sdc_client *c = NULL;
     if (connect_to(&a, &c)) return 1;
     const char *model = NULL;

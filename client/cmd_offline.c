@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/cli_util.h"
 #include "client/offline_args.h"
 #include "client/searchctl.h"
 #include "engine/en_dataset.h"
@@ -66,24 +67,10 @@ int cmd_classify(int argc, char **argv) {
             rc = 1;
             break;
         }
-        double prob[EN_MAX_LABELS];
-        int best = softmax_argmax(logits, m->cfg.num_labels, prob);
-        double flops = sc_schedule_flops(&m->cfg, &s, n);
-        double ratio = flops / en_flops_sequence(&m->cfg, n, NULL);
-        if (out) {
-            json_t *probs = json_object();
-            for (int k = 0; k < m->cfg.num_labels; k++)
-                json_object_set_new(probs, m->cfg.labels[k], json_real(prob[k]));
-            json_array_append_new(out, json_pack("{s:s, s:s, s:i, s:o, s:i, s:f}", "text",
-                                                 argv[i], "label", m->cfg.labels[best], "label_id",
-                                                 best, "probabilities", probs, "tokens", n,
-                                                 "flops_ratio", ratio));
-            continue;
-        }
-        printf("%-10s", m->cfg.labels[best]);
-        for (int k = 0; k < m->cfg.num_labels; k++)
-            printf(" %s=%.4f", m->cfg.labels[k], prob[k]);
-        printf("  (%d tokens, %.0f%% FLOPs)  %s\n", n, 100 * ratio, argv[i]);
+        char text[SC_SCHEDULE_TEXT_MAX];
+        sc_schedule_format(&s, text, sizeof text);
+        json_t *o = cli_prediction(&m->cfg, argv[i], a.pair, logits, n, &s, text, a.json);
+        if (out) json_array_append_new(out, o);
     }
     if (out && rc == 0)
         print_json(out); // releases it
@@ -103,11 +90,11 @@ static void eval_usage(FILE *to) {
           "                      [--precision P]\n"
           "                      [--json]\n"
           "Accuracy, mean FLOPs and FLOPs ratio against the unpruned model, and mean latency per\n"
-          "sequence, of the model under the schedule on a labelled TSV file. --batch N runs N\n"
+          "sequence, of the model under the schedule on a labelled data file. --batch N runs N\n"
           "sequences at a time as one ragged batch (throughput); the default, 1, times each\n"
           "sequence alone, as a served request. A schedule that narrows layers needs --frontier\n"
           "FILE, as for classify. --precision f32 (default) or int8, or one per layer\n"
-          "(int8,int8,f32,..): the precision of the layers' matrix products.\n",
+          "(int8,int8,f32,..): the precision of the layers' matrix products.\n" CLI_DATA_HELP,
           to);
 }
 
@@ -129,9 +116,7 @@ int cmd_eval(int argc, char **argv) {
         return 1;
     en_dataset *d = NULL;
     en_diag diag;
-    rc = en_dataset_load(a.data, m, &d, &diag);
-    if (rc) {
-        fprintf(stderr, "searchctl eval: %s\n", diag.msg);
+    if (cli_load_data(a.data, m, a.text_column, a.label_column, &d)) {
         en_model_free(m);
         return 1;
     }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/cli_plot.h"
 #include "client/cli_util.h"
 #include "client/offline_args.h"
 #include "client/searchctl.h"
@@ -17,6 +18,8 @@
 
 typedef struct tune_args {
     const char *model, *data, *holdout, *out;
+    const char *text_column, *label_column; // --text-column A[,B], --label-column L
+    const char *svg;                        // --svg FILE: the frontier as a picture
     sc_query budget;
     uint64_t seed;
     int threads, json, generations, children, latency_examples, cache_mb, width, int8;
@@ -25,6 +28,8 @@ typedef struct tune_args {
 } tune_args;
 
 static int parse(int argc, char **argv, tune_args *a);
+static int write_svg(const tune_args *a, const sc_frontier *front, const sc_frontier *fam,
+                     const sc_record *chosen);
 static void usage(FILE *to);
 static void on_progress(void *ud, const sc_progress *p);
 static int measure(const en_model *m, const en_dataset *d, int count, const sc_frontier *f,
@@ -43,8 +48,9 @@ int cmd_tune(int argc, char **argv) {
     if (rc != 0) return rc;
     en_model *m = NULL;
     en_dataset *data = NULL, *hold = NULL;
-    if (cli_load_model(a.model, &m) || cli_load_data(a.data, m, &data) ||
-        (a.holdout && cli_load_data(a.holdout, m, &hold))) {
+    if (cli_load_model(a.model, &m) ||
+        cli_load_data(a.data, m, a.text_column, a.label_column, &data) ||
+        (a.holdout && cli_load_data(a.holdout, m, a.text_column, a.label_column, &hold))) {
         en_dataset_free(data);
         en_model_free(m);
         return 1;
@@ -93,15 +99,21 @@ int cmd_tune(int argc, char **argv) {
     if (q.max_drop < 0 && q.max_flops < 0 && q.max_latency_ms < 0) q.max_drop = 0.01;
     const sc_record *chosen = NULL, *closest = NULL;
     rc = sc_frontier_pick(&front, &q, &chosen, &closest, &diag);
+    int svg_failed = a.svg && write_svg(&a, &front, &fam, chosen) != 0;
     if (a.json) {
         json_t *root = json_object();
         char hw[512];
         sc_hw_format(&lm.hw, hw, sizeof hw);
         json_object_set_new(root, "hardware", json_string(hw));
+        char wh[24]; // which weights: searchd's model.add frontier import checks it
+        snprintf(wh, sizeof wh, "%016llx", (unsigned long long)m->weights_hash);
+        json_object_set_new(root, "weights_hash", json_string(wh));
         json_t *arr = json_array();
         for (int i = 0; i < front.count; i++)
             json_array_append_new(arr, record_json(&front.rec[i], predicted[i], measured[i]));
         json_object_set_new(root, "frontier", arr);
+        if (front.width) // which heads and neurons the narrowed records keep (for add --frontier)
+            json_object_set_new(root, "width", sc_width_to_json(front.width));
         json_t *farr = json_array();
         for (int i = 0; i < fam.count; i++)
             json_array_append_new(farr, record_json(&fam.rec[i], -1, -1));
@@ -137,7 +149,7 @@ int cmd_tune(int argc, char **argv) {
         print_text(&a, &lm, &front, &fam, predicted, measured, median_err, &st, chosen);
         if (!chosen) fprintf(stderr, "searchctl tune: %s\n", diag.msg);
     }
-    status = chosen ? 0 : 1;
+    status = chosen && !svg_failed ? 0 : 1;
 done:
     free(measured);
     free(predicted);
@@ -147,6 +159,30 @@ done:
     en_dataset_free(data);
     en_model_free(m);
     return status;
+}
+
+/* --svg FILE: the searched frontier and the simple families, the chosen schedule marked. */
+static int write_svg(const tune_args *a, const sc_frontier *front, const sc_frontier *fam,
+                     const sc_record *chosen) {
+    int n = front->count + fam->count;
+    cli_point *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
+    char(*names)[16 + 8 * EN_MAX_LAYERS] = calloc((size_t)(n > 0 ? n : 1), sizeof *names);
+    int rc = p && names ? 0 : -ENOMEM;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const sc_record *r = i < front->count ? &front->rec[i] : &fam->rec[i - front->count];
+        sc_schedule_format(&r->schedule, names[i], sizeof names[i]);
+        p[i] = (cli_point){.schedule = names[i], .flops_ratio = r->flops_ratio,
+                           .latency_ms = r->latency_ms, .accuracy = r->accuracy, .drop = r->drop,
+                           .drop_upper = r->drop_upper, .family = i >= front->count,
+                           .chosen = r == chosen};
+    }
+    char title[600];
+    snprintf(title, sizeof title, "frontier of %s on %s", a->model, a->data);
+    if (rc == 0) rc = cli_plot_svg(a->svg, p, n, title);
+    if (rc != 0) fprintf(stderr, "searchctl tune: %s: %s\n", a->svg, strerror(-rc));
+    free(p);
+    free(names);
+    return rc;
 }
 
 static int parse(int argc, char **argv, tune_args *a) {
@@ -199,8 +235,15 @@ static int parse(int argc, char **argv, tune_args *a) {
                 return 2;
             }
             a->rescale = k == 0 ? SC_RESCALE_NONE : (unsigned)k;
+        } else if (strcmp(o, "--svg") == 0) {
+            a->svg = v;
+        } else if (strcmp(o, "--text-column") == 0) {
+            a->text_column = v;
+        } else if (strcmp(o, "--label-column") == 0) {
+            a->label_column = v;
         } else if (strcmp(o, "--max-drop") == 0 || strcmp(o, "--max-flops") == 0) {
-            if (cli_parse_share(v, &d) != 0 || (o[6] == 'f' && d <= 0)) {
+            if (cli_parse_share(o, v, &d) != 0) return 2;
+            if (o[6] == 'f' && d <= 0) {
                 fprintf(stderr, "searchctl tune: %s takes a share like 0.01 or 1%%, not '%s'\n", o,
                         v);
                 return 2;
@@ -255,7 +298,7 @@ static int parse(int argc, char **argv, tune_args *a) {
         usage(stderr);
         return 2;
     }
-    if (!a->model) a->model = demo_model_dir();
+    if (!(a->model = offline_model(a->model, "tune"))) return 2;
     return 0;
 }
 
@@ -283,7 +326,10 @@ static void usage(FILE *to) {
           "                          256; 0: none)\n"
           "  --latency-examples N    examples timed per frontier schedule to check the latency\n"
           "                          model (default 300; 0 skips)\n"
-          "  --calibrate-seconds S   latency calibration time (default 3)\n",
+          "  --calibrate-seconds S   latency calibration time (default 3)\n"
+          "  --svg FILE              the frontier as a picture: accuracy drop (95% bound) against\n"
+          "                          latency and FLOPs, the families beside, the choice marked\n"
+          CLI_DATA_HELP,
           to);
 }
 

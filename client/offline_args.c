@@ -1,20 +1,43 @@
 #include "client/offline_args.h"
+#include "engine/en_layout.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "schedules/sc_store.h"
 #include "schedules/sc_width.h"
 
-#ifndef SEARCHD_DEMO_MODEL_DIR
-#define SEARCHD_DEMO_MODEL_DIR "models/sst2-bert-L4-H128-demo"
-#endif
+static const char *g_model_path; // the model the command runs, for --json (print_json)
 
 const char *demo_model_dir(void) {
     const char *env = getenv("SEARCHD_DEMO_MODEL");
-    return env && *env ? env : SEARCHD_DEMO_MODEL_DIR;
+    if (env && *env) return env;
+    // No build-folder path is compiled in (an installed searchctl has none): the project
+    // folder's copy, when run from there.
+    struct stat st;
+    static const char here[] = "models/sst2-bert-L4-H128-demo";
+    return stat(here, &st) == 0 && S_ISDIR(st.st_mode) ? here : NULL;
+}
+
+const char *offline_model(const char *given, const char *cmd) {
+    if (given) return g_model_path = given;
+    const char *dir = demo_model_dir();
+    if (!dir) {
+        fprintf(stderr,
+                "searchctl %s: give --model DIR (a Hugging Face *ForSequenceClassification "
+                "folder); the demo model is the default only in the project folder "
+                "(models/sst2-bert-L4-H128-demo) or with SEARCHD_DEMO_MODEL\n",
+                cmd);
+        return NULL;
+    }
+    const char *slash = strrchr(dir, '/');
+    fprintf(stderr, "searchctl %s: no --model given: using the demo model %s (%s)\n", cmd,
+            slash && slash[1] ? slash + 1 : dir, dir);
+    return g_model_path = dir;
 }
 
 /* One row per option taking a value: its name and where the value goes. */
@@ -25,6 +48,8 @@ static const char **value_slot(offline_args *a, const char *name) {
     } table[] = {
         {"--model", offsetof(offline_args, model)},
         {"--data", offsetof(offline_args, data)},
+        {"--text-column", offsetof(offline_args, text_column)},
+        {"--label-column", offsetof(offline_args, label_column)},
         {"--schedule", offsetof(offline_args, schedule)},
         {"--frontier", offsetof(offline_args, frontier)},
         {"--ratios", offsetof(offline_args, ratios)},
@@ -43,6 +68,7 @@ static const char **value_slot(offline_args *a, const char *name) {
 
 int offline_args_parse(int argc, char **argv, offline_args *a, int *rest) {
     memset(a, 0, sizeof *a);
+    a->cmd = argv[0];
     int i = 1;
     for (; i < argc; i++) {
         const char *arg = argv[i];
@@ -155,9 +181,11 @@ int offline_precision(const offline_args *a, int layers, en_precision *out) {
 }
 
 int offline_load(const offline_args *a, en_model **m, sc_schedule *s) {
-    const char *dir = a->model ? a->model : demo_model_dir();
+    const char *dir = offline_model(a->model, a->cmd ? a->cmd : "");
+    if (!dir) return 2;
     en_diag diag = {{0}};
-    int rc = en_model_load(dir, m, &diag);
+    int rc = en_checkpoint_check(dir, &diag); // what the folder holds, first
+    if (rc == 0) rc = en_model_load(dir, m, &diag);
     if (rc) {
         fprintf(stderr, "searchctl: cannot load model: %s\n", diag.msg[0] ? diag.msg : en_strerror(rc));
         return 1;
@@ -197,6 +225,12 @@ fail:
 }
 
 void print_json(json_t *v) {
+    // Which model answered: an object gets "model", an array each of its objects.
+    for (size_t i = 0; g_model_path && i < (json_is_array(v) ? json_array_size(v) : 1); i++) {
+        json_t *o = json_is_array(v) ? json_array_get(v, i) : v;
+        if (json_is_object(o) && !json_object_get(o, "model"))
+            json_object_set_new(o, "model", json_string(g_model_path));
+    }
     char *text = json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
     if (text)
         puts(text);

@@ -10,7 +10,8 @@
 typedef struct offline_args {
     const char *model;     // --model DIR (default: the embedded demo model)
     const char *data;      // --data FILE
-    const char *schedule;  // --schedule attn:1,0.9,..[;heads:..;ffn:..]
+    const char *text_column, *label_column; // --text-column A[,B], --label-column L
+    const char *schedule;  // --schedule attn:1,0.9,..[;heads:..;ffn:..][;int8]
     const char *frontier;  // --frontier FILE: a frontier tune --out wrote (its width profile)
     const char *ratios;    // --ratios 1,0.9,..
     const char *metric;    // --metric attn|power|cls|context
@@ -25,6 +26,7 @@ typedef struct offline_args {
     int json;              // --json
     int profile;           // --profile (bench): time per forward step
     int help;              // --help
+    const char *cmd;       // the command's name (argv[0]), for messages
 } offline_args;
 
 /// Parses argv[1..] (argv[0] is the command); stops at the first argument that is not an
@@ -49,5 +51,11 @@ void print_json(json_t *v);
 /// Softmax of `n` logits into `prob`; returns the index of the largest.
 int softmax_argmax(const float *logits, int n, double *prob);
 
-/// Where the embedded demo model is: $SEARCHD_DEMO_MODEL, else the path compiled in.
+/// Where the embedded demo model is: $SEARCHD_DEMO_MODEL, else models/sst2-bert-L4-H128-demo
+/// when the working directory is the project folder, else NULL. No path is compiled in.
 const char *demo_model_dir(void);
+
+/// The model folder a command runs: `given` (--model), else the demo model, saying so on stderr
+/// (its name and path), else NULL after printing that --model is needed. print_json() adds the
+/// folder as "model" to what it prints. `cmd` names the command in the messages.
+const char *offline_model(const char *given, const char *cmd);

@@ -321,3 +321,24 @@ int sdc_next_notification(sdc_client *c, int timeout_ms, sdc_note *n, sp_diag *d
         if ((rc = fill(c, deadline, diag)) != 0) return rc;
     }
 }
+
+int sdc_parse_share(const char *text, const char *name, int drop, double *out, sp_diag *diag) {
+    char *end;
+    double v = strtod(text, &end);
+    int percent = end != text && *end == '%';
+    if (percent) {
+        v /= 100;
+        end++;
+    }
+    int number = end != text && *end == '\0' && v == v;
+    if (number && drop && !percent && v >= 0.5 && v <= 100)
+        return sp_fail(diag, SP_EPARAMS,
+                       "%s %.32s would allow a %g%% accuracy drop; write %.32s%% for %.32s "
+                       "percent, or the fraction %g",
+                       name, text, 100 * v, text, text, v / 100);
+    if (!number || !(v >= 0 && v <= 1))
+        return sp_fail(diag, SP_EPARAMS, "%s takes 1%% or 0.01 (a share from 0 to 1), not '%.32s'",
+                       name, text);
+    *out = v;
+    return 0;
+}

@@ -77,6 +77,13 @@ void sdc_note_free(sdc_note *n);
 /// already there). 0, SP_ETIMEOUT or SP_ECLOSED. Free `n` with sdc_note_free().
 int sdc_next_notification(sdc_client *c, int timeout_ms, sdc_note *n, sp_diag *diag);
 
+/// Reads a share as people write it: "1%" (a percentage) or "0.01" (a fraction), into a
+/// fraction in [0, 1]. For a drop (`drop` != 0) a bare number of 0.5 or more is refused: "1"
+/// means 1% to a person and 100% to searchd, so it must be written "1%" or "0.01" (searchd's
+/// max_drop check applies the same rule). Returns 0, or SP_EPARAMS with what to write in `diag`
+/// (`name` is the option's name in the message, e.g. "--max-drop").
+int sdc_parse_share(const char *text, const char *name, int drop, double *out, sp_diag *diag);
+
 /// A JSON form of any msgpack object (new reference): maps with string keys become objects,
 /// binary data becomes a base-16 string.
 json_t *sdc_to_json(const msgpack_object *o);

@@ -1,12 +1,14 @@
-/* Labelled TSV data sets and their evaluation over worker threads. */
+/* Labelled data sets (TSV, CSV, JSON Lines) and their evaluation over worker threads. */
 #include "en_dataset.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,21 +16,27 @@
 #include "en_flops.h"
 
 #define EN_MAX_LINE (1 << 20) // a longer row is refused, not truncated
+#define EN_MAX_COLS 64
 
-/* Splits `line` in place at tabs; returns the field count (at most `max`). */
-static int split_tabs(char *line, char **fields, int max) {
-    int n = 0;
-    char *p = line;
-    while (n < max) {
-        fields[n++] = p;
-        char *tab = strchr(p, '\t');
-        if (!tab)
-            break;
-        *tab = '\0';
-        p = tab + 1;
-    }
-    return n;
-}
+typedef enum row_format { FMT_TSV, FMT_CSV, FMT_JSONL } row_format;
+
+static const char *const format_name[] = {"TSV", "CSV", "JSON Lines"};
+
+/* One row source: TSV (tab-separated, no quoting: GLUE's files hold bare quotes), CSV (RFC 4180:
+ * quoted fields with "" for a quote, commas and line breaks inside quotes) or JSON Lines (one
+ * object a line; the first object's keys are the header). */
+typedef struct reader {
+    FILE *f;
+    const char *path;
+    row_format fmt;
+    int line;      // the line the current row starts on (1-based)
+    int next_line; // the line the next row starts on
+    char *buf;     // EN_MAX_LINE bytes: the row, its fields point into it
+    char *fields[EN_MAX_COLS];
+    int nf;
+    json_t *obj; // JSON Lines: the current row
+    char num[EN_MAX_COLS][32]; // JSON numbers as text
+} reader;
 
 static void chomp(char *s) {
     size_t len = strlen(s);
@@ -47,6 +55,186 @@ static char *trim(char *s) {
     return s;
 }
 
+/* Reads one physical line into r->buf; 1, 0 at the end, or a negative code. */
+static int read_line(reader *r, en_diag *diag) {
+    if (!fgets(r->buf, EN_MAX_LINE, r->f)) return ferror(r->f) ? en_fail(diag, -EIO, "%s: read error", r->path) : 0;
+    size_t len = strlen(r->buf);
+    if (len == EN_MAX_LINE - 1 && r->buf[len - 1] != '\n')
+        return en_fail(diag, EN_EDATA, "%s:%d: line longer than %d bytes", r->path, r->next_line,
+                       EN_MAX_LINE);
+    r->line = r->next_line++;
+    if (r->line == 1 && (unsigned char)r->buf[0] == 0xEF && (unsigned char)r->buf[1] == 0xBB &&
+        (unsigned char)r->buf[2] == 0xBF)
+        memmove(r->buf, r->buf + 3, len - 2); // a UTF-8 byte order mark
+    chomp(r->buf);
+    return 1;
+}
+
+/* One CSV record (RFC 4180) into r->buf and r->fields; 1, 0 at the end, or a negative code. */
+static int read_csv(reader *r, en_diag *diag) {
+    size_t len = 0;
+    int c, quoted = 0, any = 0, field_start = 1;
+    r->nf = 0;
+    r->line = r->next_line;
+    r->fields[r->nf++] = r->buf;
+    while ((c = getc(r->f)) != EOF) {
+        any = 1;
+        if (r->line == 1 && len == 0 && r->nf == 1 && c == 0xEF) { // a byte order mark
+            int c2 = getc(r->f), c3 = getc(r->f);
+            if (c2 == 0xBB && c3 == 0xBF) continue;
+            return en_fail(diag, EN_EDATA, "%s:1: not UTF-8 text", r->path);
+        }
+        if (len + 2 >= EN_MAX_LINE)
+            return en_fail(diag, EN_EDATA, "%s:%d: row longer than %d bytes", r->path, r->line,
+                           EN_MAX_LINE);
+        if (quoted) {
+            if (c == '"') {
+                int d = getc(r->f);
+                if (d == '"') {
+                    r->buf[len++] = '"';
+                    continue;
+                }
+                quoted = 0;
+                if (d == EOF) break;
+                c = d; // the character after a closing quote
+            } else {
+                if (c == '\n') r->next_line++;
+                r->buf[len++] = (char)c;
+                continue;
+            }
+        }
+        if (c == '"' && field_start) {
+            quoted = 1;
+            field_start = 0;
+        } else if (c == ',') {
+            r->buf[len++] = '\0';
+            if (r->nf == EN_MAX_COLS)
+                return en_fail(diag, EN_EDATA, "%s:%d: more than %d columns", r->path, r->line,
+                               EN_MAX_COLS);
+            r->fields[r->nf++] = r->buf + len;
+            field_start = 1;
+        } else if (c == '\n') {
+            r->next_line++;
+            break;
+        } else if (c != '\r') {
+            r->buf[len++] = (char)c;
+            field_start = 0;
+        }
+    }
+    if (quoted)
+        return en_fail(diag, EN_EDATA, "%s:%d: a quoted field is not closed", r->path, r->line);
+    if (c == EOF && ferror(r->f)) return en_fail(diag, -EIO, "%s: read error", r->path);
+    r->buf[len] = '\0';
+    if (c == EOF && !any) return 0;
+    if (c != '\n') r->next_line++;
+    return 1;
+}
+
+/* The next row, fields in r->fields (JSON Lines: r->obj); 1, 0 at the end, or a code. Blank
+ * rows are skipped. */
+static int next_row(reader *r, en_diag *diag) {
+    for (;;) {
+        int rc = r->fmt == FMT_CSV ? read_csv(r, diag) : read_line(r, diag);
+        if (rc <= 0) return rc;
+        if (r->fmt == FMT_CSV) {
+            if (r->nf == 1 && r->fields[0][0] == '\0') continue;
+            return 1;
+        }
+        if (r->buf[strspn(r->buf, " \t")] == '\0') continue;
+        if (r->fmt == FMT_TSV) {
+            r->nf = 0;
+            for (char *p = r->buf; r->nf < EN_MAX_COLS;) {
+                r->fields[r->nf++] = p;
+                char *tab = strchr(p, '\t');
+                if (!tab) break;
+                *tab = '\0';
+                p = tab + 1;
+            }
+            return 1;
+        }
+        json_decref(r->obj);
+        json_error_t e;
+        r->obj = json_loads(r->buf, JSON_REJECT_DUPLICATES, &e);
+        if (!json_is_object(r->obj))
+            return en_fail(diag, EN_EDATA, "%s:%d: not a JSON object (%s)", r->path, r->line,
+                           r->obj ? "another JSON value" : e.text);
+        return 1;
+    }
+}
+
+/* Column `name` of the current row: its text (a JSON number as text), or NULL when absent. */
+static const char *field(reader *r, int col, const char *name) {
+    if (r->fmt != FMT_JSONL) return col >= 0 && col < r->nf ? r->fields[col] : NULL;
+    json_t *v = json_object_get(r->obj, name);
+    if (json_is_string(v)) return json_string_value(v);
+    if (json_is_integer(v) && col >= 0 && col < EN_MAX_COLS) {
+        snprintf(r->num[col], sizeof r->num[col], "%lld", (long long)json_integer_value(v));
+        return r->num[col];
+    }
+    return NULL;
+}
+
+/* The header's column names: the first row (JSON Lines: the first object's keys). */
+static int header_names(reader *r, const char **names, int *count) {
+    *count = 0;
+    if (r->fmt != FMT_JSONL) {
+        for (int i = 0; i < r->nf; i++)
+            names[(*count)++] = trim(r->fields[i]);
+        return 0;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(r->obj, key, v) {
+        if (*count == EN_MAX_COLS) break;
+        names[(*count)++] = key;
+    }
+    return 0;
+}
+
+static int find_column(const char *const *names, int count, const char *want) {
+    for (int i = 0; want && i < count; i++)
+        if (strcmp(names[i], want) == 0) return i;
+    return -1;
+}
+
+/* Which columns hold the text (or the pair) and the label: the options' names, else the usual
+ * names of GLUE / Hugging Face data sets. */
+static int pick_columns(reader *r, const en_dataset_opts *o, const char **names, int n, int col[3],
+                        const char *name[3], en_diag *diag) {
+    static const char *const pairs[][2] = {{"sentence1", "sentence2"}, {"premise", "hypothesis"},
+                                           {"question", "passage"},    {"question1", "question2"},
+                                           {"question", "sentence"}};
+    static const char *const singles[] = {"sentence", "text"};
+    name[0] = o && o->text_column ? o->text_column : NULL;
+    name[1] = o && o->text_column ? o->pair_column : NULL;
+    name[2] = o && o->label_column ? o->label_column : "label";
+    for (size_t i = 0; !name[0] && i < sizeof pairs / sizeof pairs[0]; i++)
+        if (find_column(names, n, pairs[i][0]) >= 0 && find_column(names, n, pairs[i][1]) >= 0) {
+            name[0] = pairs[i][0];
+            name[1] = pairs[i][1];
+        }
+    for (size_t i = 0; !name[0] && i < sizeof singles / sizeof singles[0]; i++)
+        if (find_column(names, n, singles[i]) >= 0) name[0] = singles[i];
+    char have[512] = "";
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(have);
+        snprintf(have + len, sizeof have - len, "%s'%.32s'", i ? ", " : "", names[i]);
+    }
+    if (!name[0])
+        return en_fail(diag, EN_EDATA,
+                       "%s:%d: no text column: the header has %s; expected 'sentence' or 'text', "
+                       "a pair 'sentence1'/'sentence2', 'premise'/'hypothesis' or "
+                       "'question'/'passage', and 'label' (or --text-column, --label-column)",
+                       r->path, r->line, have);
+    for (int k = 0; k < 3; k++) {
+        col[k] = name[k] ? find_column(names, n, name[k]) : -1;
+        if (name[k] && col[k] < 0)
+            return en_fail(diag, EN_EDATA, "%s:%d: no column '%.64s' (the header has %s)", r->path,
+                           r->line, name[k], have);
+    }
+    return 0;
+}
+
 static int parse_label(const en_config *cfg, const char *text, int *out) {
     char *end;
     errno = 0;
@@ -57,19 +245,12 @@ static int parse_label(const en_config *cfg, const char *text, int *out) {
         *out = (int)v;
         return 0;
     }
-    for (int i = 0; i < cfg->num_labels; i++)
-        if (strcmp(cfg->labels[i], text) == 0) {
+    for (int i = 0; i < cfg->num_labels; i++) // label2id's names, case-insensitive
+        if (strcasecmp(cfg->labels[i], text) == 0) {
             *out = i;
             return 0;
         }
     return EN_ELABEL;
-}
-
-static int find_column(char **names, int count, const char *want) {
-    for (int i = 0; i < count; i++)
-        if (strcmp(names[i], want) == 0)
-            return i;
-    return -1;
 }
 
 /* Appends one tokenized example; grows the array geometrically. */
@@ -102,7 +283,26 @@ static int push_example(en_dataset *d, int *cap, const int32_t *ids, const int32
     return 0;
 }
 
+/* The format from the name (.csv, .jsonl / .json), else from the first bytes ('{': JSON Lines). */
+static row_format guess_format(const char *path, FILE *f) {
+    const char *dot = strrchr(path, '.');
+    if (dot && strcasecmp(dot, ".csv") == 0) return FMT_CSV;
+    if (dot && (strcasecmp(dot, ".jsonl") == 0 || strcasecmp(dot, ".json") == 0 ||
+                strcasecmp(dot, ".ndjson") == 0))
+        return FMT_JSONL;
+    unsigned char head[4] = {0};
+    size_t n = fread(head, 1, sizeof head, f);
+    rewind(f);
+    size_t at = n >= 3 && head[0] == 0xEF && head[1] == 0xBB && head[2] == 0xBF ? 3 : 0;
+    return at < n && head[at] == '{' ? FMT_JSONL : FMT_TSV;
+}
+
 int en_dataset_load(const char *path, const en_model *m, en_dataset **out, en_diag *diag) {
+    return en_dataset_load_opts(path, m, NULL, out, diag);
+}
+
+int en_dataset_load_opts(const char *path, const en_model *m, const en_dataset_opts *opts,
+                         en_dataset **out, en_diag *diag) {
     const en_config *cfg = &m->cfg;
     int fd;
     int rc = en_file_open(path, EN_MAX_DATA_BYTES, &fd, NULL, diag); // no FIFO, size capped
@@ -112,90 +312,93 @@ int en_dataset_load(const char *path, const en_model *m, en_dataset **out, en_di
         close(fd);
         return en_fail(diag, -errno, "%s: cannot open data set: %s", path, strerror(errno));
     }
+    reader r = {.f = f, .path = path, .next_line = 1, .buf = malloc(EN_MAX_LINE)};
+    r.fmt = guess_format(path, f);
     en_dataset *d = calloc(1, sizeof *d);
-    char *line = malloc(EN_MAX_LINE);
     int32_t *ids = malloc((size_t)cfg->max_pos * sizeof(int32_t));
     int32_t *types = malloc((size_t)cfg->max_pos * sizeof(int32_t));
-    int cap = 0, lineno = 0, col_a = -1, col_b = -1, col_label = -1, ncols = 0;
-    if (!d || !line || !ids || !types) {
+    int cap = 0, col[3], ncols = 0;
+    const char *name[3];
+    if (!d || !r.buf || !ids || !types) {
         rc = en_fail(diag, EN_ENOMEM, "%s: out of memory", path);
         goto done;
     }
     snprintf(d->path, sizeof d->path, "%s", path);
-    while (fgets(line, EN_MAX_LINE, f)) {
-        lineno++;
-        size_t len = strlen(line);
-        if (len == EN_MAX_LINE - 1 && line[len - 1] != '\n') {
-            rc = en_fail(diag, EN_EDATA, "%s:%d: line longer than %d bytes", path, lineno,
-                         EN_MAX_LINE);
-            goto done;
+    rc = next_row(&r, diag);
+    if (rc > 0) {
+        const char *names[EN_MAX_COLS];
+        header_names(&r, names, &ncols);
+        rc = pick_columns(&r, opts, names, ncols, col, name, diag);
+        if (rc == 0 && r.fmt != FMT_JSONL) rc = 1; // the header row is not an example
+        else if (rc == 0) rc = 2; // a JSON Lines header is the first example
+    }
+    while (rc > 0) {
+        if (rc == 1 && (rc = next_row(&r, diag)) <= 0) break;
+        rc = 1;
+        if (r.fmt != FMT_JSONL && r.nf < ncols) {
+            rc = en_fail(diag, EN_EDATA, "%s:%d: %d fields, the header has %d (%s)", path, r.line,
+                         r.nf, ncols, format_name[r.fmt]);
+            break;
         }
-        chomp(line);
-        char *fields[16];
-        int nf = split_tabs(line, fields, 16);
-        if (lineno == 1) {
-            ncols = nf;
-            col_label = find_column(fields, nf, "label");
-            col_a = find_column(fields, nf, "sentence");
-            if (col_a < 0) {
-                col_a = find_column(fields, nf, "sentence1");
-                col_b = find_column(fields, nf, "sentence2");
+        const char *texts[3] = {NULL, NULL, NULL};
+        for (int k = 0; k < 3; k++) {
+            texts[k] = col[k] >= 0 || (r.fmt == FMT_JSONL && name[k]) ? field(&r, col[k], name[k])
+                                                                       : NULL;
+            if (name[k] && !texts[k]) {
+                rc = en_fail(diag, EN_EDATA, "%s:%d: no string or integer '%.64s'", path, r.line,
+                             name[k]);
+                break;
             }
-            if (col_a < 0 || col_label < 0 || (col_b < 0 && find_column(fields, nf, "sentence1") >= 0)) {
-                rc = en_fail(diag, EN_EDATA,
-                             "%s:1: header must name the columns 'sentence' and 'label', or "
-                             "'sentence1', 'sentence2' and 'label' (tab-separated)",
-                             path);
-                goto done;
-            }
-            continue;
         }
-        if (nf == 1 && fields[0][0] == '\0')
-            continue; // blank line
-        if (nf < ncols) {
-            rc = en_fail(diag, EN_EDATA, "%s:%d: %d fields, the header has %d", path, lineno, nf,
-                         ncols);
-            goto done;
-        }
+        if (rc <= 0) break;
         int label;
-        if (parse_label(cfg, fields[col_label], &label) != 0) {
-            char ex[4 * EN_EXCERPT_MAX + 8];
+        char tmp[EN_MAX_LINE > 4096 ? 4096 : EN_MAX_LINE];
+        snprintf(tmp, sizeof tmp, "%s", texts[2]);
+        if (parse_label(cfg, trim(tmp), &label) != 0) {
+            char ex[4 * EN_EXCERPT_MAX + 8], list[1024] = "";
+            for (int i = 0; i < cfg->num_labels; i++) {
+                size_t len = strlen(list);
+                snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", cfg->labels[i]);
+            }
             rc = en_fail(diag, EN_ELABEL,
-                         "%s:%d: label %s is not one of the model's %d labels (0..%d or a "
-                         "name from config.json's label2id)",
-                         path, lineno,
-                         en_excerpt(fields[col_label], strlen(fields[col_label]), ex, sizeof ex),
-                         cfg->num_labels, cfg->num_labels - 1);
-            goto done;
+                         "%s:%d: label %s is not one of the model's labels: %s (any case), or an "
+                         "id 0..%d",
+                         path, r.line, en_excerpt(texts[2], strlen(texts[2]), ex, sizeof ex), list,
+                         cfg->num_labels - 1);
+            break;
         }
+        // Trimmed copies: JSON strings are not ours to change.
+        char *a = strdup(texts[0]), *b = texts[1] ? strdup(texts[1]) : NULL;
         int n = 0;
         en_diag tdiag;
-        rc = en_tokenize(m->tok, trim(fields[col_a]), col_b >= 0 ? trim(fields[col_b]) : NULL,
-                         cfg->max_pos, ids, types, &n, &tdiag);
+        rc = !a || (texts[1] && !b) ? EN_ENOMEM
+                                    : en_tokenize(m->tok, trim(a), b ? trim(b) : NULL, cfg->max_pos,
+                                                  ids, types, &n, &tdiag);
+        free(a);
+        free(b);
         if (rc) {
-            rc = en_fail(diag, rc, "%s:%d: %s", path, lineno, tdiag.msg);
-            goto done;
+            rc = en_fail(diag, rc, "%s:%d: %s", path, r.line, rc == EN_ENOMEM ? "out of memory" : tdiag.msg);
+            break;
         }
-        if (n <= en_tokenizer_specials(m->tok, col_b >= 0)) {
-            rc = en_fail(diag, EN_EDATA, "%s:%d: empty sentence", path, lineno);
-            goto done;
+        if (n <= en_tokenizer_specials(m->tok, texts[1] != NULL)) {
+            rc = en_fail(diag, EN_EDATA, "%s:%d: empty sentence", path, r.line);
+            break;
         }
-        rc = push_example(d, &cap, ids, types, n, label, lineno);
+        rc = push_example(d, &cap, ids, types, n, label, r.line);
         if (rc) {
             en_fail(diag, rc, "%s: out of memory", path);
-            goto done;
+            break;
         }
+        rc = 1;
     }
-    if (ferror(f)) {
-        rc = en_fail(diag, -EIO, "%s: read error", path);
-        goto done;
-    }
-    if (lineno == 0 || d->count == 0)
-        rc = en_fail(diag, EN_EDATA, "%s: no examples (a header row then one example a line)",
-                     path);
+    if (rc == 0 && d->count == 0)
+        rc = en_fail(diag, EN_EDATA,
+                     "%s: no examples (%s: a header row, then one example a row)", path,
+                     format_name[r.fmt]);
 done:
     fclose(f);
-    free(line);
+    json_decref(r.obj);
+    free(r.buf);
     free(ids);
     free(types);
     if (rc) {

@@ -1,9 +1,12 @@
 #pragma once
 /* A labelled data set, tokenized once at load, and its batch evaluation under a schedule.
- * TSV with a header row naming the columns: `sentence` and `label`, or `sentence1`,
- * `sentence2` and `label` (other columns are ignored); spaces around a sentence are dropped.
- * Labels are integers in [0, C) or the
- * names of config.json's label2id. */
+ * Formats: TSV (tab-separated, no quoting), CSV (RFC 4180 quoting) — each with a header row —
+ * and JSON Lines (one object a line); a UTF-8 byte order mark is skipped. The format comes from
+ * the name (.csv, .jsonl/.json/.ndjson; else TSV, or JSON Lines when the file starts with '{').
+ * Text columns: `sentence` or `text`, or a pair `sentence1`/`sentence2`, `premise`/`hypothesis`,
+ * `question`/`passage`, `question1`/`question2`, `question`/`sentence`; label column `label`
+ * (en_dataset_opts names others). Spaces around a text are dropped. Labels are integers in
+ * [0, C) or config.json's label names, matched case-insensitively. */
 
 #include <stdint.h>
 
@@ -24,10 +27,20 @@ typedef struct en_dataset {
     char path[256];     // where it was read from
 } en_dataset;
 
-/// Reads and tokenizes a TSV file for model `m` (borrowed). A bad row (missing column, empty
+/// Column names that override the usual ones (NULL: the usual). Strings are borrowed.
+typedef struct en_dataset_opts {
+    const char *text_column;  // the text (--text-column)
+    const char *pair_column;  // its second segment, with text_column only (or NULL)
+    const char *label_column; // --label-column (default "label")
+} en_dataset_opts;
+
+/// Reads and tokenizes a data file for model `m` (borrowed). A bad row (missing column, empty
 /// sentence, unknown label) fails with EN_EDATA or EN_ELABEL and a message naming the file and
 /// line. An empty file or one with no examples is EN_EDATA. `*out` is owned by the caller.
 int en_dataset_load(const char *path, const en_model *m, en_dataset **out, en_diag *diag);
+/// The same with column names from `opts` (NULL allowed).
+int en_dataset_load_opts(const char *path, const en_model *m, const en_dataset_opts *opts,
+                         en_dataset **out, en_diag *diag);
 void en_dataset_free(en_dataset *d);
 
 /// A subset view: `*out` holds `count` examples of `d` by index (copied structs, shared id

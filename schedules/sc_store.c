@@ -412,10 +412,20 @@ json_t *sc_frontier_to_json(const sc_frontier *f) {
 
 int sc_frontier_from_json(const json_t *j, sc_frontier *out, en_diag *diag) {
     memset(out, 0, sizeof *out);
-    if (json_is_object(j)) { // records and the width profile they are narrowed with
+    if (json_is_object(j)) { // records, and the width profile they are narrowed with if any
+        const json_t *width = json_object_get(j, "width");
+        if (!width || json_is_null(width)) {
+            int rc = sc_frontier_from_json(json_object_get(j, "records"), out, diag);
+            for (int i = 0; rc == 0 && i < out->count; i++)
+                if (sc_schedule_has_width(&out->rec[i].schedule))
+                    rc = en_fail(diag, SC_ECORRUPT, "frontier record %d narrows layers but "
+                                 "there is no width profile", i);
+            if (rc) sc_frontier_free(out);
+            return rc;
+        }
         sc_width_profile *w = calloc(1, sizeof *w);
         if (!w) return en_fail(diag, EN_ENOMEM, "frontier: out of memory");
-        int rc = sc_width_from_json(json_object_get(j, "width"), w, diag);
+        int rc = sc_width_from_json(width, w, diag);
         if (rc == 0) rc = sc_frontier_from_json(json_object_get(j, "records"), out, diag);
         if (rc == 0 && out->count > 0 && out->rec[0].schedule.layers != w->layers)
             rc = en_fail(diag, SC_ECORRUPT, "frontier: records have %d layers, the width "

@@ -30,7 +30,8 @@ int sc_store_set_aside(const char *path, en_diag *diag);
 
 /// JSON forms (new references owned by the caller) and their inverses (which validate every
 /// field: SC_ECORRUPT with a message naming the field). A frontier is an array of records, or,
-/// when it has a width profile, {"records": [...], "width": {...}}.
+/// when it has a width profile, {"records": [...], "width": {...}} (read also without "width"
+/// when no record narrows layers; other keys are the caller's).
 json_t *sc_record_to_json(const sc_record *r);
 int sc_record_from_json(const json_t *j, sc_record *out, en_diag *diag);
 json_t *sc_frontier_to_json(const sc_frontier *f);

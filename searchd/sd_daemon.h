@@ -43,6 +43,7 @@ typedef struct sd_model {
     char hw_text[256]; // sc_hw_format(&lat.hw)
     int *lengths;      // owned: lengths of the examples latency is predicted over, or NULL
     int nlengths;
+    double base_latency_ms; // the unpruned model's predicted latency over `lengths`; 0: unknown
     int refs;
     int removed;
     int changed; // the weights under `path` are no longer the ones registered (see model.add)
@@ -263,10 +264,12 @@ void sd_model_take_lengths(sd_model *m, int **lengths, int n);
 /* sd_tasks.c: model.add and retune in the pool */
 /// model.add in the pool: loads, checks the data sets completely, calibrates; then (loop)
 /// saves and only then registers. `replace`: a model holding `name` with other weights is
-/// removed once the new one is saved; without it that name is refused (SD_ENAME).
+/// removed once the new one is saved; without it that name is refused (SD_ENAME). `frontier`
+/// ("" for none): an offline `searchctl tune --json` result of the same weights, whose frontier
+/// replaces the model's (latencies re-predicted on this host) instead of a search.
 int sd_task_add_model(sd_daemon *d, const char *path, const char *data, const char *holdout,
-                      const char *name, int replace, uint64_t conn_id, uint32_t msgid,
-                      en_diag *diag);
+                      const char *name, int replace, const char *frontier, uint64_t conn_id,
+                      uint32_t msgid, en_diag *diag);
 /// SD_ECHANGED, with a message saying what to do, when the weights loaded from `path` hash to
 /// `found` instead of the `registered` hash; else 0.
 int sd_weights_check(const char *path, uint64_t registered, uint64_t found, en_diag *diag);

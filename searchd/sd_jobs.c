@@ -72,6 +72,10 @@ void sd_model_repredict(sd_model *m) {
         for (int i = 0; i < m->frontier.count; i++)
             m->frontier.rec[i].latency_ms = sc_latency_predict(
                 &m->lat, &m->model->cfg, &m->frontier.rec[i].schedule, m->lengths, m->nlengths);
+        sc_schedule full; // the "before" of every record's speed-up
+        sc_schedule_full(&full, EN_METRIC_ATTN, m->model->cfg.layers);
+        m->base_latency_ms =
+            sc_latency_predict(&m->lat, &m->model->cfg, &full, m->lengths, m->nlengths);
     }
     sc_frontier_normalize(&m->frontier);
 }

@@ -69,6 +69,12 @@ static int get_budget(sd_call *k, sc_query *q, int *nset) {
                        "max_drop %g is out of range: a fraction in [0, 1], 0.01 means a 1%% "
                        "accuracy drop",
                        q->max_drop);
+    // "1" means 1% to a person and 100% here: a drop of half or more is never what was meant.
+    if (given[0] && q->max_drop >= 0.5)
+        return en_fail(&k->diag, SP_EPARAMS,
+                       "max_drop %g is out of range: it would allow a %g%% accuracy drop; send "
+                       "a fraction below 0.5 (0.01 means a 1%% drop)",
+                       q->max_drop, 100 * q->max_drop);
     if (given[1] && !(q->max_flops > 0 && q->max_flops <= 1))
         return en_fail(&k->diag, SP_EPARAMS,
                        "max_flops %g is out of range: a fraction of the unpruned FLOPs in (0, 1], "
@@ -146,19 +152,21 @@ static int get_bool(sd_call *k, const char *key, int *out) {
 }
 
 static int m_model_add(sd_call *k) {
-    char path[1024], data[1024], holdout[1024] = "", name[128] = "";
+    char path[1024], data[1024], holdout[1024] = "", name[128] = "", frontier[1024] = "";
     sp_diag dg;
     int rc, replace;
     if ((rc = sp_get_str(k->args, "path", 1, path, sizeof path, &dg)) < 0 ||
         (rc = sp_get_str(k->args, "data", 1, data, sizeof data, &dg)) < 0 ||
         (rc = sp_get_str(k->args, "holdout", 0, holdout, sizeof holdout, &dg)) < 0 ||
-        (rc = sp_get_str(k->args, "name", 0, name, sizeof name, &dg)) < 0)
+        (rc = sp_get_str(k->args, "name", 0, name, sizeof name, &dg)) < 0 ||
+        (rc = sp_get_str(k->args, "frontier", 0, frontier, sizeof frontier, &dg)) < 0)
         return sp_err(k, rc, &dg);
     if ((rc = get_bool(k, "replace", &replace))) return rc;
-    if (path[0] != '/' || data[0] != '/' || (holdout[0] && holdout[0] != '/'))
+    if (path[0] != '/' || data[0] != '/' || (holdout[0] && holdout[0] != '/') ||
+        (frontier[0] && frontier[0] != '/'))
         return en_fail(&k->diag, SP_EPARAMS,
-                       "path, data and holdout must be absolute: searchd's working directory is "
-                       "not yours");
+                       "path, data, holdout and frontier must be absolute: searchd's working "
+                       "directory is not yours");
     // A name is looked up like an id (model.remove NAME): it must never be mistaken for one.
     if (strlen(name) == 16 && strspn(name, "0123456789abcdef") == 16)
         return en_fail(&k->diag, SP_EPARAMS,
@@ -172,7 +180,8 @@ static int m_model_add(sd_call *k) {
                        "of that model",
                        name, holder->id, holder->path);
     k->c->owed++; // before: a task may answer at once
-    rc = sd_task_add_model(k->d, path, data, holdout, name, replace, k->c->id, k->msgid, &k->diag);
+    rc = sd_task_add_model(k->d, path, data, holdout, name, replace, frontier, k->c->id, k->msgid,
+                           &k->diag);
     if (rc < 0) k->c->owed--;
     return rc < 0 ? rc : SD_DEFER;
 }
@@ -389,7 +398,7 @@ static int m_retune(sd_call *k) {
 static const sd_method methods[] = {
     {"ping", m_ping, ARGS(NULL), "loop"},
     {"info", m_info, ARGS(NULL), "loop"},
-    {"model.add", m_model_add, ARGS("path", "data", "holdout", "name", "replace"), "pool"},
+    {"model.add", m_model_add, ARGS("path", "data", "holdout", "name", "replace", "frontier"), "pool"},
     {"model.list", m_model_list, ARGS(NULL), "loop"},
     {"model.remove", m_model_remove, ARGS("model"), "loop"},
     {"tune", m_tune, ARGS("model", BUDGET, "width", "int8"), "pool"},

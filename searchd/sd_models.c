@@ -148,7 +148,13 @@ int sd_state_save_model(sd_daemon *d, const sd_model *m, en_diag *diag) {
 int sd_state_save_frontier(sd_daemon *d, const sd_model *m, en_diag *diag) {
     char path[1200];
     state_path(d, path, sizeof path, "frontier", m->id);
-    return save_json(d, path, sc_frontier_to_json(&m->frontier), diag);
+    // The records (and width profile), plus the unpruned model's predicted latency, the "before"
+    // of every speed-up, which the model's lengths gave and a restart does not have.
+    json_t *f = sc_frontier_to_json(&m->frontier);
+    json_t *j = json_is_array(f) ? json_pack("{s:o}", "records", f) : f;
+    if (j && m->base_latency_ms > 0)
+        json_object_set_new(j, "baseline_latency_ms", json_real(m->base_latency_ms));
+    return save_json(d, path, j, diag);
 }
 
 int sd_state_save_latency(sd_daemon *d, const sd_model *m, en_diag *diag) {
@@ -327,6 +333,9 @@ void sd_state_load_frontier(sd_daemon *d, sd_model *m) {
     en_diag diag;
     sc_frontier_free(&m->frontier);
     int rc = sc_frontier_from_json(j, &m->frontier, &diag);
+    const json_t *base = json_is_object(j) ? json_object_get(j, "baseline_latency_ms") : NULL;
+    if (rc == 0 && json_is_number(base) && json_number_value(base) > 0)
+        m->base_latency_ms = json_number_value(base);
     if (rc == 0 && m->frontier.count > 0 && m->frontier.rec[0].schedule.layers != m->layers)
         rc = en_fail(&diag, SC_ECORRUPT, "schedules have %d layers, the model %d",
                      m->frontier.rec[0].schedule.layers, m->layers);

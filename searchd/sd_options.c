@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,23 @@ int sd_options_load(sd_options *o, int argc, char **argv, en_diag *diag) {
     return 0;
 }
 
+/* A bound or default for --help: "64 MiB" for byte counts that are whole units, else every digit
+ * ("2147483647", "0.05"), never "6.71089e+07". */
+static const char *readable(double v, int bytes, char *buf, size_t len) {
+    static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB"};
+    int u = -1;
+    double x = v;
+    while (bytes && x >= 1024 && fmod(x, 1024) == 0 && u < 3) {
+        x /= 1024;
+        u++;
+    }
+    if (u >= 0 && x < 10000)
+        snprintf(buf, len, "%.15g %s", x, unit[u]);
+    else
+        snprintf(buf, len, "%.16g", v);
+    return buf;
+}
+
 void sd_options_usage(void *file) {
     FILE *f = file;
     fputs("usage: searchd [OPTIONS]\n\n"
@@ -214,8 +232,14 @@ void sd_options_usage(void *file) {
                  : op->type == OPT_STR ? " STRING"
                                        : " N");
         fprintf(f, "  %-30s %s", left, op->help);
-        if (op->type == OPT_INT || op->type == OPT_DOUBLE || op->type == OPT_LONG)
-            fprintf(f, " [%g..%g, default %s]", op->min, op->max, op->def);
+        if (op->type == OPT_INT || op->type == OPT_DOUBLE || op->type == OPT_LONG) {
+            // Bounds a person can read: bytes in KiB/MiB/GiB, every digit otherwise.
+            int bytes = strncmp(op->help, "bytes", 5) == 0 || strstr(op->help, " bytes ") != NULL;
+            char lo[32], hi[32], def[32];
+            fprintf(f, " [%s..%s, default %s]", readable(op->min, bytes, lo, sizeof lo),
+                    readable(op->max, bytes, hi, sizeof hi),
+                    readable(strtod(op->def, NULL), bytes, def, sizeof def));
+        }
         fputc('\n', f);
     }
     fputs("  --help                         this text\n", f);

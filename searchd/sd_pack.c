@@ -48,7 +48,13 @@ void sd_pack_record(msgpack_packer *pk, const sd_model *m, const sc_record *r) {
     const char *metric = en_metric_name(r->schedule.metric);
     const sc_width_profile *wp = m->frontier.width;
     int narrowed = wp && sc_schedule_has_width(&r->schedule);
-    msgpack_pack_map(pk, 14 + narrowed);
+    // The unpruned model's latency: predicted with the profile, else its own frontier record.
+    double base = m->has_lat ? m->base_latency_ms : 0;
+    for (int i = 0; base <= 0 && m->has_lat && i < m->frontier.count; i++)
+        if (m->frontier.rec[i].flops_ratio >= 1 - 1e-12 &&
+            !sc_schedule_has_precision(&m->frontier.rec[i].schedule))
+            base = m->frontier.rec[i].latency_ms;
+    msgpack_pack_map(pk, 16 + narrowed);
     sp_pack_kstr(pk, "model", m->id);
     sp_pack_kstr(pk, "schedule", text);
     sp_pack_kstr(pk, "id", id);
@@ -66,6 +72,11 @@ void sd_pack_record(msgpack_packer *pk, const sd_model *m, const sc_record *r) {
     sp_pack_knum(pk, "drop_upper", r->drop_upper);
     sp_pack_knum(pk, "search_accuracy", r->search_accuracy);
     sp_pack_kstr(pk, "hardware", m->has_lat ? m->hw_text : "");
+    sp_pack_str(pk, "baseline_latency_ms"); // nil when unknown
+    base > 0 ? msgpack_pack_double(pk, base) : msgpack_pack_nil(pk);
+    sp_pack_str(pk, "speedup"); // baseline_latency_ms / latency_ms
+    base > 0 && r->latency_ms > 0 ? msgpack_pack_double(pk, base / r->latency_ms)
+                                  : msgpack_pack_nil(pk);
     if (narrowed) {
         sp_pack_str(pk, "width");
         pack_width(pk, wp, &r->schedule);

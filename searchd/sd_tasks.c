@@ -9,6 +9,11 @@
 #include "engine/en_file.h"
 #include "sd_daemon.h"
 #include "sd_error.h"
+#include "engine/en_layout.h"
+#include "schedules/sc_store.h"
+#include "schedules/sc_width.h"
+
+#define SD_IMPORT_MAX_BYTES (256ull << 20) // an imported frontier file, as a state file
 
 void sd_hw_detect(sd_daemon *d, sc_hw *out) {
     sc_hw_detect(1, out);
@@ -59,7 +64,9 @@ typedef struct add_task {
     int replace; // the name may move from the model holding it, which is then removed
     double calib_seconds;
     sc_hw hw;
+    char frontier_path[1024]; // "" or an offline tune --json result to import
     // results
+    sc_frontier imported; // from frontier_path
     en_model *model;
     sc_latency_model lat;
     int *lengths;
@@ -69,11 +76,84 @@ typedef struct add_task {
     en_diag diag;
 } add_task;
 
+/* An offline `searchctl tune --json` result (or a bare frontier array): its records, checked
+ * field by field, for these weights and this layer count. */
+/* The width profile that comes with narrowed records (tune --json's "width"): required when a
+ * record narrows layers, and of this model's shape. */
+static int import_width(add_task *t, const json_t *width) {
+    const en_config *cfg = &t->model->cfg;
+    en_diag why = {{0}};
+    if (width && !t->imported.width) {
+        sc_width_profile *w = calloc(1, sizeof *w);
+        int rc = w ? sc_width_from_json(width, w, &why) : EN_ENOMEM;
+        if (rc) {
+            free(w);
+            return en_fail(&t->diag, SP_EPARAMS, "%s: width profile: %s", t->frontier_path,
+                           why.msg);
+        }
+        t->imported.width = w;
+    }
+    const sc_width_profile *w = t->imported.width;
+    if (w && (w->layers != cfg->layers || w->heads != cfg->heads || w->ffn != cfg->ffn))
+        return en_fail(&t->diag, SP_EPARAMS, "%s: its width profile is for %d layers, %d heads "
+                       "and %d neurons; the model has %d, %d and %d", t->frontier_path,
+                       w->layers, w->heads, w->ffn, cfg->layers, cfg->heads, cfg->ffn);
+    for (int i = 0; !w && i < t->imported.count; i++)
+        if (sc_schedule_has_width(&t->imported.rec[i].schedule))
+            return en_fail(&t->diag, SP_EPARAMS, "%s: record %d narrows layers but the file has "
+                           "no width profile (tune --json and tune --out write it)",
+                           t->frontier_path, i);
+    return 0;
+}
+
+static int import_frontier(add_task *t) {
+    char *text = NULL;
+    size_t len = 0;
+    int rc = en_file_read(t->frontier_path, SD_IMPORT_MAX_BYTES, &text, &len, &t->diag);
+    if (rc) return rc;
+    json_error_t e;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+    free(text);
+    // tune --json's object (records under "frontier", the width profile under "width"), tune
+    // --out's ({"records", "width"}), or a bare array of records
+    const json_t *arr = json_is_object(root) && !json_object_get(root, "records")
+                            ? json_object_get(root, "frontier")
+                            : root;
+    const char *hash = json_is_object(root)
+                           ? json_string_value(json_object_get(root, "weights_hash"))
+                           : NULL;
+    char want[24];
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)t->model->weights_hash);
+    en_diag why = {{0}};
+    if (!root)
+        rc = en_fail(&t->diag, SP_EPARAMS, "%s: not JSON (line %d)", t->frontier_path, e.line);
+    else if (hash && strcmp(hash, want) != 0)
+        rc = en_fail(&t->diag, SP_EPARAMS,
+                     "%s: a frontier of other weights (%.20s), these are %s; tune these weights",
+                     t->frontier_path, hash, want);
+    else if ((rc = sc_frontier_from_json(arr, &t->imported, &why)) != 0)
+        rc = en_fail(&t->diag, SP_EPARAMS,
+                     "%s: not a frontier as 'searchctl tune --json' writes it: %s",
+                     t->frontier_path, why.msg);
+    else if (t->imported.count == 0 ||
+             t->imported.rec[0].schedule.layers != t->model->cfg.layers)
+        rc = en_fail(&t->diag, SP_EPARAMS, "%s: %d records of %d layers; the model has %d layers",
+                     t->frontier_path, t->imported.count,
+                     t->imported.count ? t->imported.rec[0].schedule.layers : 0,
+                     t->model->cfg.layers);
+    else
+        rc = import_width(t, json_is_object(root) ? json_object_get(root, "width") : NULL);
+    json_decref(root);
+    return rc;
+}
+
 static void add_work(uv_work_t *req) {
     add_task *t = req->data;
     double t0 = sd_now();
     en_dataset *data = NULL, *hold = NULL;
-    int rc = en_model_load(t->path, &t->model, &t->diag);
+    int rc = en_checkpoint_check(t->path, &t->diag); // what the folder holds, first
+    if (rc == 0) rc = en_model_load(t->path, &t->model, &t->diag);
+    if (rc == 0 && t->frontier_path[0]) rc = import_frontier(t);
     if (rc == 0) rc = en_dataset_load(t->data, t->model, &data, &t->diag);
     if (rc == 0 && t->holdout[0]) rc = en_dataset_load(t->holdout, t->model, &hold, &t->diag);
     // Everything a tune will need of the data, checked before anything changes.
@@ -198,11 +278,20 @@ static void add_after(uv_work_t *req, int status) {
     // A new entry for weights whose model-<id>.state was lost (damaged, set aside) takes back
     // their intact frontier-<id>.state; the file name carries the weights hash.
     if (fresh) sd_state_load_frontier(d, m);
+    int imported = t->imported.count > 0;
+    if (imported) { // replaces what the model had; accuracy figures are the offline run's
+        sc_frontier_free(&m->frontier);
+        m->frontier = t->imported;
+        memset(&t->imported, 0, sizeof t->imported);
+    }
     sd_model_repredict(m);
     if (m->frontier.count) sd_state_save_frontier(d, m, NULL); // re-predicted latencies
     sd_log(d, "model %s (%s) added from %s in %.2f s%s", m->id, m->name[0] ? m->name : "unnamed",
            m->path, t->seconds,
-           fresh && m->frontier.count ? "; its saved frontier was adopted" : "");
+           imported                   ? "; its frontier was imported"
+           : fresh && m->frontier.count ? "; its saved frontier was adopted"
+                                        : "");
+    if (imported) sd_notify_updated(d, m->id, "import");
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -223,6 +312,7 @@ static void add_after(uv_work_t *req, int status) {
     sd_reply_later(d, t->conn_id, t->msgid, 0, NULL, &sb);
     msgpack_sbuffer_destroy(&sb);
 done:
+    sc_frontier_free(&t->imported);
     en_model_free(t->model);
     free(t->lengths);
     free(t);
@@ -230,8 +320,8 @@ done:
 }
 
 int sd_task_add_model(sd_daemon *d, const char *path, const char *data, const char *holdout,
-                      const char *name, int replace, uint64_t conn_id, uint32_t msgid,
-                      en_diag *diag) {
+                      const char *name, int replace, const char *frontier, uint64_t conn_id,
+                      uint32_t msgid, en_diag *diag) {
     add_task *t = calloc(1, sizeof *t);
     if (!t) return en_fail(diag, EN_ENOMEM, "out of memory");
     t->d = d;
@@ -242,6 +332,7 @@ int sd_task_add_model(sd_daemon *d, const char *path, const char *data, const ch
     snprintf(t->holdout, sizeof t->holdout, "%s", holdout);
     snprintf(t->name, sizeof t->name, "%s", name);
     t->replace = replace;
+    snprintf(t->frontier_path, sizeof t->frontier_path, "%s", frontier ? frontier : "");
     t->calib_seconds = d->opt.calib_seconds;
     t->hw = d->hw;
     t->work.data = t;

@@ -18,7 +18,9 @@ static int run(char **out, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>/tmp/searchctl-test-stderr", getenv("SEARCHCTL"), args);
+    // Per process: other checkouts' tests may run at the same time on this host.
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>/tmp/searchctl-test-stderr-%d", getenv("SEARCHCTL"), args,
+             (int)getpid());
     FILE *p = popen(cmd, "r");
     ck_assert_ptr_nonnull(p);
     size_t cap = 1 << 16, len = 0;
@@ -37,7 +39,9 @@ static int run(char **out, const char *fmt, ...) {
 
 static char *stderr_text(void) {
     static char text[4096];
-    FILE *f = fopen("/tmp/searchctl-test-stderr", "r");
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/searchctl-test-stderr-%d", (int)getpid());
+    FILE *f = fopen(path, "r");
     size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
     text[n] = '\0';
     if (f)
@@ -129,6 +133,121 @@ START_TEST(bad_arguments_say_what_is_wrong) {
 }
 END_TEST
 
+/* Issue 10 item 6: "--max-drop 1" meant 100%. A bare number >= 0.5 is refused, asking for 1% or
+ * 0.01, offline and for the daemon (before connecting: nothing listens on the socket). */
+START_TEST(max_drop_bare_number_refused) {
+    static const char *const cmds[] = {
+        "tune --data %s/data/sst2/test.tsv --max-drop 1",
+        "tune --data %s/data/sst2/test.tsv --max-drop 0.5",
+        "get --socket %s/no.sock --model demo --max-drop 1",
+        "tune --daemon --socket %s/no.sock --model demo --max-drop 2",
+        "classify --daemon --socket %s/no.sock --model demo --max-drop 1 text"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char *out;
+        char args[600];
+        snprintf(args, sizeof args, cmds[i], shared());
+        ck_assert_int_eq(run(&out, "%s", args), 2);
+        const char *err = stderr_text();
+        ck_assert_msg(strstr(err, "% accuracy drop") && strstr(err, "0.0") && strstr(err, "%"),
+                      "%s: %s", args, err);
+        free(out);
+    }
+    char *out;
+    ck_assert_int_eq(run(&out, "get --socket /nonexistent/no.sock --model demo --max-drop 150%%"),
+                     2);
+    ck_assert_ptr_nonnull(strstr(stderr_text(), "1% or 0.01"));
+    free(out);
+}
+END_TEST
+
+/* searchctl ARGS run in `dir` without $SEARCHD_DEMO_MODEL: stdout into `out` (caller frees). */
+static int run_bare(const char *dir, char **out, const char *args) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd '%s' && env -u SEARCHD_DEMO_MODEL '%s' %s", dir,
+             getenv("SEARCHCTL"), args);
+    return run(out, "--help >/dev/null; %s", cmd); // run() starts with searchctl: a no-op
+}
+
+/* Issue 10 item 7: no silent default model. Without --model the demo model is used only in the
+ * project folder, and then named (name and path) on stderr and in --json; elsewhere the command
+ * refuses, asking for --model; the binary holds no build-folder path. */
+START_TEST(default_model_is_named_or_refused) {
+    char *out;
+    ck_assert_int_ne(run_bare("/tmp", &out, "classify 'a fine movie'"), 0);
+    ck_assert_msg(strstr(stderr_text(), "--model DIR"), "%s", stderr_text());
+    free(out);
+    ck_assert_int_ne(run_bare("/tmp", &out, "tune --data /nonexistent.tsv"), 0);
+    ck_assert_msg(strstr(stderr_text(), "--model DIR"), "%s", stderr_text());
+    free(out);
+    const char *root = getenv("SEARCHD_SOURCE_ROOT");
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(run_bare(root, &out, "classify --json 'a fine movie'"), 0);
+    ck_assert_msg(strstr(stderr_text(), "demo model sst2-bert-L4-H128-demo (models/"), "%s",
+                  stderr_text());
+    json_t *j = parse(out);
+    const char *model = json_string_value(json_object_get(json_array_get(j, 0), "model"));
+    ck_assert_msg(model && strstr(model, "sst2-bert-L4-H128-demo"), "%s", out);
+    json_decref(j);
+    free(out);
+    // The executable does not carry the source folder's path.
+    FILE *f = fopen(getenv("SEARCHCTL"), "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t cap = 64 << 20, n;
+    char *bin = malloc(cap);
+    n = fread(bin, 1, cap, f);
+    fclose(f);
+    char needle[1100];
+    snprintf(needle, sizeof needle, "%s/models", root);
+    size_t len = strlen(needle);
+    for (size_t i = 0; i + len <= n; i++)
+        ck_assert_msg(memcmp(bin + i, needle, len) != 0, "searchctl holds %s", needle);
+    free(bin);
+}
+END_TEST
+
+/* Issue 10 item 4 from the command line: CSV and JSON Lines, other column names, --help. */
+START_TEST(data_formats_from_the_command_line) {
+    FILE *f = fopen("/tmp/searchctl-test-data-cli.csv", "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("\xEF\xBB\xBFreview,stars\r\n\"a gorgeous, witty movie\",POSITIVE\r\nthe plot is a mess,"
+          "negative\r\n",
+          f);
+    fclose(f);
+    f = fopen("/tmp/searchctl-test-data.jsonl", "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"text\": \"a gorgeous, witty movie\", \"label\": \"Positive\"}\n"
+          "{\"text\": \"the plot is a mess\", \"label\": 0}\n",
+          f);
+    fclose(f);
+    char *out;
+    ck_assert_int_eq(run(&out, "eval --json --data /tmp/searchctl-test-data-cli.csv --text-column "
+                               "review --label-column stars"),
+                     0);
+    json_t *j = parse(out);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "n")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "correct")), 2);
+    json_decref(j);
+    free(out);
+    ck_assert_int_eq(run(&out, "eval --json --data /tmp/searchctl-test-data.jsonl"), 0);
+    j = parse(out);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "correct")), 2);
+    json_decref(j);
+    free(out);
+    ck_assert_int_eq(run(&out, "eval --data /tmp/searchctl-test-data-cli.csv"), 1);
+    ck_assert_msg(strstr(stderr_text(), "'review', 'stars'") && strstr(stderr_text(), "--text-column"),
+                  "%s", stderr_text());
+    free(out);
+    ck_assert_int_eq(run(&out, "eval --help"), 0);
+    ck_assert_msg(strstr(out, "JSON Lines") && strstr(out, "premise"), "%s", out);
+    free(out);
+    ck_assert_int_eq(run(&out, "tune --help"), 0);
+    ck_assert_msg(strstr(out, "--label-column"), "%s", out);
+    free(out);
+    unlink("/tmp/searchctl-test-data-cli.csv");
+    unlink("/tmp/searchctl-test-data.jsonl");
+}
+END_TEST
+
 /* bench on a tiny random shape: one row per length, sane figures, pruning cheaper in FLOPs */
 START_TEST(bench_reports_each_length) {
     char *out;
@@ -161,12 +280,31 @@ START_TEST(tune_json_has_frontier_and_choice) {
     snprintf(cmd, sizeof cmd, "head -n 301 %s/data/sst2/test.tsv > %s", shared(), data);
     ck_assert_int_eq(system(cmd), 0);
     char *out;
-    int rc = run(&out, "tune --data %s --max-drop 0.05 --threads 2 --json", data);
+    char svg[64];
+    snprintf(svg, sizeof svg, "/tmp/searchctl-tune-%d.svg", (int)getpid());
+    int rc = run(&out, "tune --data %s --max-drop 0.05 --threads 2 --json --svg %s", data, svg);
     unlink(data);
     ck_assert_msg(rc == 0, "exit %d: %s", rc, stderr_text());
     json_t *j = parse(out);
     json_t *frontier = json_object_get(j, "frontier"), *chosen = json_object_get(j, "chosen");
     ck_assert_int_gt(json_array_size(frontier), 1);
+    // Issue 10 item 10: the picture has each frontier point (twice: latency and FLOPs panels),
+    // the families, and one ring (per panel) on the chosen schedule.
+    char *pic;
+    snprintf(cmd, sizeof cmd, "--help >/dev/null; cat %s", svg);
+    ck_assert_int_eq(run(&pic, "%s", cmd), 0);
+    int circles = 0, rings = 0, squares = 0;
+    for (const char *q = pic; (q = strstr(q, "class='")); q++) {
+        circles += strncmp(q, "class='frontier'", 16) == 0;
+        rings += strncmp(q, "class='chosen'", 14) == 0;
+        squares += strncmp(q, "class='family'", 14) == 0;
+    }
+    ck_assert_int_eq(circles, 2 * (int)json_array_size(frontier));
+    ck_assert_int_eq(squares, 2 * (int)json_array_size(json_object_get(j, "families")));
+    ck_assert_int_eq(rings, 2);
+    ck_assert_ptr_nonnull(strstr(pic, "<svg"));
+    free(pic);
+    unlink(svg);
     static const char *keys[] = {"schedule", "accuracy", "drop", "drop_upper", "flops_ratio",
                                  "latency_ms"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
@@ -236,6 +374,12 @@ int main(void) {
     tcase_add_test(tc, tune_json_has_frontier_and_choice);
     tcase_add_test(tc, labels_by_name);
     suite_add_tcase(s, tc);
+    TCase *friction = tcase_create("friction"); // issue 10: answers that cannot be misread
+    tcase_set_timeout(friction, 300);
+    tcase_add_test(friction, max_drop_bare_number_refused);
+    tcase_add_test(friction, default_model_is_named_or_refused);
+    tcase_add_test(friction, data_formats_from_the_command_line);
+    suite_add_tcase(s, friction);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -737,7 +737,9 @@ START_TEST(parameter_edge_cases) {
     static const struct {
         const char *key;
         double value;
-    } bad[] = {{"max_drop", -1}, {"max_drop", -0.5}, {"max_drop", 1.5},      {"max_flops", -1},
+    } bad[] = {{"max_drop", -1},   {"max_drop", -0.5},      {"max_drop", 1.5},
+               {"max_drop", 1},    {"max_drop", 0.5}, // "1" meant as 1%: refused (issue 10)
+               {"max_flops", -1},
                {"max_flops", 0}, {"max_flops", 2},   {"max_latency_ms", -1}, {"max_latency_ms", 0}};
     // The budget is checked as given, -1 (once "not given") included.
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -13,6 +13,7 @@
 
 #include "engine/en_dataset.h"
 #include "engine/en_file.h"
+#include "engine/en_layout.h"
 #include "test_engine.h"
 
 static char dir[64];
@@ -187,6 +188,36 @@ START_TEST(errors_quote_no_file_contents) {
 }
 END_TEST
 
+/* Issue 10 item 5: checkpoint layouts. PyTorch, TensorFlow or sharded weights without
+ * model.safetensors: the message says what was found and how to write model.safetensors; a
+ * folder with no weights lists what it has. */
+START_TEST(checkpoint_layouts_say_what_they_have) {
+    en_diag diag = {{0}};
+    put("config.json", "{}", 2);
+    put("vocab.txt", "[CLS]\n", 6);
+    ck_assert_int_eq(en_checkpoint_check(dir, &diag), -ENOENT);
+    ck_assert_msg(strstr(diag.msg, "no model.safetensors") && strstr(diag.msg, "config.json") &&
+                      strstr(diag.msg, "vocab.txt"),
+                  "%s", diag.msg);
+    static const struct {
+        const char *file, *says;
+    } layouts[] = {{"flax_model.msgpack", "from_flax=True"},
+                   {"tf_model.h5", "from_tf=True"},
+                   {"pytorch_model.bin.index.json", "sharded PyTorch"},
+                   {"pytorch_model.bin", "pytorch_model.bin (a PyTorch pickle)"},
+                   {"model.safetensors.index.json", "sharded safetensors"}};
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+        put(layouts[i].file, "x", 1); // each found before the ones above it in the table
+        ck_assert_int_eq(en_checkpoint_check(dir, &diag), EN_EFORMAT);
+        ck_assert_msg(strstr(diag.msg, layouts[i].says) && strstr(diag.msg, "safe_serialization"),
+                      "%s: %s", layouts[i].file, diag.msg);
+    }
+    put("model.safetensors", "x", 1);
+    ck_assert_int_eq(en_checkpoint_check(dir, &diag), 0);
+    ck_assert_int_eq(en_checkpoint_check("/nonexistent/model", &diag), 0); // the loader says
+}
+END_TEST
+
 START_TEST(excerpt_is_short_and_escaped) {
     char buf[4 * EN_EXCERPT_MAX + 8];
     ck_assert_str_eq(en_excerpt("neutral", 7, buf, sizeof buf), "'neutral'");
@@ -215,6 +246,7 @@ Suite *files_suite(void) {
     tcase_add_test(tc, data_set_fifo_and_huge);
     tcase_add_test(tc, errors_quote_no_file_contents);
     tcase_add_test(tc, excerpt_is_short_and_escaped);
+    tcase_add_test(tc, checkpoint_layouts_say_what_they_have);
     suite_add_tcase(s, tc);
     return s;
 }
