@@ -438,9 +438,11 @@ static int wait_job_notes(sdc_client *c, const dargs *a, double job) {
             continue;
         }
         if (strcmp(n.method, "job.progress") == 0) {
-            char note[64];
-            snprintf(note, sizeof note, "best %.2f%% at %.0f%% FLOPs", 100 * num(n.params, "best"),
-                     100 * num(n.params, "best_flops_ratio"));
+            char note[80] = "nothing within the budget yet";
+            const msgpack_object *in = sp_map_get(n.params, "within_budget");
+            if (!in || (in->type == MSGPACK_OBJECT_BOOLEAN && in->via.boolean))
+                snprintf(note, sizeof note, "within the budget: %.2f%% at %.0f%% FLOPs",
+                         100 * num(n.params, "best"), 100 * num(n.params, "best_flops_ratio"));
             if (a->json)
                 cli_json_line(sdc_to_json(n.params));
             else

@@ -335,9 +335,9 @@ static void usage(FILE *to) {
 
 static void on_progress(void *ud, const sc_progress *p) {
     (void)ud;
-    char note[96] = "";
-    if (p->best_flops > 0)
-        snprintf(note, sizeof note, "best: accuracy %.4f at %.3f FLOPs (search part)",
+    char note[96] = "nothing within the budget yet";
+    if (p->found) // the best that meets the budget asked, not the best seen
+        snprintf(note, sizeof note, "within the budget: accuracy %.4f at %.3f FLOPs (search part)",
                  p->best_accuracy, p->best_flops);
     cli_progress("searching", p->done, p->total, note);
 }

@@ -831,6 +831,7 @@ static void report(search *S) {
         }
     }
     if (p.done > p.total) p.total = p.done;
+    p.found = found;
     S->o->progress(S->o->progress_ud, &p);
 }
 

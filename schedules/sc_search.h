@@ -20,6 +20,9 @@ typedef struct sc_progress {
     double best_cost;      // its cost: predicted latency over the unpruned model's (minimizing
                            // latency with a latency model), else its FLOPs ratio
     double best_flops;     // its FLOPs ratio
+    int found;             // 1 when some candidate meets the budget asked for (else the best_*
+                           // fields are 0): a drop bound under max_drop on the search part (1%
+                           // without one), or a cost within max_flops / max_latency_ms
 } sc_progress;
 
 typedef struct sc_search_opts {

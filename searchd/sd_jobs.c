@@ -419,12 +419,13 @@ void sd_jobs_progress_cb(uv_async_t *a) {
         msgpack_sbuffer_init(&sb);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 5);
+        msgpack_pack_map(&pk, 6);
         sp_pack_kint(&pk, "job", (int64_t)j->id);
         sp_pack_kint(&pk, "done", p.done);
         sp_pack_kint(&pk, "total", p.total);
         sp_pack_knum(&pk, "best", p.best_accuracy);
         sp_pack_knum(&pk, "best_flops_ratio", p.best_flops);
+        sp_pack_kbool(&pk, "within_budget", p.found); // best_* are the budget's best, or 0
         sd_conn_notify(c, "job.progress", &sb);
         msgpack_sbuffer_destroy(&sb);
     }

@@ -234,6 +234,48 @@ START_TEST(width_records_reproduce) {
 }
 END_TEST
 
+/* The progress reports the best candidate that meets the budget asked, never one outside it:
+ * under a FLOPs budget every reported best is within it; under a drop bound nothing meets,
+ * "nothing yet" is reported (found 0), not the most accurate seen. */
+typedef struct progress_log {
+    int reports, found;
+    double worst_flops;
+} progress_log;
+
+static void log_progress(void *ud, const sc_progress *p) {
+    progress_log *l = ud;
+    l->reports++;
+    l->found += p->found;
+    if (p->found && p->best_flops > l->worst_flops) l->worst_flops = p->best_flops;
+    if (!p->found) ck_assert(p->best_accuracy == 0 && p->best_flops == 0);
+}
+
+START_TEST(progress_within_budget) {
+    sc_search_opts o = small_opts(5);
+    o.budget.max_flops = 0.4;
+    progress_log l = {0};
+    o.progress = log_progress;
+    o.progress_ud = &l;
+    sc_frontier f;
+    sc_search_stats st;
+    run_ok(&o, &f, &st);
+    ck_assert_int_gt(l.found, 0);
+    ck_assert_msg(l.worst_flops <= 0.4 + 1e-12, "reported %g FLOPs under a 0.4 budget",
+                  l.worst_flops);
+    sc_frontier_free(&f);
+    o = small_opts(5);
+    o.budget.max_drop = 0; // drop_upper < 0: no candidate can meet it
+    progress_log none = {0};
+    o.progress = log_progress;
+    o.progress_ud = &none;
+    en_diag diag;
+    sc_search_run(demo_model(), g_search, g_hold, &o, &f, &st, &diag);
+    sc_frontier_free(&f);
+    ck_assert_int_gt(none.reports, 0);
+    ck_assert_int_eq(none.found, 0);
+}
+END_TEST
+
 START_TEST(cancellation) {
     sc_search_opts o = small_opts(1);
     atomic_int cancel;
@@ -287,6 +329,7 @@ Suite *search_suite(void) {
     tcase_add_test(tc, drop_bound_threads_and_cache);
     tcase_add_test(tc, latency_objective);
     tcase_add_test(tc, width_records_reproduce);
+    tcase_add_test(tc, progress_within_budget);
     tcase_add_test(tc, cancellation);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
