@@ -16,12 +16,21 @@ void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const in
 static int profile_alloc(const en_config *cfg, sc_width_profile *out);
 
 #define RIDGE 1e-2 // of the mean diagonal: keeps the solve stable when contributions are alike
+/* The U^T U of as many layers as fit in this many MB go in one pass over the examples
+ * (BERT-base's are 75 MB each: four passes at 256). */
+static int stats_mb = 256;
 
-/* The statistics of every layer, accumulated over rows. */
+void sc__width_stats_mb(int mb) {
+    stats_mb = mb > 0 ? mb : 256;
+}
+
+/* The statistics of the layers [l0, l0 + nl), accumulated over rows. `nf` is the FFN width
+ * (`I` is complex.h's, which cblas.h brings in). */
 typedef struct stats {
     const en_model *m;
     int L, h, d, nf, H;
-    double *uu;  // [L][nf][nf] U^T U (upper triangle)
+    int l0, nl;
+    double *uu;  // [nl][nf][nf] U^T U (upper triangle)
     double *hh;  // [L][h][h] sum over rows of O_h . O_h'
     float *tmp;  // [nf][nf] one batch's U^T U
     float *o;    // [h][rows][H] one batch's head outputs
@@ -31,7 +40,7 @@ typedef struct stats {
 
 static void observe(void *ud, int l, int rows, const float *ctx, int G, const float *u, int F) {
     stats *st = ud;
-    if (st->failed || G != st->h * st->d || F != st->nf)
+    if (st->failed || G != st->h * st->d || F != st->nf || l < st->l0 || l >= st->l0 + st->nl)
         return;
     if (rows > st->max_rows) {
         float *o = realloc(st->o, (size_t)st->h * rows * st->H * sizeof(float));
@@ -44,7 +53,7 @@ static void observe(void *ud, int l, int rows, const float *ctx, int G, const fl
     }
     int nf = st->nf, H = st->H, h = st->h, d = st->d;
     cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, nf, rows, 1.f, u, nf, 0.f, st->tmp, nf);
-    double *uu = st->uu + (size_t)l * nf * nf;
+    double *uu = st->uu + (size_t)(l - st->l0) * nf * nf;
     for (int i = 0; i < nf; i++)
         for (int j = i; j < nf; j++)
             uu[(size_t)i * nf + j] += st->tmp[(size_t)i * nf + j];
@@ -161,6 +170,36 @@ static int fit_layer(sc_width_profile *p, const en_model *m, int l, double *uu, 
     return 0;
 }
 
+enum { BATCH = 32 };
+
+/* The unpruned model over the examples, in ragged batches, up to the group's last layer (only
+ * the layers' insides are wanted: no pruning, no head). */
+static int run_examples(stats *st, en_ctx *c, const en_dataset *d, const int *index, int count,
+                        en_diag *diag) {
+    int rc = 0;
+    for (int e0 = 0; rc == 0 && e0 < count; e0 += BATCH) {
+        int nb = count - e0 < BATCH ? count - e0 : BATCH, lens[BATCH], keep[BATCH];
+        const int32_t *ids[BATCH], *types[BATCH];
+        en_metric metric[BATCH];
+        for (int i = 0; i < nb; i++) {
+            const en_example *ex = &d->ex[index ? index[e0 + i] : e0 + i];
+            ids[i] = ex->ids, types[i] = ex->type_ids, lens[i] = ex->n;
+            metric[i] = EN_METRIC_ATTN;
+        }
+        rc = en_ctx_begin_batch(c, nb, ids, types, lens);
+        for (int l = 0; rc == 0 && l < st->l0 + st->nl; l++) {
+            for (int i = 0; i < nb; i++)
+                keep[i] = lens[i];
+            rc = en_ctx_layer_batch(c, l, keep, metric);
+        }
+        if (rc == 0 && st->failed)
+            rc = EN_ENOMEM;
+        if (rc)
+            en_fail(diag, rc, "width statistics: %s", en_strerror(rc));
+    }
+    return rc;
+}
+
 int sc_width_profile_measure(const en_model *m, const en_dataset *d, const int *index, int n,
                              int max_examples, unsigned rescale, sc_width_profile *out,
                              en_diag *diag) {
@@ -173,43 +212,30 @@ int sc_width_profile_measure(const en_model *m, const en_dataset *d, const int *
     if (rc) return en_fail(diag, rc, "no memory for the width profile");
     out->rescale = rescale, out->examples = count;
     stats st = {.m = m, .L = L, .h = h, .d = H / h, .nf = nf, .H = H};
-    st.uu = calloc((size_t)L * nf * nf, sizeof(double));
+    size_t one = (size_t)nf * nf * sizeof(double);
+    int group = (size_t)stats_mb << 20 > one ? (int)(((size_t)stats_mb << 20) / one) : 1;
+    group = group < L ? group : L;
+    st.uu = calloc((size_t)group * nf * nf, sizeof(double));
     st.hh = calloc((size_t)L * h * h, sizeof(double));
     st.tmp = malloc((size_t)nf * nf * sizeof(float));
     en_ctx *c = NULL;
     if (!st.uu || !st.hh || !st.tmp)
         rc = en_fail(diag, EN_ENOMEM, "no memory for the width statistics (%d layers of %d x %d)",
                      L, nf, nf);
-    enum { BATCH = 32 };
     if (rc == 0 && (rc = en_ctx_new_batch(m, d->max_n, d->max_n * BATCH, BATCH, &c)) < 0)
         en_fail(diag, rc, "cannot make a run state for the width statistics");
     if (rc == 0)
         en_ctx_observe(c, observe, &st);
-    /* the unpruned model over the examples, in ragged batches (only the layers' insides are
-     * wanted: the last layer runs whole too) */
-    for (int e0 = 0; rc == 0 && e0 < count; e0 += BATCH) {
-        int nb = count - e0 < BATCH ? count - e0 : BATCH, lens[BATCH], keep[BATCH];
-        const int32_t *ids[BATCH], *types[BATCH];
-        en_metric metric[BATCH];
-        for (int i = 0; i < nb; i++) {
-            const en_example *ex = &d->ex[index ? index[e0 + i] : e0 + i];
-            ids[i] = ex->ids, types[i] = ex->type_ids, lens[i] = ex->n;
-            metric[i] = EN_METRIC_ATTN;
-        }
-        rc = en_ctx_begin_batch(c, nb, ids, types, lens);
-        for (int l = 0; rc == 0 && l < L; l++) {
-            for (int i = 0; i < nb; i++)
-                keep[i] = lens[i];
-            rc = en_ctx_layer_batch(c, l, keep, metric);
-        }
-        if (rc == 0 && st.failed)
-            rc = EN_ENOMEM;
-        if (rc)
-            en_fail(diag, rc, "width statistics: %s", en_strerror(rc));
+    /* once per group of layers: the examples through the unpruned model, then the fits */
+    for (st.l0 = 0; rc == 0 && st.l0 < L; st.l0 += group) {
+        st.nl = L - st.l0 < group ? L - st.l0 : group;
+        memset(st.uu, 0, (size_t)group * nf * nf * sizeof(double));
+        rc = run_examples(&st, c, d, index, count, diag);
+        for (int l = st.l0; rc == 0 && l < st.l0 + st.nl; l++)
+            if ((rc = fit_layer(out, m, l, st.uu + (size_t)(l - st.l0) * nf * nf,
+                                st.hh + (size_t)l * h * h)))
+                en_fail(diag, rc, "no memory to fit the width factors");
     }
-    for (int l = 0; rc == 0 && l < L; l++)
-        if ((rc = fit_layer(out, m, l, st.uu + (size_t)l * nf * nf, st.hh + (size_t)l * h * h)))
-            en_fail(diag, rc, "no memory to fit the width factors");
     en_ctx_free(c);
     free(st.uu), free(st.hh), free(st.tmp), free(st.o);
     if (rc)

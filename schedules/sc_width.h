@@ -63,6 +63,10 @@ int sc_width_profile_copy(const sc_width_profile *p, sc_width_profile *out);
 /// how many are kept (timing). Free with sc_width_profile_free. EN_ENOMEM.
 int sc_width_profile_plain(const en_config *cfg, sc_width_profile *out);
 
+/// Internal, for tests: the memory (MB, default 256; <= 0 restores it) for the statistics of
+/// one pass, which sets how many layers a pass over the examples measures.
+void sc__width_stats_mb(int mb);
+
 /// Neurons kept at level v (0..SC_WIDTH_LEVELS) of a layer with I neurons.
 int sc_width_neurons(int ffn, int level);
 

@@ -99,6 +99,26 @@ START_TEST(profile_known_answers) {
 }
 END_TEST
 
+/* Layers measured a few per pass (memory-bounded, for large FFNs) give the same profile as all
+ * in one pass, bit for bit. */
+START_TEST(profile_in_passes_is_the_same) {
+    sc_width_profile one;
+    sc__width_stats_mb(1); // 1 MB: the demo model's 512 x 512 doubles (2 MB) one layer a pass
+    en_diag d;
+    int rc = sc_width_profile_measure(demo_model(), g_data, NULL, 0, 0,
+                                      SC_RESCALE_HEADS | SC_RESCALE_NEURONS, &one, &d);
+    sc__width_stats_mb(0);
+    ck_assert_msg(rc == 0, "%s", d.msg);
+    size_t L = (size_t)one.layers, h = (size_t)one.heads, nf = (size_t)one.ffn;
+    ck_assert_mem_eq(one.neuron_order, g_prof.neuron_order, L * nf * sizeof(int32_t));
+    ck_assert_mem_eq(one.head_order, g_prof.head_order, L * h * sizeof(int32_t));
+    ck_assert_mem_eq(one.neuron_scale, g_prof.neuron_scale,
+                     L * (SC_WIDTH_LEVELS + 1) * nf * sizeof(float));
+    ck_assert_mem_eq(one.head_scale, g_prof.head_scale, L * h * h * sizeof(float));
+    sc_width_profile_free(&one);
+}
+END_TEST
+
 /* The ranking means something: keeping the best half of the neurons changes the logits less
  * than keeping the worst half (mean over examples, every layer narrowed alike). */
 START_TEST(ranking_beats_its_reverse) {
@@ -270,6 +290,7 @@ Suite *width_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_unchecked_fixture(tc, profile_setup, profile_teardown);
     tcase_add_test(tc, profile_known_answers);
+    tcase_add_test(tc, profile_in_passes_is_the_same);
     tcase_add_test(tc, ranking_beats_its_reverse);
     tcase_add_test(tc, prefix_eval_matches_narrowed_forward);
     tcase_add_test(tc, precision_in_schedules);
