@@ -35,6 +35,12 @@ run_suite() { # build dir, meson options...
 }
 
 passed=0; failed=0
+# The tree is formatted by .clang-format; a file that is not counts as a failure.
+if clang-format --dry-run -Werror $(git ls-files '*.c' '*.h' 2>/dev/null || find . -path ./build\* -prune -o -name '*.[ch]' -print); then
+  echo "clang-format: the tree is formatted"; passed=$((passed + 1))
+else
+  echo "clang-format: files above are not formatted (clang-format -i FILE)"; failed=$((failed + 1))
+fi
 run_suite build
 # Under the sanitizers the heavy numeric tests check every 4th fixture line or example: a memory
 # error shows on any input, and the release build above has checked every value.

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "searchd/sp_msg.h"
+#include "proto/sp_msg.h"
 
 typedef struct sdc_client sdc_client;
 

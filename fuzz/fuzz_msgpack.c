@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "searchd/sp_msg.h"
+#include "proto/sp_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

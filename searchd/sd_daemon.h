@@ -18,9 +18,8 @@
 #include "schedules/sc_latency.h"
 #include "schedules/sc_search.h"
 #include "searchd/sd_options.h"
-#include "searchd/sp_msg.h"
+#include "proto/sp_msg.h"
 
-#define SD_VERSION "0.1.0"
 #define SD_ID_LEN 17     // 16 hex digits and a NUL
 #define SD_MAX_SUBS 32   // subscriptions per connection
 #define SD_JOBS_KEPT 100 // finished jobs remembered for job.status

@@ -158,7 +158,7 @@ int main(int argc, char **argv) {
     if (sd_task_retune(d, NULL, 0, 0, 0, "start", &diag) != 0) sd_log(d, "start: %s", diag.msg);
     // Weights swapped under a registered path are noticed now, not at the next tune.
     if (sd_task_verify(d, &diag) != 0) sd_log(d, "start: %s", diag.msg);
-    sd_log(d, "searchd %s on %s%s%s; state in %s; %d model(s); hardware %s", SD_VERSION,
+    sd_log(d, "searchd %s on %s%s%s; state in %s; %d model(s); hardware %s", SEARCHD_VERSION,
            d->opt.socket, d->tcp_addr[0] ? " and tcp " : "", d->tcp_addr, d->opt.state_dir, nmodels,
            d->hw_text);
 

@@ -110,7 +110,7 @@ static int m_info(sd_call *k) {
     sd_daemon *d = k->d;
     msgpack_packer *pk = k->pk;
     msgpack_pack_map(pk, 14);
-    sp_pack_kstr(pk, "version", SD_VERSION);
+    sp_pack_kstr(pk, "version", SEARCHD_VERSION);
     sp_pack_kstr(pk, "hardware", d->hw_text);
     sp_pack_str(pk, "fingerprint");
     sd_pack_hw(pk, &d->hw);

@@ -14,8 +14,8 @@ import msgpack
 
 from .budget import parse_share
 
-SP_ETIMEOUT = -3008
-SP_ECLOSED = -3009
+SP_ETIMEOUT = -5008
+SP_ECLOSED = -5009
 
 
 class SearchdError(Exception):
@@ -239,7 +239,7 @@ class Client:
             err = msg[2]
             if err is not None:
                 code, text = (err[0], err[1]) if isinstance(err, list) and len(err) == 2 \
-                    else (-3000, str(err))
+                    else (-5000, str(err))
                 slot[1] = SearchdError(code, text)
             slot[2] = msg[3]
             slot[0].set()

@@ -49,7 +49,7 @@ START_TEST(ping_info_and_errors) {
     sdc_reply_free(&r);
     td_call_ok(c, "info", NULL, 0, &r);
     char buf[300];
-    ck_assert_str_eq(td_str(r.result, "version", buf, sizeof buf), "0.1.0");
+    ck_assert_str_eq(td_str(r.result, "version", buf, sizeof buf), SEARCHD_VERSION);
     ck_assert_ptr_nonnull(sp_map_get(r.result, "fingerprint"));
     ck_assert_int_eq(sp_map_get(r.result, "models")->via.array.size, 0);
     sdc_reply_free(&r);

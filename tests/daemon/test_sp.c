@@ -1,7 +1,7 @@
 /* The wire protocol: the header scanner, envelope checks and named arguments. */
 #include <string.h>
 
-#include "searchd/sp_msg.h"
+#include "proto/sp_msg.h"
 #include "test_util.h"
 
 static const sp_limits lim = {1024, 8};
@@ -104,7 +104,7 @@ START_TEST(envelope) {
     ck_assert_int_eq(m.type, SP_NOTIFY);
 
     sb.size = 0;
-    sp_pack_error(&pk, 9, -3004, "nope");
+    sp_pack_error(&pk, 9, SP_EMETHOD, "nope");
     ck_assert_int_eq(decode(&m, &has_id, &dg), 0);
     ck_assert_int_eq(m.type, SP_RESPONSE);
     ck_assert_int_eq(m.error->type, MSGPACK_OBJECT_ARRAY);

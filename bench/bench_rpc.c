@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "client/sdc.h"
-#include "searchd/sp_msg.h"
+#include "proto/sp_msg.h"
 
 typedef struct bconn {
     sdc_client *c;
