@@ -1,4 +1,4 @@
-"""The searchd client: msgpack-RPC over a Unix socket or TCP (README, "Protocol").
+"""The searchd client: msgpack-RPC over a Unix socket or TCP (docs/protocol.md).
 
 One background thread reads the connection: replies go to the call that waits for them (calls
 may come from any thread and are answered out of order), notifications to the subscribers'

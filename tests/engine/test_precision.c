@@ -72,7 +72,7 @@ END_TEST
 
 /* Dense accuracy on test.tsv (the SST-2 dev set): INT8 within 0.3 points of F32 (measured on
  * the demo model: 82.68% both; the L6 model, 80.62% F32 and 80.39% INT8, is measured by
- * searchctl eval, see README). */
+ * searchctl eval, see docs/engine.md). */
 START_TEST(int8_accuracy_within_0_3_points) {
     en_dataset *d = NULL;
     en_model *m = load_with_dev_set("sst2-bert-L4-H128-demo", &d);
