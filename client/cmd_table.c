@@ -198,8 +198,8 @@ const size_t ctl_option_count = sizeof ctl_options / sizeof ctl_options[0];
 const ctl_command ctl_commands[] = {
     {"classify", 0, LOAD | B(O_PAIR) | COMMON, 0, "TEXT...", cmd_classify,
      "the label and the probability of each label for each TEXT",
-     "classify [--model DIR] [--schedule S | --ratios R,.. [--metric M]] [--frontier FILE]\n"
-     "       [--precision P] [--pair TEXT_B] [--json] TEXT...",
+     "classify [--model DIR] [--schedule S | --ratios R,.. [--metric M]]\n"
+     "       [--frontier FILE] [--precision P] [--pair TEXT_B] [--json] TEXT...",
      NULL},
     {"eval", 0, LOAD | DATA | B(O_THREADS) | B(O_BLAS_THREADS) | B(O_BATCH) | COMMON, B(O_DATA),
      NULL, cmd_eval,

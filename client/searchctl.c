@@ -116,8 +116,10 @@ static int set_value(ctl_args *a, const ctl_opt *o, const char *arg, const char 
 static int parse(const ctl_command *c, int argc, char **argv, ctl_args *a) {
     memset(a, 0, sizeof *a);
     a->command = c;
+    // Every row's default, not only this command's: a budget or choice it does not take
+    // reads as not given (-1), never as 0.
     for (size_t i = 0; i < ctl_option_count; i++)
-        if (c->options >> i & 1) set_default(a, &ctl_options[i]);
+        set_default(a, &ctl_options[i]);
     uint64_t given = 0;
     int i = 1;
     for (; i < argc; i++) {
@@ -126,7 +128,8 @@ static int parse(const ctl_command *c, int argc, char **argv, ctl_args *a) {
             i++;
             break;
         }
-        if (arg[0] != '-' || arg[1] == '\0') break;
+        // Options are long ("--x") or -h; "-1" is an argument (status -1 is a bad job number).
+        if (strncmp(arg, "--", 2) != 0 && strcmp(arg, "-h") != 0) break;
         const ctl_opt *o = find_option(c, arg);
         if (!o) {
             fprintf(stderr, "searchctl %s%s: unknown option '%s'\n", c->name, form(c), arg);
