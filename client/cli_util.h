@@ -20,20 +20,19 @@ int cli_load_data(const char *path, const en_model *m, const char *text, const c
 
 /// What --help says about data files: the formats and columns taken.
 #define CLI_DATA_HELP                                                                              \
-    "Data: TSV or CSV with a header row, or JSON Lines (by the name: .csv, .jsonl; a UTF-8 BOM\n"   \
+    "Data: TSV or CSV with a header row, or JSON Lines (by the name: .csv, .jsonl; a UTF-8 BOM\n"  \
     "is skipped; CSV quoting as RFC 4180). Text column 'sentence' or 'text', or a pair\n"          \
     "'sentence1'/'sentence2', 'premise'/'hypothesis', 'question'/'passage'; label column\n"        \
-    "'label': an id or one of the model's label names (any case). Other names:\n"                  \
-    "  --text-column A[,B]     the text column (B: the second of a pair)\n"                         \
-    "  --label-column L        the label column\n"
+    "'label': an id or one of the model's label names (any case); --text-column and\n"             \
+    "--label-column name others.\n"
 
 /// One classified text, the same for offline classify and classify --daemon. Text (json 0):
 /// prints "LABEL  name=p name=p  (N tokens, F% FLOPs)  TEXT[ | PAIR]" and returns NULL. JSON:
 /// returns the object {text, pair (when given), label, label_id, probabilities by name, tokens,
 /// flops_ratio, schedule} (a new reference). `logits` has cfg->num_labels entries.
 json_t *cli_prediction(const en_config *cfg, const char *text, const char *pair,
-                       const float *logits, int tokens, const sc_schedule *s,
-                       const char *schedule, int json);
+                       const float *logits, int tokens, const sc_schedule *s, const char *schedule,
+                       int json);
 
 /// Prints a JSON value (stolen) as one compact line on stdout and flushes: JSON Lines, for
 /// streams (tune --json's progress, watch --json).

@@ -106,8 +106,7 @@ static void print_profile(en_ctx *c, const int32_t *ids, const int *lengths, int
                           const sc_schedule *s, int json, json_t *out) {
     double ns[32][EN_STEP_COUNT] = {{0}};
     int reps[32] = {0};
-    if (nlen > 32)
-        nlen = 32;
+    if (nlen > 32) nlen = 32;
     for (int li = 0; li < nlen; li++) {
         fwd_arg fa = {.c = c, .ids = ids, .n = lengths[li], .s = s};
         run_forward(&fa); // warm-up, unprofiled
@@ -129,18 +128,15 @@ static void print_profile(en_ctx *c, const int32_t *ids, const int *lengths, int
     double total[32] = {0};
     for (int st = 0; st < EN_STEP_COUNT; st++) {
         json_t *row = json_array();
-        if (!json)
-            printf("%-10s", en_step_name((en_step)st));
+        if (!json) printf("%-10s", en_step_name((en_step)st));
         for (int li = 0; li < nlen; li++) {
             double us = ns[li][st] / reps[li] / 1e3;
             total[li] += us;
             json_array_append_new(row, json_real(us));
-            if (!json)
-                printf(" %9.1f", us);
+            if (!json) printf(" %9.1f", us);
         }
         json_object_set_new(steps, en_step_name((en_step)st), row);
-        if (!json)
-            printf("\n");
+        if (!json) printf("\n");
     }
     if (!json) {
         printf("%-10s", "total");
@@ -154,8 +150,8 @@ static void print_profile(en_ctx *c, const int32_t *ids, const int *lengths, int
 static int parse_shape(const char *text, mk_opts *o) {
     int L, H, heads, F;
     char tail;
-    if (sscanf(text, "%d,%d,%d,%d%c", &L, &H, &heads, &F, &tail) != 4 || L < 1 || L > 64 ||
-        H < 1 || heads < 1 || H % heads || F < 1)
+    if (sscanf(text, "%d,%d,%d,%d%c", &L, &H, &heads, &F, &tail) != 4 || L < 1 || L > 64 || H < 1 ||
+        heads < 1 || H % heads || F < 1)
         return -1;
     o->layers = L;
     o->hidden = H;
@@ -164,32 +160,15 @@ static int parse_shape(const char *text, mk_opts *o) {
     return 0;
 }
 
-static void bench_usage(FILE *to) {
-    fputs("usage: searchctl bench [--model DIR | --shape L,H,heads,FFN] [--threads N]\n"
-          "                       [--lengths 32,64,128,256,512] [--schedule S | --ratios R,..]\n"
-          "                       [--frontier FILE] [--precision P] [--profile] [--json]\n"
-          "Batch-1 latency per length (median), GFLOP/s, the fraction of the throughput of the\n"
-          "engine's matrix kernel on this CPU, the time outside matrix products, and with a\n"
-          "schedule the pruned latency and its ratio to the full one. --profile adds the time\n"
-          "of each forward step per length. --shape benchmarks random weights. --precision\n"
-          "f32 (default) or int8, or one per layer (int8,int8,f32,..).\n",
-          to);
-}
-
-int cmd_bench(int argc, char **argv) {
-    offline_args a;
-    int rest = 0;
-    if (offline_args_parse(argc, argv, &a, &rest) || a.help || rest < argc) {
-        bench_usage(a.help ? stdout : stderr);
-        return a.help ? 0 : 2;
-    }
+int cmd_bench(ctl_args *a, int argc, char **argv) {
+    (void)argc, (void)argv; // no positional arguments (the table says so)
     char tmpdir[] = "/tmp/searchctl-bench-XXXXXX";
     int made_tmp = 0;
-    if (a.shape) {
+    if (a->shape) {
         mk_opts o;
         mk_opts_init(&o);
-        if (parse_shape(a.shape, &o) != 0) {
-            fprintf(stderr, "searchctl bench: --shape takes L,H,heads,FFN, not '%s'\n", a.shape);
+        if (parse_shape(a->shape, &o) != 0) {
+            fprintf(stderr, "searchctl bench: --shape takes L,H,heads,FFN, not '%s'\n", a->shape);
             return 2;
         }
         en_diag diag = {{0}};
@@ -198,49 +177,44 @@ int cmd_bench(int argc, char **argv) {
             return 1;
         }
         made_tmp = 1;
-        a.model = tmpdir;
+        a->model = tmpdir;
     }
     en_model *m = NULL;
     sc_schedule s, full;
-    int rc = offline_load(&a, &m, &s);
+    int rc = offline_load(a, &m, &s);
     if (made_tmp) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "searchctl bench: could not remove %s\n", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "searchctl bench: could not remove %s\n", tmpdir);
     }
-    if (rc)
-        return 1;
-    int pruned = a.schedule || a.ratios;
+    if (rc) return 1;
+    int pruned = a->schedule || a->ratios;
     sc_schedule_full(&full, s.metric, m->cfg.layers);
-    int threads = a.threads > 0 ? a.threads : 1;
+    int threads = a->threads > 0 ? a->threads : 1;
     en_set_blas_threads(threads);
 
     int lengths[32], nlen = 0;
-    const char *p = a.lengths ? a.lengths : "32,64,128,256,512";
+    const char *p = a->lengths ? a->lengths : "32,64,128,256,512";
     while (*p && nlen < 32) {
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || v < 2) {
-            fprintf(stderr, "searchctl bench: bad --lengths '%s'\n", a.lengths);
+            fprintf(stderr, "searchctl bench: bad --lengths '%s'\n", a->lengths);
             en_model_free(m);
             return 2;
         }
-        if (v <= m->cfg.max_pos)
-            lengths[nlen++] = (int)v;
+        if (v <= m->cfg.max_pos) lengths[nlen++] = (int)v;
         p = *end == ',' ? end + 1 : end;
     }
     const en_config *cfg = &m->cfg;
     size_t big = (size_t)m->cfg.max_pos * (cfg->ffn > cfg->max_pos ? cfg->ffn : cfg->max_pos) * 4;
     gemm_arg g = {.m = m, .a = calloc(big, sizeof(float)), .b = calloc(big, sizeof(float))};
-    if (posix_memalign((void **)&g.p, 64, big * sizeof(float)))
-        g.p = NULL;
+    if (posix_memalign((void **)&g.p, 64, big * sizeof(float))) g.p = NULL;
     /* the kernel's throughput on this machine: the FFN-in product at the longest length */
     int maxlen = 0;
     for (int i = 0; i < nlen; i++)
         maxlen = lengths[i] > maxlen ? lengths[i] : maxlen;
-    kernel_arg kg = {maxlen > 0 ? maxlen : 128, cfg->ffn, cfg->hidden, m->packed[0].w1, g.a,
-                     g.b};
+    kernel_arg kg = {maxlen > 0 ? maxlen : 128, cfg->ffn, cfg->hidden, m->packed[0].w1, g.a, g.b};
     double kg_ms = g.a && g.b ? median_ms(run_kernel, &kg, 300) : 1;
     double kernel_gflops = 2.0 * kg.m * kg.n * kg.k / (kg_ms * 1e6);
 
@@ -258,18 +232,17 @@ int cmd_bench(int argc, char **argv) {
     char stext[SC_SCHEDULE_TEXT_MAX];
     sc_schedule_format(&s, stext, sizeof stext);
     json_t *rows = json_array();
-    if (!a.json) {
+    if (!a->json) {
         printf("model: %d layers, hidden %d, %d heads, FFN %d; %d thread%s; kernel %s %dx%dx%d: "
                "%.1f GFLOP/s\n",
                cfg->layers, cfg->hidden, cfg->heads, cfg->ffn, threads, threads > 1 ? "s" : "",
                en_gemm_isa(), kg.m, kg.n, kg.k, kernel_gflops);
-        if (a.precision)
+        if (a->precision)
             printf("precision: %s (INT8 path %s; \"of kernel\" and \"matmul ms\" are F32's)\n",
-                   a.precision, en_qgemm_isa());
+                   a->precision, en_qgemm_isa());
         printf("%6s %10s %9s %9s %11s %9s", "length", "full ms", "GFLOP/s", "of kernel",
                "matmul ms", "other");
-        if (pruned)
-            printf(" %10s %8s %8s", "pruned ms", "flops", "time");
+        if (pruned) printf(" %10s %8s %8s", "pruned ms", "flops", "time");
         printf("\n");
     }
     for (int li = 0; li < nlen; li++) {
@@ -286,7 +259,7 @@ int cmd_bench(int argc, char **argv) {
         json_t *row = json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "length", n, "full_ms", full_ms,
                                 "gflops", gflops, "of_kernel", gflops / kernel_gflops, "matmul_ms",
                                 mm_ms, "other_fraction", other);
-        if (!a.json)
+        if (!a->json)
             printf("%6d %10.3f %9.1f %8.0f%% %11.3f %8.1f%%", n, full_ms, gflops,
                    100 * gflops / kernel_gflops, mm_ms, 100 * other);
         if (pruned) {
@@ -296,24 +269,19 @@ int cmd_bench(int argc, char **argv) {
             json_object_set_new(row, "pruned_ms", json_real(pr_ms));
             json_object_set_new(row, "flops_ratio", json_real(fr));
             json_object_set_new(row, "time_ratio", json_real(pr_ms / full_ms));
-            if (!a.json)
-                printf(" %10.3f %8.3f %8.3f", pr_ms, fr, pr_ms / full_ms);
+            if (!a->json) printf(" %10.3f %8.3f %8.3f", pr_ms, fr, pr_ms / full_ms);
         }
-        if (!a.json)
-            printf("\n");
+        if (!a->json) printf("\n");
         json_array_append_new(rows, row);
     }
-    json_t *out = json_pack("{s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:s, s:s, s:s, s:o}", "layers",
-                            cfg->layers, "hidden", cfg->hidden, "heads", cfg->heads, "ffn",
-                            cfg->ffn, "threads", threads, "kernel", en_gemm_isa(),
-                            "kernel_gflops", kernel_gflops, "schedule", stext, "precision",
-                            sc_schedule_precision_name(&s), "int8_kernel", en_qgemm_isa(),
-                            "lengths", rows);
-    if (!a.json && pruned)
-        printf("schedule: %s\n", stext);
-    if (a.profile)
-        print_profile(c, ids, lengths, nlen, &s, a.json, out);
-    if (a.json)
+    json_t *out = json_pack(
+        "{s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:s, s:s, s:s, s:o}", "layers", cfg->layers, "hidden",
+        cfg->hidden, "heads", cfg->heads, "ffn", cfg->ffn, "threads", threads, "kernel",
+        en_gemm_isa(), "kernel_gflops", kernel_gflops, "schedule", stext, "precision",
+        sc_schedule_precision_name(&s), "int8_kernel", en_qgemm_isa(), "lengths", rows);
+    if (!a->json && pruned) printf("schedule: %s\n", stext);
+    if (a->profile) print_profile(c, ids, lengths, nlen, &s, a->json, out);
+    if (a->json)
         print_json(out);
     else
         json_decref(out);

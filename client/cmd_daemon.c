@@ -20,170 +20,11 @@
 #include "client/sdc_apply.h"
 #include "client/searchctl.h"
 #include "engine/en_forward.h"
+#include "schedules/sc_defaults.h"
+#include "schedules/sc_frontier.h"
 #include "schedules/sc_schedule.h"
 
-typedef struct dargs {
-    const char *socket, *connect;
-    const char *model, *path, *data, *holdout, *name;
-    const char *max_drop, *max_flops, *max_latency, *minimize;
-    const char *svg;      // frontier --svg FILE
-    const char *frontier; // add --frontier FILE: an offline tune --json result
-    int json, force, replace, watch, no_wait, help, csv, width, int8;
-    int timeout_ms;
-    int count; // watch / classify --watch: stop after this many notifications (0: never)
-    int rest;  // first positional argument
-} dargs;
-
-static const char *const commands[] = {"ping",   "info",     "add",    "remove",   "tune",
-                                       "status", "cancel",   "get",    "frontier", "watch",
-                                       "retune", "classify", "models", "profile",  NULL};
-
-int cmd_is_daemon(const char *name) {
-    for (const char *const *c = commands; *c; c++)
-        if (strcmp(*c, name) == 0 && strcmp(name, "tune") != 0 && strcmp(name, "classify") != 0)
-            return 1;
-    return 0;
-}
-
-/* One row per command: its name, its synopsis and what it does. `searchctl CMD --help` prints
- * its own row; an error prints every row. */
-static const struct {
-    const char *name, *synopsis, *what;
-} command_help[] = {
-    {"ping", "ping", "is searchd there?"},
-    {"info", "info", "version, hardware, jobs, registered models"},
-    {"models", "models", "the registered models"},
-    {"add", "add --path DIR --data FILE [--holdout FILE] [--name NAME [--replace]]\n"
-            "    [--frontier FILE]",
-     "registers a model folder with its labelled data (TSV, CSV, JSON Lines); --frontier FILE\n"
-     "imports the frontier of an offline 'searchctl tune --json' of the same weights instead of\n"
-     "searching again"},
-    {"remove", "remove MODEL", "forgets a model, its jobs and its schedules"},
-    {"tune", "tune --daemon --model MODEL [--max-drop 1% | --max-flops 0.5 | --max-latency MS]\n"
-             "     [--width] [--int8] [--no-wait]",
-     "searches schedules in searchd; a progress bar until the job is done (--json: JSON Lines);\n"
-     "--width also searches heads and FFN neurons, --int8 each layer's precision"},
-    {"status", "status JOB", "a job's state and progress"},
-    {"cancel", "cancel JOB", "stops a job"},
-    {"get", "get --model MODEL (--max-drop 1% | --max-flops 0.5 | --max-latency MS)\n"
-            "    [--minimize latency|flops]",
-     "the cheapest schedule whose accuracy drop's 95% bound is under --max-drop (1% or 0.01),\n"
-     "or the most accurate within --max-flops / --max-latency; with the unpruned latency and\n"
-     "the speed-up"},
-    {"frontier", "frontier --model MODEL [--csv] [--svg FILE] [--max-drop 1% | ...]",
-     "every schedule kept, cheapest first, after the unpruned row; --csv: as CSV; --svg FILE: a\n"
-     "picture of accuracy drop (with its bound) against latency and FLOPs, the schedule the\n"
-     "budget picks (when one is given) marked"},
-    {"watch", "watch [--model MODEL] [--count N]",
-     "prints schedule.updated as it comes (every model, those added later too, without --model)"},
-    {"retune", "retune [--model MODEL] [--force]", "re-checks the hardware now"},
-    {"profile", "profile --model MODEL", "the latency model and its fingerprint"},
-    {"classify", "classify --daemon --model MODEL [budget] [--watch [--count N]] [TEXT...]",
-     "classifies here with the schedule searchd gives for the budget (default --max-drop 1%);\n"
-     "no TEXT: one text per line of stdin, picking up new schedules as notified"},
-};
-
-static void usage(const char *cmd, FILE *to) {
-    for (size_t i = 0; i < sizeof command_help / sizeof command_help[0]; i++) {
-        if (strcmp(command_help[i].name, cmd) != 0) continue;
-        fprintf(to, "usage: searchctl %s\n%s\n", command_help[i].synopsis, command_help[i].what);
-        fputs("  --socket PATH | --connect HOST:PORT   where searchd listens (default socket:\n"
-              "                          $XDG_RUNTIME_DIR/searchd.sock, else /tmp/searchd-$UID.sock)\n"
-              "  --json                  the daemon's reply as JSON\n"
-              "  --timeout MS            per call (default 30000)\n"
-              "MODEL is a model id or the name given to add.\n",
-              to);
-        return;
-    }
-    fprintf(to, "usage: searchctl COMMAND [--socket PATH | --connect HOST:PORT] [--json] "
-                "[--timeout MS]\n");
-    for (size_t i = 0; i < sizeof command_help / sizeof command_help[0]; i++)
-        fprintf(to, "  %s\n", command_help[i].synopsis);
-    fputs("'searchctl COMMAND --help' shows one command's options.\n", to);
-}
-
-static int parse(int argc, char **argv, dargs *a) {
-    memset(a, 0, sizeof *a);
-    a->timeout_ms = 30000;
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *o = argv[i];
-        const char **str = NULL;
-        if (strcmp(o, "--") == 0) {
-            i++;
-            break;
-        }
-        if (strncmp(o, "--", 2) != 0) break;
-        if (strcmp(o, "--json") == 0)
-            a->json = 1;
-        else if (strcmp(o, "--force") == 0)
-            a->force = 1;
-        else if (strcmp(o, "--replace") == 0)
-            a->replace = 1;
-        else if (strcmp(o, "--watch") == 0)
-            a->watch = 1;
-        else if (strcmp(o, "--no-wait") == 0)
-            a->no_wait = 1;
-        else if (strcmp(o, "--csv") == 0)
-            a->csv = 1;
-        else if (strcmp(o, "--width") == 0)
-            a->width = 1;
-        else if (strcmp(o, "--int8") == 0)
-            a->int8 = 1;
-        else if (strcmp(o, "--daemon") == 0)
-            ;
-        else if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0)
-            a->help = 1;
-        else if (strcmp(o, "--timeout") == 0 || strcmp(o, "--count") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "searchctl: %s needs a value\n", o);
-                return 2;
-            }
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > INT_MAX) {
-                fprintf(stderr, "searchctl: %s takes a non-negative integer\n", o);
-                return 2;
-            }
-            *(strcmp(o, "--count") == 0 ? &a->count : &a->timeout_ms) = (int)v;
-        } else {
-            static const struct {
-                const char *name;
-                size_t off;
-            } opts[] = {
-                {"--socket", offsetof(dargs, socket)},
-                {"--connect", offsetof(dargs, connect)},
-                {"--model", offsetof(dargs, model)},
-                {"--path", offsetof(dargs, path)},
-                {"--data", offsetof(dargs, data)},
-                {"--holdout", offsetof(dargs, holdout)},
-                {"--name", offsetof(dargs, name)},
-                {"--max-drop", offsetof(dargs, max_drop)},
-                {"--max-flops", offsetof(dargs, max_flops)},
-                {"--max-latency", offsetof(dargs, max_latency)},
-                {"--minimize", offsetof(dargs, minimize)},
-                {"--svg", offsetof(dargs, svg)},
-                {"--frontier", offsetof(dargs, frontier)},
-            };
-            for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !str; k++)
-                if (strcmp(o, opts[k].name) == 0)
-                    str = (const char **)(void *)((char *)a + opts[k].off);
-            if (!str) {
-                fprintf(stderr, "searchctl: unknown option '%s'\n", o);
-                return 2;
-            }
-            if (i + 1 >= argc) {
-                fprintf(stderr, "searchctl: %s needs a value\n", o);
-                return 2;
-            }
-            *str = argv[++i];
-        }
-    }
-    a->rest = i;
-    return 0;
-}
-
-static int connect_to(const dargs *a, sdc_client **c) {
+static int connect_to(const ctl_args *a, sdc_client **c) {
     sp_diag dg;
     char path[256];
     int rc = a->connect
@@ -195,7 +36,7 @@ static int connect_to(const dargs *a, sdc_client **c) {
 }
 
 /* One call; on failure prints the daemon's message and returns 1. */
-static int call(sdc_client *c, const dargs *a, const char *method, const sdc_arg *args, int n,
+static int call(sdc_client *c, const ctl_args *a, const char *method, const sdc_arg *args, int n,
                 sdc_reply *r) {
     sp_diag dg;
     int rc = sdc_call(c, method, args, n, a->timeout_ms, r, &dg);
@@ -226,30 +67,16 @@ static const char *str(const msgpack_object *map, const char *key, char *buf, si
     return buf;
 }
 
-/* --max-drop / --max-flops / --max-latency / --minimize into arguments; returns the count
- * added or -1 after printing the problem. */
-static int budget_args(const dargs *a, sdc_arg *args) {
+/* --max-drop / --max-flops / --max-latency / --minimize (checked by the parser) into
+ * arguments; returns the count added. */
+static int budget_args(const ctl_args *a, sdc_arg *args) {
     int n = 0;
-    double v;
-    if (a->max_drop) {
-        if (cli_parse_share("--max-drop", a->max_drop, &v) != 0) return -1;
-        args[n++] = SDC_ARG_NUM("max_drop", v);
-    }
-    if (a->max_flops) {
-        if (cli_parse_share("--max-flops", a->max_flops, &v) != 0) return -1;
-        args[n++] = SDC_ARG_NUM("max_flops", v);
-    }
-    if (a->max_latency) {
-        char *end;
-        v = strtod(a->max_latency, &end);
-        if (*end || !(v > 0)) {
-            fprintf(stderr, "searchctl: --max-latency takes milliseconds, not '%s'\n",
-                    a->max_latency);
-            return -1;
-        }
-        args[n++] = SDC_ARG_NUM("max_latency_ms", v);
-    }
-    if (a->minimize) args[n++] = SDC_ARG_STR("minimize", a->minimize);
+    if (a->max_drop >= 0) args[n++] = SDC_ARG_NUM("max_drop", a->max_drop);
+    if (a->max_flops >= 0) args[n++] = SDC_ARG_NUM("max_flops", a->max_flops);
+    if (a->max_latency >= 0) args[n++] = SDC_ARG_NUM("max_latency_ms", a->max_latency);
+    // The choice's index is the sc_minimize value; the RPC takes its name.
+    if (a->minimize >= 0)
+        args[n++] = SDC_ARG_STR("minimize", a->minimize == SC_MIN_FLOPS ? "flops" : "latency");
     return n;
 }
 
@@ -284,7 +111,7 @@ static void print_model_line(const msgpack_object *m) {
                : "");
 }
 
-static int do_info(sdc_client *c, const dargs *a, int list_only) {
+static int do_info(sdc_client *c, const ctl_args *a, int list_only) {
     sdc_reply r;
     int rc = call(c, a, list_only ? "model.list" : "info", NULL, 0, &r);
     if (rc == 0 && a->json) {
@@ -326,7 +153,7 @@ static const char *absolute(const char *p, char *buf) {
     return realpath(p, buf) ? buf : p;
 }
 
-static int do_add(sdc_client *c, const dargs *a, int argc, char **argv) {
+static int do_add(sdc_client *c, const ctl_args *a, int argc, char **argv) {
     const char *path = a->path ? a->path : a->model ? a->model : a->rest < argc ? argv[a->rest] : 0;
     if (!path || !a->data) {
         fputs("searchctl add: needs --path DIR and --data FILE\n", stderr);
@@ -341,7 +168,7 @@ static int do_add(sdc_client *c, const dargs *a, int argc, char **argv) {
     if (a->replace) args[n++] = SDC_ARG_BOOL("replace", 1);
     if (a->frontier) args[n++] = SDC_ARG_STR("frontier", absolute(a->frontier, p4));
     sdc_reply r;
-    dargs slow = *a;
+    ctl_args slow = *a;
     slow.timeout_ms = a->timeout_ms > 300000 ? a->timeout_ms : 300000; // load + calibration
     int rc = call(c, &slow, "model.add", args, n, &r);
     if (rc == 0 && a->json) {
@@ -358,7 +185,7 @@ static int do_add(sdc_client *c, const dargs *a, int argc, char **argv) {
     return rc;
 }
 
-static int need_model(const dargs *a, int argc, char **argv, const char **model) {
+static int need_model(const ctl_args *a, int argc, char **argv, const char **model) {
     *model = a->model ? a->model : a->rest < argc ? argv[a->rest] : NULL;
     if (!*model) {
         fputs("searchctl: which model? give --model ID (see searchctl info)\n", stderr);
@@ -367,7 +194,8 @@ static int need_model(const dargs *a, int argc, char **argv, const char **model)
     return 0;
 }
 
-static int simple(sdc_client *c, const dargs *a, const char *method, const sdc_arg *args, int n) {
+static int simple(sdc_client *c, const ctl_args *a, const char *method, const sdc_arg *args,
+                  int n) {
     sdc_reply r;
     int rc = call(c, a, method, args, n, &r);
     if (rc == 0) {
@@ -399,7 +227,7 @@ static int simple(sdc_client *c, const dargs *a, const char *method, const sdc_a
 /* ---- waiting for a job: the progress bar (cli_progress) from job.progress notifications;
  * Ctrl-C ends the bar's line and says the job goes on in searchd. */
 
-static int wait_job_notes(sdc_client *c, const dargs *a, double job);
+static int wait_job_notes(sdc_client *c, const ctl_args *a, double job);
 static char bar_interrupt_msg[200];
 
 static void bar_on_sigint(int sig) {
@@ -410,7 +238,7 @@ static void bar_on_sigint(int sig) {
     _exit(130);
 }
 
-static int wait_job(sdc_client *c, const dargs *a, double job) {
+static int wait_job(sdc_client *c, const ctl_args *a, double job) {
     snprintf(bar_interrupt_msg, sizeof bar_interrupt_msg,
              "searchctl: job %.0f goes on in searchd: see searchctl status %.0f, stop it with "
              "searchctl cancel %.0f\n",
@@ -423,7 +251,7 @@ static int wait_job(sdc_client *c, const dargs *a, double job) {
     return rc;
 }
 
-static int wait_job_notes(sdc_client *c, const dargs *a, double job) {
+static int wait_job_notes(sdc_client *c, const ctl_args *a, double job) {
     for (;;) {
         sdc_note n;
         sp_diag dg;
@@ -465,12 +293,10 @@ static int wait_job_notes(sdc_client *c, const dargs *a, double job) {
     }
 }
 
-static int do_tune(sdc_client *c, const dargs *a, const char *model) {
+static int do_tune(sdc_client *c, const ctl_args *a, const char *model) {
     sdc_arg args[8] = {SDC_ARG_STR("model", model)};
     int nb = budget_args(a, args + 1);
-    if (nb < 0) return 2;
-    int n = 1 + nb;
-    if (a->minimize) n--; // tune takes no 'minimize'
+    int n = 1 + nb; // tune takes no --minimize (the table says so)
     if (a->width) args[n++] = SDC_ARG_BOOL("width", 1);
     if (a->int8) args[n++] = SDC_ARG_BOOL("int8", 1);
     sdc_reply r;
@@ -493,11 +319,10 @@ static int do_tune(sdc_client *c, const dargs *a, const char *model) {
     return rc;
 }
 
-static int do_get(sdc_client *c, const dargs *a, const char *model) {
+static int do_get(sdc_client *c, const ctl_args *a, const char *model) {
     sdc_arg args[6] = {SDC_ARG_STR("model", model)};
     int nb = budget_args(a, args + 1);
-    if (nb < 0) return 2;
-    if (nb == (a->minimize ? 1 : 0)) {
+    if (nb == (a->minimize >= 0 ? 1 : 0)) {
         fputs("searchctl get: give --max-drop 1%, --max-flops 0.5 or --max-latency MS\n", stderr);
         return 2;
     }
@@ -509,7 +334,7 @@ static int do_get(sdc_client *c, const dargs *a, const char *model) {
 }
 
 /* frontier --csv / --svg FILE: the records as points, the budget's pick (if asked) marked. */
-static int frontier_files(sdc_client *c, const dargs *a, const char *model,
+static int frontier_files(sdc_client *c, const ctl_args *a, const char *model,
                           const msgpack_object *recs) {
     int n = (int)recs->via.array.size, rc = 0;
     cli_point *p = calloc((size_t)n, sizeof *p);
@@ -518,9 +343,10 @@ static int frontier_files(sdc_client *c, const dargs *a, const char *model,
     sdc_arg args[6] = {SDC_ARG_STR("model", model)};
     int nb = budget_args(a, args + 1);
     if (!p || !names) rc = 1;
-    if (rc == 0 && nb > (a->minimize ? 1 : 0)) {
+    if (rc == 0 && nb > (a->minimize >= 0 ? 1 : 0)) {
         sdc_reply r;
-        if (call(c, a, "schedule.get", args, 1 + nb, &r) == 0) str(r.result, "schedule", chosen, sizeof chosen);
+        if (call(c, a, "schedule.get", args, 1 + nb, &r) == 0)
+            str(r.result, "schedule", chosen, sizeof chosen);
         sdc_reply_free(&r);
     }
     for (int i = 0; rc == 0 && i < n; i++) {
@@ -546,7 +372,7 @@ static int frontier_files(sdc_client *c, const dargs *a, const char *model,
     return rc;
 }
 
-static int do_frontier(sdc_client *c, const dargs *a, const char *model) {
+static int do_frontier(sdc_client *c, const ctl_args *a, const char *model) {
     sdc_arg args[1] = {SDC_ARG_STR("model", model)};
     sdc_reply r;
     int rc = call(c, a, "schedule.frontier", args, 1, &r);
@@ -587,7 +413,7 @@ static int do_frontier(sdc_client *c, const dargs *a, const char *model) {
     return rc;
 }
 
-static void print_note(const dargs *a, const sdc_note *n) {
+static void print_note(const ctl_args *a, const sdc_note *n) {
     if (a->json) {
         cli_json_line(json_pack("{s:s, s:o}", "method", n->method, "params",
                                 n->params ? sdc_to_json(n->params) : json_null()));
@@ -602,7 +428,7 @@ static void print_note(const dargs *a, const sdc_note *n) {
     fflush(stdout);
 }
 
-static int subscribe(sdc_client *c, const dargs *a, const char *model) {
+static int subscribe(sdc_client *c, const ctl_args *a, const char *model) {
     sdc_arg args[1] = {SDC_ARG_STR("model", model)};
     sdc_reply r;
     int rc = call(c, a, "subscribe", args, 1, &r);
@@ -612,7 +438,7 @@ static int subscribe(sdc_client *c, const dargs *a, const char *model) {
 
 /* Subscribes to every registered model not yet in `ids` (count `*n`, up to `cap`); a model
  * found after the first pass is announced as a `model.added` line. 0, or 1 on failure. */
-static int subscribe_all(sdc_client *c, const dargs *a, char (*ids)[32], int *n, int cap) {
+static int subscribe_all(sdc_client *c, const ctl_args *a, char (*ids)[32], int *n, int cap) {
     sdc_reply r;
     if (call(c, a, "model.list", NULL, 0, &r)) {
         sdc_reply_free(&r);
@@ -631,7 +457,8 @@ static int subscribe_all(sdc_client *c, const dargs *a, char (*ids)[32], int *n,
         snprintf(ids[(*n)++], 32, "%s", id);
         if (rc != 0 || first) continue;
         if (a->json) {
-            cli_json_line(json_pack("{s:s, s:{s:s}}", "method", "model.added", "params", "model", id));
+            cli_json_line(
+                json_pack("{s:s, s:{s:s}}", "method", "model.added", "params", "model", id));
         } else {
             printf("model.added %s\n", id);
             fflush(stdout);
@@ -641,7 +468,7 @@ static int subscribe_all(sdc_client *c, const dargs *a, char (*ids)[32], int *n,
     return rc;
 }
 
-static int do_watch(sdc_client *c, const dargs *a) {
+static int do_watch(sdc_client *c, const ctl_args *a) {
     static char ids[1024][32];
     int nids = -1;
     if (a->model) {
@@ -683,7 +510,7 @@ typedef struct infer {
 } infer;
 
 /* Asks searchd for the schedule under the budget and parses it for the local model. */
-static int fetch_schedule(sdc_client *c, const dargs *a, const sdc_arg *args, int n, infer *in) {
+static int fetch_schedule(sdc_client *c, const ctl_args *a, const sdc_arg *args, int n, infer *in) {
     sdc_reply r;
     int rc = call(c, a, "schedule.get", args, n, &r);
     if (rc == 0) {
@@ -712,7 +539,7 @@ static int fetch_schedule(sdc_client *c, const dargs *a, const sdc_arg *args, in
     return rc;
 }
 
-static int classify_one(const dargs *a, infer *in, const char *text) {
+static int classify_one(const ctl_args *a, infer *in, const char *text) {
     en_diag diag;
     int n;
     float logits[EN_MAX_LABELS];
@@ -743,12 +570,11 @@ static int updated(sdc_client *c, int timeout_ms) {
     }
 }
 
-static int do_classify(sdc_client *c, const dargs *a, const char *model, int argc, char **argv) {
+static int do_classify(sdc_client *c, const ctl_args *a, const char *model, int argc, char **argv) {
     sdc_arg args[6] = {SDC_ARG_STR("model", model)};
     int nb = budget_args(a, args + 1);
-    if (nb < 0) return 2;
-    if (nb == (a->minimize ? 1 : 0))
-        args[1 + nb++] = SDC_ARG_NUM("max_drop", 0.01); // the usual promise: under 1% drop
+    if (nb == (a->minimize >= 0 ? 1 : 0))
+        args[1 + nb++] = SDC_ARG_NUM("max_drop", SC_DEFAULT_MAX_DROP); // the usual promise
     // Where are the weights? searchd knows the path it registered.
     sdc_arg margs[1] = {SDC_ARG_STR("model", model)};
     sdc_reply r;
@@ -837,59 +663,128 @@ static int parse_job(const char *name, int argc, char **argv, int rest, double *
     return 0;
 }
 
-int cmd_daemon(const char *name, int argc, char **argv) {
-    dargs a;
-    int rc = parse(argc, argv, &a);
-    if (rc || a.help) {
-        usage(name, a.help ? stdout : stderr);
-        return a.help ? 0 : rc;
-    }
-    int job_cmd = strcmp(name, "status") == 0 || strcmp(name, "cancel") == 0;
-    double job = 0;
-    if (job_cmd && (rc = parse_job(name, argc, argv, a.rest, &job)) != 0) return rc;
-    sdc_arg budget[6]; // a budget that cannot be right is refused before connecting
-    if (budget_args(&a, budget) < 0) return 2;
+/* ---- the handlers: each checks its arguments, connects, calls, closes ---- */
+
+typedef int (*with_fn)(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv);
+
+/* Runs `fn` connected to searchd; with `model_needed`, after finding the model (--model or the
+ * first positional argument) before connecting. */
+static int with_client(ctl_args *a, int argc, char **argv, int model_needed, with_fn fn) {
+    const char *model = a->model;
+    int rc = model_needed ? need_model(a, argc, argv, &model) : 0;
     sdc_client *c = NULL;
-    if (connect_to(&a, &c)) return 1;
-    const char *model = NULL;
-    if (strcmp(name, "ping") == 0) {
-        rc = simple(c, &a, "ping", NULL, 0);
-    } else if (strcmp(name, "info") == 0 || strcmp(name, "models") == 0) {
-        rc = do_info(c, &a, strcmp(name, "models") == 0);
-    } else if (strcmp(name, "add") == 0) {
-        rc = do_add(c, &a, argc, argv);
-    } else if (job_cmd) {
-        sdc_arg args[1] = {SDC_ARG_NUM("job", job)};
-        rc = simple(c, &a, strcmp(name, "status") == 0 ? "job.status" : "job.cancel", args, 1);
-    } else if (strcmp(name, "watch") == 0) {
-        rc = do_watch(c, &a);
-    } else if (strcmp(name, "retune") == 0) {
-        sdc_arg args[2];
-        int n = 0;
-        if (a.model) args[n++] = SDC_ARG_STR("model", a.model);
-        if (a.force) args[n++] = SDC_ARG_BOOL("force", 1);
-        a.timeout_ms = a.timeout_ms > 600000 ? a.timeout_ms : 600000;
-        rc = simple(c, &a, "retune", args, n);
-    } else if ((rc = need_model(&a, argc, argv, &model)) == 0) {
-        if (strcmp(name, "remove") == 0) {
-            sdc_arg args[1] = {SDC_ARG_STR("model", model)};
-            rc = simple(c, &a, "model.remove", args, 1);
-        } else if (strcmp(name, "tune") == 0) {
-            rc = do_tune(c, &a, model);
-        } else if (strcmp(name, "get") == 0) {
-            rc = do_get(c, &a, model);
-        } else if (strcmp(name, "profile") == 0) {
-            sdc_arg args[1] = {SDC_ARG_STR("model", model)};
-            rc = simple(c, &a, "profile", args, 1);
-        } else if (strcmp(name, "frontier") == 0) {
-            rc = do_frontier(c, &a, model);
-        } else if (strcmp(name, "classify") == 0) {
-            rc = do_classify(c, &a, model, argc, argv);
-        } else {
-            fprintf(stderr, "searchctl: unknown daemon command '%s'\n", name);
-            rc = 2;
-        }
-    }
+    if (rc || (rc = connect_to(a, &c)) != 0) return rc;
+    rc = fn(c, a, model, argc, argv);
     sdc_close(c);
     return rc;
+}
+
+static int run_ping(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    (void)model, (void)argc, (void)argv;
+    return simple(c, a, "ping", NULL, 0);
+}
+static int run_info(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    (void)model, (void)argc, (void)argv;
+    return do_info(c, a, 0);
+}
+static int run_models(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    (void)model, (void)argc, (void)argv;
+    return do_info(c, a, 1);
+}
+static int run_add(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    (void)model;
+    return do_add(c, a, argc, argv);
+}
+static int run_remove(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    (void)argc, (void)argv;
+    sdc_arg args[1] = {SDC_ARG_STR("model", model)};
+    return simple(c, a, "model.remove", args, 1);
+}
+static int run_tune(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    (void)argc, (void)argv;
+    return do_tune(c, a, model);
+}
+static int run_get(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    (void)argc, (void)argv;
+    return do_get(c, a, model);
+}
+static int run_profile(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    (void)argc, (void)argv;
+    sdc_arg args[1] = {SDC_ARG_STR("model", model)};
+    return simple(c, a, "profile", args, 1);
+}
+static int run_frontier(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    (void)argc, (void)argv;
+    return do_frontier(c, a, model);
+}
+static int run_classify(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    return do_classify(c, a, model, argc, argv);
+}
+static int run_watch(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    (void)model, (void)argc, (void)argv;
+    return do_watch(c, a);
+}
+static int run_retune(sdc_client *c, ctl_args *a, const char *model, int argc, char **argv) {
+    (void)model, (void)argc, (void)argv;
+    sdc_arg args[2];
+    int n = 0;
+    if (a->model) args[n++] = SDC_ARG_STR("model", a->model);
+    if (a->force) args[n++] = SDC_ARG_BOOL("force", 1);
+    a->timeout_ms = a->timeout_ms > 600000 ? a->timeout_ms : 600000; // a profile takes a while
+    return simple(c, a, "retune", args, n);
+}
+
+/* status JOB / cancel JOB: the job number is checked before connecting. */
+static int job_call(ctl_args *a, int argc, char **argv, const char *method) {
+    double job = 0;
+    int rc = parse_job(a->command->name, argc, argv, a->rest, &job);
+    sdc_client *c = NULL;
+    if (rc || (rc = connect_to(a, &c)) != 0) return rc;
+    sdc_arg args[1] = {SDC_ARG_NUM("job", job)};
+    rc = simple(c, a, method, args, 1);
+    sdc_close(c);
+    return rc;
+}
+
+int cmd_ping(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 0, run_ping);
+}
+int cmd_info(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 0, run_info);
+}
+int cmd_models(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 0, run_models);
+}
+int cmd_add(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 0, run_add);
+}
+int cmd_remove(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 1, run_remove);
+}
+int cmd_tune_daemon(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 1, run_tune);
+}
+int cmd_status(ctl_args *a, int argc, char **argv) {
+    return job_call(a, argc, argv, "job.status");
+}
+int cmd_cancel(ctl_args *a, int argc, char **argv) {
+    return job_call(a, argc, argv, "job.cancel");
+}
+int cmd_get(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 1, run_get);
+}
+int cmd_frontier(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 1, run_frontier);
+}
+int cmd_watch(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 0, run_watch);
+}
+int cmd_retune(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 0, run_retune);
+}
+int cmd_profile(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 1, run_profile);
+}
+int cmd_classify_daemon(ctl_args *a, int argc, char **argv) {
+    return with_client(a, argc, argv, 1, run_classify);
 }

@@ -12,34 +12,16 @@
 #include "engine/en_export.h"
 #include "engine/en_flops.h"
 
-static void classify_usage(FILE *to) {
-    fputs("usage: searchctl classify --model DIR [--schedule S | --ratios R,.. [--metric M]]\n"
-          "                          [--frontier FILE] [--precision P] [--pair TEXT_B] [--json]\n"
-          "                          TEXT...\n"
-          "Prints the predicted label and the probability of each label for each TEXT.\n"
-          "A schedule that narrows layers (;heads:..;ffn:..) needs --frontier FILE, the\n"
-          "frontier `searchctl tune --width --out FILE` wrote (which heads and neurons).\n"
-          "--precision f32 (default) or int8, or one per layer (int8,int8,f32,..).\n",
-          to);
-}
-
-int cmd_classify(int argc, char **argv) {
-    offline_args a;
-    int texts_at = 0;
-    int rc = offline_args_parse(argc, argv, &a, &texts_at);
-    if (rc || a.help) {
-        classify_usage(a.help ? stdout : stderr);
-        return a.help ? 0 : 2;
-    }
+int cmd_classify(ctl_args *a, int argc, char **argv) {
+    int texts_at = a->rest, rc = 0;
     if (texts_at >= argc) {
         fputs("searchctl classify: no TEXT given\n", stderr);
-        classify_usage(stderr);
+        ctl_usage(a->command, stderr);
         return 2;
     }
     en_model *m = NULL;
     sc_schedule s;
-    if (offline_load(&a, &m, &s) != 0)
-        return 1;
+    if (offline_load(a, &m, &s) != 0) return 1;
     en_ctx *c = NULL;
     int32_t *ids = malloc(sizeof(int32_t) * m->cfg.max_pos);
     int32_t *types = malloc(sizeof(int32_t) * m->cfg.max_pos);
@@ -49,19 +31,18 @@ int cmd_classify(int argc, char **argv) {
         goto done;
     }
     en_ctx_set_precision(c, s.prec); // the schedule's (--precision sets it)
-    json_t *out = a.json ? json_array() : NULL;
+    json_t *out = a->json ? json_array() : NULL;
     for (int i = texts_at; i < argc && rc == 0; i++) {
         int n = 0;
         en_diag diag;
         float logits[EN_MAX_LABELS];
-        rc = en_tokenize(m->tok, argv[i], a.pair, m->cfg.max_pos, ids, types, &n, &diag);
-        if (rc == 0 && n <= (a.pair ? 3 : 2)) {
+        rc = en_tokenize(m->tok, argv[i], a->pair, m->cfg.max_pos, ids, types, &n, &diag);
+        if (rc == 0 && n <= (a->pair ? 3 : 2)) {
             fprintf(stderr, "searchctl classify: '%s': the text has no tokens\n", argv[i]);
             rc = 1;
             break;
         }
-        if (rc == 0)
-            rc = en_forward(c, ids, types, n, s.metric, s.ratios, logits, NULL, NULL);
+        if (rc == 0) rc = en_forward(c, ids, types, n, s.metric, s.ratios, logits, NULL, NULL);
         if (rc) {
             fprintf(stderr, "searchctl classify: '%s': %s\n", argv[i], en_strerror(rc));
             rc = 1;
@@ -69,7 +50,7 @@ int cmd_classify(int argc, char **argv) {
         }
         char text[SC_SCHEDULE_TEXT_MAX];
         sc_schedule_format(&s, text, sizeof text);
-        json_t *o = cli_prediction(&m->cfg, argv[i], a.pair, logits, n, &s, text, a.json);
+        json_t *o = cli_prediction(&m->cfg, argv[i], a->pair, logits, n, &s, text, a->json);
         if (out) json_array_append_new(out, o);
     }
     if (out && rc == 0)
@@ -84,43 +65,19 @@ done:
     return rc;
 }
 
-static void eval_usage(FILE *to) {
-    fputs("usage: searchctl eval --model DIR --data FILE [--schedule S | --ratios R,.. --metric M]\n"
-          "                      [--frontier FILE] [--threads N | --blas-threads N] [--batch N]\n"
-          "                      [--precision P]\n"
-          "                      [--json]\n"
-          "Accuracy, mean FLOPs and FLOPs ratio against the unpruned model, and mean latency per\n"
-          "sequence, of the model under the schedule on a labelled data file. --batch N runs N\n"
-          "sequences at a time as one ragged batch (throughput); the default, 1, times each\n"
-          "sequence alone, as a served request. A schedule that narrows layers needs --frontier\n"
-          "FILE, as for classify. --precision f32 (default) or int8, or one per layer\n"
-          "(int8,int8,f32,..): the precision of the layers' matrix products.\n" CLI_DATA_HELP,
-          to);
-}
-
-int cmd_eval(int argc, char **argv) {
-    offline_args a;
-    int rest = 0;
-    int rc = offline_args_parse(argc, argv, &a, &rest);
-    if (rc || a.help || rest < argc || !a.data) {
-        if (!a.help && !rc)
-            fputs(rest < argc ? "searchctl eval: unexpected argument\n"
-                              : "searchctl eval: --data FILE is required\n",
-                  stderr);
-        eval_usage(a.help ? stdout : stderr);
-        return a.help ? 0 : 2;
-    }
+int cmd_eval(ctl_args *a, int argc, char **argv) {
+    (void)argc, (void)argv; // no positional arguments (the table says so)
     en_model *m = NULL;
     sc_schedule s;
-    if (offline_load(&a, &m, &s) != 0)
-        return 1;
+    int rc;
+    if (offline_load(a, &m, &s) != 0) return 1;
     en_dataset *d = NULL;
     en_diag diag;
-    if (cli_load_data(a.data, m, a.text_column, a.label_column, &d)) {
+    if (cli_load_data(a->data, m, a->text_column, a->label_column, &d)) {
         en_model_free(m);
         return 1;
     }
-    if (a.threads > 1 && a.blas_threads > 1) {
+    if (a->threads > 1 && a->blas_threads > 1) {
         fputs("searchctl eval: give --threads (parallel sequences) or --blas-threads (one\n"
               "sequence at a time, BLAS in parallel), not both\n",
               stderr);
@@ -128,9 +85,12 @@ int cmd_eval(int argc, char **argv) {
         en_model_free(m);
         return 2;
     }
-    en_eval_opts o = {
-        .metric = s.metric, .ratios = s.ratios, .threads = a.threads, .blas_threads = a.blas_threads,
-        .batch = a.batch, .precision = s.prec};
+    en_eval_opts o = {.metric = s.metric,
+                      .ratios = s.ratios,
+                      .threads = a->threads,
+                      .blas_threads = a->blas_threads,
+                      .batch = a->batch,
+                      .precision = s.prec};
     en_eval_result r = {.pred = malloc(sizeof(int) * (size_t)d->count)};
     rc = r.pred ? en_eval(m, d, &o, &r, &diag) : EN_ENOMEM;
     if (rc) {
@@ -146,24 +106,24 @@ int cmd_eval(int argc, char **argv) {
         json_t *labels = json_object();
         char text[SC_SCHEDULE_TEXT_MAX];
         sc_schedule_format(&s, text, sizeof text);
-        if (a.json) {
+        if (a->json) {
             for (int k = 0; k < m->cfg.num_labels; k++)
                 json_object_set_new(labels, m->cfg.labels[k],
                                     json_pack("{s:i, s:i, s:i}", "n", per[k][0], "correct",
                                               per[k][1], "predicted", per[k][2]));
             print_json(json_pack("{s:s, s:s, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i, "
                                  "s:i, s:o}",
-                                 "schedule", text, "precision", sc_schedule_precision_name(&s),
-                                 "n", r.n, "correct", r.correct, "accuracy", r.accuracy, "flops",
-                                 r.mean_flops, "flops_ratio", r.flops_ratio,
-                                 "latency_ms", r.latency_ms, "sentences_per_s", r.n / r.seconds,
-                                 "seconds", r.seconds, "threads", a.threads > 0 ? a.threads : 1,
-                                 "blas_threads", a.blas_threads > 0 ? a.blas_threads : 1, "batch",
-                                 a.batch > 0 ? a.batch : 1, "labels", labels));
+                                 "schedule", text, "precision", sc_schedule_precision_name(&s), "n",
+                                 r.n, "correct", r.correct, "accuracy", r.accuracy, "flops",
+                                 r.mean_flops, "flops_ratio", r.flops_ratio, "latency_ms",
+                                 r.latency_ms, "sentences_per_s", r.n / r.seconds, "seconds",
+                                 r.seconds, "threads", a->threads > 0 ? a->threads : 1,
+                                 "blas_threads", a->blas_threads > 0 ? a->blas_threads : 1, "batch",
+                                 a->batch > 0 ? a->batch : 1, "labels", labels));
         } else {
             printf("schedule    %s\n", text);
             printf("precision   %s\n", sc_schedule_precision_name(&s));
-            printf("examples    %d (%s)\n", r.n, a.data);
+            printf("examples    %d (%s)\n", r.n, a->data);
             printf("accuracy    %.4f (%d correct)\n", r.accuracy, r.correct);
             for (int k = 0; k < m->cfg.num_labels; k++)
                 printf("  %-9s %d examples, %d correct, %d predicted\n", m->cfg.labels[k],
@@ -171,13 +131,14 @@ int cmd_eval(int argc, char **argv) {
             json_decref(labels);
             printf("flops       %.4g per sequence, %.4f of unpruned (%.4g)\n", r.mean_flops,
                    r.flops_ratio, r.base_flops);
-            printf("latency     %.3f ms per sequence (wall time / n; %d worker%s, %d BLAS thread%s; "
-                   "%.2f s in all)\n",
-                   r.latency_ms, a.threads > 0 ? a.threads : 1, a.threads > 1 ? "s" : "",
-                   a.blas_threads > 0 ? a.blas_threads : 1, a.blas_threads > 1 ? "s" : "",
-                   r.seconds);
+            printf(
+                "latency     %.3f ms per sequence (wall time / n; %d worker%s, %d BLAS thread%s; "
+                "%.2f s in all)\n",
+                r.latency_ms, a->threads > 0 ? a->threads : 1, a->threads > 1 ? "s" : "",
+                a->blas_threads > 0 ? a->blas_threads : 1, a->blas_threads > 1 ? "s" : "",
+                r.seconds);
             printf("throughput  %.1f sequences/s (batches of %d)\n", r.n / r.seconds,
-                   a.batch > 0 ? a.batch : 1);
+                   a->batch > 0 ? a->batch : 1);
         }
     }
     free(r.pred);
@@ -186,31 +147,13 @@ int cmd_eval(int argc, char **argv) {
     return rc ? 1 : 0;
 }
 
-static void export_usage(FILE *to) {
-    fputs("usage: searchctl export --model DIR --schedule S --frontier FILE --out DIR\n"
-          "Writes the network a schedule's width part keeps (its heads and FFN neurons, the\n"
-          "factors folded in) as a smaller checkpoint folder: model.safetensors, config.json\n"
-          "noting each layer's width (\"searchd_width\"), the tokenizer's files. searchd and\n"
-          "searchctl load it like any model and give the same outputs. The token part of the\n"
-          "schedule stays a run-time choice: run the exported model with --ratios.\n",
-          to);
-}
-
-int cmd_export(int argc, char **argv) {
-    offline_args a;
-    int rest = 0;
-    if (offline_args_parse(argc, argv, &a, &rest) || a.help || rest < argc || !a.out ||
-        !a.schedule) {
-        if (!a.help && !a.out) fputs("searchctl export: --out DIR is required\n", stderr);
-        if (!a.help && !a.schedule) fputs("searchctl export: --schedule S is required\n", stderr);
-        export_usage(a.help ? stdout : stderr);
-        return a.help ? 0 : 2;
-    }
+int cmd_export(ctl_args *a, int argc, char **argv) {
+    (void)argc, (void)argv;
     en_model *m = NULL;
     sc_schedule s;
-    if (offline_load(&a, &m, &s) != 0) return 1;
+    if (offline_load(a, &m, &s) != 0) return 1;
     en_diag diag = {{0}};
-    int rc = en_model_export(m, a.model ? a.model : demo_model_dir(), a.out, &diag);
+    int rc = en_model_export(m, a->model ? a->model : demo_model_dir(), a->out, &diag);
     if (rc) {
         fprintf(stderr, "searchctl export: %s\n", diag.msg);
     } else {
@@ -220,7 +163,7 @@ int cmd_export(int argc, char **argv) {
             kept += 4L * G * m->cfg.hidden + 2L * m->w.layer[l].ffn * m->cfg.hidden;
             whole += 4L * m->cfg.hidden * m->cfg.hidden + 2L * m->cfg.ffn * m->cfg.hidden;
         }
-        printf("wrote %s: encoder weights %.1f%% of the model's (%ld of %ld)\n", a.out,
+        printf("wrote %s: encoder weights %.1f%% of the model's (%ld of %ld)\n", a->out,
                100.0 * kept / whole, kept, whole);
         char ratios[SC_SCHEDULE_TEXT_MAX];
         sc_schedule tokens = s;

@@ -11,41 +11,45 @@
 #include "client/cli_util.h"
 #include "client/offline_args.h"
 #include "client/searchctl.h"
+#include "schedules/sc_defaults.h"
 #include "schedules/sc_error.h"
 #include "schedules/sc_search.h"
 #include "schedules/sc_store.h"
 #include "schedules/sc_width.h"
 
-typedef struct tune_args {
-    const char *model, *data, *holdout, *out;
-    const char *text_column, *label_column; // --text-column A[,B], --label-column L
-    const char *svg;                        // --svg FILE: the frontier as a picture
-    sc_query budget;
-    uint64_t seed;
-    int threads, json, generations, children, latency_examples, cache_mb, width, int8;
-    unsigned rescale; // SC_RESCALE_* bits; 0: the default
-    double holdout_fraction, calib_seconds;
-} tune_args;
-
-static int parse(int argc, char **argv, tune_args *a);
-static int write_svg(const tune_args *a, const sc_frontier *front, const sc_frontier *fam,
+static int write_svg(const ctl_args *a, const sc_frontier *front, const sc_frontier *fam,
                      const sc_record *chosen);
-static void usage(FILE *to);
 static void on_progress(void *ud, const sc_progress *p);
 static int measure(const en_model *m, const en_dataset *d, int count, const sc_frontier *f,
                    const sc_latency_model *lm, double *predicted, double *measured,
                    double *median_err);
-static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_frontier *f,
+static void print_text(const ctl_args *a, const sc_latency_model *lm, const sc_frontier *f,
                        const sc_frontier *fam, const double *predicted, const double *measured,
                        double median_err, const sc_search_stats *st, const sc_record *chosen);
 static json_t *record_json(const sc_record *r, double predicted, double measured);
 static double best_family(const sc_frontier *fam, double flops);
 static int save_frontier(const char *path, const sc_frontier *f);
 
-int cmd_tune(int argc, char **argv) {
-    tune_args a;
-    int rc = parse(argc, argv, &a);
+/* The budget asked: at most one of --max-drop, --max-flops, --max-latency (unset: -1). */
+static int budget(const ctl_args *a, sc_query *q) {
+    q->max_drop = a->max_drop;
+    q->max_flops = a->max_flops;
+    q->max_latency_ms = a->max_latency;
+    q->minimize = a->minimize == 1 && a->max_latency < 0 ? SC_MIN_FLOPS : SC_MIN_LATENCY;
+    if ((q->max_drop >= 0) + (q->max_flops >= 0) + (q->max_latency_ms >= 0) > 1) {
+        fputs("searchctl tune: give one of --max-drop, --max-flops and --max-latency\n", stderr);
+        return 2;
+    }
+    return 0;
+}
+
+int cmd_tune(ctl_args *ap, int argc, char **argv) {
+    (void)argc, (void)argv; // no positional arguments (the table says so)
+    ctl_args a = *ap;
+    sc_query q;
+    int rc = budget(&a, &q);
     if (rc != 0) return rc;
+    if (!(a.model = offline_model(a.model, "tune"))) return 2;
     en_model *m = NULL;
     en_dataset *data = NULL, *hold = NULL;
     if (cli_load_model(a.model, &m) ||
@@ -67,18 +71,18 @@ int cmd_tune(int argc, char **argv) {
     sc_search_opts o;
     sc_search_opts_default(&o);
     o.seed = a.seed;
-    o.threads = a.threads;
-    o.budget = a.budget;
+    o.threads = a.search_threads;
+    o.budget = q;
     o.lat = &lm;
     o.generations = a.generations;
     o.children = a.children;
-    o.cache_mb = a.cache_mb;
-    if (a.holdout_fraction > 0) o.holdout_fraction = a.holdout_fraction;
+    o.cache_mb = a.cache_mb == 0 ? -1 : a.cache_mb; // the option's 0 is none, the search's -1
+    o.holdout_fraction = a.holdout_fraction;
     o.progress = on_progress;
     o.families = &fam;
     o.width = a.width;
     o.int8 = a.int8;
-    o.rescale = a.rescale;
+    o.rescale = a.rescale == 0 ? SC_RESCALE_NONE : (unsigned)a.rescale; // index = bits but none
     sc_search_stats st;
     rc = sc_search_run(m, data, hold, &o, &front, &st, &diag);
     cli_progress_end();
@@ -95,8 +99,7 @@ int cmd_tune(int argc, char **argv) {
                                           predicted, measured, &median_err) != 0)
         goto done;
     // The question asked; without one, the usual: the cheapest within a 1% drop.
-    sc_query q = a.budget;
-    if (q.max_drop < 0 && q.max_flops < 0 && q.max_latency_ms < 0) q.max_drop = 0.01;
+    if (q.max_drop < 0 && q.max_flops < 0 && q.max_latency_ms < 0) q.max_drop = SC_DEFAULT_MAX_DROP;
     const sc_record *chosen = NULL, *closest = NULL;
     rc = sc_frontier_pick(&front, &q, &chosen, &closest, &diag);
     int svg_failed = a.svg && write_svg(&a, &front, &fam, chosen) != 0;
@@ -137,10 +140,9 @@ int cmd_tune(int argc, char **argv) {
                       (json_int_t)st.layer_evals, "layer_evals_saved",
                       (json_int_t)st.layer_evals_saved, "layer_evals_cached",
                       (json_int_t)st.layer_evals_cached, "layer_evals_sibling",
-                      (json_int_t)st.layer_evals_sibling, "cache_bytes",
-                      (json_int_t)st.cache_bytes, "dropped_early",
-                      st.dropped_early, "search_examples", st.search_examples, "holdout_examples",
-                      st.holdout_examples, "seed", (json_int_t)a.seed));
+                      (json_int_t)st.layer_evals_sibling, "cache_bytes", (json_int_t)st.cache_bytes,
+                      "dropped_early", st.dropped_early, "search_examples", st.search_examples,
+                      "holdout_examples", st.holdout_examples, "seed", (json_int_t)a.seed));
         json_t *lat = sc_latency_to_json(&lm);
         json_object_del(lat, "hw"); // printed as "hardware" above
         json_object_set_new(root, "latency_model", lat);
@@ -162,7 +164,7 @@ done:
 }
 
 /* --svg FILE: the searched frontier and the simple families, the chosen schedule marked. */
-static int write_svg(const tune_args *a, const sc_frontier *front, const sc_frontier *fam,
+static int write_svg(const ctl_args *a, const sc_frontier *front, const sc_frontier *fam,
                      const sc_record *chosen) {
     int n = front->count + fam->count;
     cli_point *p = calloc((size_t)(n > 0 ? n : 1), sizeof *p);
@@ -171,9 +173,13 @@ static int write_svg(const tune_args *a, const sc_frontier *front, const sc_fron
     for (int i = 0; rc == 0 && i < n; i++) {
         const sc_record *r = i < front->count ? &front->rec[i] : &fam->rec[i - front->count];
         sc_schedule_format(&r->schedule, names[i], sizeof names[i]);
-        p[i] = (cli_point){.schedule = names[i], .flops_ratio = r->flops_ratio,
-                           .latency_ms = r->latency_ms, .accuracy = r->accuracy, .drop = r->drop,
-                           .drop_upper = r->drop_upper, .family = i >= front->count,
+        p[i] = (cli_point){.schedule = names[i],
+                           .flops_ratio = r->flops_ratio,
+                           .latency_ms = r->latency_ms,
+                           .accuracy = r->accuracy,
+                           .drop = r->drop,
+                           .drop_upper = r->drop_upper,
+                           .family = i >= front->count,
                            .chosen = r == chosen};
     }
     char title[600];
@@ -183,154 +189,6 @@ static int write_svg(const tune_args *a, const sc_frontier *front, const sc_fron
     free(p);
     free(names);
     return rc;
-}
-
-static int parse(int argc, char **argv, tune_args *a) {
-    memset(a, 0, sizeof *a);
-    a->budget.max_drop = a->budget.max_flops = a->budget.max_latency_ms = -1;
-    a->budget.minimize = SC_MIN_LATENCY; // what a request costs on this host
-    a->seed = 1;
-    a->latency_examples = 300;
-    a->calib_seconds = 3;
-    int budgets = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
-            usage(stdout);
-            exit(0);
-        }
-        if (strcmp(o, "--json") == 0 || strcmp(o, "--width") == 0 || strcmp(o, "--int8") == 0) {
-            *(o[2] == 'j' ? &a->json : o[2] == 'w' ? &a->width : &a->int8) = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "searchctl tune: %s needs a value (or is unknown)\n", o);
-            return 2;
-        }
-        const char *v = argv[++i];
-        char *end = NULL;
-        double d = 0;
-        if (strcmp(o, "--model") == 0) {
-            a->model = v;
-        } else if (strcmp(o, "--data") == 0) {
-            a->data = v;
-        } else if (strcmp(o, "--holdout") == 0) {
-            a->holdout = v;
-        } else if (strcmp(o, "--out") == 0) {
-            a->out = v;
-        } else if (strcmp(o, "--minimize") == 0) {
-            if (strcmp(v, "latency") != 0 && strcmp(v, "flops") != 0) {
-                fprintf(stderr, "searchctl tune: --minimize takes latency or flops, not '%s'\n", v);
-                return 2;
-            }
-            a->budget.minimize = v[0] == 'f' ? SC_MIN_FLOPS : SC_MIN_LATENCY;
-        } else if (strcmp(o, "--rescale") == 0) {
-            static const char *const names[] = {"none", "heads", "neurons", "both"};
-            int k = 0;
-            while (k < 4 && strcmp(v, names[k]) != 0)
-                k++;
-            if (k == 4) {
-                fprintf(stderr, "searchctl tune: --rescale takes none, heads, neurons or both, "
-                        "not '%s'\n", v);
-                return 2;
-            }
-            a->rescale = k == 0 ? SC_RESCALE_NONE : (unsigned)k;
-        } else if (strcmp(o, "--svg") == 0) {
-            a->svg = v;
-        } else if (strcmp(o, "--text-column") == 0) {
-            a->text_column = v;
-        } else if (strcmp(o, "--label-column") == 0) {
-            a->label_column = v;
-        } else if (strcmp(o, "--max-drop") == 0 || strcmp(o, "--max-flops") == 0) {
-            if (cli_parse_share(o, v, &d) != 0) return 2;
-            if (o[6] == 'f' && d <= 0) {
-                fprintf(stderr, "searchctl tune: %s takes a share like 0.01 or 1%%, not '%s'\n", o,
-                        v);
-                return 2;
-            }
-            *(o[6] == 'd' ? &a->budget.max_drop : &a->budget.max_flops) = d;
-            budgets++;
-        } else if (strcmp(o, "--max-latency") == 0) {
-            d = strtod(v, &end);
-            if (*end || !(d > 0)) {
-                fprintf(stderr, "searchctl tune: --max-latency takes milliseconds, not '%s'\n", v);
-                return 2;
-            }
-            a->budget.max_latency_ms = d;
-            a->budget.minimize = SC_MIN_LATENCY;
-            budgets++;
-        } else if (strcmp(o, "--seed") == 0) {
-            a->seed = strtoull(v, &end, 10);
-        } else if (strcmp(o, "--threads") == 0) {
-            a->threads = (int)strtol(v, &end, 10);
-            if (!*end && (a->threads < 1 || a->threads > 64)) end = "x";
-        } else if (strcmp(o, "--generations") == 0) {
-            a->generations = (int)strtol(v, &end, 10);
-        } else if (strcmp(o, "--children") == 0) {
-            a->children = (int)strtol(v, &end, 10);
-        } else if (strcmp(o, "--cache-mb") == 0) {
-            long mb = strtol(v, &end, 10);
-            if (!*end && (mb < 0 || mb > 1 << 20)) end = "x";
-            a->cache_mb = mb == 0 ? -1 : (int)mb;
-        } else if (strcmp(o, "--latency-examples") == 0) {
-            a->latency_examples = (int)strtol(v, &end, 10);
-        } else if (strcmp(o, "--holdout-fraction") == 0) {
-            a->holdout_fraction = strtod(v, &end);
-            if (!*end && !(a->holdout_fraction > 0 && a->holdout_fraction < 1)) end = "x";
-        } else if (strcmp(o, "--calibrate-seconds") == 0) {
-            a->calib_seconds = strtod(v, &end);
-        } else {
-            fprintf(stderr, "searchctl tune: unknown option %s\n", o);
-            usage(stderr);
-            return 2;
-        }
-        if (end && *end) {
-            fprintf(stderr, "searchctl tune: bad value '%s' for %s\n", v, o);
-            return 2;
-        }
-    }
-    if (budgets > 1) {
-        fputs("searchctl tune: give one of --max-drop, --max-flops and --max-latency\n", stderr);
-        return 2;
-    }
-    if (!a->data) {
-        fputs("searchctl tune: --data FILE is required\n", stderr);
-        usage(stderr);
-        return 2;
-    }
-    if (!(a->model = offline_model(a->model, "tune"))) return 2;
-    return 0;
-}
-
-static void usage(FILE *to) {
-    fputs("usage: searchctl tune --model DIR --data FILE [--holdout FILE]\n"
-          "                      [--max-drop 0.01 | --max-flops 0.5 | --max-latency MS]\n"
-          "                      [--width] [--int8] [--out FILE] [--seed N] [--threads N] [--json]\n"
-          "Searches keep ratios and the importance metric (with --width also the attention\n"
-          "heads and FFN neurons each layer keeps); prints the frontier of held-out accuracy\n"
-          "against cost and the schedule answering the budget (default: the cheapest whose\n"
-          "one-sided 95% bound on the accuracy drop is under 1%).\n"
-          "  --width                 search width too: heads and FFN neurons, ranked and\n"
-          "                          rescaled on the search part (no retraining)\n"
-          "  --int8                  search each layer's precision too: F32 or INT8 products\n"
-          "  --minimize WHAT         latency (default: predicted on this host) or flops: what\n"
-          "                          the search makes cheaper and the answer is cheapest in\n"
-          "  --rescale WHAT          least-squares factors for the kept heads, neurons, both or\n"
-          "                          none (default: heads; see the README's figures)\n"
-          "  --out FILE              write the frontier (and its width profile) as JSON, for\n"
-          "                          classify/eval --frontier FILE\n"
-          "  --holdout FILE          held-out set (default: a seeded stratified 70% of --data)\n"
-          "  --holdout-fraction F    share of --data held out when no --holdout (default 0.7)\n"
-          "  --generations N, --children N   search effort (default at most 16 x 16)\n"
-          "  --cache-mb N            memory for hidden states kept across generations (default\n"
-          "                          256; 0: none)\n"
-          "  --latency-examples N    examples timed per frontier schedule to check the latency\n"
-          "                          model (default 300; 0 skips)\n"
-          "  --calibrate-seconds S   latency calibration time (default 3)\n"
-          "  --svg FILE              the frontier as a picture: accuracy drop (95% bound) against\n"
-          "                          latency and FLOPs, the families beside, the choice marked\n"
-          CLI_DATA_HELP,
-          to);
 }
 
 static void on_progress(void *ud, const sc_progress *p) {
@@ -412,7 +270,7 @@ done:
     return rc;
 }
 
-static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_frontier *f,
+static void print_text(const ctl_args *a, const sc_latency_model *lm, const sc_frontier *f,
                        const sc_frontier *fam, const double *predicted, const double *measured,
                        double median_err, const sc_search_stats *st, const sc_record *chosen) {
     char hw[512], text[SC_SCHEDULE_TEXT_MAX];
@@ -469,8 +327,8 @@ static void print_text(const tune_args *a, const sc_latency_model *lm, const sc_
            "%.4f (unpruned %.4f), drop %.2f%%, drop_upper %.2f%%\n",
            chosen->flops_ratio, chosen->latency_ms, chosen->accuracy, chosen->baseline_accuracy,
            100 * chosen->drop, 100 * chosen->drop_upper);
-    if (a->budget.max_flops < 0 && a->budget.max_latency_ms < 0) {
-        double max_drop = a->budget.max_drop >= 0 ? a->budget.max_drop : 0.01;
+    if (a->max_flops < 0 && a->max_latency < 0) {
+        double max_drop = a->max_drop >= 0 ? a->max_drop : SC_DEFAULT_MAX_DROP;
         const sc_record *fb = NULL;
         for (int i = 0; i < fam->count; i++)
             if (fam->rec[i].drop_upper < max_drop &&

@@ -1,5 +1,5 @@
 #include "client/offline_args.h"
-#include "engine/en_layout.h"
+#include "engine/en_layout.h" // en_checkpoint_check
 
 #include <math.h>
 #include <stdio.h>
@@ -40,90 +40,16 @@ const char *offline_model(const char *given, const char *cmd) {
     return g_model_path = dir;
 }
 
-/* One row per option taking a value: its name and where the value goes. */
-static const char **value_slot(offline_args *a, const char *name) {
-    static const struct {
-        const char *name;
-        size_t offset;
-    } table[] = {
-        {"--model", offsetof(offline_args, model)},
-        {"--data", offsetof(offline_args, data)},
-        {"--text-column", offsetof(offline_args, text_column)},
-        {"--label-column", offsetof(offline_args, label_column)},
-        {"--schedule", offsetof(offline_args, schedule)},
-        {"--frontier", offsetof(offline_args, frontier)},
-        {"--ratios", offsetof(offline_args, ratios)},
-        {"--metric", offsetof(offline_args, metric)},
-        {"--pair", offsetof(offline_args, pair)},
-        {"--shape", offsetof(offline_args, shape)},
-        {"--lengths", offsetof(offline_args, lengths)},
-        {"--out", offsetof(offline_args, out)},
-        {"--precision", offsetof(offline_args, precision)},
-    };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (strcmp(name, table[i].name) == 0)
-            return (const char **)((char *)a + table[i].offset);
-    return NULL;
-}
-
-int offline_args_parse(int argc, char **argv, offline_args *a, int *rest) {
-    memset(a, 0, sizeof *a);
-    a->cmd = argv[0];
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strncmp(arg, "--", 2) != 0)
-            break;
-        if (strcmp(arg, "--json") == 0) {
-            a->json = 1;
-            continue;
-        }
-        if (strcmp(arg, "--profile") == 0) {
-            a->profile = 1;
-            continue;
-        }
-        if (strcmp(arg, "--help") == 0) {
-            a->help = 1;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "searchctl %s: %s needs a value\n", argv[0], arg);
-            return 2;
-        }
-        int *count = strcmp(arg, "--threads") == 0        ? &a->threads
-                     : strcmp(arg, "--blas-threads") == 0 ? &a->blas_threads
-                     : strcmp(arg, "--batch") == 0        ? &a->batch
-                                                          : NULL;
-        if (count) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 64) {
-                fprintf(stderr, "searchctl %s: %s takes 1..64, not '%s'\n", argv[0], arg, argv[i]);
-                return 2;
-            }
-            *count = (int)v;
-            continue;
-        }
-        const char **slot = value_slot(a, arg);
-        if (!slot) {
-            fprintf(stderr, "searchctl %s: unknown option %s\n", argv[0], arg);
-            return 2;
-        }
-        *slot = argv[++i];
-    }
-    *rest = i;
-    return 0;
-}
-
 /* Replaces *m by the model narrowed to s with --frontier's width profile (owning *m). */
-static int narrow(const offline_args *a, en_model **m, const sc_schedule *s) {
+static int narrow(const ctl_args *a, en_model **m, const sc_schedule *s) {
     en_diag diag = {{0}};
     sc_frontier f = {0};
     int rc = 1;
     if (!a->frontier) {
         fputs("searchctl: the schedule narrows layers (heads:/ffn:); give --frontier FILE, the "
               "frontier `searchctl tune --width --out FILE` wrote, for the heads and neurons it "
-              "keeps\n", stderr);
+              "keeps\n",
+              stderr);
     } else {
         json_error_t jerr;
         json_t *j = json_load_file(a->frontier, 0, &jerr);
@@ -150,7 +76,7 @@ static int narrow(const offline_args *a, en_model **m, const sc_schedule *s) {
     return rc;
 }
 
-int offline_precision(const offline_args *a, int layers, en_precision *out) {
+int offline_precision(const ctl_args *a, int layers, en_precision *out) {
     const char *p = a->precision ? a->precision : "f32";
     int n = 0;
     for (;;) {
@@ -165,8 +91,7 @@ int offline_precision(const offline_args *a, int layers, en_precision *out) {
             return 2;
         }
         n++;
-        if (!p[len])
-            break;
+        if (!p[len]) break;
         p += len + 1;
     }
     if (n == 1)
@@ -180,19 +105,24 @@ int offline_precision(const offline_args *a, int layers, en_precision *out) {
     return 0;
 }
 
-int offline_load(const offline_args *a, en_model **m, sc_schedule *s) {
-    const char *dir = offline_model(a->model, a->cmd ? a->cmd : "");
+int offline_load(const ctl_args *a, en_model **m, sc_schedule *s) {
+    const char *dir = offline_model(a->model, a->command->name);
     if (!dir) return 2;
     en_diag diag = {{0}};
     int rc = en_checkpoint_check(dir, &diag); // what the folder holds, first
     if (rc == 0) rc = en_model_load(dir, m, &diag);
     if (rc) {
-        fprintf(stderr, "searchctl: cannot load model: %s\n", diag.msg[0] ? diag.msg : en_strerror(rc));
+        fprintf(stderr, "searchctl: cannot load model: %s\n",
+                diag.msg[0] ? diag.msg : en_strerror(rc));
         return 1;
     }
     en_metric metric = EN_METRIC_ATTN;
     if (a->metric && en_metric_parse(a->metric, &metric) != 0) {
-        fprintf(stderr, "searchctl: unknown metric '%s' (attn, power, cls or context)\n", a->metric);
+        fprintf(stderr, "searchctl: unknown metric '%s' (", a->metric);
+        for (int k = 0; k < EN_METRIC_COUNT; k++) // the engine's names, not a copy
+            fprintf(stderr, "%s%s", k ? (k + 1 < EN_METRIC_COUNT ? ", " : " or ") : "",
+                    en_metric_name((en_metric)k));
+        fputs(")\n", stderr);
         goto fail;
     }
     if (a->schedule && a->ratios) {
@@ -211,12 +141,9 @@ int offline_load(const offline_args *a, en_model **m, sc_schedule *s) {
         return 0;
     }
     rc = sc_schedule_parse(text, (*m)->cfg.layers, s, &diag);
-    if (rc == 0 && a->precision && offline_precision(a, (*m)->cfg.layers, s->prec) != 0)
-        goto fail;
-    if (rc == 0 && sc_schedule_has_width(s))
-        return narrow(a, m, s) == 0 ? 0 : 1;
-    if (rc == 0)
-        return 0;
+    if (rc == 0 && a->precision && offline_precision(a, (*m)->cfg.layers, s->prec) != 0) goto fail;
+    if (rc == 0 && sc_schedule_has_width(s)) return narrow(a, m, s) == 0 ? 0 : 1;
+    if (rc == 0) return 0;
     fprintf(stderr, "searchctl: bad schedule '%s': %s\n", text, diag.msg);
 fail:
     en_model_free(*m);
@@ -232,8 +159,7 @@ void print_json(json_t *v) {
             json_object_set_new(o, "model", json_string(g_model_path));
     }
     char *text = json_dumps(v, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
-    if (text)
-        puts(text);
+    if (text) puts(text);
     free(text);
     json_decref(v);
 }
@@ -241,8 +167,7 @@ void print_json(json_t *v) {
 int softmax_argmax(const float *logits, int n, double *prob) {
     int best = 0;
     for (int k = 1; k < n; k++)
-        if (logits[k] > logits[best])
-            best = k;
+        if (logits[k] > logits[best]) best = k;
     double sum = 0;
     for (int k = 0; k < n; k++)
         sum += prob[k] = exp((double)logits[k] - logits[best]);

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "engine/en_file.h"
+#include "proto/sp_msg.h"
+#include "schedules/sc_defaults.h"
 #include "sd_error.h"
 
 #define SD_MAX_CONFIG_BYTES (1 << 20) // an options file is a few lines
@@ -21,43 +23,46 @@ typedef struct opt {
     opt_type type;
     size_t offset, size; // field in sd_options; size for strings
     double min, max;     // numbers
-    const char *def;     // default, in the same syntax as the config file
+    double def;          // default of a number or flag (strings start empty)
     const char *help;
 } opt;
 
 #define F_(field) offsetof(sd_options, field), sizeof(((sd_options *)0)->field)
 
 static const opt options[] = {
-    {"socket", OPT_STR, F_(socket), 0, 0, "", "Unix socket path (mode 0600)"},
-    {"listen", OPT_STR, F_(listen), 0, 0, "", "also listen on TCP HOST:PORT (loopback only)"},
-    {"listen-any", OPT_FLAG, F_(listen_any), 0, 1, "0", "allow a non-loopback --listen address"},
-    {"state-dir", OPT_STR, F_(state_dir), 0, 0, "", "where models, profiles, frontiers live"},
-    {"config", OPT_STR, F_(config), 0, 0, "", "read options from FILE (key = value lines)"},
-    {"jobs", OPT_INT, F_(jobs), 1, 16, "1", "search jobs running at once"},
-    {"max-queued", OPT_INT, F_(max_queued), 0, 10000, "16", "search jobs waiting beyond those"},
-    {"search-threads", OPT_INT, F_(search_threads), 0, 256, "0",
+    {"socket", OPT_STR, F_(socket), 0, 0, 0, "Unix socket path (mode 0600)"},
+    {"listen", OPT_STR, F_(listen), 0, 0, 0, "also listen on TCP HOST:PORT (loopback only)"},
+    {"listen-any", OPT_FLAG, F_(listen_any), 0, 1, 0, "allow a non-loopback --listen address"},
+    {"state-dir", OPT_STR, F_(state_dir), 0, 0, 0, "where models, profiles, frontiers live"},
+    {"config", OPT_STR, F_(config), 0, 0, 0, "read options from FILE (key = value lines)"},
+    {"jobs", OPT_INT, F_(jobs), 1, 16, 1, "search jobs running at once"},
+    {"max-queued", OPT_INT, F_(max_queued), 0, 10000, 16, "search jobs waiting beyond those"},
+    // The search's settings: names, defaults and bounds as `searchctl tune` (sc_defaults.h).
+    {"search-threads", OPT_INT, F_(search_threads), 0, SC_SEARCH_THREADS_MAX, 0,
      "threads of one search (0: all cores)"},
-    {"search-generations", OPT_INT, F_(search_generations), 0, 100000, "0",
+    {"search-generations", OPT_INT, F_(search_generations), 0, SC_SEARCH_GENERATIONS_MAX, 0,
      "generations of the evolutionary search (0: its default)"},
-    {"calib-seconds", OPT_DOUBLE, F_(calib_seconds), 0.05, 600, "2",
-     "latency calibration time per model"},
-    {"max-message", OPT_INT, F_(max_message), 64, 64 << 20, "1048576", "bytes in one request"},
-    {"max-depth", OPT_INT, F_(max_depth), 4, 64, "16", "nesting depth of one request"},
-    {"max-reply-queue", OPT_INT, F_(max_reply_queue), 4096, INT_MAX, "8388608",
+    {"calib-seconds", OPT_DOUBLE, F_(calib_seconds), SC_CALIB_SECONDS_MIN, SC_CALIB_SECONDS_MAX,
+     SC_CALIB_SECONDS, "latency calibration time per model"},
+    {"max-message", OPT_INT, F_(max_message), 64, 64 << 20, SP_MAX_MESSAGE_DEFAULT,
+     "bytes in one request"},
+    {"max-depth", OPT_INT, F_(max_depth), 4, SP_MAX_DEPTH_LIMIT, SP_MAX_DEPTH_DEFAULT,
+     "nesting depth of one request"},
+    {"max-reply-queue", OPT_INT, F_(max_reply_queue), 4096, INT_MAX, 8 << 20,
      "reply bytes queued per connection before it is dropped"},
-    {"max-connections", OPT_INT, F_(max_connections), 1, 100000, "4096", "connections at once"},
-    {"idle-timeout", OPT_DOUBLE, F_(idle_timeout), 0, 1e6, "600",
+    {"max-connections", OPT_INT, F_(max_connections), 1, 100000, 4096, "connections at once"},
+    {"idle-timeout", OPT_DOUBLE, F_(idle_timeout), 0, 1e6, 600,
      "seconds a connection owed nothing (no pending reply, job or subscription) may stay silent "
      "before it is closed (0: never)"},
-    {"message-timeout", OPT_DOUBLE, F_(message_timeout), 0, 1e6, "30",
+    {"message-timeout", OPT_DOUBLE, F_(message_timeout), 0, 1e6, 30,
      "seconds a request may stay incomplete before the connection is closed (0: never)"},
-    {"max-buffered", OPT_LONG, F_(max_buffered), 65536, 1e15, "268435456",
+    {"max-buffered", OPT_LONG, F_(max_buffered), 65536, 1e15, 256 << 20,
      "bytes of incomplete requests and queued replies held for all connections together; the "
      "connection that goes over is closed"},
-    {"fingerprint-override", OPT_STR, F_(fingerprint_override), 0, 0, "",
+    {"fingerprint-override", OPT_STR, F_(fingerprint_override), 0, 0, 0,
      "use STRING as the CPU model (tests simulate a hardware change; @FILE reads it from FILE "
      "each time)"},
-    {"verbose", OPT_FLAG, F_(verbose), 0, 1, "0", "log every request"},
+    {"verbose", OPT_FLAG, F_(verbose), 0, 1, 0, "log every request"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -188,9 +193,11 @@ static int walk_argv(sd_options *o, int argc, char **argv, int config_only, en_d
 }
 
 int sd_options_load(sd_options *o, int argc, char **argv, en_diag *diag) {
-    memset(o, 0, sizeof *o);
+    memset(o, 0, sizeof *o); // strings start empty
     for (size_t i = 0; i < N_OPTIONS; i++) {
-        int rc = set(o, &options[i], options[i].def, "default", diag);
+        char def[32];
+        snprintf(def, sizeof def, "%.17g", options[i].def);
+        int rc = options[i].type == OPT_STR ? 0 : set(o, &options[i], def, "default", diag);
         if (rc) return rc;
     }
     int rc = walk_argv(o, argc, argv, 1, diag);
@@ -238,7 +245,7 @@ void sd_options_usage(void *file) {
             char lo[32], hi[32], def[32];
             fprintf(f, " [%s..%s, default %s]", readable(op->min, bytes, lo, sizeof lo),
                     readable(op->max, bytes, hi, sizeof hi),
-                    readable(strtod(op->def, NULL), bytes, def, sizeof def));
+                    readable(op->def, bytes, def, sizeof def));
         }
         fputc('\n', f);
     }

@@ -28,8 +28,7 @@ static int run(char **out, const char *fmt, ...) {
     size_t got;
     while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
         len += got;
-        if (len + 1 == cap)
-            buf = realloc(buf, cap *= 2);
+        if (len + 1 == cap) buf = realloc(buf, cap *= 2);
     }
     buf[len] = '\0';
     int status = pclose(p);
@@ -44,8 +43,7 @@ static char *stderr_text(void) {
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
     text[n] = '\0';
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
     return text;
 }
 
@@ -99,7 +97,8 @@ START_TEST(classify_matches_reference) {
     json_t *first = json_array_get(j, 0);
     /* logits_full of that line: [-2.917, 2.889] -> positive, p = 1 / (1 + e^-5.8056) */
     ck_assert_str_eq(json_string_value(json_object_get(first, "label")), "positive");
-    double p = json_number_value(json_object_get(json_object_get(first, "probabilities"), "positive"));
+    double p =
+        json_number_value(json_object_get(json_object_get(first, "probabilities"), "positive"));
     ck_assert_double_eq_tol(p, 1.0 / (1.0 + exp(-(2.8885839310370374 + 2.9170545477099017))), 1e-5);
     ck_assert_int_eq(json_integer_value(json_object_get(first, "tokens")), 12);
     json_decref(j);
@@ -109,12 +108,12 @@ END_TEST
 
 START_TEST(bad_arguments_say_what_is_wrong) {
     char *out;
-    ck_assert_int_eq(run(&out, "eval --data %s/data/sst2/test.tsv --schedule attn:1,0.5,0.7,0.3",
-                         shared()), 1);
+    ck_assert_int_eq(
+        run(&out, "eval --data %s/data/sst2/test.tsv --schedule attn:1,0.5,0.7,0.3", shared()), 1);
     ck_assert_ptr_nonnull(strstr(stderr_text(), "must not increase"));
     free(out);
-    ck_assert_int_eq(run(&out, "eval --data %s/data/sst2/test.tsv --schedule attn:1,0.5",
-                         shared()), 1);
+    ck_assert_int_eq(run(&out, "eval --data %s/data/sst2/test.tsv --schedule attn:1,0.5", shared()),
+                     1);
     ck_assert_ptr_nonnull(strstr(stderr_text(), "4 layers"));
     free(out);
     ck_assert_int_eq(run(&out, "eval --data /nonexistent.tsv"), 1);
@@ -234,7 +233,8 @@ START_TEST(data_formats_from_the_command_line) {
     json_decref(j);
     free(out);
     ck_assert_int_eq(run(&out, "eval --data /tmp/searchctl-test-data-cli.csv"), 1);
-    ck_assert_msg(strstr(stderr_text(), "'review', 'stars'") && strstr(stderr_text(), "--text-column"),
+    ck_assert_msg(strstr(stderr_text(), "'review', 'stars'") &&
+                      strstr(stderr_text(), "--text-column"),
                   "%s", stderr_text());
     free(out);
     ck_assert_int_eq(run(&out, "eval --help"), 0);
@@ -270,7 +270,8 @@ START_TEST(bench_reports_each_length) {
 }
 END_TEST
 
-/* tune --json on a small data set: a frontier, and the chosen record is on it and meets the bound */
+/* tune --json on a small data set: a frontier, and the chosen record is on it and meets the bound
+ */
 START_TEST(tune_json_has_frontier_and_choice) {
     char data[] = "/tmp/searchctl-tune-XXXXXX";
     int fd = mkstemp(data);
@@ -305,8 +306,8 @@ START_TEST(tune_json_has_frontier_and_choice) {
     ck_assert_ptr_nonnull(strstr(pic, "<svg"));
     free(pic);
     unlink(svg);
-    static const char *keys[] = {"schedule", "accuracy", "drop", "drop_upper", "flops_ratio",
-                                 "latency_ms"};
+    static const char *keys[] = {"schedule",   "accuracy",    "drop",
+                                 "drop_upper", "flops_ratio", "latency_ms"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
         ck_assert_msg(json_object_get(chosen, keys[k]) != NULL, "chosen has no '%s'", keys[k]);
     ck_assert(json_number_value(json_object_get(chosen, "drop_upper")) < 0.05);
@@ -337,29 +338,227 @@ START_TEST(labels_by_name) {
     ck_assert_int_ge(fd, 0);
     FILE *f = fdopen(fd, "w");
     fputs("sentence\tlabel\na gorgeous , witty , seductive movie .\tpositive\n"
-          "the plot is a dreadful mess .\tnegative\nit 's a charming journey .\t1\n", f);
+          "the plot is a dreadful mess .\tnegative\nit 's a charming journey .\t1\n",
+          f);
     fclose(f);
     static const char *const models[] = {"sst2-distilbert-L6-H256", "tiny-roberta-random"};
     for (int i = 0; i < 2; i++) {
         char *out;
-        ck_assert_int_eq(run(&out, "eval --model %s/models/%s --data %s --json", shared(),
-                             models[i], path), 0);
+        ck_assert_int_eq(
+            run(&out, "eval --model %s/models/%s --data %s --json", shared(), models[i], path), 0);
         json_t *j = parse(out);
         json_t *labels = json_object_get(j, "labels");
         ck_assert_int_eq(json_integer_value(json_object_get(j, "n")), 3);
-        ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(labels, "positive"),
-                                                            "n")), 2);
-        ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(labels, "negative"),
-                                                            "n")), 1);
+        ck_assert_int_eq(
+            json_integer_value(json_object_get(json_object_get(labels, "positive"), "n")), 2);
+        ck_assert_int_eq(
+            json_integer_value(json_object_get(json_object_get(labels, "negative"), "n")), 1);
         json_decref(j);
         free(out);
-        ck_assert_int_eq(run(&out, "classify --model %s/models/%s 'a gorgeous movie'", shared(),
-                             models[i]), 0);
-        ck_assert_msg(strncmp(out, "positive", 8) == 0 || strncmp(out, "negative", 8) == 0,
-                      "%s", out);
+        ck_assert_int_eq(
+            run(&out, "classify --model %s/models/%s 'a gorgeous movie'", shared(), models[i]), 0);
+        ck_assert_msg(strncmp(out, "positive", 8) == 0 || strncmp(out, "negative", 8) == 0, "%s",
+                      out);
         free(out);
     }
     unlink(path);
+}
+END_TEST
+
+/* Issue 14 item 4: commands and options come from one table. These expectations are written
+ * here, from the commands' documented behaviour, not read from that table. */
+
+/* The options a --help lists: the first word of each line that starts with "  --". */
+static void listed_options(const char *help, char (*names)[32], int *n) {
+    *n = 0;
+    for (const char *p = help; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, "  --", 4) != 0) continue;
+        size_t len = strcspn(p + 2, " \n");
+        ck_assert_int_lt(*n, 64);
+        snprintf(names[(*n)++], 32, "%.*s", (int)len, p + 2);
+    }
+}
+
+#define DAEMON_COMMON "--socket --connect --timeout --json --help "
+#define BUDGET "--max-drop --max-flops --max-latency "
+static const struct {
+    const char *cmd, *options; // the command line before --help, the options it takes
+} expected_options[] = {
+    {"classify",
+     "--model --schedule --ratios --metric --frontier --precision --pair --json --help"},
+    {"eval", "--model --data --text-column --label-column --schedule --ratios --metric --frontier "
+             "--precision --threads --blas-threads --batch --json --help"},
+    {"bench", "--model --schedule --ratios --metric --frontier --precision --shape --lengths "
+              "--threads --profile --json --help"},
+    {"tune", "--model --data --text-column --label-column --holdout " BUDGET
+             "--minimize --width --int8 --rescale --out --svg --seed --search-threads "
+             "--search-generations --children --cache-mb --latency-examples --holdout-fraction "
+             "--calib-seconds --json --help"},
+    {"export", "--model --schedule --frontier --out --help"},
+    {"ping", DAEMON_COMMON},
+    {"info", DAEMON_COMMON},
+    {"models", DAEMON_COMMON},
+    {"status", DAEMON_COMMON},
+    {"cancel", DAEMON_COMMON},
+    {"add", DAEMON_COMMON "--path --model --data --holdout --name --replace --frontier"},
+    {"remove", DAEMON_COMMON "--model"},
+    {"profile", DAEMON_COMMON "--model"},
+    {"tune --daemon", DAEMON_COMMON "--model " BUDGET "--width --int8 --no-wait --daemon"},
+    {"get", DAEMON_COMMON "--model " BUDGET "--minimize"},
+    {"frontier", DAEMON_COMMON "--model " BUDGET "--minimize --csv --svg"},
+    {"watch", DAEMON_COMMON "--model --count"},
+    {"retune", DAEMON_COMMON "--model --force"},
+    {"classify --daemon", DAEMON_COMMON "--model " BUDGET "--minimize --watch --count --daemon"},
+};
+
+/* Every command's --help lists exactly its options, each once, and says its usage. */
+START_TEST(help_lists_exactly_the_options) {
+    for (size_t c = 0; c < sizeof expected_options / sizeof expected_options[0]; c++) {
+        char *out, names[64][32], want[64][32];
+        int n, nwant = 0;
+        ck_assert_int_eq(run(&out, "%s --help", expected_options[c].cmd), 0);
+        char usage[64];
+        snprintf(usage, sizeof usage, "usage: searchctl %.*s",
+                 (int)strcspn(expected_options[c].cmd, " "), expected_options[c].cmd);
+        ck_assert_msg(strncmp(out, usage, strlen(usage)) == 0, "%s", out);
+        listed_options(out, names, &n);
+        for (const char *p = expected_options[c].options; *p;) {
+            size_t len = strcspn(p, " ");
+            if (len) snprintf(want[nwant++], 32, "%.*s", (int)len, p);
+            p += len + strspn(p + len, " ");
+        }
+        for (int i = 0; i < nwant; i++) {
+            int seen = 0;
+            for (int k = 0; k < n; k++)
+                seen += strcmp(names[k], want[i]) == 0;
+            ck_assert_msg(seen == 1, "%s --help lists %s %d times:\n%s", expected_options[c].cmd,
+                          want[i], seen, out);
+        }
+        ck_assert_msg(n == nwant, "%s --help lists %d options, not %d:\n%s",
+                      expected_options[c].cmd, n, nwant, out);
+        free(out);
+    }
+    // The top-level usage names every command, each form once.
+    char *out;
+    ck_assert_int_eq(run(&out, "--help"), 0);
+    for (size_t c = 0; c < sizeof expected_options / sizeof expected_options[0]; c++) {
+        char line[64];
+        snprintf(line, sizeof line, "\n  %s  ", expected_options[c].cmd); // then the padding
+        const char *at = strstr(out, line);
+        ck_assert_msg(at && !strstr(at + 1, line), "%s in:\n%s", expected_options[c].cmd, out);
+    }
+    free(out);
+}
+END_TEST
+
+/* An option the command does not take is refused, named, with exit status 2 and nothing on
+ * stdout: a made-up one, and real options of other commands. */
+START_TEST(unknown_option_refused_by_name) {
+    static const char *const cases[][2] = {
+        {"eval --data x --no-such-option", "--no-such-option"},
+        {"eval --data x --width", "--width"},
+        {"classify --data x text", "--data"},
+        {"export --schedule attn:1 --out /tmp/x --json", "--json"},
+        {"tune --data x --socket /tmp/s", "--socket"},
+        {"tune --daemon --model m --minimize flops", "--minimize"},
+        {"get --model m --max-drop 1% --calib-seconds 1", "--calib-seconds"},
+        {"ping --seed 3", "--seed"},
+        {"watch --bogus", "--bogus"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out, quoted[64];
+        ck_assert_int_eq(run(&out, "%s", cases[i][0]), 2);
+        snprintf(quoted, sizeof quoted, "unknown option '%s'", cases[i][1]);
+        ck_assert_msg(strstr(stderr_text(), quoted), "%s: %s", cases[i][0], stderr_text());
+        ck_assert_msg(out[0] == '\0', "%s printed %s", cases[i][0], out);
+        free(out);
+    }
+    char *out; // a value out of the bounds searchd has for the same option is refused too
+    ck_assert_int_eq(run(&out, "tune --data x --calib-seconds 0.01"), 2);
+    ck_assert_msg(strstr(stderr_text(), "--calib-seconds") && strstr(stderr_text(), "0.05"), "%s",
+                  stderr_text());
+    free(out);
+    ck_assert_int_eq(run(&out, "tune --data x --calibrate-seconds 0.01"), 2);
+    ck_assert_msg(strstr(stderr_text(), "--calibrate-seconds") && strstr(stderr_text(), "0.05"),
+                  "%s", stderr_text());
+    free(out);
+    ck_assert_int_eq(run(&out, "eval"), 2);
+    ck_assert_msg(strstr(stderr_text(), "--data FILE is required"), "%s", stderr_text());
+    free(out);
+}
+END_TEST
+
+/* The search's options have the same names and defaults in searchctl tune and in searchd. */
+START_TEST(search_options_same_as_searchd) {
+    char *ctl, *sd, cmd[1200];
+    ck_assert_int_eq(run(&ctl, "tune --help"), 0);
+    snprintf(cmd, sizeof cmd, "--help >/dev/null; '%s' --help", getenv("SEARCHD"));
+    ck_assert_int_eq(run(&sd, "%s", cmd), 0);
+    static const char *const names[] = {"--calib-seconds", "--search-threads",
+                                        "--search-generations"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *a = strstr(ctl, names[i]), *b = strstr(sd, names[i]);
+        ck_assert_msg(a && b, "%s: searchctl tune %s, searchd %s", names[i], a ? "has" : "lacks",
+                      b ? "has" : "lacks");
+        // The default each prints: searchctl's "(default X)", searchd's "default X]".
+        const char *da = strstr(a, "default "), *db = strstr(b, "default ");
+        ck_assert(da && db);
+        double x = strtod(da + 8, NULL), y = strtod(db + 8, NULL);
+        // searchd's 0 generations is the search's default: the count searchctl shows.
+        if (i == 2)
+            ck_assert_msg(y == 0 && x == 16, "%g %g", x, y);
+        else
+            ck_assert_msg(x == y, "%s: searchctl default %g, searchd %g", names[i], x, y);
+    }
+    ck_assert_msg(strstr(ctl, "--calib-seconds S") && strstr(ctl, "(default 2)"), "%s", ctl);
+    ck_assert_msg(!strstr(ctl, "--calibrate-seconds") && !strstr(ctl, "--generations N"),
+                  "old spellings documented:\n%s", ctl);
+    free(ctl);
+    free(sd);
+}
+END_TEST
+
+/* The old spellings still work and give the same search as the documented ones: the same
+ * frontier, schedule by schedule, with the same seed (FLOPs minimised: no timing in it). */
+START_TEST(alias_gives_the_same_result) {
+    char data[] = "/tmp/searchctl-alias-XXXXXX";
+    int fd = mkstemp(data);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "head -n 201 %s/data/sst2/test.tsv > %s", shared(), data);
+    ck_assert_int_eq(system(cmd), 0);
+    static const char *const spellings[] = {
+        "--calib-seconds 0.1 --search-generations 2 --search-threads 1",
+        "--calibrate-seconds 0.1 --generations 2 --threads 1"};
+    char *out[2];
+    for (int k = 0; k < 2; k++) {
+        int rc = run(&out[k],
+                     "tune --data %s --minimize flops --max-flops 0.8 --seed 7 "
+                     "--latency-examples 0 --json %s",
+                     data, spellings[k]);
+        ck_assert_msg(rc == 0, "%s: exit %d: %s", spellings[k], rc, stderr_text());
+    }
+    unlink(data);
+    json_t *a = parse(out[0]), *b = parse(out[1]);
+    json_t *fa = json_object_get(a, "frontier"), *fb = json_object_get(b, "frontier");
+    ck_assert_int_gt(json_array_size(fa), 0);
+    ck_assert_int_eq(json_array_size(fa), json_array_size(fb));
+    for (size_t i = 0; i < json_array_size(fa); i++) {
+        json_t *ra = json_array_get(fa, i), *rb = json_array_get(fb, i);
+        ck_assert_str_eq(json_string_value(json_object_get(ra, "schedule")),
+                         json_string_value(json_object_get(rb, "schedule")));
+        ck_assert(json_number_value(json_object_get(ra, "accuracy")) ==
+                  json_number_value(json_object_get(rb, "accuracy")));
+    }
+    // The generations asked were run: the same candidates in both.
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(a, "search"), "candidates")),
+        json_integer_value(json_object_get(json_object_get(b, "search"), "candidates")));
+    json_decref(a);
+    json_decref(b);
+    free(out[0]);
+    free(out[1]);
 }
 END_TEST
 
@@ -380,6 +579,13 @@ int main(void) {
     tcase_add_test(friction, default_model_is_named_or_refused);
     tcase_add_test(friction, data_formats_from_the_command_line);
     suite_add_tcase(s, friction);
+    TCase *table = tcase_create("table"); // issue 14 item 4: one table for every list
+    tcase_set_timeout(table, 300);
+    tcase_add_test(table, help_lists_exactly_the_options);
+    tcase_add_test(table, unknown_option_refused_by_name);
+    tcase_add_test(table, search_options_same_as_searchd);
+    tcase_add_test(table, alias_gives_the_same_result);
+    suite_add_tcase(s, table);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
