@@ -211,7 +211,7 @@ int sc_store_set_aside(const char *path, en_diag *diag) {
 
 /* ---- JSON forms ---- */
 
-json_t *sc_record_to_json(const sc_record *r) {
+static json_t *record_to_json(const sc_record *r) {
     char text[SC_SCHEDULE_TEXT_MAX];
     if (sc_schedule_format(&r->schedule, text, sizeof text) < 0) text[0] = '\0';
     json_t *ratios = json_array();
@@ -297,10 +297,6 @@ static int record_from_json(const json_t *j, const char *where, sc_record *out, 
         return en_fail(diag, SC_ECORRUPT, "%s: drop_upper %g is below drop %g", where,
                        out->drop_upper, out->drop);
     return 0;
-}
-
-int sc_record_from_json(const json_t *j, sc_record *out, en_diag *diag) {
-    return record_from_json(j, "record", out, diag);
 }
 
 /* A profile's arrays as flat JSON arrays of numbers. */
@@ -397,7 +393,7 @@ int sc_width_from_json(const json_t *j, sc_width_profile *out, en_diag *diag) {
 json_t *sc_frontier_to_json(const sc_frontier *f) {
     json_t *a = json_array();
     for (int i = 0; f && i < f->count; i++)
-        json_array_append_new(a, sc_record_to_json(&f->rec[i]));
+        json_array_append_new(a, record_to_json(&f->rec[i]));
     if (!f || !f->width) return a; // the form of frontiers without width
     return json_pack("{s:o, s:o}", "records", a, "width", sc_width_to_json(f->width));
 }
