@@ -42,6 +42,28 @@ else
   echo "clang-format: files above are not formatted (clang-format -i FILE)"; failed=$((failed + 1))
 fi
 run_suite build
+# The installed libraries: `meson install` into a temporary root, then examples/installed/ built
+# from a copy outside the tree with pkg-config only (PKG_CONFIG_SYSROOT_DIR maps the .pc files'
+# prefix into that root) and run on the demo model: it must print one of the model's labels.
+# Counts as one check.
+installed_example() ( # temp dir; prints the label (a condition: `set -e` would not apply)
+  export PKG_CONFIG_SYSROOT_DIR=$1/root PKG_CONFIG_PATH
+  meson install -C build --destdir "$1/root" >/dev/null &&
+    cp examples/installed/classify.c examples/installed/Makefile "$1/" &&
+    PKG_CONFIG_PATH=$(dirname "$(find "$1/root" -name sdc.pc)") &&
+    make -s -C "$1" >/dev/null &&
+    LD_LIBRARY_PATH=$(pkg-config --variable=libdir sdc) \
+      "$1/classify" models/sst2-bert-L4-H128-demo "a gripping, beautifully acted film" 2>/dev/null
+)
+inst=$(mktemp -d)
+if label=$(installed_example "$inst") && python3 -c 'import json, sys
+sys.exit(sys.argv[2] not in json.load(open(sys.argv[1]))["id2label"].values())' \
+    models/sst2-bert-L4-H128-demo/config.json "$label"; then
+  echo "installed libraries: examples/installed builds with pkg-config, says '$label'"; passed=$((passed + 1))
+else
+  echo "installed libraries: examples/installed did not build or run on the installed files"; failed=$((failed + 1))
+fi
+rm -rf "$inst"
 # Under the sanitizers the heavy numeric tests check every 4th fixture line or example: a memory
 # error shows on any input, and the release build above has checked every value.
 SEARCHD_TEST_STRIDE=4 run_suite build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized

@@ -6,7 +6,10 @@
  * inference program can poll() sdc_fd() alongside its own input.
  *
  * Errors are negative codes: the daemon's own codes (SD_E*, SC_E*, EN_E*, SP_E*) as it sent
- * them, SP_ETIMEOUT, SP_ECLOSED, or a negated errno; the message is in the sp_diag. */
+ * them, SP_ETIMEOUT, SP_ECLOSED, or a negated errno; the message is in the sp_diag.
+ *
+ * Installed as libsdc with include/searchd/client/sdc.h: `pkg-config --cflags --libs sdc`, then
+ * `#include "client/sdc.h"` (examples/installed/). */
 
 #include <jansson.h>
 #include <msgpack.h>

@@ -2,7 +2,8 @@
 /* Applying a schedule fetched from searchd (schedule.get, schedule.frontier, job results) to a
  * model in this process: a record that narrows layers carries, under "width", the heads and
  * FFN neurons each layer keeps and their factors (shared/spec/width.md); this builds that exact
- * network. Links the engine; the RPC library (sdc.h) does not need it. */
+ * network. Links the engine, so it is installed in libsearchd-engine (`pkg-config --cflags --libs
+ * searchd-engine`) beside it; the RPC library (sdc.h, libsdc) does not need it. */
 
 #include <msgpack.h>
 #include <stddef.h>

@@ -37,6 +37,8 @@ static int get_int(json_t *root, const char *key, int min, int max, int *out, co
 static int get_optional_string(json_t *root, const char *key, const char *dflt, const char **out,
                                const char *what, en_diag *diag);
 static int parse_labels(json_t *root, en_config *cfg, const char *what, en_diag *diag);
+static int config_parse(const char *json, size_t len, const char *what, en_config *cfg,
+                        en_diag *diag);
 static int parse_width(json_t *root, en_config *cfg, const char *what, en_diag *diag);
 static int parse_id2label(json_t *m, en_config *cfg, const char *what, en_diag *diag);
 static int parse_label2id(json_t *m, en_config *cfg, int have_names, const char *what,
@@ -50,12 +52,14 @@ int en_config_load(const char *path, en_config *cfg, en_diag *diag) {
     size_t len;
     int rc = en_file_read(path, MAX_CONFIG_BYTES, &text, &len, diag);
     if (rc) return rc;
-    rc = en_config_parse(text, len, path, cfg, diag);
+    rc = config_parse(text, len, path, cfg, diag);
     free(text);
     return rc;
 }
 
-int en_config_parse(const char *json, size_t len, const char *what, en_config *cfg, en_diag *diag) {
+/* en_config_load() of a JSON text of `len` bytes; `what` names it in messages. */
+static int config_parse(const char *json, size_t len, const char *what, en_config *cfg,
+                        en_diag *diag) {
     memset(cfg, 0, sizeof *cfg);
     json_error_t err;
     // Duplicate keys would make a field mean whichever came last: refuse them.
@@ -132,14 +136,18 @@ static int parse_width(json_t *root, en_config *cfg, const char *what, en_diag *
         json_t *a = json_object_get(w, keys[k]);
         int lo = k == 0 ? 1 : 0, hi = k == 0 ? cfg->heads : cfg->ffn;
         if (!json_is_array(a) || (int)json_array_size(a) != cfg->layers)
-            return en_fail(diag, EN_ECONFIG, "%s: searchd_width.%s must be an array of %d "
-                           "integers (one per layer)", what, keys[k], cfg->layers);
+            return en_fail(diag, EN_ECONFIG,
+                           "%s: searchd_width.%s must be an array of %d "
+                           "integers (one per layer)",
+                           what, keys[k], cfg->layers);
         for (int l = 0; l < cfg->layers; l++) {
             json_t *v = json_array_get(a, (size_t)l);
             json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
             if (x < lo || x > hi)
-                return en_fail(diag, EN_ECONFIG, "%s: searchd_width.%s[%d] must be an integer "
-                               "in [%d, %d]", what, keys[k], l, lo, hi);
+                return en_fail(diag, EN_ECONFIG,
+                               "%s: searchd_width.%s[%d] must be an integer "
+                               "in [%d, %d]",
+                               what, keys[k], l, lo, hi);
             (k == 0 ? cfg->layer_heads : cfg->layer_ffn)[l] = (int)x;
         }
     }

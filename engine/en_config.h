@@ -20,6 +20,3 @@
 /// sequence classification, naming what was found), EN_ECONFIG (a field missing, of the wrong type
 /// or out of range, naming the field). `*cfg` is caller-owned and fully written on success.
 int en_config_load(const char *path, en_config *cfg, en_diag *diag);
-
-/// Same as en_config_load() but from a JSON text of `len` bytes; `what` names it in messages.
-int en_config_parse(const char *json, size_t len, const char *what, en_config *cfg, en_diag *diag);

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "en_hash.h"
+
 static const char *kind_name(mode_t m) {
     if (S_ISFIFO(m)) return "a FIFO";
     if (S_ISDIR(m)) return "a directory";
@@ -101,7 +103,7 @@ int en_file_hash(const char *path, uint64_t max_bytes, uint64_t *hash, en_diag *
     if (rc) return rc;
     enum { CHUNK = 1 << 20 };
     unsigned char *buf = malloc(CHUNK);
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = EN_FNV1A_BASIS;
     while (rc == 0 && buf) {
         ssize_t got = read(fd, buf, CHUNK);
         if (got < 0 && errno == EINTR) continue;
@@ -110,8 +112,7 @@ int en_file_hash(const char *path, uint64_t max_bytes, uint64_t *hash, en_diag *
             rc = en_fail(diag, -err, "%s: read failed: %s", path, strerror(err));
         }
         if (got <= 0) break;
-        for (ssize_t i = 0; i < got; i++)
-            h = (h ^ buf[i]) * 0x100000001b3ull;
+        h = en_fnv1a(h, buf, (size_t)got);
     }
     close(fd);
     if (!buf) return en_fail(diag, EN_ENOMEM, "%s: out of memory", path);

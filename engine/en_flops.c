@@ -11,10 +11,6 @@ double en_flops_layer_width(const en_config *cfg, int n, int k, int g, int m) {
            + 4 * dk * H * m;   // FFN, both matrices, kept neurons
 }
 
-double en_flops_layer(const en_config *cfg, int n, int k) {
-    return en_flops_layer_width(cfg, n, k, cfg->heads, cfg->ffn);
-}
-
 double en_flops_head(const en_config *cfg) {
     double H = cfg->hidden;
     return 2 * H * H + 2 * H * cfg->num_labels;
@@ -25,7 +21,7 @@ double en_flops_sequence(const en_config *cfg, int n0, const double *ratios) {
     int n = n0;
     for (int l = 0; l < cfg->layers; l++) {
         int k = ratios ? en_keep_count(ratios[l], n0, n) : n;
-        total += en_flops_layer(cfg, n, k);
+        total += en_flops_layer_width(cfg, n, k, cfg->heads, cfg->ffn);
         n = k;
     }
     return total;

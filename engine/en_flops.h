@@ -4,9 +4,8 @@
 
 #include "en_model.h"
 
-/// FLOPs of a whole layer's work with n rows in and k rows kept.
-double en_flops_layer(const en_config *cfg, int n, int k);
-/// The same for a layer computing g heads and m FFN neurons (shared/spec/width.md).
+/// FLOPs of a whole layer's work with n rows in and k rows kept, computing g heads and m FFN
+/// neurons (shared/spec/width.md; cfg's heads and ffn for a whole layer).
 double en_flops_layer_width(const en_config *cfg, int n, int k, int g, int m);
 /// FLOPs of the pooler and classifier head.
 double en_flops_head(const en_config *cfg);

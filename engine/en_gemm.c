@@ -2,15 +2,15 @@
 #include "en_gemm.h"
 
 #include <pthread.h>
-
-#include "en_kernels.h"
 #include <string.h>
 
+#include "en_isa.h"
+#include "en_kernels.h"
+
 typedef struct isa_path {
-    const char *name;
+    en_isa isa; // name, supported(): first, for en_isa_table
     en_gemm_fn *fn;
     en_softmax_fn *softmax;
-    int (*supported)(void);
 } isa_path;
 
 static int has_avx512(void) {
@@ -25,41 +25,25 @@ static int has_sse2(void) {
 
 /* Best first. */
 static const isa_path paths[] = {
-    {"avx512", en_gemm_avx512, en_softmax_avx512, has_avx512},
-    {"avx2", en_gemm_avx2, en_softmax_avx2, has_avx2},
-    {"sse2", en_gemm_sse2, en_softmax_sse2, has_sse2},
+    {{"avx512", has_avx512}, en_gemm_avx512, en_softmax_avx512},
+    {{"avx2", has_avx2}, en_gemm_avx2, en_softmax_avx2},
+    {{"sse2", has_sse2}, en_gemm_sse2, en_softmax_sse2},
 };
-enum { N_PATHS = sizeof paths / sizeof paths[0] };
 
 /* The path in use: chosen once, on first use (or by en_gemm_set_isa). */
-static _Atomic(const isa_path *) current;
+static en_isa_table table = {paths, sizeof paths[0], sizeof paths / sizeof paths[0], NULL};
 static _Atomic int gemm_threads = 1;
 
 static const isa_path *path(void) {
-    const isa_path *p = current;
-    if (p) return p;
-    __builtin_cpu_init();
-    for (int i = 0; i < N_PATHS; i++)
-        if (paths[i].supported()) {
-            p = &paths[i];
-            break;
-        }
-    current = p;
-    return p;
+    return en_isa_current(&table);
 }
 
 const char *en_gemm_isa(void) {
-    return path()->name;
+    return path()->isa.name;
 }
 
 int en_gemm_set_isa(const char *name) {
-    path(); // cpu_init
-    for (int i = 0; i < N_PATHS; i++)
-        if (strcmp(paths[i].name, name) == 0 && paths[i].supported()) {
-            current = &paths[i];
-            return 0;
-        }
-    return -1;
+    return en_isa_set(&table, name);
 }
 
 void en_gemm_set_threads(int n) {

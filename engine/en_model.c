@@ -17,6 +17,7 @@
 #include "en_config.h"
 #include "en_family.h"
 #include "en_file.h"
+#include "en_hash.h"
 #include "en_safetensors.h"
 
 // F32 tensors are read into the arena as they are stored: that needs a little-endian host.
@@ -26,8 +27,6 @@
 
 #define CHUNK_BYTES (1u << 20) // the read buffer: the only memory beyond the arena
 #define ALIGN_FLOATS 16        // each tensor that starts a field starts on a 64-byte boundary
-#define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
 
 /* Dimensions a tensor's expected shape is made of, all from config.json. D_G and D_F are a
  * layer's own: its heads times the head size, and its FFN neurons (all of them, unless the
@@ -117,7 +116,6 @@ static size_t dim_value(const en_config *c, enum dim d, int layer);
 static int format_name(const loader *ld, const slot *s, int strip, int old, char *out, size_t cap);
 static void format_shape(const uint64_t *shape, int ndim, char *out, size_t cap);
 static int cmp_begin(const void *a, const void *b);
-static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n);
 static float f16_to_f32(uint16_t h);
 static float bf16_to_f32(uint16_t h);
 
@@ -174,7 +172,7 @@ static int load_weights(en_model *m, const char *dir, en_diag *diag) {
                  .cfg = &m->cfg,
                  .fam = en_family_get(m->cfg.family),
                  .fd = -1,
-                 .hash = FNV_OFFSET};
+                 .hash = EN_FNV1A_BASIS};
     int rc = 0;
     // Non-blocking open, regular files only: a FIFO here must not hang the loading thread.
     if ((rc = en_file_open(path, EN_MAX_WEIGHTS_BYTES, &ld.fd, NULL, diag)) < 0)
@@ -241,8 +239,8 @@ static int plan_slots(loader *ld, en_diag *diag) {
         if (rc == 0) rc = check_tensor(ld, s, diag);
         if (rc < 0) return rc;
         // Sizes are bounded by config.json's ranges, so these sums cannot overflow size_t.
-        s->count = dim_value(ld->cfg, s->def->rows, s->layer) *
-                   dim_value(ld->cfg, s->def->cols, s->layer);
+        s->count =
+            dim_value(ld->cfg, s->def->rows, s->layer) * dim_value(ld->cfg, s->def->cols, s->layer);
         if (s->def->field != NO_FIELD) off = (off + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
         s->off = off;
         off += s->count;
@@ -334,7 +332,7 @@ static int read_tensor(loader *ld, const en_st_tensor *t, float *dst, en_diag *d
         uint8_t *p = t->dtype == EN_ST_F32 ? (uint8_t *)dst : ld->buf;
         int rc = en_st_pread_full(ld->fd, p, n, off);
         if (rc != 0) return read_fail(ld, rc, diag);
-        ld->hash = fnv1a(ld->hash, p, n);
+        ld->hash = en_fnv1a(ld->hash, p, n);
         size_t n16 = n / 2;
         if (t->dtype == EN_ST_F16)
             for (size_t i = 0; i < n16; i++)
@@ -353,7 +351,7 @@ static int hash_range(loader *ld, uint64_t from, uint64_t to, en_diag *diag) {
         size_t n = to - from < CHUNK_BYTES ? (size_t)(to - from) : CHUNK_BYTES;
         int rc = en_st_pread_full(ld->fd, ld->buf, n, from);
         if (rc != 0) return read_fail(ld, rc, diag);
-        ld->hash = fnv1a(ld->hash, ld->buf, n);
+        ld->hash = en_fnv1a(ld->hash, ld->buf, n);
         from += n;
     }
     return 0;
@@ -462,12 +460,6 @@ static void format_shape(const uint64_t *shape, int ndim, char *out, size_t cap)
 static int cmp_begin(const void *a, const void *b) {
     const en_st_tensor *x = *(const en_st_tensor *const *)a, *y = *(const en_st_tensor *const *)b;
     return (x->begin > y->begin) - (x->begin < y->begin);
-}
-
-static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * FNV_PRIME;
-    return h;
 }
 
 // Exact: every F16 value, subnormals, infinities and NaN payloads included, is an F32 value.

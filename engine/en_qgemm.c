@@ -5,15 +5,16 @@
 
 #include <string.h>
 
+#include "en_isa.h"
+
 /* The reference's GELU is the vector one on vectors of one float: the same operations. */
 typedef float vf __attribute__((vector_size(4)));
 typedef int32_t vi __attribute__((vector_size(4)));
 #include "en_vmath.h"
 
 typedef struct qisa_path {
-    const char *name;
+    en_isa isa; // name, supported(): first, for en_isa_table
     en_qgemm_fn *fn;
-    int (*supported)(void);
 } qisa_path;
 
 static void scalar_panels(int m, int n, int k, const en_qrows *a, const en_qmat *w,
@@ -38,44 +39,29 @@ static int has_scalar(void) {
 
 /* Best first. */
 static const qisa_path paths[] = {
-    {"avx512vnni", en_qgemm_avx512vnni, has_vnni},
-    {"avx512bw", en_qgemm_avx512bw, has_avx512bw},
-    {"avx2", en_qgemm_avx2, has_avx2},
-    {"ssse3", en_qgemm_ssse3, has_ssse3},
-    {"scalar", scalar_panels, has_scalar},
+    {{"avx512vnni", has_vnni}, en_qgemm_avx512vnni},
+    {{"avx512bw", has_avx512bw}, en_qgemm_avx512bw},
+    {{"avx2", has_avx2}, en_qgemm_avx2},
+    {{"ssse3", has_ssse3}, en_qgemm_ssse3},
+    {{"scalar", has_scalar}, scalar_panels},
 };
-enum { N_PATHS = sizeof paths / sizeof paths[0] };
 
 const char *const en_qgemm_isa_names[] = {"avx512vnni", "avx512bw", "avx2",
                                           "ssse3",      "scalar",   NULL};
 
-static _Atomic(const qisa_path *) current;
+/* The path in use: chosen once, on first use (or by en_qgemm_set_isa). */
+static en_isa_table table = {paths, sizeof paths[0], sizeof paths / sizeof paths[0], NULL};
 
 static const qisa_path *path(void) {
-    const qisa_path *p = current;
-    if (p) return p;
-    __builtin_cpu_init();
-    for (int i = 0; i < N_PATHS; i++)
-        if (paths[i].supported()) {
-            p = &paths[i];
-            break;
-        }
-    current = p;
-    return p;
+    return en_isa_current(&table);
 }
 
 const char *en_qgemm_isa(void) {
-    return path()->name;
+    return path()->isa.name;
 }
 
 int en_qgemm_set_isa(const char *name) {
-    path(); // cpu_init
-    for (int i = 0; i < N_PATHS; i++)
-        if (strcmp(paths[i].name, name) == 0 && paths[i].supported()) {
-            current = &paths[i];
-            return 0;
-        }
-    return -1;
+    return en_isa_set(&table, name);
 }
 
 size_t en_qpacked_bytes(int n, int k) {

@@ -38,10 +38,6 @@ const char *en_st_dtype_name(en_st_dtype d) {
     return (size_t)d < N_DTYPES ? dtypes[d].name : "?";
 }
 
-size_t en_st_dtype_size(en_st_dtype d) {
-    return (size_t)d < N_DTYPES ? dtypes[d].size : 0;
-}
-
 int en_st_parse_mem(const void *buf, size_t len, const char *what, en_st_header *out,
                     en_diag *diag) {
     memset(out, 0, sizeof *out);

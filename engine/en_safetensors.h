@@ -56,9 +56,6 @@ typedef struct en_st_header {
 /// The safetensors name of a dtype ("F32", "BF16", ...). Static storage.
 const char *en_st_dtype_name(en_st_dtype d);
 
-/// Bytes per element of a dtype.
-size_t en_st_dtype_size(en_st_dtype d);
-
 /// Parses a whole safetensors file held in memory (`buf`, `len` bytes; the data area is what
 /// follows the header). `what` names the file in messages. On success `*out` owns its tensor
 /// array: free it with en_st_header_free(). Errors: EN_EFORMAT (length, JSON, offsets, sizes,

@@ -18,6 +18,7 @@
 #include <utf8proc.h>
 
 #include "en_file.h"
+#include "en_hash.h"
 #include "en_tok_internal.h"
 
 #define MAX_TOKENIZER_BYTES (256u << 20) // tokenizer files are a few MB; refuse anything absurd
@@ -196,18 +197,9 @@ int en_tokenize_n(const en_tokenizer *t, const char *text, size_t text_len, cons
 
 /* ---- Vocabulary ------------------------------------------------------------------------- */
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static const uint64_t FNV_BASIS = 0xcbf29ce484222325ull;
-
 int32_t en__tok_find(const en_tokenizer *t, const char *prefix, const char *s, size_t len) {
     size_t plen = prefix ? strlen(prefix) : 0;
-    uint64_t h = fnv1a(fnv1a(FNV_BASIS, prefix ? prefix : "", plen), s, len);
+    uint64_t h = en_fnv1a(en_fnv1a(EN_FNV1A_BASIS, prefix ? prefix : "", plen), s, len);
     for (uint32_t i = (uint32_t)h & t->mask;; i = (i + 1) & t->mask) {
         int32_t id = t->slots[i];
         if (id < 0) return -1;
@@ -252,7 +244,7 @@ int en__tok_index(en_tokenizer *t, const char *what, bool lines, en_diag *diag) 
                                ex, dup + 1);
             return en_fail(diag, EN_EVOCAB, "%s: piece %s has ids %d and %d", what, ex, dup, id);
         }
-        uint32_t slot = (uint32_t)fnv1a(FNV_BASIS, p, len) & t->mask;
+        uint32_t slot = (uint32_t)en_fnv1a(EN_FNV1A_BASIS, p, len) & t->mask;
         while (t->slots[slot] >= 0)
             slot = (slot + 1) & t->mask;
         t->slots[slot] = id;

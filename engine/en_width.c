@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-
-int en_width_check(const en_config *cfg, int l, const en_layer_width *w, en_diag *diag) {
-    if (w->n_heads == 0)
-        return 0;
+/* Layer l's width against the configuration (en_model_narrow()'s check). */
+static int width_check(const en_config *cfg, int l, const en_layer_width *w, en_diag *diag) {
+    if (w->n_heads == 0) return 0;
     if (w->n_heads > cfg->heads)
         return en_fail(diag, EN_ESCHEDULE, "layer %d keeps %d heads; the model has %d", l,
                        w->n_heads, cfg->heads);
@@ -20,9 +19,9 @@ int en_width_check(const en_config *cfg, int l, const en_layer_width *w, en_diag
         int n, limit;
         const int32_t *ids;
         const float *scale;
-    } lists[2] = {{"head", w->n_heads > 0 ? w->n_heads : 0, cfg->heads, w->heads, w->head_scale},
-                  {"neuron", w->n_neurons > 0 ? w->n_neurons : 0, cfg->ffn, w->neurons,
-                   w->neuron_scale}};
+    } lists[2] = {
+        {"head", w->n_heads > 0 ? w->n_heads : 0, cfg->heads, w->heads, w->head_scale},
+        {"neuron", w->n_neurons > 0 ? w->n_neurons : 0, cfg->ffn, w->neurons, w->neuron_scale}};
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < lists[i].n; j++) {
             int32_t id = lists[i].ids[j];
@@ -31,8 +30,10 @@ int en_width_check(const en_config *cfg, int l, const en_layer_width *w, en_diag
                                "layer %d: %s %d at place %d is out of range or not ascending", l,
                                lists[i].what, id, j);
             if (lists[i].scale && !isfinite(lists[i].scale[j]))
-                return en_fail(diag, EN_ESCHEDULE, "layer %d: %s %d has a factor that is not "
-                               "a finite number", l, lists[i].what, id);
+                return en_fail(diag, EN_ESCHEDULE,
+                               "layer %d: %s %d has a factor that is not "
+                               "a finite number",
+                               l, lists[i].what, id);
         }
     return 0;
 }
@@ -51,8 +52,8 @@ static en_layer_weights shape_of(const en_config *cfg, const en_layer_width *w) 
                               .ffn = w->n_neurons >= 0 ? w->n_neurons : cfg->ffn};
 }
 
-static void narrow_layer(const en_config *cfg, const en_layer_weights *src,
-                         const en_layer_width *w, float *mem, en_layer_weights *dst) {
+static void narrow_layer(const en_config *cfg, const en_layer_weights *src, const en_layer_width *w,
+                         float *mem, en_layer_weights *dst) {
     int H = cfg->hidden, d = H / cfg->heads, g = w->n_heads > 0 ? w->n_heads : 0, G = g * d;
     int F = w->n_neurons > 0 ? w->n_neurons : 0;
     *dst = *src; // biases, LayerNorms and halves that stay whole are borrowed
@@ -92,15 +93,13 @@ static void narrow_layer(const en_config *cfg, const en_layer_weights *src,
                                     (w->neuron_scale ? w->neuron_scale[j] : 1.f);
 }
 
-int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **out,
-                    en_diag *diag) {
+int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **out, en_diag *diag) {
     *out = NULL;
     const en_config *cfg = &m->cfg;
     size_t rows = 0, packed = 0, qbytes = 0;
     for (int l = 0; l < cfg->layers; l++) {
-        int rc = en_width_check(cfg, l, &width[l], diag);
-        if (rc)
-            return rc;
+        int rc = width_check(cfg, l, &width[l], diag);
+        if (rc) return rc;
         en_layer_weights shape = shape_of(cfg, &width[l]);
         if (width[l].n_heads) {
             rows += narrow_floats(cfg, &width[l]);
@@ -111,8 +110,7 @@ int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **o
         }
     }
     en_model *n = malloc(sizeof *n);
-    if (!n)
-        return en_fail(diag, EN_ENOMEM, "no memory for a narrowed model");
+    if (!n) return en_fail(diag, EN_ENOMEM, "no memory for a narrowed model");
     *n = *m;
     n->base = m->base ? m->base : m;
     n->owned_base = NULL;
@@ -131,8 +129,7 @@ int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **o
     float *r = n->arena, *p = n->packed_arena;
     char *q = n->qpacked_arena;
     for (int l = 0; l < cfg->layers; l++) {
-        if (!width[l].n_heads)
-            continue;
+        if (!width[l].n_heads) continue;
         narrow_layer(cfg, &m->w.layer[l], &width[l], r, &n->w.layer[l]);
         r += narrow_floats(cfg, &width[l]);
         if (width[l].n_heads > 0) {

@@ -21,16 +21,12 @@ typedef struct en_layer_width {
     const float *neuron_scale; // [m] factor of the i-th kept neuron, or NULL; borrowed
 } en_layer_width;
 
-/// Checks layer l's width against the configuration: counts in range, indices ascending and
-/// in range, factors finite. EN_ESCHEDULE with a message naming the layer (counted from 0).
-int en_width_check(const en_config *cfg, int l, const en_layer_width *w, en_diag *diag);
-
 /// Makes the narrowed model: `width` has cfg.layers entries (a layer with n_heads 0 stays whole
 /// and shares the base's weights). `*out` is owned by the caller (en_model_free()); it borrows
 /// the tokenizer, the embeddings, the head and the whole layers from `m`, which must outlive it.
-/// Errors: EN_ESCHEDULE (en_width_check), EN_ENOMEM.
-int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **out,
-                    en_diag *diag);
+/// Each layer's width is checked first: counts in range, indices ascending and in range, factors
+/// finite. Errors: EN_ESCHEDULE with a message naming the layer (counted from 0), EN_ENOMEM.
+int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **out, en_diag *diag);
 
 /// Layer l of `dst` (a model of the same shape) becomes the attention part (heads, Q/K/V, Wo)
 /// of layer l of `attn` and the FFN part (W1, W2) of layer l of `ffn`: the pointers are

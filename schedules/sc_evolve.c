@@ -5,14 +5,16 @@
 
 #include "sc_width.h"
 
+static uint64_t rng_next(sc__rng *r);
+
 void sc__rng_seed(sc__rng *r, uint64_t seed) {
     r->s = seed ^ 0x9e3779b97f4a7c15ull;
     for (int i = 0; i < 4; i++)
-        sc__rand(r);
+        rng_next(r);
 }
 
 /* splitmix64: tiny, and the same sequence on every host. */
-uint64_t sc__rand(sc__rng *r) {
+static uint64_t rng_next(sc__rng *r) {
     uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -20,15 +22,17 @@ uint64_t sc__rand(sc__rng *r) {
 }
 
 int sc__rand_below(sc__rng *r, int n) {
-    return n <= 1 ? 0 : (int)(sc__rand(r) % (uint64_t)n);
+    return n <= 1 ? 0 : (int)(rng_next(r) % (uint64_t)n);
 }
 
-void sc__levels(const sc_schedule *s, int *lv) {
+/* Grid levels (1..SC_GRID) of a schedule's ratios, rounded to the nearest level. */
+static void grid_levels(const sc_schedule *s, int *lv) {
     for (int l = 0; l < s->layers; l++)
         lv[l] = (int)lround(s->ratios[l] * SC_GRID);
 }
 
-void sc__from_levels(int *lv, int layers, en_metric metric, sc_schedule *out) {
+/* The schedule with those levels (made non-increasing and clamped to 1..SC_GRID first). */
+static void from_grid_levels(int *lv, int layers, en_metric metric, sc_schedule *out) {
     sc_schedule_full(out, metric, layers);
     for (int l = 0; l < layers; l++) {
         if (lv[l] > SC_GRID) lv[l] = SC_GRID;
@@ -44,7 +48,7 @@ int sc__families(int layers, en_metric m, sc_schedule *out) {
     for (int r = 4; r <= 16; r += 2) {
         for (int l = 0; l < layers; l++)
             lv[l] = r;
-        sc__from_levels(lv, layers, m, &out[n++]);
+        from_grid_levels(lv, layers, m, &out[n++]);
     }
     // Linear ramps: the first `whole` layers keep everything, then straight down to `end`.
     for (int whole = 1; whole <= 2 && whole < layers; whole++) {
@@ -53,7 +57,7 @@ int sc__families(int layers, en_metric m, sc_schedule *out) {
                 double t = l < whole ? 0 : (double)(l - whole + 1) / (layers - whole);
                 lv[l] = (int)lround(SC_GRID - t * (SC_GRID - end));
             }
-            sc__from_levels(lv, layers, m, &out[n++]);
+            from_grid_levels(lv, layers, m, &out[n++]);
         }
     }
     return n;
@@ -84,7 +88,7 @@ void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, int head
                 sc_schedule *child) {
     int L = p->layers, lv[EN_MAX_LAYERS], lq[EN_MAX_LAYERS];
     en_metric metric = p->metric;
-    sc__levels(p, lv);
+    grid_levels(p, lv);
     double hc[EN_MAX_LAYERS], fc[EN_MAX_LAYERS]; // the width and precision go with the child
     en_precision pc[EN_MAX_LAYERS];
     memcpy(hc, p->heads_cut, sizeof hc);
@@ -119,7 +123,7 @@ void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, int head
         for (int j = 0; j < l; j++)
             if (lv[j] < lv[l]) lv[j] = lv[l];
     } else if (op < 75 && L > 1) { // one-point crossover: p's first layers, q's last ones
-        sc__levels(q, lq);
+        grid_levels(q, lq);
         int cut = 1 + sc__rand_below(r, L - 1);
         for (int j = cut; j < L; j++) {
             lv[j] = lq[j];
@@ -139,7 +143,7 @@ void sc__mutate(sc__rng *r, const sc_schedule *p, const sc_schedule *q, int head
         for (int j = l; j < L; j++)
             lv[j] = lv[j] > 1 ? lv[j] - 1 : 1;
     }
-    sc__from_levels(lv, L, metric, child);
+    from_grid_levels(lv, L, metric, child);
     memcpy(child->heads_cut, hc, sizeof hc);
     memcpy(child->ffn_cut, fc, sizeof fc);
     memcpy(child->prec, pc, sizeof pc);
@@ -152,10 +156,10 @@ int sc__width_seeds(int layers, int heads, en_metric m, sc_schedule *out) {
         for (int half = 0; half < 1 + (heads > 1); half++)
             for (size_t f = 0; f < sizeof ffn_kept / sizeof *ffn_kept; f++) {
                 for (int l = 0; l < layers; l++) // ramp: the first layer whole, then down to 0.3
-                    lv[l] = ramp && l > 0 ? (int)lround(SC_GRID - 14.0 * l / (layers - 1))
-                                          : SC_GRID;
+                    lv[l] =
+                        ramp && l > 0 ? (int)lround(SC_GRID - 14.0 * l / (layers - 1)) : SC_GRID;
                 sc_schedule *s = &out[n++];
-                sc__from_levels(lv, layers, m, s);
+                from_grid_levels(lv, layers, m, s);
                 for (int l = 0; l < layers; l++) {
                     s->ffn_cut[l] = 1 - ffn_kept[f];
                     s->heads_cut[l] = half ? 1 - (double)((heads + 1) / 2) / heads : 0;
@@ -167,12 +171,12 @@ int sc__width_seeds(int layers, int heads, en_metric m, sc_schedule *out) {
 
 int sc__cheapen(sc_schedule *s) {
     int lv[EN_MAX_LAYERS];
-    sc__levels(s, lv);
+    grid_levels(s, lv);
     for (int l = s->layers - 1; l >= 0; l--) {
         if (lv[l] > 1) {
             lv[l]--;
             sc_schedule keep = *s;
-            sc__from_levels(lv, s->layers, s->metric, s);
+            from_grid_levels(lv, s->layers, s->metric, s);
             memcpy(s->heads_cut, keep.heads_cut, sizeof s->heads_cut);
             memcpy(s->ffn_cut, keep.ffn_cut, sizeof s->ffn_cut);
             memcpy(s->prec, keep.prec, sizeof s->prec);

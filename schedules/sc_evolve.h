@@ -16,14 +16,8 @@ typedef struct sc__rng {
 } sc__rng;
 
 void sc__rng_seed(sc__rng *r, uint64_t seed);
-uint64_t sc__rand(sc__rng *r);
 /// Uniform in [0, n).
 int sc__rand_below(sc__rng *r, int n);
-
-/// Grid levels (1..SC_GRID) of a schedule's ratios, rounded to the nearest level.
-void sc__levels(const sc_schedule *s, int *lv);
-/// The schedule with those levels (made non-increasing and clamped to 1..SC_GRID first).
-void sc__from_levels(int *lv, int layers, en_metric metric, sc_schedule *out);
 
 /// Writes the simple families for `layers` layers and metric `m` into `out` (caller-owned, at
 /// least SC_FAMILY_MAX entries): one ratio for every layer, and linear ramps that keep the first

@@ -21,6 +21,8 @@ static double now_ms(void);
 static double median(double *v, int n);
 static int fit(const double *x, const double *y, int rows, double *coef);
 static void random_schedule(uint64_t *rng, int layers, int full, int narrow, sc_schedule *s);
+static double layer_ms(const sc_latency_model *lm, int n, int k, double a, double f,
+                       en_precision p);
 
 int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_latency_model *out,
                          en_diag *diag) {
@@ -52,8 +54,7 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
     en_ctx *ctx = NULL;
     int rc = 0;
     if (!sched || !ids || !types || !t_layer || !t_fixed || !pn || !pk || !pa || !pf || !pq ||
-        !logits ||
-        !wm || sc_width_profile_plain(cfg, &plain) != 0 ||
+        !logits || !wm || sc_width_profile_plain(cfg, &plain) != 0 ||
         (bank_ok = sc_width_bank_init(&bank, m, &plain) == 0) == 0) {
         rc = en_fail(diag, EN_ENOMEM, "cannot allocate the calibration buffers");
         goto done;
@@ -92,7 +93,8 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
                 if (rc) break;
                 double a = now_ms();
                 // as en_forward runs it: the last layer for the [CLS] row alone
-                rc = l == L - 1 ? en_ctx_layer_cls(ctx, l) : en_ctx_layer(ctx, l, k, sched[q].metric);
+                rc = l == L - 1 ? en_ctx_layer_cls(ctx, l)
+                                : en_ctx_layer(ctx, l, k, sched[q].metric);
                 t_layer[(size_t)passes * points + q * L + l] = now_ms() - a;
                 pn[q * L + l] = n_in;
                 pk[q * L + l] = k;
@@ -141,8 +143,9 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
             terms(pn[p], pk[p], pa[p], pf[p], &x[rows * SC_LAT_TERMS]);
             rows++;
         }
-        rc = fit(x, y, rows,
-                 int8 ? (last ? out->last_int8 : out->layer_int8) : (last ? out->last : out->layer));
+        rc =
+            fit(x, y, rows,
+                int8 ? (last ? out->last_int8 : out->layer_int8) : (last ? out->last : out->layer));
     }
     if (rc != 0) {
         en_fail(diag, rc, "latency fit failed (singular calibration design)");
@@ -153,7 +156,7 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
                 want += t_layer[(size_t)r * points + p] / passes;
             en_precision pp = pq[p] ? EN_PREC_INT8 : EN_PREC_F32;
             double got = p % L == L - 1 ? sc_latency_last(out, pn[p], pa[p], pf[p], pp)
-                                        : sc_latency_layer(out, pn[p], pk[p], pa[p], pf[p], pp);
+                                        : layer_ms(out, pn[p], pk[p], pa[p], pf[p], pp);
             err[p] = fabs(got - want) / want;
         }
         out->fit_error = median(err, points);
@@ -176,8 +179,10 @@ static double apply(const double *coef, int n, int k, double a, double f) {
     return ms;
 }
 
-double sc_latency_layer(const sc_latency_model *lm, int n, int k, double a, double f,
-                        en_precision p) {
+/* Predicted ms of one layer (not the last) with n rows in and k kept, computing a fraction `a`
+ * of its heads and `f` of its FFN neurons (1, 1: the whole layer), at precision `p`. */
+static double layer_ms(const sc_latency_model *lm, int n, int k, double a, double f,
+                       en_precision p) {
     return apply(p == EN_PREC_INT8 ? lm->layer_int8 : lm->layer, n, k, a, f);
 }
 
@@ -190,9 +195,9 @@ static double head_frac(const sc_schedule *s, int l, int heads) {
 }
 
 static double ffn_frac(const sc_schedule *s, int l, int ffn) {
-    return ffn > 0 ? (double)sc_width_neurons(ffn, sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS)) /
-                         ffn
-                   : 0;
+    return ffn > 0
+               ? (double)sc_width_neurons(ffn, sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS)) / ffn
+               : 0;
 }
 
 double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, const sc_schedule *s,
@@ -206,7 +211,7 @@ double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, cons
             int k = en_keep_count(s->ratios[l], n0, n_in);
             double a = head_frac(s, l, cfg->heads), f = ffn_frac(s, l, cfg->ffn);
             ms += l == cfg->layers - 1 ? sc_latency_last(lm, n_in, a, f, s->prec[l])
-                                       : sc_latency_layer(lm, n_in, k, a, f, s->prec[l]);
+                                       : layer_ms(lm, n_in, k, a, f, s->prec[l]);
             n_in = k;
         }
         total += ms;

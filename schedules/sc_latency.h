@@ -11,7 +11,7 @@
 #define SC_LAT_TERMS_V1 6 // models saved before width: 1, n, k, n*n, k*n, [k < n]
 
 typedef struct sc_latency_model {
-    sc_hw hw;                    // the host it was measured on
+    sc_hw hw; // the host it was measured on
     // One layer with n rows in, k kept, a fraction a of its heads and f of its FFN neurons:
     // ms = sum layer[t] * term_t, terms 1, a, f, n*a, k, k*a, k*f, n*n*a, k*n*a and [k < n]
     // (selection and gather run only when the layer prunes); the structure of the FLOPs
@@ -19,13 +19,13 @@ typedef struct sc_latency_model {
     // cost of streaming the weights once per product, which at a few rows does not depend on
     // the rows (~ a, f).
     double layer[SC_LAT_TERMS];
-    double last[SC_LAT_TERMS];   // the last layer, same terms: it runs for the [CLS] row alone
-                                 // (en_ctx_layer_cls), so its cost follows n, not k
+    double last[SC_LAT_TERMS];       // the last layer, same terms: it runs for the [CLS] row alone
+                                     // (en_ctx_layer_cls), so its cost follows n, not k
     double layer_int8[SC_LAT_TERMS]; // the same two for a layer whose products are INT8
     double last_int8[SC_LAT_TERMS];
-    double fixed_ms;             // embeddings + head, per sequence
-    double calib_seconds;        // how long the calibration took
-    double fit_error;            // median relative error on the calibration points
+    double fixed_ms;      // embeddings + head, per sequence
+    double calib_seconds; // how long the calibration took
+    double fit_error;     // median relative error on the calibration points
 } sc_latency_model;
 
 /// Measures `m` on this host with `threads` BLAS threads for about `seconds` seconds: random
@@ -40,9 +40,6 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
 double sc_latency_predict(const sc_latency_model *lm, const en_config *cfg, const sc_schedule *s,
                           const int *lengths, int count);
 
-/// Predicted ms of one layer (not the last) with n rows in and k kept, computing a fraction `a`
-/// of its heads and `f` of its FFN neurons (1, 1: the whole layer), at precision `p`.
-double sc_latency_layer(const sc_latency_model *lm, int n, int k, double a, double f,
-                        en_precision p);
-/// Predicted ms of the last layer with n rows in.
+/// Predicted ms of the last layer with n rows in, computing a fraction `a` of its heads and `f`
+/// of its FFN neurons (1, 1: the whole layer), at precision `p`.
 double sc_latency_last(const sc_latency_model *lm, int n, double a, double f, en_precision p);

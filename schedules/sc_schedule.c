@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/en_flops.h"
+#include "engine/en_hash.h"
 #include "sc_error.h"
 #include "sc_width.h"
 
@@ -64,8 +65,8 @@ int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *d
         end = strchr(p, ';');
         if (!end) end = p + strlen(p);
         int heads = strncmp(p, "heads:", 6) == 0, ffn = strncmp(p, "ffn:", 4) == 0;
-        int prec = strncmp(p, "prec:", 5) == 0 || strncmp(p, "int8", 4) == 0 ||
-                   strncmp(p, "f32", 3) == 0;
+        int prec =
+            strncmp(p, "prec:", 5) == 0 || strncmp(p, "int8", 4) == 0 || strncmp(p, "f32", 3) == 0;
         if ((!heads && !ffn && !prec) || (heads && seen_heads++) || (ffn && seen_ffn++) ||
             (prec && seen_prec++))
             return en_fail(diag, EN_ESCHEDULE,
@@ -158,12 +159,7 @@ double sc_schedule_flops(const en_config *cfg, const sc_schedule *s, int n0) {
 uint64_t sc_schedule_hash(const sc_schedule *s) {
     char buf[SC_SCHEDULE_TEXT_MAX];
     int n = sc_schedule_format(s, buf, sizeof buf);
-    uint64_t h = 14695981039346656037ull; // FNV-1a 64 offset basis
-    for (int i = 0; i < n; i++) {
-        h ^= (unsigned char)buf[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    return en_fnv1a(EN_FNV1A_BASIS, buf, n > 0 ? (size_t)n : 0);
 }
 
 void sc_schedule_full(sc_schedule *s, en_metric metric, int layers) {
@@ -267,18 +263,18 @@ static int parse_precision(const char *text, const char *p, const char *end, int
             for (int l = 0; l < layers; l++)
                 out[l] = v;
             return len == (size_t)(end - p) ? 0
-                                             : en_fail(diag, EN_ESCHEDULE,
-                                                       "schedule '%s': after ';%s' expected ';' or "
-                                                       "the end",
-                                                       text, name);
+                                            : en_fail(diag, EN_ESCHEDULE,
+                                                      "schedule '%s': after ';%s' expected ';' or "
+                                                      "the end",
+                                                      text, name);
         }
         out[n++] = v;
         p += len;
         if (p < end && *p == ',') p = skip_space(p + 1);
     }
     if (n != layers)
-        return en_fail(diag, EN_ESCHEDULE, "schedule '%s': prec has %d entries for %d layers",
-                       text, n, layers);
+        return en_fail(diag, EN_ESCHEDULE, "schedule '%s': prec has %d entries for %d layers", text,
+                       n, layers);
     return 0;
 }
 
@@ -288,7 +284,8 @@ static int format_precision(const sc_schedule *s, char *buf, size_t len, size_t 
     int same = 1;
     for (int l = 1; l < s->layers; l++)
         same &= s->prec[l] == s->prec[0];
-    int w = snprintf(buf + *used, len - *used, ";%s", same ? en_precision_name(s->prec[0]) : "prec:");
+    int w =
+        snprintf(buf + *used, len - *used, ";%s", same ? en_precision_name(s->prec[0]) : "prec:");
     if (w < 0 || (size_t)w >= len - *used) return -ENOSPC;
     *used += (size_t)w;
     for (int l = 0; !same && l < s->layers; l++) {

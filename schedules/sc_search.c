@@ -41,12 +41,12 @@ typedef struct search {
     sc__rng rng;
     sc_search_stats *st;
     int done, total;
-    sc_prefix_cache *cache; // the search part's states across generations; may be NULL
+    sc_prefix_cache *cache;  // the search part's states across generations; may be NULL
     sc_width_profile *width; // owned: with opts->width, the profile the search narrows with
     sc_width_bank bank;      // its narrowed layers (bank.m is NULL without width)
-    double lat_base;        // predicted latency of the unpruned model on the search part; 0 when
-                            // the search minimizes FLOPs
-    double anchor_cost;     // the cheapest answer to max_drop so far, and generations since it fell
+    double lat_base;         // predicted latency of the unpruned model on the search part; 0 when
+                             // the search minimizes FLOPs
+    double anchor_cost; // the cheapest answer to max_drop so far, and generations since it fell
     int stale;
     en_diag *diag;
 } search;
@@ -58,7 +58,8 @@ typedef struct search {
 /* FLOPs bands: parents are the best candidate of each; with a drop bound, the bands from
  * SC_WINDOW_BELOW under the answer to SC_WINDOW_ABOVE over it. (Wider above, to improve the
  * safer schedules the held-out part falls back to when it rejects the answer, helped seed 3 but
- * stalled seed 1's descent: see docs/readme-schedules.md.) */
+ * stalled seed 1's descent: see "Tried and not kept" under the search's measured seeds, in
+ * the README's "Schedules" part.) */
 #define SC_BAND 0.025
 #define SC_WINDOW_BELOW 0.15
 #define SC_WINDOW_ABOVE 0.05
@@ -299,9 +300,10 @@ static int width_setup(search *S) {
         const sc_width_profile *p = S->o->width_profile;
         const en_config *cfg = &S->m->cfg;
         if (p->layers != cfg->layers || p->heads != cfg->heads || p->ffn != cfg->ffn)
-            return en_fail(S->diag, EN_ESCHEDULE, "the width profile is for %d layers, %d heads "
-                           "and %d neurons; the model has %d, %d and %d", p->layers, p->heads,
-                           p->ffn, cfg->layers, cfg->heads, cfg->ffn);
+            return en_fail(S->diag, EN_ESCHEDULE,
+                           "the width profile is for %d layers, %d heads "
+                           "and %d neurons; the model has %d, %d and %d",
+                           p->layers, p->heads, p->ffn, cfg->layers, cfg->heads, cfg->ffn);
         if ((rc = sc_width_profile_copy(p, S->width)) != 0)
             return en_fail(S->diag, rc, "cannot copy the width profile");
     } else {
@@ -477,8 +479,8 @@ static int generation(search *S) {
         int qi = focus && sc__rand_below(&S->rng, 2) ? lo + sc__rand_below(&S->rng, hi - lo + 1)
                                                      : sc__rand_below(&S->rng, nf);
         sc_schedule child;
-        sc__mutate(&S->rng, &S->c[front[pi]].s, &S->c[front[qi]].s,
-                   S->width ? S->m->cfg.heads : 0, S->o->int8, &child);
+        sc__mutate(&S->rng, &S->c[front[pi]].s, &S->c[front[qi]].s, S->width ? S->m->cfg.heads : 0,
+                   S->o->int8, &child);
         int fits = within_budget(S, &child);
         while (!fits && sc__cheapen(&child))
             fits = within_budget(S, &child);

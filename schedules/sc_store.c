@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "engine/en_file.h"
+#include "engine/en_hash.h"
 #include "sc_error.h"
 #include "sc_width.h"
 
@@ -31,14 +32,6 @@
 #define SC_STORE_MAX (256u << 20) // refuse to read state files over 256 MiB
 
 static const char sc__magic[8] = {'s', 'e', 'a', 'r', 'c', 'h', 'd', '\n'};
-
-static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 static void put_le(uint8_t *p, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++)
@@ -53,8 +46,7 @@ static uint64_t get_le(const uint8_t *p, int bytes) {
 }
 
 static uint64_t checksum(const uint8_t *hdr, const void *payload, size_t len) {
-    uint64_t h = fnv1a(14695981039346656037ull, hdr + 8, 16);
-    return fnv1a(h, payload, len);
+    return en_fnv1a(en_fnv1a(EN_FNV1A_BASIS, hdr + 8, 16), payload, len);
 }
 
 static int write_all(int fd, const void *buf, size_t len) {
@@ -127,7 +119,7 @@ int sc_store_write(const char *path, const void *data, size_t len, en_diag *diag
 }
 
 int sc_store_decode(const void *buf, size_t size, const char *name, void **data, size_t *len,
-                     en_diag *diag) {
+                    en_diag *diag) {
     const uint8_t *p = buf;
     *data = NULL;
     *len = 0;
@@ -219,7 +211,7 @@ int sc_store_set_aside(const char *path, en_diag *diag) {
 
 /* ---- JSON forms ---- */
 
-json_t *sc_record_to_json(const sc_record *r) {
+static json_t *record_to_json(const sc_record *r) {
     char text[SC_SCHEDULE_TEXT_MAX];
     if (sc_schedule_format(&r->schedule, text, sizeof text) < 0) text[0] = '\0';
     json_t *ratios = json_array();
@@ -307,10 +299,6 @@ static int record_from_json(const json_t *j, const char *where, sc_record *out, 
     return 0;
 }
 
-int sc_record_from_json(const json_t *j, sc_record *out, en_diag *diag) {
-    return record_from_json(j, "record", out, diag);
-}
-
 /* A profile's arrays as flat JSON arrays of numbers. */
 static json_t *ints_json(const int32_t *v, size_t n) {
     json_t *a = json_array();
@@ -328,23 +316,22 @@ static json_t *floats_json(const float *v, size_t n) {
 
 json_t *sc_width_to_json(const sc_width_profile *p) {
     size_t L = (size_t)p->layers, h = (size_t)p->heads, nf = (size_t)p->ffn;
-    return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o}", "layers", p->layers,
-                     "heads", p->heads, "ffn", p->ffn, "levels", SC_WIDTH_LEVELS, "rescale",
-                     (int)p->rescale, "examples", p->examples, "head_order",
-                     ints_json(p->head_order, L * h), "neuron_order",
-                     ints_json(p->neuron_order, L * nf), "head_scale",
-                     floats_json(p->head_scale, L * h * h), "neuron_scale",
-                     floats_json(p->neuron_scale, L * (SC_WIDTH_LEVELS + 1) * nf));
+    return json_pack(
+        "{s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s:o, s:o}", "layers", p->layers, "heads",
+        p->heads, "ffn", p->ffn, "levels", SC_WIDTH_LEVELS, "rescale", (int)p->rescale, "examples",
+        p->examples, "head_order", ints_json(p->head_order, L * h), "neuron_order",
+        ints_json(p->neuron_order, L * nf), "head_scale", floats_json(p->head_scale, L * h * h),
+        "neuron_scale", floats_json(p->neuron_scale, L * (SC_WIDTH_LEVELS + 1) * nf));
 }
 
 /* `key` of j: an array of n numbers; orders (`of` > 0) hold each of 0..of-1 once per block of
  * `of`, scales are finite. */
-static int width_array(const json_t *j, const char *key, size_t n, int of, int32_t *iv,
-                       float *fv, en_diag *diag) {
+static int width_array(const json_t *j, const char *key, size_t n, int of, int32_t *iv, float *fv,
+                       en_diag *diag) {
     const json_t *a = json_object_get(j, key);
     if (!json_is_array(a) || json_array_size(a) != n)
-        return en_fail(diag, SC_ECORRUPT, "width profile: '%s' is not an array of %zu numbers",
-                       key, n);
+        return en_fail(diag, SC_ECORRUPT, "width profile: '%s' is not an array of %zu numbers", key,
+                       n);
     char *seen = of > 0 ? calloc((size_t)of, 1) : NULL;
     if (of > 0 && !seen) return en_fail(diag, EN_ENOMEM, "width profile: out of memory");
     int rc = 0;
@@ -352,13 +339,15 @@ static int width_array(const json_t *j, const char *key, size_t n, int of, int32
         const json_t *v = json_array_get(a, i);
         double x = json_number_value(v);
         if (!json_is_number(v) || !isfinite(x)) {
-            rc = en_fail(diag, SC_ECORRUPT, "width profile: %s[%zu] is not a finite number", key,
-                         i);
+            rc =
+                en_fail(diag, SC_ECORRUPT, "width profile: %s[%zu] is not a finite number", key, i);
         } else if (of > 0) {
             if (i % (size_t)of == 0) memset(seen, 0, (size_t)of);
             if (x != floor(x) || x < 0 || x >= of || seen[(int)x]++)
-                rc = en_fail(diag, SC_ECORRUPT, "width profile: %s[%zu] = %g is not a ranking of "
-                             "0..%d", key, i, x, of - 1);
+                rc = en_fail(diag, SC_ECORRUPT,
+                             "width profile: %s[%zu] = %g is not a ranking of "
+                             "0..%d",
+                             key, i, x, of - 1);
             else
                 iv[i] = (int32_t)x;
         } else {
@@ -383,8 +372,7 @@ int sc_width_from_json(const json_t *j, sc_width_profile *out, en_diag *diag) {
         (rc = get_num(j, w, "examples", 0, 1e9, &examples, diag)))
         return rc;
     if (L != floor(L) || h != floor(h) || nf != floor(nf) || rescale != floor(rescale))
-        return en_fail(diag, SC_ECORRUPT, "%s: layers, heads, ffn and rescale must be integers",
-                       w);
+        return en_fail(diag, SC_ECORRUPT, "%s: layers, heads, ffn and rescale must be integers", w);
     en_config cfg = {.layers = (int)L, .heads = (int)h, .ffn = (int)nf};
     // A plain profile of that shape, then overwritten field by field.
     if (sc_width_profile_plain(&cfg, out)) return en_fail(diag, EN_ENOMEM, "%s: out of memory", w);
@@ -405,7 +393,7 @@ int sc_width_from_json(const json_t *j, sc_width_profile *out, en_diag *diag) {
 json_t *sc_frontier_to_json(const sc_frontier *f) {
     json_t *a = json_array();
     for (int i = 0; f && i < f->count; i++)
-        json_array_append_new(a, sc_record_to_json(&f->rec[i]));
+        json_array_append_new(a, record_to_json(&f->rec[i]));
     if (!f || !f->width) return a; // the form of frontiers without width
     return json_pack("{s:o, s:o}", "records", a, "width", sc_width_to_json(f->width));
 }
@@ -418,8 +406,10 @@ int sc_frontier_from_json(const json_t *j, sc_frontier *out, en_diag *diag) {
             int rc = sc_frontier_from_json(json_object_get(j, "records"), out, diag);
             for (int i = 0; rc == 0 && i < out->count; i++)
                 if (sc_schedule_has_width(&out->rec[i].schedule))
-                    rc = en_fail(diag, SC_ECORRUPT, "frontier record %d narrows layers but "
-                                 "there is no width profile", i);
+                    rc = en_fail(diag, SC_ECORRUPT,
+                                 "frontier record %d narrows layers but "
+                                 "there is no width profile",
+                                 i);
             if (rc) sc_frontier_free(out);
             return rc;
         }
@@ -428,8 +418,10 @@ int sc_frontier_from_json(const json_t *j, sc_frontier *out, en_diag *diag) {
         int rc = sc_width_from_json(width, w, diag);
         if (rc == 0) rc = sc_frontier_from_json(json_object_get(j, "records"), out, diag);
         if (rc == 0 && out->count > 0 && out->rec[0].schedule.layers != w->layers)
-            rc = en_fail(diag, SC_ECORRUPT, "frontier: records have %d layers, the width "
-                         "profile %d", out->rec[0].schedule.layers, w->layers);
+            rc = en_fail(diag, SC_ECORRUPT,
+                         "frontier: records have %d layers, the width "
+                         "profile %d",
+                         out->rec[0].schedule.layers, w->layers);
         if (rc) {
             sc_frontier_free(out);
             if (w->head_order) sc_width_profile_free(w);
@@ -475,9 +467,8 @@ json_t *sc_latency_to_json(const sc_latency_model *lm) {
     return json_pack("{s:{s:s, s:s, s:i, s:i, s:s}, s:o, s:o, s:o, s:o, s:f, s:f, s:f}", "hw",
                      "cpu", lm->hw.cpu, "simd", lm->hw.simd, "cores", lm->hw.cores, "threads",
                      lm->hw.threads, "blas", lm->hw.blas, "layer", layer, "last", last,
-                     "layer_int8", layer8, "last_int8", last8,
-                     "fixed_ms", lm->fixed_ms, "calib_seconds", lm->calib_seconds, "fit_error",
-                     lm->fit_error);
+                     "layer_int8", layer8, "last_int8", last8, "fixed_ms", lm->fixed_ms,
+                     "calib_seconds", lm->calib_seconds, "fit_error", lm->fit_error);
 }
 
 /* `name`: an array of SC_LAT_TERMS finite numbers into out; an array of SC_LAT_TERMS_V1 (a
@@ -486,14 +477,14 @@ static int get_terms(const json_t *j, const char *name, double *out, en_diag *di
     const json_t *a = json_object_get(j, name);
     size_t n = json_array_size(a);
     if (!json_is_array(a) || (n != SC_LAT_TERMS && n != SC_LAT_TERMS_V1))
-        return en_fail(diag, SC_ECORRUPT, "latency model: '%s' is not an array of %d numbers",
-                       name, SC_LAT_TERMS);
+        return en_fail(diag, SC_ECORRUPT, "latency model: '%s' is not an array of %d numbers", name,
+                       SC_LAT_TERMS);
     double v1[SC_LAT_TERMS_V1];
     for (size_t i = 0; i < n; i++) {
         const json_t *v = json_array_get(a, i);
         if (!json_is_number(v) || !isfinite(json_number_value(v)))
-            return en_fail(diag, SC_ECORRUPT, "latency model: %s[%zu] is not a finite number",
-                           name, i);
+            return en_fail(diag, SC_ECORRUPT, "latency model: %s[%zu] is not a finite number", name,
+                           i);
         (n == SC_LAT_TERMS ? out : v1)[i] = json_number_value(v);
     }
     if (n == SC_LAT_TERMS_V1) { // 1, n, k, n*n, k*n, [k < n] -> their places with a = f = 1
@@ -523,8 +514,7 @@ int sc_latency_from_json(const json_t *j, sc_latency_model *out, en_diag *diag) 
         return en_fail(diag, SC_ECORRUPT, "%s: cores and threads must be integers", w);
     out->hw.cores = (int)cores;
     out->hw.threads = (int)threads;
-    if ((rc = get_terms(j, "layer", out->layer, diag)))
-        return rc;
+    if ((rc = get_terms(j, "layer", out->layer, diag))) return rc;
     // Models saved before the last layer had its own terms: it cost what the others did.
     if (!json_object_get(j, "last"))
         memcpy(out->last, out->layer, sizeof out->last);

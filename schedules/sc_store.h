@@ -32,8 +32,6 @@ int sc_store_set_aside(const char *path, en_diag *diag);
 /// field: SC_ECORRUPT with a message naming the field). A frontier is an array of records, or,
 /// when it has a width profile, {"records": [...], "width": {...}} (read also without "width"
 /// when no record narrows layers; other keys are the caller's).
-json_t *sc_record_to_json(const sc_record *r);
-int sc_record_from_json(const json_t *j, sc_record *out, en_diag *diag);
 json_t *sc_frontier_to_json(const sc_frontier *f);
 int sc_frontier_from_json(const json_t *j, sc_frontier *out, en_diag *diag);
 json_t *sc_latency_to_json(const sc_latency_model *lm);
