@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "engine/en_flops.h"
+#include "sc_defaults.h"
 #include "sc_error.h"
 #include "sc_evolve.h"
 #include "sc_prefix_eval.h"
@@ -59,7 +60,7 @@ typedef struct search {
  * SC_WINDOW_BELOW under the answer to SC_WINDOW_ABOVE over it. (Wider above, to improve the
  * safer schedules the held-out part falls back to when it rejects the answer, helped seed 3 but
  * stalled seed 1's descent: see "Tried and not kept" under the search's measured seeds, in
- * the README's "Schedules" part.) */
+ * docs/figures.md.) */
 #define SC_BAND 0.025
 #define SC_WINDOW_BELOW 0.15
 #define SC_WINDOW_ABOVE 0.05
@@ -88,7 +89,7 @@ static void search_free(search *S);
 void sc_search_opts_default(sc_search_opts *o) {
     memset(o, 0, sizeof *o);
     o->seed = 1;
-    o->holdout_fraction = 0.7;
+    o->holdout_fraction = SC_HOLDOUT_FRACTION;
     o->budget.max_drop = o->budget.max_flops = o->budget.max_latency_ms = -1;
     o->budget.minimize = SC_MIN_LATENCY; // with a latency model; FLOPs without one
 }
