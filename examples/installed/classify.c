@@ -1,4 +1,4 @@
-/* An inference program built against the installed libraries only (README: "Using the
+/* An inference program built against the installed libraries only (README: "Installing the
  * libraries"): loads a model folder, runs a sentence under a schedule and prints the label.
  * The schedule is the full model, a schedule's text form (--schedule), or the one searchd
  * chooses for a budget (--socket, asking schedule.get over the client library, applied with
