@@ -44,24 +44,36 @@ fi
 run_suite build
 # The installed libraries: `meson install` into a temporary root, then examples/installed/ built
 # from a copy outside the tree with pkg-config only (PKG_CONFIG_SYSROOT_DIR maps the .pc files'
-# prefix into that root) and run on the demo model: it must print one of the model's labels.
-# Counts as one check.
-installed_example() ( # temp dir; prints the label (a condition: `set -e` would not apply)
+# prefix into that root) and run on the demo model, unpruned and with a schedule, on a positive
+# and a negative sentence: each label must be the one searchctl gives. Counts as one check.
+installed_example() ( # temp dir; prints the labels (a condition: `set -e` would not apply)
   export PKG_CONFIG_SYSROOT_DIR=$1/root PKG_CONFIG_PATH
   meson install -C build --destdir "$1/root" >/dev/null &&
     cp examples/installed/classify.c examples/installed/Makefile "$1/" &&
     PKG_CONFIG_PATH=$(dirname "$(find "$1/root" -name sdc.pc)") &&
     make -s -C "$1" >/dev/null &&
-    LD_LIBRARY_PATH=$(pkg-config --variable=libdir sdc) \
-      "$1/classify" models/sst2-bert-L4-H128-demo "a gripping, beautifully acted film" 2>/dev/null
+    export LD_LIBRARY_PATH=$(pkg-config --variable=libdir sdc) &&
+    for text in "a gripping, beautifully acted film" "the plot is a mess and the acting is worse"; do
+      "$1/classify" models/sst2-bert-L4-H128-demo "$text" 2>/dev/null &&
+        "$1/classify" models/sst2-bert-L4-H128-demo "$text" --schedule attn:1,0.7,0.5,0.3 2>/dev/null ||
+        exit 1
+    done
 )
+searchctl_labels() {
+  for text in "a gripping, beautifully acted film" "the plot is a mess and the acting is worse"; do
+    for s in attn:1,1,1,1 attn:1,0.7,0.5,0.3; do
+      build/client/searchctl classify --model models/sst2-bert-L4-H128-demo --schedule $s --json "$text" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["label"])'
+    done
+  done
+}
 inst=$(mktemp -d)
-if label=$(installed_example "$inst") && python3 -c 'import json, sys
-sys.exit(sys.argv[2] not in json.load(open(sys.argv[1]))["id2label"].values())' \
-    models/sst2-bert-L4-H128-demo/config.json "$label"; then
-  echo "installed libraries: examples/installed builds with pkg-config, says '$label'"; passed=$((passed + 1))
+if labels=$(installed_example "$inst") && [ "$labels" = "$(searchctl_labels)" ]; then
+  echo "installed libraries: examples/installed builds with pkg-config and agrees with searchctl:" $labels
+  passed=$((passed + 1))
 else
-  echo "installed libraries: examples/installed did not build or run on the installed files"; failed=$((failed + 1))
+  echo "installed libraries: examples/installed did not build, run or agree with searchctl on the installed files"
+  failed=$((failed + 1))
 fi
 rm -rf "$inst"
 # Under the sanitizers the heavy numeric tests check every 4th fixture line or example: a memory
