@@ -129,7 +129,7 @@ void sd_jobs_load(sd_daemon *d) {
         for (int s = SD_JOB_QUEUED; s <= SD_JOB_INTERRUPTED; s++)
             if (strcmp(status, sd_job_state_name((sd_job_state)s)) == 0)
                 job->state = (sd_job_state)s;
-        if (job->state == SD_JOB_QUEUED || job->state == SD_JOB_RUNNING) {
+        if (sd_job_live(job)) {
             // It was under way when searchd died without a clean shutdown.
             job->state = SD_JOB_INTERRUPTED;
             snprintf(job->error, sizeof job->error,

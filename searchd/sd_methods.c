@@ -110,6 +110,16 @@ static int get_budget(sd_call *k, sc_query *q, int *nset) {
     return 0;
 }
 
+/* Every registered model, as model.list and info give them. */
+static void pack_models(msgpack_packer *pk, const sd_daemon *d) {
+    int n = 0;
+    for (sd_model *m = d->models; m; m = m->next)
+        n++;
+    msgpack_pack_array(pk, (size_t)n);
+    for (sd_model *m = d->models; m; m = m->next)
+        sd_pack_model(pk, m);
+}
+
 static int m_ping(sd_call *k) {
     sp_pack_str(k->pk, "pong");
     return 0;
@@ -123,13 +133,8 @@ static int m_info(sd_call *k) {
     sp_pack_kstr(pk, "hardware", d->hw_text);
     sp_pack_str(pk, "fingerprint");
     sd_pack_hw(pk, &d->hw);
-    int n = 0;
-    for (sd_model *m = d->models; m; m = m->next)
-        n++;
     sp_pack_str(pk, "models");
-    msgpack_pack_array(pk, (size_t)n);
-    for (sd_model *m = d->models; m; m = m->next)
-        sd_pack_model(pk, m);
+    pack_models(pk, d);
     sp_pack_kint(pk, "jobs_running", d->jobs_running);
     sp_pack_kint(pk, "jobs_queued", d->jobs_queued);
     sp_pack_kint(pk, "connections", d->nconns);
@@ -196,12 +201,7 @@ static int m_model_add(sd_call *k) {
 }
 
 static int m_model_list(sd_call *k) {
-    int n = 0;
-    for (sd_model *m = k->d->models; m; m = m->next)
-        n++;
-    msgpack_pack_array(k->pk, (size_t)n);
-    for (sd_model *m = k->d->models; m; m = m->next)
-        sd_pack_model(k->pk, m);
+    pack_models(k->pk, k->d);
     return 0;
 }
 

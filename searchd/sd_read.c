@@ -106,8 +106,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 static int owns_live_job(sd_daemon *d, uint64_t conn_id) {
     for (sd_job *j = d->jobs; j; j = j->next)
-        if (j->conn_id == conn_id && (j->state == SD_JOB_QUEUED || j->state == SD_JOB_RUNNING))
-            return 1;
+        if (j->conn_id == conn_id && sd_job_live(j)) return 1;
     return 0;
 }
 

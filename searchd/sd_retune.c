@@ -66,16 +66,6 @@ static void retune_work(uv_work_t *req) {
     t->seconds = sd_mono() - t0;
 }
 
-static void retune_finish(retune_task *t);
-
-static void retune_after(uv_work_t *req, int status) {
-    (void)status;
-    retune_task *t = req->data;
-    sd_daemon *d = t->d;
-    retune_finish(t);
-    sd_pool_done(d);
-}
-
 /* Installs and saves the new profiles, re-predicts the frontiers and replies (when asked). */
 static void retune_finish(retune_task *t) {
     sd_daemon *d = t->d;
@@ -141,6 +131,21 @@ static void retune_finish(retune_task *t) {
     free(t);
 }
 
+static void retune_after(uv_work_t *req, int status) {
+    (void)status;
+    retune_task *t = req->data;
+    sd_daemon *d = t->d;
+    retune_finish(t);
+    sd_pool_done(d);
+}
+
+/* Whether model m is to be re-measured: it is `only` (or only is NULL), and forced, unprofiled
+ * or profiled on other hardware. */
+static int due(const sd_daemon *d, const sd_model *m, const char *only, int force) {
+    return (!only || strcmp(m->id, only) == 0) &&
+           (force || !m->has_lat || !sc_hw_equal(&m->lat.hw, &d->hw));
+}
+
 int sd_retune(sd_daemon *d, const char *only, int force, uint64_t conn_id, uint32_t msgid,
               const char *reason, en_diag *diag) {
     if (d->retune_running)
@@ -158,9 +163,7 @@ int sd_retune(sd_daemon *d, const char *only, int force, uint64_t conn_id, uint3
     }
     int n = 0;
     for (sd_model *m = d->models; m; m = m->next)
-        if ((!only || strcmp(m->id, only) == 0) &&
-            (force || !m->has_lat || !sc_hw_equal(&m->lat.hw, &d->hw)))
-            n++;
+        n += due(d, m, only, force);
     retune_task *t = calloc(1, sizeof *t + sizeof(retune_item) * (size_t)n);
     if (!t) return en_fail(diag, EN_ENOMEM, "out of memory");
     t->d = d;
@@ -171,9 +174,7 @@ int sd_retune(sd_daemon *d, const char *only, int force, uint64_t conn_id, uint3
     t->hw = d->hw;
     t->calib_seconds = d->opt.calib_seconds;
     for (sd_model *m = d->models; m && t->n < n; m = m->next) {
-        if (!((!only || strcmp(m->id, only) == 0) &&
-              (force || !m->has_lat || !sc_hw_equal(&m->lat.hw, &d->hw))))
-            continue;
+        if (!due(d, m, only, force)) continue;
         retune_item *it = &t->items[t->n++];
         it->m = m;
         sd_model_ref(m);

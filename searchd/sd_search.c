@@ -303,7 +303,7 @@ static void cancel(sd_daemon *d, sd_job *j, const char *reason) {
 }
 
 int sd_search_cancel(sd_daemon *d, sd_job *j, en_diag *diag) {
-    if (j->state != SD_JOB_QUEUED && j->state != SD_JOB_RUNNING)
+    if (!sd_job_live(j))
         return en_fail(diag, SD_EJOBDONE, "job %llu already finished: %s",
                        (unsigned long long)j->id, sd_job_state_name(j->state));
     cancel(d, j, "cancelled by job.cancel");
@@ -314,7 +314,7 @@ int sd_search_cancel(sd_daemon *d, sd_job *j, en_diag *diag) {
 void sd_search_cancel_all(sd_daemon *d) {
     int n = 0;
     for (sd_job *j = d->jobs; j; j = j->next)
-        if (j->state == SD_JOB_QUEUED || j->state == SD_JOB_RUNNING) {
+        if (sd_job_live(j)) {
             cancel(d, j, "cancelled: searchd shut down");
             n++;
         }
