@@ -1,13 +1,23 @@
-/* The methods of the protocol, in one static table: name, handler, arguments it takes, and
- * where it runs. Loop handlers answer at once from memory; pool handlers hand their work to the
- * thread pool and answer from its after-callback. */
+/* The methods of the protocol, in one static table: name, handler and the arguments it takes.
+ * Most handlers answer at once from memory; model.add and retune hand their work to the thread
+ * pool and answer from its after-callback (SD_DEFER). */
+#include "sd_methods.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "schedules/sc_error.h"
-#include "sd_daemon.h"
+#include "sd_add.h"
+#include "sd_conn.h"
 #include "sd_error.h"
+#include "sd_jobs.h"
+#include "sd_log.h"
+#include "sd_models.h"
+#include "sd_pack.h"
+#include "sd_registry.h"
+#include "sd_retune.h"
+#include "sd_search.h"
 
 #define SD_DEFER 1 // the handler replies later
 
@@ -26,7 +36,6 @@ typedef struct sd_method {
     const char *name;
     sd_handler fn;
     const char *const *args; // NULL-terminated
-    const char *runs;        // "loop" or "pool": where the work happens
 } sd_method;
 
 /* Copies an sp_ failure into the call's diag. */
@@ -40,7 +49,7 @@ static int get_model(sd_call *k, sd_model **out) {
     sp_diag dg;
     int rc = sp_get_str(k->args, "model", 1, id, sizeof id, &dg);
     if (rc) return sp_err(k, rc, &dg);
-    sd_model *m = sd_model_find(k->d, id);
+    sd_model *m = sd_model_find(k->d->models, id);
     if (!m)
         return en_fail(&k->diag, SD_ENOMODEL,
                        "no model '%s' is registered; add it with model.add or see model.list", id);
@@ -101,6 +110,16 @@ static int get_budget(sd_call *k, sc_query *q, int *nset) {
     return 0;
 }
 
+/* Every registered model, as model.list and info give them. */
+static void pack_models(msgpack_packer *pk, const sd_daemon *d) {
+    int n = 0;
+    for (sd_model *m = d->models; m; m = m->next)
+        n++;
+    msgpack_pack_array(pk, (size_t)n);
+    for (sd_model *m = d->models; m; m = m->next)
+        sd_pack_model(pk, m);
+}
+
 static int m_ping(sd_call *k) {
     sp_pack_str(k->pk, "pong");
     return 0;
@@ -114,18 +133,13 @@ static int m_info(sd_call *k) {
     sp_pack_kstr(pk, "hardware", d->hw_text);
     sp_pack_str(pk, "fingerprint");
     sd_pack_hw(pk, &d->hw);
-    int n = 0;
-    for (sd_model *m = d->models; m; m = m->next)
-        n++;
     sp_pack_str(pk, "models");
-    msgpack_pack_array(pk, (size_t)n);
-    for (sd_model *m = d->models; m; m = m->next)
-        sd_pack_model(pk, m);
+    pack_models(pk, d);
     sp_pack_kint(pk, "jobs_running", d->jobs_running);
     sp_pack_kint(pk, "jobs_queued", d->jobs_queued);
     sp_pack_kint(pk, "connections", d->nconns);
     sp_pack_kint(pk, "tcp_port", d->tcp_port);
-    sp_pack_knum(pk, "uptime", sd_now() - d->started);
+    sp_pack_knum(pk, "uptime", sd_mono() - d->started);
     sp_pack_knum(pk, "last_retune_seconds", d->last_retune_seconds);
     // Whether what the replies said is also on disk: false after a save failed, until one
     // succeeds again; state_error says why (the system's reason), saves_failed how often.
@@ -168,11 +182,11 @@ static int m_model_add(sd_call *k) {
                        "path, data, holdout and frontier must be absolute: searchd's working "
                        "directory is not yours");
     // A name is looked up like an id (model.remove NAME): it must never be mistaken for one.
-    if (strlen(name) == 16 && strspn(name, "0123456789abcdef") == 16)
+    if (sd_model_name_is_id(name))
         return en_fail(&k->diag, SP_EPARAMS,
                        "name '%s' looks like a model id (16 hex digits); choose another", name);
     // Refused at once when taken (checked again once loaded: the weights may be the holder's).
-    sd_model *holder = name[0] && !replace ? sd_model_named(k->d, name, NULL) : NULL;
+    sd_model *holder = name[0] && !replace ? sd_model_named(k->d->models, name, NULL) : NULL;
     if (holder && strcmp(holder->path, path) != 0)
         return en_fail(&k->diag, SD_ENAME,
                        "the name '%s' belongs to model %s (from %s); remove it, choose another "
@@ -180,19 +194,14 @@ static int m_model_add(sd_call *k) {
                        "of that model",
                        name, holder->id, holder->path);
     k->c->owed++; // before: a task may answer at once
-    rc = sd_task_add_model(k->d, path, data, holdout, name, replace, frontier, k->c->id, k->msgid,
-                           &k->diag);
+    rc = sd_add_model(k->d, path, data, holdout, name, replace, frontier, k->c->id, k->msgid,
+                      &k->diag);
     if (rc < 0) k->c->owed--;
     return rc < 0 ? rc : SD_DEFER;
 }
 
 static int m_model_list(sd_call *k) {
-    int n = 0;
-    for (sd_model *m = k->d->models; m; m = m->next)
-        n++;
-    msgpack_pack_array(k->pk, (size_t)n);
-    for (sd_model *m = k->d->models; m; m = m->next)
-        sd_pack_model(k->pk, m);
+    pack_models(k->pk, k->d);
     return 0;
 }
 
@@ -233,8 +242,7 @@ static int m_tune(sd_call *k) {
         flags[i] = v && v->via.boolean;
     }
     sd_job *j;
-    if ((rc = sd_job_submit(k->d, m, &q, flags[0], flags[1], k->c->id, &j, &k->diag)))
-        return rc;
+    if ((rc = sd_search_submit(k->d, m, &q, flags[0], flags[1], k->c->id, &j, &k->diag))) return rc;
     msgpack_pack_map(k->pk, 2);
     sp_pack_kint(k->pk, "job", (int64_t)j->id);
     sp_pack_kstr(k->pk, "status", sd_job_state_name(j->state));
@@ -268,7 +276,7 @@ static int m_job_status(sd_call *k) {
 static int m_job_cancel(sd_call *k) {
     sd_job *j;
     int rc = get_job(k, &j);
-    if (rc || (rc = sd_job_cancel(k->d, j, &k->diag))) return rc;
+    if (rc || (rc = sd_search_cancel(k->d, j, &k->diag))) return rc;
     sd_pack_job(k->pk, j);
     return 0;
 }
@@ -331,7 +339,7 @@ static int m_unsubscribe(sd_call *k) {
     sp_diag dg;
     int rc = sp_get_str(k->args, "model", 1, id, sizeof id, &dg);
     if (rc) return sp_err(k, rc, &dg);
-    sd_model *m = sd_model_find(k->d, id);
+    sd_model *m = sd_model_find(k->d->models, id);
     sd_conn *c = k->c;
     for (int i = 0; i < c->nsubs; i++)
         if (strcmp(c->subs[i], m ? m->id : id) == 0) {
@@ -387,7 +395,7 @@ static int m_retune(sd_call *k) {
         only = m->id;
     }
     k->c->owed++; // before: with nothing to re-measure the reply comes at once
-    rc = sd_task_retune(k->d, only, force, k->c->id, k->msgid, "retune", &k->diag);
+    rc = sd_retune(k->d, only, force, k->c->id, k->msgid, "retune", &k->diag);
     if (rc < 0) k->c->owed--;
     return rc < 0 ? rc : SD_DEFER;
 }
@@ -396,20 +404,20 @@ static int m_retune(sd_call *k) {
 #define BUDGET "max_drop", "max_flops", "max_latency_ms"
 
 static const sd_method methods[] = {
-    {"ping", m_ping, ARGS(NULL), "loop"},
-    {"info", m_info, ARGS(NULL), "loop"},
-    {"model.add", m_model_add, ARGS("path", "data", "holdout", "name", "replace", "frontier"), "pool"},
-    {"model.list", m_model_list, ARGS(NULL), "loop"},
-    {"model.remove", m_model_remove, ARGS("model"), "loop"},
-    {"tune", m_tune, ARGS("model", BUDGET, "width", "int8"), "pool"},
-    {"job.status", m_job_status, ARGS("job"), "loop"},
-    {"job.cancel", m_job_cancel, ARGS("job"), "loop"},
-    {"schedule.get", m_schedule_get, ARGS("model", BUDGET, "minimize"), "loop"},
-    {"schedule.frontier", m_schedule_frontier, ARGS("model"), "loop"},
-    {"subscribe", m_subscribe, ARGS("model"), "loop"},
-    {"unsubscribe", m_unsubscribe, ARGS("model"), "loop"},
-    {"profile", m_profile, ARGS("model"), "loop"},
-    {"retune", m_retune, ARGS("model", "force"), "pool"},
+    {"ping", m_ping, ARGS(NULL)},
+    {"info", m_info, ARGS(NULL)},
+    {"model.add", m_model_add, ARGS("path", "data", "holdout", "name", "replace", "frontier")},
+    {"model.list", m_model_list, ARGS(NULL)},
+    {"model.remove", m_model_remove, ARGS("model")},
+    {"tune", m_tune, ARGS("model", BUDGET, "width", "int8")},
+    {"job.status", m_job_status, ARGS("job")},
+    {"job.cancel", m_job_cancel, ARGS("job")},
+    {"schedule.get", m_schedule_get, ARGS("model", BUDGET, "minimize")},
+    {"schedule.frontier", m_schedule_frontier, ARGS("model")},
+    {"subscribe", m_subscribe, ARGS("model")},
+    {"unsubscribe", m_unsubscribe, ARGS("model")},
+    {"profile", m_profile, ARGS("model")},
+    {"retune", m_retune, ARGS("model", "force")},
 };
 #define N_METHODS (sizeof methods / sizeof methods[0])
 
@@ -451,15 +459,8 @@ void sd_dispatch(sd_daemon *d, sd_conn *c, const sp_msg *m) {
         else
             rc = meth->fn(&k);
         if (d->opt.verbose)
-            sd_log(d, "connection %llu: %s -> %d", (unsigned long long)c->id, meth->name, rc);
+            sd_log("connection %llu: %s -> %d", (unsigned long long)c->id, meth->name, rc);
     }
-    if (rc == SD_DEFER) return;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
-    if (rc < 0) {
-        sp_pack_error(&pk, m->msgid, rc, k.diag.msg[0] ? k.diag.msg : sd_strerror(rc));
-    } else {
-        sp_pack_result_head(&pk, m->msgid);
-        sd_conn_send(c, d->scratch.data, d->scratch.size);
-    }
+    if (rc != SD_DEFER)
+        sd_conn_reply(c, m->msgid, rc, k.diag.msg[0] ? k.diag.msg : sd_strerror(rc), &d->scratch);
 }

@@ -1,11 +1,15 @@
-/* msgpack forms of records, models, fingerprints and jobs: the field names are the protocol. */
+/* msgpack forms of what replies and notifications carry (sd_pack.h). */
+#include "sd_pack.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "schedules/sc_schedule.h"
 #include "schedules/sc_width.h"
-#include "sd_daemon.h"
+#include "sd_jobs.h"
+#include "sd_log.h"
+#include "sd_models.h"
 
 /* What a client needs to build the exact network of a narrowed schedule: per layer the kept
  * heads and FFN neurons (ascending) and their factors (shared/spec/width.md). */
@@ -109,6 +113,7 @@ void sd_pack_model(msgpack_packer *pk, const sd_model *m) {
 
 void sd_pack_job(msgpack_packer *pk, sd_job *j) {
     sc_progress p = sd_job_progress(j);
+    // From the stored wall-clock stamps: a job restored after a restart has no other clock.
     double end = j->finished > 0 ? j->finished : sd_now();
     msgpack_pack_map(pk, j->error[0] ? 9 : 8);
     sp_pack_kint(pk, "job", (int64_t)j->id);
@@ -120,4 +125,15 @@ void sd_pack_job(msgpack_packer *pk, sd_job *j) {
     sp_pack_knum(pk, "best_flops_ratio", p.best_flops);
     sp_pack_knum(pk, "seconds", j->started > 0 ? end - j->started : 0);
     if (j->error[0]) sp_pack_kstr(pk, "error", j->error);
+}
+
+void sd_pack_progress(msgpack_packer *pk, sd_job *j) {
+    sc_progress p = sd_job_progress(j);
+    msgpack_pack_map(pk, 6);
+    sp_pack_kint(pk, "job", (int64_t)j->id);
+    sp_pack_kint(pk, "done", p.done);
+    sp_pack_kint(pk, "total", p.total);
+    sp_pack_knum(pk, "best", p.best_accuracy);
+    sp_pack_knum(pk, "best_flops_ratio", p.best_flops);
+    sp_pack_kbool(pk, "within_budget", p.found); // best_* are the budget's best, or 0
 }

@@ -1,4 +1,6 @@
 /* The listeners: a Unix socket (mode 0600) and, when asked, a loopback TCP port. */
+#include "sd_server.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -9,8 +11,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "sd_daemon.h"
+#include "sd_conn.h"
 #include "sd_error.h"
+#include "sd_log.h"
+#include "sd_read.h"
 
 static void on_reject_close(uv_handle_t *h) {
     free(h->data);
@@ -19,7 +23,7 @@ static void on_reject_close(uv_handle_t *h) {
 static void on_connection(uv_stream_t *server, int status) {
     sd_daemon *d = server->data;
     if (status < 0) {
-        sd_log(d, "accept: %s", uv_strerror(status));
+        sd_log("accept: %s", uv_strerror(status));
         return;
     }
     sd_conn *c = calloc(1, sizeof *c);
@@ -35,12 +39,15 @@ static void on_connection(uv_stream_t *server, int status) {
     if (rc == 0 && is_tcp) uv_tcp_nodelay(&c->h.tcp, 1);
     if (rc < 0 || d->stopping || d->nconns >= d->opt.max_connections) {
         if (rc == 0)
-            sd_log(d, "refusing a connection: %s", d->stopping ? "shutting down" : "too many");
+            sd_log("refusing a connection: %s", d->stopping ? "shutting down" : "too many");
         uv_close(&c->h.handle, on_reject_close);
         return;
     }
-    rc = sd_conn_start(d, c);
-    if (rc < 0) sd_conn_close(c);
+    rc = sd_read_start(d, c);
+    if (rc < 0 && c->d)
+        sd_conn_close(c);
+    else if (rc < 0)
+        uv_close(&c->h.handle, on_reject_close);
 }
 
 static int listen_unix(sd_daemon *d, en_diag *diag) {
