@@ -74,24 +74,26 @@ int sc_frontier_pick(const sc_frontier *f, const sc_query *q, const sc_record **
                    q->max_latency_ms, text, near->latency_ms, 100 * near->accuracy);
 }
 
+/* In place, without allocating (so it cannot fail): the records kept so far sit in rec[0, kept),
+ * those not looked at yet in rec(i, count). A record dominated by one already dropped is also
+ * dominated by whatever dropped that one (dominance is transitive), so only those two ranges
+ * need looking at; the result is the same set as comparing against every record. */
 void sc_frontier_normalize(sc_frontier *f) {
     if (!f || f->count == 0) return;
     qsort(f->rec, (size_t)f->count, sizeof *f->rec, by_flops);
-    unsigned char *drop = calloc((size_t)f->count, 1);
-    if (!drop) return; // leaves a valid (sorted) frontier
-    for (int i = 0; i < f->count; i++) {
-        for (int j = 0; j < f->count && !drop[i]; j++)
-            drop[i] = j != i && dominates(&f->rec[j], &f->rec[i]);
-        // Exact duplicates dominate neither: keep the first.
-        for (int j = 0; j < i && !drop[i]; j++)
-            drop[i] = !drop[j] && sc_schedule_hash(&f->rec[j].schedule) ==
-                                      sc_schedule_hash(&f->rec[i].schedule);
-    }
     int kept = 0;
-    for (int i = 0; i < f->count; i++)
-        if (!drop[i]) f->rec[kept++] = f->rec[i];
+    for (int i = 0; i < f->count; i++) {
+        const sc_record *r = &f->rec[i];
+        int drop = 0;
+        for (int j = 0; j < kept && !drop; j++)
+            // Exact duplicates dominate neither: keep the first.
+            drop = dominates(&f->rec[j], r) ||
+                   sc_schedule_hash(&f->rec[j].schedule) == sc_schedule_hash(&r->schedule);
+        for (int j = i + 1; j < f->count && !drop; j++)
+            drop = dominates(&f->rec[j], r);
+        if (!drop) f->rec[kept++] = *r;
+    }
     f->count = kept;
-    free(drop);
 }
 
 /* 0 max_drop, 1 max_flops, 2 max_latency_ms, -1 not exactly one. */

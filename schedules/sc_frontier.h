@@ -50,5 +50,5 @@ int sc_frontier_pick(const sc_frontier *f, const sc_query *q, const sc_record **
 /// Sorts by flops_ratio and keeps only the non-dominated records: a record goes when another is
 /// no costlier in FLOPs and latency, no less accurate (held-out) and has no larger drop_upper,
 /// and is strictly better in one of them — so every answer sc_frontier_pick() can give survives.
-/// Used after re-ranking, e.g. when latencies were re-predicted.
+/// Used after re-ranking, e.g. when latencies were re-predicted. Allocates nothing: cannot fail.
 void sc_frontier_normalize(sc_frontier *f);

@@ -1,3 +1,5 @@
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "schedules/sc_error.h"
@@ -109,6 +111,66 @@ START_TEST(normalize_keeps_every_answer) {
 }
 END_TEST
 
+/* The definition in sc_frontier.h, written again: a is no worse in FLOPs, latency, accuracy and
+ * drop bound, and better in one. */
+static int dominates_by_doc(const sc_record *a, const sc_record *b) {
+    int no_worse = a->flops_ratio <= b->flops_ratio && a->latency_ms <= b->latency_ms &&
+                   a->accuracy >= b->accuracy && a->drop_upper <= b->drop_upper;
+    int better = a->flops_ratio < b->flops_ratio || a->latency_ms < b->latency_ms ||
+                 a->accuracy > b->accuracy || a->drop_upper < b->drop_upper;
+    return no_worse && better;
+}
+
+/* Random frontiers on a coarse grid (ties, chains of dominance, exact repeats) against the
+ * definition checked pair by pair: the kept records are exactly the undominated schedules, each
+ * once. */
+START_TEST(normalize_equals_the_definition) {
+    enum { N = 120 };
+    static sc_record all[N], work[N];
+    int grid[165][3], g = 0; // every non-increasing triple of tenths: 165 schedules
+    for (int a = 9; a >= 1; a--)
+        for (int b = a; b >= 1; b--)
+            for (int c = b; c >= 1; c--)
+                grid[g][0] = a, grid[g][1] = b, grid[g][2] = c, g++;
+    unsigned seed = 7;
+    for (int round = 0; round < 20; round++) {
+        int n = 0;
+        while (n < N) {
+            if (n > 4 && rand_r(&seed) % 5 == 0) { // an exact repeat of an earlier record
+                all[n] = all[rand_r(&seed) % n];
+                n++;
+                continue;
+            }
+            char text[64]; // one schedule per record (a schedule's figures are its own)
+            snprintf(text, sizeof text, "attn:1,0.%d,0.%d,0.%d", grid[n][0], grid[n][1],
+                     grid[n][2]);
+            all[n++] = rec(text, 0.1 * (1 + rand_r(&seed) % 10), 0.5 * (1 + rand_r(&seed) % 6),
+                           0.70 + 0.02 * (rand_r(&seed) % 6), 0.01 * (rand_r(&seed) % 5));
+        }
+        memcpy(work, all, sizeof all);
+        sc_frontier f = {.rec = work, .count = N};
+        sc_frontier_normalize(&f);
+        int expected = 0;
+        for (int i = 0; i < N; i++) {
+            int kept = 1, first = 1;
+            for (int j = 0; j < N && kept; j++)
+                kept = !dominates_by_doc(&all[j], &all[i]);
+            for (int j = 0; j < i && first; j++)
+                first = sc_schedule_hash(&all[j].schedule) != sc_schedule_hash(&all[i].schedule);
+            if (!kept || !first) continue;
+            expected++;
+            int found = 0;
+            for (int k = 0; k < f.count; k++)
+                found += sc_schedule_hash(&f.rec[k].schedule) == sc_schedule_hash(&all[i].schedule);
+            ck_assert_int_eq(found, 1);
+        }
+        ck_assert_int_eq(f.count, expected);
+        for (int k = 1; k < f.count; k++)
+            ck_assert(f.rec[k - 1].flops_ratio <= f.rec[k].flops_ratio);
+    }
+}
+END_TEST
+
 Suite *frontier_suite(void) {
     Suite *s = suite_create("frontier");
     TCase *tc = tcase_create("pick");
@@ -118,6 +180,7 @@ Suite *frontier_suite(void) {
     tcase_add_test(tc, no_match_names_closest);
     tcase_add_test(tc, bad_questions);
     tcase_add_test(tc, normalize_keeps_every_answer);
+    tcase_add_test(tc, normalize_equals_the_definition);
     suite_add_tcase(s, tc);
     return s;
 }
