@@ -118,11 +118,9 @@ int offline_load(const ctl_args *a, en_model **m, sc_schedule *s) {
     }
     en_metric metric = EN_METRIC_ATTN;
     if (a->metric && en_metric_parse(a->metric, &metric) != 0) {
-        fprintf(stderr, "searchctl: unknown metric '%s' (", a->metric);
-        for (int k = 0; k < EN_METRIC_COUNT; k++) // the engine's names, not a copy
-            fprintf(stderr, "%s%s", k ? (k + 1 < EN_METRIC_COUNT ? ", " : " or ") : "",
-                    en_metric_name((en_metric)k));
-        fputs(")\n", stderr);
+        char names[64];
+        fprintf(stderr, "searchctl: unknown metric '%s' (%s)\n", a->metric,
+                en_metric_list(names, sizeof names));
         goto fail;
     }
     if (a->schedule && a->ratios) {

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -144,6 +145,18 @@ int en_metric_parse(const char *name, en_metric *out) {
         return EN_ESCHEDULE;
     *out = (en_metric)i;
     return 0;
+}
+
+char *en_metric_list(char *buf, size_t len) {
+    size_t used = 0;
+    if (len) buf[0] = '\0';
+    for (int k = 0; k < EN_METRIC_COUNT && used < len; k++) {
+        const char *sep = k == 0 ? "" : k + 1 < EN_METRIC_COUNT ? ", " : " or ";
+        int w = snprintf(buf + used, len - used, "%s%s", sep, metric_names[k]);
+        if (w < 0) break;
+        used += (size_t)w;
+    }
+    return buf;
 }
 
 int en_keep_count(double ratio, int n0, int n_in) {

@@ -23,6 +23,9 @@ typedef enum en_metric {
 const char *en_metric_name(en_metric m);
 /// Parses a metric name into `*out`; EN_ESCHEDULE when unknown.
 int en_metric_parse(const char *name, en_metric *out);
+/// The metric names for a message, "attn, power, cls or context", into `buf` (NUL-terminated,
+/// cut to `len`); returns `buf`. The one list every message takes its names from.
+char *en_metric_list(char *buf, size_t len);
 
 /// k_l = clamp(floor(r * n0 + 0.5), 1, n_in): the rows a layer keeps.
 int en_keep_count(double ratio, int n0, int n_in);

@@ -32,17 +32,15 @@ int sc_schedule_parse(const char *text, int layers, sc_schedule *out, en_diag *d
         size_t len = (size_t)(colon - p);
         while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             len--;
+        char names[64];
         if (len == 0 || len >= sizeof name)
-            return en_fail(diag, EN_ESCHEDULE,
-                           "schedule '%s': expected METRIC:R,R,... (metric attn, power, cls or "
-                           "context)",
-                           text);
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': expected METRIC:R,R,... (metric %s)",
+                           text, en_metric_list(names, sizeof names));
         memcpy(name, p, len);
         name[len] = '\0';
         if (en_metric_parse(name, &metric) != 0)
-            return en_fail(diag, EN_ESCHEDULE,
-                           "schedule '%s': unknown metric '%s' (use attn, power, cls or context)",
-                           text, name);
+            return en_fail(diag, EN_ESCHEDULE, "schedule '%s': unknown metric '%s' (use %s)", text,
+                           name, en_metric_list(names, sizeof names));
         p = colon + 1;
     }
     memset(out, 0, sizeof *out);
