@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds with warnings as errors, runs every
-# test, then the same under AddressSanitizer + UBSan. Needs ../shared (the fixtures) beside the
-# project. Ends with the line "tests: N passed, N failed".
+# test, then the same under AddressSanitizer + UBSan, then the daemon and the threaded search
+# tests under ThreadSanitizer. Needs ../shared (the fixtures) beside the project. Ends with the
+# line "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/deps.sh
@@ -10,13 +11,15 @@ bash scripts/deps.sh
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 
-run_suite() { # build dir, meson options...
+run_suite() { # build dir, meson options... ($TESTS: only these meson tests)
   local dir=$1; shift
   [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null
-  ninja -C "$dir"
+  local tests=(${TESTS:-})
+  # All targets, or (with $TESTS) what those tests need: meson test builds just that.
+  [ ${#tests[@]} -gt 0 ] || ninja -C "$dir"
   local rc out="$dir/meson-logs/summary.txt"
   set +e
-  meson test -C "$dir" --print-errorlogs --num-processes 2 | tee "$out"
+  meson test -C "$dir" --print-errorlogs --num-processes 2 "${tests[@]}" | tee "$out"
   rc=${PIPESTATUS[0]}
   set -e
   # Each Check case counts ("Checks: N, Failures: F, Errors: E" in the log), and each Python
@@ -45,6 +48,12 @@ run_suite build
 # Under the sanitizers the heavy numeric tests check every 4th fixture line or example: a memory
 # error shows on any input, and the release build above has checked every value.
 SEARCHD_TEST_STRIDE=4 run_suite build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
+# ThreadSanitizer over what runs threads: the daemon (libuv's loop and pool, searches, jobs)
+# and the schedules cases tagged "threads" (the search and the shared-prefix evaluation). The
+# other suites run single-threaded code or code these reach. OpenBLAS's own threads are not
+# instrumented: one BLAS thread, so every thread TSan sees is ours or libuv's.
+OPENBLAS_NUM_THREADS=1 SEARCHD_TEST_STRIDE=4 TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" \
+  TESTS="daemon schedules-threads" run_suite build-tsan -Db_sanitize=thread -Dbuildtype=debugoptimized
 # The debug build with the sanitizers must build too (compiled, not run): at -O0 GCC's
 # -Wformat-truncation sees what the optimized builds do not. Counts as one check.
 [ -f build-debug/build.ninja ] ||

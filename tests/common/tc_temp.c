@@ -24,6 +24,17 @@ char *tc_temp_dir_or_fail(char *buf, size_t len, const char *tag) {
     return d;
 }
 
+char *tc_temp_file(char *buf, size_t len, const char *tag, const char *suffix, const char *text) {
+    int n = snprintf(buf, len, "/tmp/searchd-%s-XXXXXX%s", tag, suffix);
+    ck_assert_msg(n > 0 && (size_t)n < len, "temp file name too long");
+    int fd = mkstemps(buf, (int)strlen(suffix));
+    ck_assert_msg(fd >= 0, "cannot make a temp file for %s: %s", tag, strerror(errno));
+    size_t want = strlen(text);
+    ck_assert_msg(write(fd, text, want) == (ssize_t)want, "cannot write %s", buf);
+    close(fd);
+    return buf;
+}
+
 int tc_remove_tree(const char *path) {
     struct stat st;
     if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;

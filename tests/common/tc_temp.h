@@ -8,6 +8,9 @@
 char *tc_temp_dir(char *buf, size_t len, const char *tag);
 /// tc_temp_dir, failing the running test when it cannot.
 char *tc_temp_dir_or_fail(char *buf, size_t len, const char *tag);
+/// A new file /tmp/searchd-<tag>-XXXXXX<suffix> holding the string `text`; its path into `buf`
+/// (the caller removes it). Fails the running test when it cannot.
+char *tc_temp_file(char *buf, size_t len, const char *tag, const char *suffix, const char *text);
 /// Removes `path` and, when it is a folder, everything under it (symlinks themselves, never what
 /// they point at). 0, or -1 when something could not be removed (a missing path is removed).
 int tc_remove_tree(const char *path);

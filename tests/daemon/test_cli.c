@@ -97,16 +97,10 @@ START_TEST(tune_quiet_off_a_terminal) {
              "%s tune --daemon --socket %s --model demo --max-flops 0.9 >%s 2>%s </dev/null",
              SD_TEST_SEARCHCTL, td_cur.sock, outp, err);
     ck_assert_int_eq(system(cmd), 0);
-    FILE *f = fopen(err, "r");
-    ck_assert_ptr_nonnull(f);
-    int ch;
-    long n = 0;
-    while ((ch = fgetc(f)) != EOF) {
-        ck_assert_msg(ch != '\r' && ch != '\033', "terminal codes in a redirected stderr");
-        n++;
-    }
-    fclose(f);
-    ck_assert_int_eq(n, 0);
+    size_t n;
+    char *text = tc_read_file(err, &n);
+    ck_assert_msg(n == 0, "a redirected stderr holds: %s", text); // no bar, no terminal codes
+    free(text);
     snprintf(cmd, sizeof cmd, "grep -q ' done in ' %s && grep -q '^chosen: ' %s", outp, outp);
     ck_assert_int_eq(system(cmd), 0);
 }
@@ -148,7 +142,7 @@ START_TEST(answers_that_cannot_be_misread) {
              td_cur.sock, watchp);
     ck_assert_int_eq(system(cmd), 0);
     usleep(500 * 1000);
-    const char *shared = getenv("SEARCHD_SHARED");
+    const char *shared = tc_shared();
     snprintf(cmd, sizeof cmd,
              "%s add --socket %s --path %s/models/sst2-distilbert-L6-H256 --data %s --name fresh",
              SD_TEST_SEARCHCTL, td_cur.sock, shared, td_data);

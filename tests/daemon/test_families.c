@@ -19,8 +19,7 @@ static const struct {
 #define N_MODELS (sizeof models / sizeof models[0])
 
 START_TEST(distilbert_electra_beside_bert) {
-    const char *shared = getenv("SEARCHD_SHARED");
-    ck_assert_ptr_nonnull(shared);
+    const char *shared = tc_shared();
     sdc_client *c = td_connect(&td_cur);
     sdc_reply r;
     for (size_t i = 0; models[i].dir; i++) {

@@ -321,7 +321,7 @@ START_TEST(one_name_one_model) {
     td_start(&td_cur, NULL);
     sdc_client *c = td_connect(&td_cur);
     char other[600], msg[1024], id[64];
-    snprintf(other, sizeof other, "%s/models/sst2-bert-L6-H256", getenv("SEARCHD_SHARED"));
+    snprintf(other, sizeof other, "%s/models/sst2-bert-L6-H256", tc_shared());
     add_model(c, other, "demo", 0, SD_ENAME, msg, sizeof msg);
     ck_assert_msg(strstr(msg, td_model_id) && strstr(msg, "replace"), "%s", msg);
     add_model(c, other, "0123456789abcdef", 0, SP_EPARAMS, msg, sizeof msg);

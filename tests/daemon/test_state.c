@@ -241,8 +241,7 @@ static void wait_profile_cpu(sdc_client *c, const char *cpu) {
             strcmp(td_str(sp_map_get(r.result, "fingerprint"), "cpu", buf, sizeof buf), cpu) == 0;
         sdc_reply_free(&r);
         if (same) return;
-        struct timespec ts = {0, 50000000};
-        nanosleep(&ts, NULL);
+        td_sleep_ms(50);
     }
     ck_abort_msg("profile never moved to cpu '%s'", cpu);
 }

@@ -191,14 +191,12 @@ void td_damage_state(const char *state_dir, const char *kind) {
 }
 
 int td_run_output(const char *cmd, char *out, size_t cap) {
-    char full[2000];
+    char full[2000], *text;
     snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    int rc = tc_shell(full, &text);
+    snprintf(out, cap, "%s", text);
+    free(text);
+    return rc;
 }
 
 void td_call_ok(sdc_client *c, const char *method, const sdc_arg *args, int n, sdc_reply *r) {

@@ -10,6 +10,7 @@
 #include "tests/common/tc_env.h"
 #include "tests/common/tc_files.h"
 #include "tests/common/tc_rpc.h"
+#include "tests/common/tc_shell.h"
 #include "tests/common/tc_temp.h"
 
 Suite *sp_suite(void);

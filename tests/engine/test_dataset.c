@@ -7,6 +7,7 @@
 
 #include "engine/en_dataset.h"
 #include "test_engine.h"
+#include "tests/common/tc_temp.h"
 
 static en_model *model;
 
@@ -18,19 +19,9 @@ static void teardown(void) {
     en_model_free(model);
 }
 
-/* Writes `text` to a fresh temp file; returns its path in `path`. */
-static const char *write_tmp(char *path, size_t len, const char *text) {
-    snprintf(path, len, "/tmp/searchd-test-data-XXXXXX");
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    return path;
-}
-
 static int load_text(const char *text, en_dataset **d, en_diag *diag) {
     char path[64];
-    int rc = en_dataset_load(write_tmp(path, sizeof path, text), model, d, diag);
+    int rc = en_dataset_load(tc_temp_file(path, sizeof path, "data", "", text), model, d, diag);
     unlink(path);
     return rc;
 }
@@ -81,11 +72,7 @@ END_TEST
 static int load_as(const char *suffix, const char *text, const en_dataset_opts *o, en_dataset **d,
                    en_diag *diag) {
     char path[80];
-    snprintf(path, sizeof path, "/tmp/searchd-test-data-XXXXXX%s", suffix);
-    int fd = mkstemps(path, (int)strlen(suffix));
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
+    tc_temp_file(path, sizeof path, "data", suffix, text);
     int rc = en_dataset_load_opts(path, model, o, d, diag);
     unlink(path);
     return rc;

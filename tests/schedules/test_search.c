@@ -390,6 +390,7 @@ END_TEST
 Suite *search_suite(void) {
     Suite *s = suite_create("search");
     TCase *tc = tcase_create("demo");
+    tcase_set_tags(tc, "threads"); // run under ThreadSanitizer too (tests/schedules/meson.build)
     tcase_set_timeout(tc, 600);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, deterministic_and_honest);
