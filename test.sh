@@ -48,12 +48,13 @@ run_suite build
 # Under the sanitizers the heavy numeric tests check every 4th fixture line or example: a memory
 # error shows on any input, and the release build above has checked every value.
 SEARCHD_TEST_STRIDE=4 run_suite build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
-# ThreadSanitizer over what runs threads: the daemon (libuv's loop and pool, searches, jobs)
-# and the schedules cases tagged "threads" (the search and the shared-prefix evaluation). The
-# other suites run single-threaded code or code these reach. OpenBLAS's own threads are not
+# ThreadSanitizer over the threads: the daemon's template tune and the cases tagged "threads"
+# (a tune's progress from the search threads to the loop, subscribe, cancel, a requester that
+# leaves mid-job) and a two-thread search stopped from its progress callback. Instrumented, the
+# whole daemon suite takes 17 minutes here; these take a few. OpenBLAS's threads are not
 # instrumented: one BLAS thread, so every thread TSan sees is ours or libuv's.
 OPENBLAS_NUM_THREADS=1 SEARCHD_TEST_STRIDE=4 TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" \
-  TESTS="daemon schedules-threads" run_suite build-tsan -Db_sanitize=thread -Dbuildtype=debugoptimized
+  TESTS="daemon-threads schedules-threads" run_suite build-tsan -Db_sanitize=thread -Dbuildtype=debugoptimized
 # The debug build with the sanitizers must build too (compiled, not run): at -O0 GCC's
 # -Wformat-truncation sees what the optimized builds do not. Counts as one check.
 [ -f build-debug/build.ninja ] ||

@@ -635,12 +635,19 @@ Suite *rpc_suite(void) {
     tcase_add_test(e, many_connections);
     tcase_add_test(e, bad_model_files);
     suite_add_tcase(s, e);
+    // A tune's progress from the search threads, subscribe, cancel, and the requester leaving
+    // mid-job: also run under ThreadSanitizer (tag "threads", tests/daemon/meson.build).
+    TCase *th = tcase_create("threads");
+    tcase_set_tags(th, "threads");
+    tcase_add_checked_fixture(th, td_setup_tuned, td_teardown);
+    tcase_add_test(th, tune_progress_subscribe_cancel);
+    tcase_add_test(th, requester_leaves_mid_job);
+    suite_add_tcase(s, th);
+
     TCase *tu = tcase_create("tuned");
     tcase_add_checked_fixture(tu, td_setup_tuned, td_teardown);
     tcase_add_test(tu, queries_on_a_tuned_model);
-    tcase_add_test(tu, tune_progress_subscribe_cancel);
     tcase_add_test(tu, width_travels);
-    tcase_add_test(tu, requester_leaves_mid_job);
     tcase_add_test(tu, remove_model);
     suite_add_tcase(s, tu);
     TCase *tcp = tcase_create("tcp");

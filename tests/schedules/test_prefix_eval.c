@@ -208,7 +208,6 @@ END_TEST
 Suite *prefix_eval_suite(void) {
     Suite *s = suite_create("prefix_eval");
     TCase *tc = tcase_create("demo");
-    tcase_set_tags(tc, "threads"); // run under ThreadSanitizer too (tests/schedules/meson.build)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, same_as_plain_forward);
     tcase_add_test(tc, cache_across_calls);

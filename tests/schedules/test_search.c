@@ -390,7 +390,6 @@ END_TEST
 Suite *search_suite(void) {
     Suite *s = suite_create("search");
     TCase *tc = tcase_create("demo");
-    tcase_set_tags(tc, "threads"); // run under ThreadSanitizer too (tests/schedules/meson.build)
     tcase_set_timeout(tc, 600);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, deterministic_and_honest);
@@ -399,8 +398,15 @@ Suite *search_suite(void) {
     tcase_add_test(tc, latency_objective);
     tcase_add_test(tc, width_records_reproduce);
     tcase_add_test(tc, progress_within_budget);
-    tcase_add_test(tc, cancellation);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
+    // Two search threads stopped from the progress callback: short enough to run under
+    // ThreadSanitizer too (tag "threads", tests/schedules/meson.build).
+    TCase *th = tcase_create("threads");
+    tcase_set_tags(th, "threads");
+    tcase_set_timeout(th, 600);
+    tcase_add_checked_fixture(th, setup, teardown);
+    tcase_add_test(th, cancellation);
+    suite_add_tcase(s, th);
     return s;
 }
