@@ -50,8 +50,8 @@ run_suite build
 SEARCHD_TEST_STRIDE=4 run_suite build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 # ThreadSanitizer over the threads: the daemon's template tune and the cases tagged "threads"
 # (a tune's progress from the search threads to the loop, subscribe, cancel, a requester that
-# leaves mid-job) and a two-thread search stopped from its progress callback. Instrumented, the
-# whole daemon suite takes 17 minutes here; these take a few. OpenBLAS's threads are not
+# leaves mid-job, SIGTERM during a search) and a two-thread search stopped from its progress
+# callback. Instrumented, the whole daemon suite takes 17 minutes here; these take 2 to 3. OpenBLAS's threads are not
 # instrumented: one BLAS thread, so every thread TSan sees is ours or libuv's.
 OPENBLAS_NUM_THREADS=1 SEARCHD_TEST_STRIDE=4 TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" \
   TESTS="daemon-threads schedules-threads" run_suite build-tsan -Db_sanitize=thread -Dbuildtype=debugoptimized

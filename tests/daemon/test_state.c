@@ -313,9 +313,16 @@ Suite *state_suite(void) {
     tcase_add_test(tc, restart_restores_everything);
     tcase_add_test(tc, damaged_file_set_aside);
     tcase_add_test(tc, kill9_mid_job);
-    tcase_add_test(tc, sigterm_cancels_and_records);
     tcase_add_test(tc, second_sigint_exits_at_once);
     tcase_add_test(tc, hardware_change_retunes);
     suite_add_tcase(s, tc);
+    // SIGTERM while the search threads run: also under ThreadSanitizer (tag "threads",
+    // tests/daemon/meson.build).
+    TCase *th = tcase_create("threads");
+    tcase_set_tags(th, "threads");
+    tcase_set_timeout(th, 300);
+    tcase_add_checked_fixture(th, td_setup_template, td_teardown);
+    tcase_add_test(th, sigterm_cancels_and_records);
+    suite_add_tcase(s, th);
     return s;
 }

@@ -400,8 +400,8 @@ Suite *search_suite(void) {
     tcase_add_test(tc, progress_within_budget);
     tcase_add_test(tc, bad_input);
     suite_add_tcase(s, tc);
-    // Two search threads stopped from the progress callback: short enough to run under
-    // ThreadSanitizer too (tag "threads", tests/schedules/meson.build).
+    // Two search threads stopped from the progress callback: also run under ThreadSanitizer
+    // (tag "threads", tests/schedules/meson.build; the other searches take too long there).
     TCase *th = tcase_create("threads");
     tcase_set_tags(th, "threads");
     tcase_set_timeout(th, 600);
