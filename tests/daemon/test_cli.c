@@ -12,18 +12,6 @@
 
 #include "test_util.h"
 
-static td t;
-
-static void setup(void) {
-    td_init(&t, 1);
-    td_start(&t, NULL);
-}
-
-static void teardown(void) {
-    if (t.pid > 0) ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
-    td_cleanup(&t);
-}
-
 /* Runs searchctl with `args` (NULL-terminated) on a pty `cols` wide; returns everything it wrote
  * (malloc'ed) and its exit status in *status. */
 static char *run_on_pty(const char *const *args, int cols, int *status) {
@@ -60,7 +48,7 @@ static char *run_on_pty(const char *const *args, int cols, int *status) {
 
 START_TEST(tune_bar_on_a_terminal) {
     enum { COLS = 45 };
-    const char *const args[] = {"tune", "--daemon",    "--socket", t.sock, "--model",
+    const char *const args[] = {"tune", "--daemon",    "--socket", td_cur.sock, "--model",
                                 "demo", "--max-flops", "0.9",      NULL};
     int status;
     char *out = run_on_pty(args, COLS, &status);
@@ -103,22 +91,16 @@ END_TEST
 
 START_TEST(tune_quiet_off_a_terminal) {
     char err[400], outp[400], cmd[1400];
-    snprintf(err, sizeof err, "%s/stderr", t.dir);
-    snprintf(outp, sizeof outp, "%s/stdout", t.dir);
+    snprintf(err, sizeof err, "%s/stderr", td_cur.dir);
+    snprintf(outp, sizeof outp, "%s/stdout", td_cur.dir);
     snprintf(cmd, sizeof cmd,
              "%s tune --daemon --socket %s --model demo --max-flops 0.9 >%s 2>%s </dev/null",
-             SD_TEST_SEARCHCTL, t.sock, outp, err);
+             SD_TEST_SEARCHCTL, td_cur.sock, outp, err);
     ck_assert_int_eq(system(cmd), 0);
-    FILE *f = fopen(err, "r");
-    ck_assert_ptr_nonnull(f);
-    int ch;
-    long n = 0;
-    while ((ch = fgetc(f)) != EOF) {
-        ck_assert_msg(ch != '\r' && ch != '\033', "terminal codes in a redirected stderr");
-        n++;
-    }
-    fclose(f);
-    ck_assert_int_eq(n, 0);
+    size_t n;
+    char *text = tc_read_file(err, &n);
+    ck_assert_msg(n == 0, "a redirected stderr holds: %s", text); // no bar, no terminal codes
+    free(text);
     snprintf(cmd, sizeof cmd, "grep -q ' done in ' %s && grep -q '^chosen: ' %s", outp, outp);
     ck_assert_int_eq(system(cmd), 0);
 }
@@ -147,30 +129,31 @@ static int json_lines(const char *path, const char *must_have) {
  * a model added later; frontier of an untuned model says so and fails; status rounds. */
 START_TEST(answers_that_cannot_be_misread) {
     char outp[400], watchp[400], cmd[2400], out[8192];
-    snprintf(outp, sizeof outp, "%s/tune.jsonl", t.dir);
-    snprintf(cmd, sizeof cmd, "%s tune --daemon --json --socket %s --model demo --max-flops 0.9 >%s",
-             SD_TEST_SEARCHCTL, t.sock, outp);
+    snprintf(outp, sizeof outp, "%s/tune.jsonl", td_cur.dir);
+    snprintf(cmd, sizeof cmd,
+             "%s tune --daemon --json --socket %s --model demo --max-flops 0.9 >%s",
+             SD_TEST_SEARCHCTL, td_cur.sock, outp);
     ck_assert_int_eq(system(cmd), 0);
     ck_assert_int_ge(json_lines(outp, "\"status\":\"done\""), 2);
 
     // watch, all models: a model added after it started is followed (its removal is seen).
-    snprintf(watchp, sizeof watchp, "%s/watch.jsonl", t.dir);
-    snprintf(cmd, sizeof cmd, "%s watch --json --count 1 --socket %s >%s 2>&1 &",
-             SD_TEST_SEARCHCTL, t.sock, watchp);
+    snprintf(watchp, sizeof watchp, "%s/watch.jsonl", td_cur.dir);
+    snprintf(cmd, sizeof cmd, "%s watch --json --count 1 --socket %s >%s 2>&1 &", SD_TEST_SEARCHCTL,
+             td_cur.sock, watchp);
     ck_assert_int_eq(system(cmd), 0);
     usleep(500 * 1000);
-    const char *shared = getenv("SEARCHD_SHARED");
+    const char *shared = tc_shared();
     snprintf(cmd, sizeof cmd,
              "%s add --socket %s --path %s/models/sst2-distilbert-L6-H256 --data %s --name fresh",
-             SD_TEST_SEARCHCTL, t.sock, shared, td_data);
+             SD_TEST_SEARCHCTL, td_cur.sock, shared, td_data);
     ck_assert_msg(td_run_output(cmd, out, sizeof out) == 0, "%s", out);
     // A model never tuned: frontier says so and exits non-zero.
     snprintf(cmd, sizeof cmd, "%s frontier --socket %s --model fresh 2>&1", SD_TEST_SEARCHCTL,
-             t.sock);
+             td_cur.sock);
     ck_assert_int_ne(td_run_output(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "not tuned") && strstr(out, "tune --daemon"), "%s", out);
     usleep(2500 * 1000); // watch looks at the model list every second
-    snprintf(cmd, sizeof cmd, "%s remove --socket %s fresh", SD_TEST_SEARCHCTL, t.sock);
+    snprintf(cmd, sizeof cmd, "%s remove --socket %s fresh", SD_TEST_SEARCHCTL, td_cur.sock);
     ck_assert_msg(td_run_output(cmd, out, sizeof out) == 0, "%s", out);
     for (int i = 0; i < 100; i++) { // watch ends after the one notification
         snprintf(cmd, sizeof cmd, "grep -q schedule.updated %s", watchp);
@@ -182,11 +165,12 @@ START_TEST(answers_that_cannot_be_misread) {
 
     // Item 9: get and frontier show the unpruned model and the speed-up; the hardware once.
     snprintf(cmd, sizeof cmd, "%s get --socket %s --model demo --max-flops 0.9", SD_TEST_SEARCHCTL,
-             t.sock);
+             td_cur.sock);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, " ms -> ") && strstr(out, "x faster)") && strstr(out, "hardware: "),
                   "%s", out);
-    snprintf(cmd, sizeof cmd, "%s frontier --socket %s --model demo", SD_TEST_SEARCHCTL, t.sock);
+    snprintf(cmd, sizeof cmd, "%s frontier --socket %s --model demo", SD_TEST_SEARCHCTL,
+             td_cur.sock);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "(unpruned)") && strstr(out, "1.00x"), "%s", out);
     int hw_lines = 0;
@@ -194,7 +178,7 @@ START_TEST(answers_that_cannot_be_misread) {
         hw_lines++;
     ck_assert_msg(hw_lines == 1, "the hardware %d times: %s", hw_lines, out);
     snprintf(cmd, sizeof cmd, "%s get --json --socket %s --model demo --max-flops 0.9",
-             SD_TEST_SEARCHCTL, t.sock);
+             SD_TEST_SEARCHCTL, td_cur.sock);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
     json_t *rec = json_loads(out, 0, NULL);
     ck_assert_msg(json_number_value(json_object_get(rec, "speedup")) > 0 &&
@@ -204,22 +188,22 @@ START_TEST(answers_that_cannot_be_misread) {
 
     // Item 10: frontier --csv and --svg, the budget's pick marked.
     snprintf(cmd, sizeof cmd, "%s frontier --socket %s --model demo --csv --max-flops 0.9",
-             SD_TEST_SEARCHCTL, t.sock);
+             SD_TEST_SEARCHCTL, td_cur.sock);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
     ck_assert_msg(strncmp(out, "schedule,kind,chosen,flops_ratio,", 33) == 0 &&
                       strstr(out, ",frontier,1,"),
                   "%s", out);
     char svgp[400];
-    snprintf(svgp, sizeof svgp, "%s/frontier.svg", t.dir);
+    snprintf(svgp, sizeof svgp, "%s/frontier.svg", td_cur.dir);
     snprintf(cmd, sizeof cmd, "%s frontier --socket %s --model demo --svg %s --max-flops 0.9",
-             SD_TEST_SEARCHCTL, t.sock, svgp);
+             SD_TEST_SEARCHCTL, td_cur.sock, svgp);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
     snprintf(cmd, sizeof cmd, "grep -c \"class='chosen'\" %s", svgp);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
     ck_assert_int_eq(atoi(out), 2); // one ring in each panel
 
     // status: figures for people (4 significant digits), not 0.123456789.
-    snprintf(cmd, sizeof cmd, "%s status --socket %s 1", SD_TEST_SEARCHCTL, t.sock);
+    snprintf(cmd, sizeof cmd, "%s status --socket %s 1", SD_TEST_SEARCHCTL, td_cur.sock);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
     const char *sec = strstr(out, "seconds: ");
     ck_assert_msg(sec && strcspn(sec + 9, "\n") <= 6, "%s", out);
@@ -242,18 +226,17 @@ START_TEST(help_per_command_and_readable_bounds) {
     // classify: one output format offline and with --daemon, for the same schedule.
     snprintf(cmd, sizeof cmd,
              "%s classify --daemon --socket %s --model demo --max-flops 0.9 'a fine movie'",
-             SD_TEST_SEARCHCTL, t.sock);
+             SD_TEST_SEARCHCTL, td_cur.sock);
     char daemon_out[2048], sched[600];
     ck_assert_int_eq(td_run_output(cmd, daemon_out, sizeof daemon_out), 0);
     snprintf(cmd, sizeof cmd, "%s get --json --socket %s --model demo --max-flops 0.9",
-             SD_TEST_SEARCHCTL, t.sock);
+             SD_TEST_SEARCHCTL, td_cur.sock);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
     json_t *rec = json_loads(out, 0, NULL);
     snprintf(sched, sizeof sched, "%s", json_string_value(json_object_get(rec, "schedule")));
     json_decref(rec);
-    snprintf(cmd, sizeof cmd,
-             "%s classify --model %s --schedule %s 'a fine movie'", SD_TEST_SEARCHCTL,
-             getenv("SEARCHD_DEMO_MODEL"), sched);
+    snprintf(cmd, sizeof cmd, "%s classify --model %s --schedule %s 'a fine movie'",
+             SD_TEST_SEARCHCTL, tc_demo_model(), sched);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(daemon_out, out) != NULL, "daemon: %s\noffline: %s", daemon_out, out);
     snprintf(cmd, sizeof cmd, "%s classify --pair 'it is' 'is it good' 2>/dev/null",
@@ -271,19 +254,19 @@ END_TEST
  * daemon serves its schedules without searching; another model's file is refused. */
 START_TEST(offline_frontier_imported) {
     char tj[400], cmd[2400], out[16384];
-    snprintf(tj, sizeof tj, "%s/tune.json", t.dir);
+    snprintf(tj, sizeof tj, "%s/tune.json", td_cur.dir);
     snprintf(cmd, sizeof cmd,
              "%s tune --model %s --data %s --max-flops 0.9 --generations 2 --latency-examples 0 "
              "--calibrate-seconds 0.3 --json >%s 2>/dev/null",
-             SD_TEST_SEARCHCTL, getenv("SEARCHD_DEMO_MODEL"), td_data, tj);
+             SD_TEST_SEARCHCTL, tc_demo_model(), td_data, tj);
     ck_assert_int_eq(system(cmd), 0);
     json_t *offline = json_load_file(tj, 0, NULL);
     ck_assert_ptr_nonnull(offline);
     snprintf(cmd, sizeof cmd, "%s add --socket %s --path %s --data %s --name demo --frontier %s",
-             SD_TEST_SEARCHCTL, t.sock, getenv("SEARCHD_DEMO_MODEL"), td_data, tj);
+             SD_TEST_SEARCHCTL, td_cur.sock, tc_demo_model(), td_data, tj);
     ck_assert_msg(td_run_output(cmd, out, sizeof out) == 0, "%s", out);
     snprintf(cmd, sizeof cmd, "%s frontier --json --socket %s --model demo 2>/dev/null",
-             SD_TEST_SEARCHCTL, t.sock);
+             SD_TEST_SEARCHCTL, td_cur.sock);
     ck_assert_int_eq(td_run_output(cmd, out, sizeof out), 0);
     // The daemon re-predicts latency on its own profile and keeps the records no other beats
     // there: every schedule it serves is one of the file's.
@@ -304,7 +287,7 @@ START_TEST(offline_frontier_imported) {
     ck_assert_int_eq(json_dump_file(offline, tj, 0), 0);
     json_decref(offline);
     snprintf(cmd, sizeof cmd, "%s add --socket %s --path %s --data %s --name demo --frontier %s",
-             SD_TEST_SEARCHCTL, t.sock, getenv("SEARCHD_DEMO_MODEL"), td_data, tj);
+             SD_TEST_SEARCHCTL, td_cur.sock, tc_demo_model(), td_data, tj);
     ck_assert_int_ne(td_run_output(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "other weights (0000000000000001)"), "%s", out);
 }
@@ -313,7 +296,7 @@ END_TEST
 Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, td_setup_tuned, td_teardown);
     tcase_add_test(tc, tune_bar_on_a_terminal);
     tcase_add_test(tc, tune_quiet_off_a_terminal);
     tcase_add_test(tc, answers_that_cannot_be_misread);

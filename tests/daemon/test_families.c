@@ -8,19 +8,6 @@
 
 #include "test_util.h"
 
-static td t;
-
-static void setup(void) {
-    td_init(&t, 1); // the demo BERT, tuned
-    static const char *const small[] = {"--search-generations", "2", NULL};
-    td_start(&t, small);
-}
-
-static void teardown(void) {
-    if (t.pid > 0) ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
-    td_cleanup(&t);
-}
-
 static const struct {
     const char *dir, *name, *family;
     int layers;
@@ -32,9 +19,8 @@ static const struct {
 #define N_MODELS (sizeof models / sizeof models[0])
 
 START_TEST(distilbert_electra_beside_bert) {
-    const char *shared = getenv("SEARCHD_SHARED");
-    ck_assert_ptr_nonnull(shared);
-    sdc_client *c = td_connect(&t);
+    const char *shared = tc_shared();
+    sdc_client *c = td_connect(&td_cur);
     sdc_reply r;
     for (size_t i = 0; models[i].dir; i++) {
         char path[600];
@@ -51,7 +37,7 @@ START_TEST(distilbert_electra_beside_bert) {
         sdc_reply_free(&r);
         sp_diag dg = {{0}};
         ck_assert_msg(td_tune_wait(c, models[i].name, &dg) == 0, "tune %s: %s (see %s)",
-                      models[i].name, dg.msg, t.log);
+                      models[i].name, dg.msg, td_cur.log);
     }
     td_call_ok(c, "model.list", NULL, 0, &r);
     ck_assert_int_eq(r.result->via.array.size, N_MODELS);
@@ -64,12 +50,12 @@ START_TEST(distilbert_electra_beside_bert) {
         sdc_reply_free(&r);
         // classify --daemon: one line per text, starting with the label's name.
         char out[400], cmd[1600];
-        snprintf(out, sizeof out, "%s/classify-%s", t.dir, models[i].name);
+        snprintf(out, sizeof out, "%s/classify-%s", td_cur.dir, models[i].name);
         snprintf(cmd, sizeof cmd,
                  "%s classify --daemon --socket %s --model %s --max-flops 1 "
                  "'a gorgeous, witty, seductive movie.' 'the plot is a dreadful mess.' "
                  ">%s 2>/dev/null",
-                 SD_TEST_SEARCHCTL, t.sock, models[i].name, out);
+                 SD_TEST_SEARCHCTL, td_cur.sock, models[i].name, out);
         ck_assert_int_eq(system(cmd), 0);
         FILE *f = fopen(out, "r");
         ck_assert_ptr_nonnull(f);
@@ -91,7 +77,7 @@ Suite *families_suite(void) {
     Suite *s = suite_create("families");
     TCase *tc = tcase_create("side by side");
     tcase_set_timeout(tc, 900);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, td_setup_tuned, td_teardown); // the demo BERT, tuned
     tcase_add_test(tc, distilbert_electra_beside_bert);
     suite_add_tcase(s, tc);
     return s;

@@ -22,63 +22,27 @@
 #include "searchd/sd_error.h"
 #include "test_util.h"
 
-static td t;
-
-static void setup_empty(void) {
-    td_init(&t, 0);
-    td_start(&t, NULL);
-}
-
-static void setup_dir(void) {
-    td_init(&t, 0);
-}
-
-static void setup_tuned(void) {
-    td_init(&t, 1);
-    td_start(&t, NULL);
-}
-
-static void setup_template(void) { // the tuned state; each test starts searchd itself
-    td_init(&t, 1);
-}
-
-static void teardown(void) {
-    if (t.pid > 0) ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
-    td_cleanup(&t);
-}
-
 /* 1 when every byte of `s` is valid UTF-8 (what a client may be sent). */
 static int utf8_ok(const char *s) {
     return sp_utf8_valid_prefix(s, strlen(s)) == strlen(s);
 }
 
-/* Sends `[0, msgid, method, [args]]` (method of `mlen` bytes, may hold a NUL) and waits for
- * the reply: its code, the message in `msg`. */
+/* Sends `[0, msgid, method, []]` (method of `mlen` bytes, may hold a NUL) and waits for the
+ * reply: its code, the message in `msg`. */
 static int raw_call(sdc_client *c, uint32_t msgid, const char *method, size_t mlen, char *msg,
                     size_t cap) {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_uint32(&pk, 0);
-    msgpack_pack_uint32(&pk, msgid);
-    msgpack_pack_str(&pk, mlen);
-    msgpack_pack_str_body(&pk, method, mlen);
-    msgpack_pack_array(&pk, 0);
-    ck_assert_int_eq(sdc_send_raw(c, sb.data, sb.size, NULL), 0);
-    msgpack_sbuffer_destroy(&sb);
+    tc_msg m;
+    tc_msg_init(&m);
+    tc_msg_head_n(&m, msgid, method, mlen);
+    msgpack_pack_array(&m.pk, 0);
+    td_send(c, &m);
+    tc_msg_free(&m);
     sdc_reply r;
     sp_diag dg = {{0}};
     int rc = sdc_wait_reply(c, msgid, 10000, &r, &dg);
     sdc_reply_free(&r);
     snprintf(msg, cap, "%s", dg.msg);
     return rc;
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
 }
 
 /* Field `key` of the first model of model.list (or -1 / "" without models). */
@@ -154,34 +118,34 @@ static double add_model(sdc_client *c, const char *path, const char *name, int r
 
 /* Replaces the files of model folder `dir` with those of $SEARCHD_SHARED/models/`other`. */
 static void swap_weights(const char *dir, const char *other) {
-    char cmd[1500];
-    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s/models/%s %s", dir, getenv("SEARCHD_SHARED"),
-             other, dir);
-    ck_assert_int_eq(system(cmd), 0);
+    char from[1200], rel[600];
+    snprintf(rel, sizeof rel, "models/%s", other);
+    ck_assert_int_eq(tc_remove_tree(dir), 0);
+    ck_assert_int_eq(tc_copy_tree(tc_shared_path(from, sizeof from, rel), dir), 0);
 }
 
 /* ---- item 1: weights swapped under a registered path ---- */
 
 START_TEST(swapped_weights_noticed) {
     char model[400], msg[1024], status[32], err[1024], buf[64];
-    snprintf(model, sizeof model, "%s/m", t.dir);
+    snprintf(model, sizeof model, "%s/m", td_cur.dir);
     td_copy_model(model);
-    td_start(&t, NULL);
-    sdc_client *c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    sdc_client *c = td_connect(&td_cur);
     add_model(c, model, "mine", 0, 0, NULL, 0);
     tune_wait(c, "mine", status, sizeof status, err, sizeof err);
     ck_assert_str_eq(status, "done");
     char *before = td_frontier_text(c, "mine");
     sdc_close(c);
     // Stopped, the folder gets another model's files (6 layers instead of 4), started again.
-    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0);
     swap_weights(model, "sst2-bert-L6-H256");
-    td_start(&t, NULL);
-    c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    c = td_connect(&td_cur);
     for (int i = 0; i < 200; i++) { // the start-up check runs in the pool
         model_field(c, "changed", buf, sizeof buf);
         if (strcmp(buf, "true") == 0) break;
-        sleep_ms(50);
+        td_sleep_ms(50);
     }
     ck_assert_str_eq(buf, "true");
     sdc_arg m[] = {SDC_ARG_STR("model", "mine")};
@@ -191,17 +155,17 @@ START_TEST(swapped_weights_noticed) {
     ck_assert_str_eq(before, after); // the old records, untouched and unmixed
     free(after);
     sdc_close(c);
-    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0);
 
     // The original files back: not changed any more. Swapped while searchd runs and before the
     // weights were loaded: the tune loads them, sees the hash and fails, keeping nothing.
     swap_weights(model, "sst2-bert-L4-H128-demo");
-    td_start(&t, NULL);
-    c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    c = td_connect(&td_cur);
     for (int i = 0; i < 200; i++) {
         model_field(c, "changed", buf, sizeof buf);
         if (strcmp(buf, "false") == 0) break;
-        sleep_ms(50);
+        td_sleep_ms(50);
     }
     ck_assert_str_eq(buf, "false");
     swap_weights(model, "sst2-bert-L6-H256");
@@ -223,9 +187,9 @@ START_TEST(swapped_weights_noticed) {
     ck_assert_str_eq(buf, "false");
     sdc_close(c);
     // Restarted: nothing is damaged (no frontier mixed layer counts).
-    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
-    td_start(&t, NULL);
-    c = td_connect(&t);
+    ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0);
+    td_start(&td_cur, NULL);
+    c = td_connect(&td_cur);
     ck_assert_int_eq(damaged_count(c), 0);
     ck_assert_int_eq(model_count(c), 1);
     sdc_close(c);
@@ -243,15 +207,15 @@ static void set_fsize(pid_t pid, rlim_t bytes) { // the soft limit: the hard one
 }
 
 START_TEST(failed_saves_reported) {
-    td_start(&t, NULL);
-    sdc_client *c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    sdc_client *c = td_connect(&td_cur);
     char msg[1024], why[600], status[32], err[1024], path[600], cmd[2000];
     char *before = td_frontier_text(c, td_model_id);
     // A full disk: every write of searchd fails with EFBIG ("File too large"; tests run as
     // root, whom a read-only mode would not stop).
-    set_fsize(t.pid, 0);
+    set_fsize(td_cur.pid, 0);
     ck_assert(durable(c, why, sizeof why));
-    add_model(c, getenv("SEARCHD_DEMO_MODEL"), "renamed", 0, -EFBIG, msg, sizeof msg);
+    add_model(c, tc_demo_model(), "renamed", 0, -EFBIG, msg, sizeof msg);
     ck_assert_msg(strstr(msg, "File too large") && strstr(msg, "not updated"), "%s", msg);
     model_field(c, "name", why, sizeof why);
     ck_assert_str_eq(why, "demo"); // nothing changed
@@ -260,10 +224,10 @@ START_TEST(failed_saves_reported) {
     sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
     td_call_err(c, "tune", m, 1, -EFBIG, msg, sizeof msg); // the job cannot be recorded
     ck_assert_msg(strstr(msg, "not started") && strstr(msg, "File too large"), "%s", msg);
-    set_fsize(t.pid, RLIM_INFINITY);
+    set_fsize(td_cur.pid, RLIM_INFINITY);
     // The frontier's save fails (its name is taken by a directory: rename() refuses, for root
     // too): the job fails with the reason and the frontier stays what it was.
-    snprintf(path, sizeof path, "%s/frontier-%s.state", t.state, td_model_id);
+    snprintf(path, sizeof path, "%s/frontier-%s.state", td_cur.state, td_model_id);
     snprintf(cmd, sizeof cmd, "mv %s %s.keep && mkdir -p %s/x", path, path, path);
     ck_assert_int_eq(system(cmd), 0);
     tune_wait(c, td_model_id, status, sizeof status, err, sizeof err);
@@ -274,22 +238,23 @@ START_TEST(failed_saves_reported) {
     ck_assert_str_eq(before, after);
     free(after);
     // model.remove when model-<id>.state cannot be deleted: refused, the model stays.
-    snprintf(path, sizeof path, "%s/model-%s.state", t.state, td_model_id);
+    snprintf(path, sizeof path, "%s/model-%s.state", td_cur.state, td_model_id);
     snprintf(cmd, sizeof cmd, "mv %s %s.keep && mkdir -p %s/x", path, path, path);
     ck_assert_int_eq(system(cmd), 0);
     td_call_err(c, "model.remove", m, 1, -EISDIR, msg, sizeof msg);
     ck_assert_msg(strstr(msg, "not removed") && strstr(msg, "stays registered"), "%s", msg);
     ck_assert_int_eq(model_count(c), 1);
     sdc_close(c);
-    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0);
     // Put back as it was on disk: everything the replies said is there after a restart.
     snprintf(cmd, sizeof cmd,
              "cd %s && rm -rf frontier-%s.state model-%s.state && mv frontier-%s.state.keep "
              "frontier-%s.state && mv model-%s.state.keep model-%s.state",
-             t.state, td_model_id, td_model_id, td_model_id, td_model_id, td_model_id, td_model_id);
+             td_cur.state, td_model_id, td_model_id, td_model_id, td_model_id, td_model_id,
+             td_model_id);
     ck_assert_int_eq(system(cmd), 0);
-    td_start(&t, NULL);
-    c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    c = td_connect(&td_cur);
     model_field(c, "name", why, sizeof why);
     ck_assert_str_eq(why, "demo");
     after = td_frontier_text(c, td_model_id);
@@ -304,18 +269,18 @@ END_TEST
 /* ---- item 5: a damaged model-<id>.state does not throw the intact frontier away ---- */
 
 START_TEST(intact_frontier_adopted) {
-    td_damage_state(t.state, "model");
-    td_start(&t, NULL);
-    sdc_client *c = td_connect(&t);
+    td_damage_state(td_cur.state, "model");
+    td_start(&td_cur, NULL);
+    sdc_client *c = td_connect(&td_cur);
     ck_assert_int_eq(damaged_count(c), 1);
     ck_assert_int_eq(model_count(c), 0);
-    double n = add_model(c, getenv("SEARCHD_DEMO_MODEL"), "demo", 0, 0, NULL, 0);
+    double n = add_model(c, tc_demo_model(), "demo", 0, 0, NULL, 0);
     ck_assert_msg(n > 0, "the frontier was not adopted: %g schedules", n);
     char *adopted = td_frontier_text(c, td_model_id);
     sdc_close(c);
-    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
-    td_start(&t, NULL);
-    c = td_connect(&t);
+    ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0);
+    td_start(&td_cur, NULL);
+    c = td_connect(&td_cur);
     char *after = td_frontier_text(c, td_model_id);
     ck_assert_str_eq(adopted, after);
     ck_assert_int_eq(damaged_count(c), 0);
@@ -328,18 +293,18 @@ END_TEST
 /* ---- item 9: model.add checks the data set completely before it changes anything ---- */
 
 START_TEST(add_validates_data_first) {
-    td_start(&t, NULL);
-    sdc_client *c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    sdc_client *c = td_connect(&td_cur);
     char data[400], msg[1024], before[1100], after[1100];
     model_field(c, "data", before, sizeof before);
-    snprintf(data, sizeof data, "%s/one-class.tsv", t.dir);
-    td_write_text(data, "sentence\tlabel\na good film\t1\nfine acting\t1\nlovely\t1\n");
-    sdc_arg a[] = {SDC_ARG_STR("path", getenv("SEARCHD_DEMO_MODEL")), SDC_ARG_STR("data", data)};
+    snprintf(data, sizeof data, "%s/one-class.tsv", td_cur.dir);
+    tc_write_text(data, "sentence\tlabel\na good film\t1\nfine acting\t1\nlovely\t1\n");
+    sdc_arg a[] = {SDC_ARG_STR("path", tc_demo_model()), SDC_ARG_STR("data", data)};
     td_call_err(c, "model.add", a, 2, SC_EONECLASS, msg, sizeof msg);
     ck_assert_msg(strstr(msg, "one-class.tsv") && strstr(msg, "two classes"), "%s", msg);
     // Two classes but too few to hold out enough for the drop bound.
-    snprintf(data, sizeof data, "%s/few.tsv", t.dir);
-    td_write_text(data, "sentence\tlabel\na good film\t1\na bad film\t0\ngreat\t1\nawful\t0\n");
+    snprintf(data, sizeof data, "%s/few.tsv", td_cur.dir);
+    tc_write_text(data, "sentence\tlabel\na good film\t1\na bad film\t0\ngreat\t1\nawful\t0\n");
     td_call_err(c, "model.add", a, 2, EN_EDATA, msg, sizeof msg);
     ck_assert_msg(strstr(msg, "few.tsv") && strstr(msg, "held-out"), "%s", msg);
     // The registered model kept its data set.
@@ -353,10 +318,10 @@ END_TEST
 /* ---- item 10: one name, one model ---- */
 
 START_TEST(one_name_one_model) {
-    td_start(&t, NULL);
-    sdc_client *c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    sdc_client *c = td_connect(&td_cur);
     char other[600], msg[1024], id[64];
-    snprintf(other, sizeof other, "%s/models/sst2-bert-L6-H256", getenv("SEARCHD_SHARED"));
+    snprintf(other, sizeof other, "%s/models/sst2-bert-L6-H256", tc_shared());
     add_model(c, other, "demo", 0, SD_ENAME, msg, sizeof msg);
     ck_assert_msg(strstr(msg, td_model_id) && strstr(msg, "replace"), "%s", msg);
     add_model(c, other, "0123456789abcdef", 0, SP_EPARAMS, msg, sizeof msg);
@@ -364,7 +329,7 @@ START_TEST(one_name_one_model) {
     add_model(c, other, "l6", 0, 0, NULL, 0);
     ck_assert_int_eq(model_count(c), 2);
     // The same weights again under a name another model holds: refused too.
-    add_model(c, getenv("SEARCHD_DEMO_MODEL"), "l6", 0, SD_ENAME, msg, sizeof msg);
+    add_model(c, tc_demo_model(), "l6", 0, SD_ENAME, msg, sizeof msg);
     // replace: the name moves to these weights and the model that held it goes.
     add_model(c, other, "demo", 1, 0, NULL, 0);
     ck_assert_int_eq(model_count(c), 1);
@@ -390,32 +355,23 @@ static int ping(sdc_client *c) {
     return rc;
 }
 
-/* The first `len` bytes of `[0, msgid, "ping", [{"pad": <str of n bytes>}]]`, into `*out`
- * (malloc'ed); returns the whole message's length. */
-static size_t padded_request(uint32_t msgid, size_t n, uint8_t **out) {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    sp_pack_request_head(&pk, msgid, "ping");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 1);
-    sp_pack_str(&pk, "pad");
-    char *pad = malloc(n);
+/* `[0, msgid, "ping", [{"pad": <str of n bytes>}]]` into `m` (tc_msg_init'ed). */
+static void padded_request(tc_msg *m, uint32_t msgid, size_t n) {
+    char *pad = malloc(n + 1);
     memset(pad, 'p', n);
-    msgpack_pack_str(&pk, n);
-    msgpack_pack_str_body(&pk, pad, n);
+    pad[n] = '\0';
+    const char *const kv[] = {"pad", pad, NULL};
+    tc_msg_request_kv(m, msgid, "ping", kv);
     free(pad);
-    *out = (uint8_t *)sb.data; // the sbuffer's memory, now the caller's
-    return sb.size;
 }
 
 START_TEST(idle_and_half_sent_connections) {
     const char *const extra[] = {
         "--idle-timeout", "1", "--message-timeout", "1", "--max-connections", "3", NULL};
-    td_start(&t, extra);
-    sleep_ms(1500); // td_start's probe connection has gone
-    sdc_client *idle1 = td_connect(&t), *idle2 = td_connect(&t), *sub = td_connect(&t);
+    td_start(&td_cur, extra);
+    td_sleep_ms(1500); // td_start's probe connection has gone
+    sdc_client *idle1 = td_connect(&td_cur), *idle2 = td_connect(&td_cur),
+               *sub = td_connect(&td_cur);
     ck_assert_int_eq(ping(idle1), 0);
     ck_assert_int_eq(ping(idle2), 0);
     sdc_reply r;
@@ -423,26 +379,27 @@ START_TEST(idle_and_half_sent_connections) {
     td_call_ok(sub, "subscribe", m, 1, &r); // owed notifications: never idle
     sdc_reply_free(&r);
     // Full: a fourth is turned away while the idle ones hold their slots...
-    sdc_client *late = td_connect(&t);
+    sdc_client *late = td_connect(&td_cur);
     ck_assert_int_eq(ping(late), SP_ECLOSED);
     sdc_close(late);
-    sleep_ms(2500);
+    td_sleep_ms(2500);
     // ...and gets in once they were closed for idling; the subscriber was kept.
     ck_assert_int_eq(ping(idle1), SP_ECLOSED);
     ck_assert_int_eq(ping(idle2), SP_ECLOSED);
     ck_assert_int_eq(ping(sub), 0);
-    late = td_connect(&t);
+    late = td_connect(&td_cur);
     ck_assert_int_eq(ping(late), 0);
     // A client that keeps talking is never idle.
     for (int i = 0; i < 8; i++) {
-        sleep_ms(400);
+        td_sleep_ms(400);
         ck_assert_int_eq(ping(late), 0);
     }
     // Half a request: an SP_ETIMEOUT error with its msgid, then the connection closes.
-    uint8_t *msg;
-    size_t len = padded_request(77, 1000, &msg);
-    ck_assert_int_eq(sdc_send_raw(late, msg, len / 2, NULL), 0);
-    free(msg);
+    tc_msg half;
+    tc_msg_init(&half);
+    padded_request(&half, 77, 1000);
+    ck_assert_int_eq(sdc_send_raw(late, half.sb.data, half.sb.size / 2, NULL), 0);
+    tc_msg_free(&half);
     sp_diag dg;
     ck_assert_int_eq(sdc_wait_reply(late, 77, 5000, &r, &dg), SP_ETIMEOUT);
     sdc_reply_free(&r);
@@ -452,33 +409,33 @@ START_TEST(idle_and_half_sent_connections) {
     sdc_close(idle1);
     sdc_close(idle2);
     sdc_close(sub);
-    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0);
 
     // Memory: 800 kB beginnings of 1 MB requests from several clients; over --max-buffered
     // (2 MB here) the one that goes over is closed, the others go on.
     const char *const capped[] = {"--max-buffered", "2000000", NULL};
-    td_start(&t, capped);
+    td_start(&td_cur, capped);
     sdc_client *cs[3];
-    len = padded_request(5, 1000000, &msg);
+    tc_msg big;
+    tc_msg_init(&big);
+    padded_request(&big, 5, 1000000);
     for (int i = 0; i < 3; i++) {
-        cs[i] = td_connect(&t);
-        int rc = sdc_send_raw(cs[i], msg, 800000, NULL); // the third may be cut off mid-send
+        cs[i] = td_connect(&td_cur);
+        int rc = sdc_send_raw(cs[i], big.sb.data, 800000, NULL); // the third may be cut off
         ck_assert(rc == 0 || (i == 2 && rc == SP_ECLOSED));
-        sleep_ms(300); // read by searchd in this order
+        td_sleep_ms(300); // read by searchd in this order
     }
     int rc = sdc_wait_reply(cs[2], 5, 5000, &r, &dg);
     sdc_reply_free(&r);
     ck_assert_msg(rc == SP_ETOOBIG || rc == SP_ECLOSED, "%d %s", rc, dg.msg);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "grep -q 'unfinished requests and unsent replies' %s", t.log);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert(td_log_has(&td_cur, "unfinished requests and unsent replies"));
     for (int i = 0; i < 2; i++) { // the first two finish their requests and are answered
-        ck_assert_int_eq(sdc_send_raw(cs[i], msg + 800000, len - 800000, NULL), 0);
+        ck_assert_int_eq(sdc_send_raw(cs[i], big.sb.data + 800000, big.sb.size - 800000, NULL), 0);
         ck_assert_int_eq(sdc_wait_reply(cs[i], 5, 5000, &r, &dg), SP_EPARAMS); // no 'pad' arg
         sdc_reply_free(&r);
         ck_assert_int_eq(ping(cs[i]), 0);
     }
-    free(msg);
+    tc_msg_free(&big);
     for (int i = 0; i < 3; i++)
         sdc_close(cs[i]);
 }
@@ -501,8 +458,8 @@ static int temp_files(const char *dir) {
  * (model and latency files written), 2 tunes and cancels (jobs.state written twice a round). */
 static void busy(sdc_client *c, int kind) {
     sdc_arg m[] = {SDC_ARG_STR("model", "demo")};
-    sdc_arg add[] = {SDC_ARG_STR("path", getenv("SEARCHD_DEMO_MODEL")),
-                     SDC_ARG_STR("data", td_data), SDC_ARG_STR("name", "demo")};
+    sdc_arg add[] = {SDC_ARG_STR("path", tc_demo_model()), SDC_ARG_STR("data", td_data),
+                     SDC_ARG_STR("name", "demo")};
     for (int round = 0; round < 1000; round++) {
         sdc_reply r;
         int rc;
@@ -528,12 +485,12 @@ START_TEST(kill9_loop) {
     unsigned seed = 11;
     double t0 = (double)time(NULL);
     for (int i = 0; i <= cycles; i++) {
-        td_start(&t, NULL);
-        sdc_client *c = td_connect(&t);
+        td_start(&td_cur, NULL);
+        sdc_client *c = td_connect(&td_cur);
         // What the last kill left: every file intact, nothing half-written kept.
         ck_assert_msg(damaged_count(c) == 0, "cycle %d: a damaged state file", i);
         ck_assert_int_eq(model_count(c), 1);
-        ck_assert_int_eq(temp_files(t.state), 0);
+        ck_assert_int_eq(temp_files(td_cur.state), 0);
         sdc_reply r;
         td_call_ok(c, "schedule.frontier", (sdc_arg[]){SDC_ARG_STR("model", "demo")}, 1, &r);
         ck_assert_int_ge(r.result->via.array.size, 1);
@@ -555,8 +512,8 @@ START_TEST(kill9_loop) {
         int delay = 20 + (int)(rand_r(&seed) % 300); // ms after the start
         pid_t killer = fork();
         if (killer == 0) {
-            sleep_ms(delay);
-            kill(t.pid, SIGKILL);
+            td_sleep_ms(delay);
+            kill(td_cur.pid, SIGKILL);
             _exit(0);
         }
         kinds[i % 3]++;
@@ -564,10 +521,10 @@ START_TEST(kill9_loop) {
         sdc_close(c);
         int st;
         waitpid(killer, &st, 0);
-        waitpid(t.pid, &st, 0);
+        waitpid(td_cur.pid, &st, 0);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "cycle %d: searchd status %d", i,
                       st);
-        t.pid = 0;
+        td_cur.pid = 0;
     }
     fprintf(stderr,
             "kill -9 loop: %d cycles in %.0f s (%d during tunes, %d during re-adds, %d during "
@@ -579,10 +536,10 @@ END_TEST
 /* ---- item 4: names and paths that are not UTF-8 are refused at the door ---- */
 
 START_TEST(not_utf8_refused) {
-    sdc_client *c = td_connect(&t);
-    const char *good = getenv("SEARCHD_DEMO_MODEL");
+    sdc_client *c = td_connect(&td_cur);
+    const char *good = tc_demo_model();
     char bad_path[300], msg[512];
-    snprintf(bad_path, sizeof bad_path, "%s/\xff\xfe-model", t.dir);
+    snprintf(bad_path, sizeof bad_path, "%s/\xff\xfe-model", td_cur.dir);
     sdc_arg p1[] = {SDC_ARG_STR("path", bad_path), SDC_ARG_STR("data", td_data)};
     td_call_err(c, "model.add", p1, 2, SP_EPARAMS, msg, sizeof msg);
     ck_assert_msg(strstr(msg, "'path'") && strstr(msg, "UTF-8"), "%s", msg);
@@ -614,27 +571,14 @@ END_TEST
 
 /* ---- items 2 and 7: FIFOs, devices and huge files never block a thread or the start ---- */
 
-/* model.add that fails at once with an error containing `expect`. */
-static void add_refused(sdc_client *c, const char *path, const char *data, const char *expect) {
-    sdc_arg a[] = {SDC_ARG_STR("path", path), SDC_ARG_STR("data", data)};
-    char msg[512];
-    sdc_reply r;
-    sp_diag dg = {{0}};
-    int rc = sdc_call(c, "model.add", a, 2, 20000, &r, &dg); // a blocked pool thread: timeout
-    sdc_reply_free(&r);
-    snprintf(msg, sizeof msg, "%s", dg.msg);
-    ck_assert_msg(rc < 0 && rc != SP_ETIMEOUT && strstr(msg, expect), "add %s %s: %d %s", path,
-                  data, rc, msg);
-}
-
 START_TEST(fifo_files_never_block) {
     char p[600], model[400], cmd[2000], out[4096];
     // A FIFO named jobs.state: start-up goes on, the file is set aside as damaged.
-    ck_assert_int_eq(mkdir(t.state, 0700), 0);
-    snprintf(p, sizeof p, "%s/jobs.state", t.state);
+    ck_assert_int_eq(mkdir(td_cur.state, 0700), 0);
+    snprintf(p, sizeof p, "%s/jobs.state", td_cur.state);
     ck_assert_int_eq(mkfifo(p, 0600), 0);
-    td_start(&t, NULL);
-    sdc_client *c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    sdc_client *c = td_connect(&td_cur);
     sdc_reply r;
     td_call_ok(c, "info", NULL, 0, &r);
     const msgpack_object *dmg = sp_map_get(r.result, "damaged");
@@ -643,32 +587,31 @@ START_TEST(fifo_files_never_block) {
     ck_assert_ptr_nonnull(strstr(td_str(&dmg->via.array.ptr[0], "error", buf, sizeof buf), "FIFO"));
     sdc_reply_free(&r);
     // A FIFO as data, as config.json, as model.safetensors, as vocab.txt; /dev/zero as vocab.
-    snprintf(p, sizeof p, "%s/fifo.tsv", t.dir);
+    snprintf(p, sizeof p, "%s/fifo.tsv", td_cur.dir);
     ck_assert_int_eq(mkfifo(p, 0600), 0);
-    add_refused(c, getenv("SEARCHD_DEMO_MODEL"), p, "FIFO");
-    snprintf(model, sizeof model, "%s/m", t.dir);
+    td_add_refused(c, tc_demo_model(), p, "FIFO");
+    snprintf(model, sizeof model, "%s/m", td_cur.dir);
     td_copy_model(model);
     static const char *const files[] = {"config.json", "model.safetensors", "vocab.txt"};
     for (int i = 0; i < 3; i++) {
         snprintf(cmd, sizeof cmd, "cd %s && mv %s %s.real && mkfifo %s", model, files[i], files[i],
                  files[i]);
         ck_assert_int_eq(system(cmd), 0);
-        add_refused(c, model, td_data, files[i]);
+        td_add_refused(c, model, td_data, files[i]);
         snprintf(cmd, sizeof cmd, "cd %s && rm %s && mv %s.real %s", model, files[i], files[i],
                  files[i]);
         ck_assert_int_eq(system(cmd), 0);
     }
     snprintf(cmd, sizeof cmd, "cd %s && rm vocab.txt && ln -s /dev/zero vocab.txt", model);
     ck_assert_int_eq(system(cmd), 0);
-    add_refused(c, model, td_data, "character device");
+    td_add_refused(c, model, td_data, "character device");
     // A data file over the cap (sparse: made at once, never read).
-    snprintf(p, sizeof p, "%s/huge.tsv", t.dir);
+    snprintf(p, sizeof p, "%s/huge.tsv", td_cur.dir);
     snprintf(cmd, sizeof cmd, "truncate -s 2G %s", p);
     ck_assert_int_eq(system(cmd), 0);
-    add_refused(c, getenv("SEARCHD_DEMO_MODEL"), p, "byte limit");
-    // Nothing is stuck: a good add is answered, and SIGTERM (teardown) exits 0.
-    sdc_arg ok[] = {SDC_ARG_STR("path", getenv("SEARCHD_DEMO_MODEL")),
-                    SDC_ARG_STR("data", td_data)};
+    td_add_refused(c, tc_demo_model(), p, "byte limit");
+    // Nothing is stuck: a good add is answered, and SIGTERM (td_teardown) exits 0.
+    sdc_arg ok[] = {SDC_ARG_STR("path", tc_demo_model()), SDC_ARG_STR("data", td_data)};
     td_call_ok(c, "model.add", ok, 2, &r);
     sdc_reply_free(&r);
     sdc_close(c);
@@ -677,17 +620,17 @@ START_TEST(fifo_files_never_block) {
     for (int i = 0; i < 3; i++) {
         const char *file = configs[i];
         if (strcmp(file, "FIFO") == 0) {
-            snprintf(p, sizeof p, "%s/conf.fifo", t.dir);
+            snprintf(p, sizeof p, "%s/conf.fifo", td_cur.dir);
             ck_assert_int_eq(mkfifo(p, 0600), 0);
             file = p;
         } else if (strcmp(file, "HUGE") == 0) {
-            snprintf(p, sizeof p, "%s/conf.huge", t.dir);
+            snprintf(p, sizeof p, "%s/conf.huge", td_cur.dir);
             snprintf(cmd, sizeof cmd, "truncate -s 100M %s", p);
             ck_assert_int_eq(system(cmd), 0);
             file = p;
         }
         snprintf(cmd, sizeof cmd, "timeout 20 %s --socket %s/c.sock --state-dir %s/st2 --config %s",
-                 SD_TEST_SEARCHD, t.dir, t.dir, file);
+                 SD_TEST_SEARCHD, td_cur.dir, td_cur.dir, file);
         int rc = td_run_output(cmd, out, sizeof out);
         ck_assert_msg(rc != 0 && rc != 124 && strstr(out, "--config") &&
                           (strstr(out, "regular file") || strstr(out, "byte limit")),
@@ -699,13 +642,13 @@ END_TEST
 /* ---- item 6: errors name the file and the problem, never its contents ---- */
 
 START_TEST(errors_quote_no_contents) {
-    sdc_client *c = td_connect(&t);
+    sdc_client *c = td_connect(&td_cur);
     char model[400], path[600], data[400], msg[1024];
-    snprintf(model, sizeof model, "%s/m", t.dir);
+    snprintf(model, sizeof model, "%s/m", td_cur.dir);
     td_copy_model(model);
     // A text file as weights: its first 8 bytes are not printed as a "header length".
     snprintf(path, sizeof path, "%s/model.safetensors", model);
-    td_write_text(path, "SECRET-PASSWORD-1234 and the rest of a private text file");
+    tc_write_text(path, "SECRET-PASSWORD-1234 and the rest of a private text file");
     sdc_arg a[] = {SDC_ARG_STR("path", model), SDC_ARG_STR("data", td_data)};
     td_call_err(c, "model.add", a, 2, EN_EFORMAT, msg, sizeof msg);
     ck_assert_msg(strstr(msg, "model.safetensors") && !strstr(msg, "SECRET") &&
@@ -713,15 +656,15 @@ START_TEST(errors_quote_no_contents) {
                   "%s", msg);
     // Bad JSON: jansson's quote of the offending token is cut.
     snprintf(path, sizeof path, "%s/config.json", model);
-    td_write_text(path, "topsecretword {}");
+    tc_write_text(path, "topsecretword {}");
     td_call_err(c, "model.add", a, 2, EN_EFORMAT, msg, sizeof msg);
     ck_assert_msg(strstr(msg, "config.json") && !strstr(msg, "topsecret"), "%s", msg);
     // A data set's label: a short escaped excerpt of what the caller wrote.
-    snprintf(data, sizeof data, "%s/label.tsv", t.dir);
+    snprintf(data, sizeof data, "%s/label.tsv", td_cur.dir);
     char text[2200] = "sentence\tlabel\ngood\t";
     memset(text + strlen(text), 'L', 1500);
-    td_write_text(data, strcat(text, "\n"));
-    sdc_arg b[] = {SDC_ARG_STR("path", getenv("SEARCHD_DEMO_MODEL")), SDC_ARG_STR("data", data)};
+    tc_write_text(data, strcat(text, "\n"));
+    sdc_arg b[] = {SDC_ARG_STR("path", tc_demo_model()), SDC_ARG_STR("data", data)};
     td_call_err(c, "model.add", b, 2, EN_ELABEL, msg, sizeof msg);
     ck_assert_msg(strstr(msg, "label.tsv:2") && strstr(msg, "LLL'...") && strlen(msg) < 400, "%s",
                   msg);
@@ -732,15 +675,15 @@ END_TEST
 /* ---- item 11: parameter edge cases ---- */
 
 START_TEST(parameter_edge_cases) {
-    sdc_client *c = td_connect(&t);
+    sdc_client *c = td_connect(&td_cur);
     char msg[512];
     static const struct {
         const char *key;
         double value;
-    } bad[] = {{"max_drop", -1},   {"max_drop", -0.5},      {"max_drop", 1.5},
-               {"max_drop", 1},    {"max_drop", 0.5}, // "1" meant as 1%: refused (issue 10)
-               {"max_flops", -1},
-               {"max_flops", 0}, {"max_flops", 2},   {"max_latency_ms", -1}, {"max_latency_ms", 0}};
+    } bad[] = {{"max_drop", -1},       {"max_drop", -0.5},   {"max_drop", 1.5},
+               {"max_drop", 1},        {"max_drop", 0.5}, // "1" meant as 1%: refused (issue 10)
+               {"max_flops", -1},      {"max_flops", 0},     {"max_flops", 2},
+               {"max_latency_ms", -1}, {"max_latency_ms", 0}};
     // The budget is checked as given, -1 (once "not given") included.
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sdc_arg a[] = {SDC_ARG_STR("model", "demo"), SDC_ARG_NUM(bad[i].key, bad[i].value)};
@@ -756,11 +699,11 @@ START_TEST(parameter_edge_cases) {
     // searchd's options: NaN, and a socket in a directory that does not exist.
     char cmd[1200], out[4096];
     snprintf(cmd, sizeof cmd, "%s --socket %s/x.sock --state-dir %s/st2 --calib-seconds nan",
-             SD_TEST_SEARCHD, t.dir, t.dir);
+             SD_TEST_SEARCHD, td_cur.dir, td_cur.dir);
     ck_assert_int_ne(td_run_output(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "--calib-seconds") && strstr(out, "nan"), "%s", out);
     snprintf(cmd, sizeof cmd, "%s --socket %s/no/such/dir/x.sock --state-dir %s/st2",
-             SD_TEST_SEARCHD, t.dir, t.dir);
+             SD_TEST_SEARCHD, td_cur.dir, td_cur.dir);
     ck_assert_int_ne(td_run_output(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "/no/such/dir: No such file or directory") &&
                       !strstr(out, "ermission denied"),
@@ -770,11 +713,13 @@ START_TEST(parameter_edge_cases) {
     static const char *const ids[] = {
         "1.5", "1e3", "0x10", "-1", "0", "9007199254740993", "99999999999999999999999", "7 8", ""};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-        snprintf(cmd, sizeof cmd, "%s status --socket %s %s", SD_TEST_SEARCHCTL, t.sock, ids[i]);
+        snprintf(cmd, sizeof cmd, "%s status --socket %s %s", SD_TEST_SEARCHCTL, td_cur.sock,
+                 ids[i]);
         ck_assert_msg(td_run_output(cmd, out, sizeof out) == 2 && strstr(out, "job number"),
                       "status %s: %s", ids[i], out);
     }
-    snprintf(cmd, sizeof cmd, "%s status --socket %s 9007199254740992", SD_TEST_SEARCHCTL, t.sock);
+    snprintf(cmd, sizeof cmd, "%s status --socket %s 9007199254740992", SD_TEST_SEARCHCTL,
+             td_cur.sock);
     int rc = td_run_output(cmd, out, sizeof out); // representable: asked, and unknown
     ck_assert_msg(rc == 1 && strstr(out, "no job 9007199254740992"), "%d %s", rc, out);
 }
@@ -784,23 +729,23 @@ Suite *integrity_suite(void) {
     Suite *s = suite_create("integrity");
     TCase *e = tcase_create("door");
     tcase_set_timeout(e, 120);
-    tcase_add_checked_fixture(e, setup_empty, teardown);
+    tcase_add_checked_fixture(e, td_setup_empty, td_teardown);
     tcase_add_test(e, not_utf8_refused);
     tcase_add_test(e, errors_quote_no_contents);
     suite_add_tcase(s, e);
     TCase *f = tcase_create("files");
     tcase_set_timeout(f, 120);
-    tcase_add_checked_fixture(f, setup_dir, teardown);
+    tcase_add_checked_fixture(f, td_setup_dir, td_teardown);
     tcase_add_test(f, fifo_files_never_block);
     suite_add_tcase(s, f);
     TCase *tu = tcase_create("tuned");
     tcase_set_timeout(tu, 300);
-    tcase_add_checked_fixture(tu, setup_tuned, teardown);
+    tcase_add_checked_fixture(tu, td_setup_tuned, td_teardown);
     tcase_add_test(tu, parameter_edge_cases);
     suite_add_tcase(s, tu);
     TCase *st = tcase_create("state");
     tcase_set_timeout(st, 600);
-    tcase_add_checked_fixture(st, setup_template, teardown);
+    tcase_add_checked_fixture(st, td_setup_template, td_teardown);
     tcase_add_test(st, failed_saves_reported);
     tcase_add_test(st, intact_frontier_adopted);
     tcase_add_test(st, add_validates_data_first);
@@ -808,17 +753,17 @@ Suite *integrity_suite(void) {
     suite_add_tcase(s, st);
     TCase *cn = tcase_create("connections");
     tcase_set_timeout(cn, 120);
-    tcase_add_checked_fixture(cn, setup_template, teardown);
+    tcase_add_checked_fixture(cn, td_setup_template, td_teardown);
     tcase_add_test(cn, idle_and_half_sent_connections);
     suite_add_tcase(s, cn);
     TCase *k9 = tcase_create("kill9");
     tcase_set_timeout(k9, 600);
-    tcase_add_checked_fixture(k9, setup_template, teardown);
+    tcase_add_checked_fixture(k9, td_setup_template, td_teardown);
     tcase_add_test(k9, kill9_loop);
     suite_add_tcase(s, k9);
     TCase *sw = tcase_create("swap");
     tcase_set_timeout(sw, 600);
-    tcase_add_checked_fixture(sw, setup_dir, teardown);
+    tcase_add_checked_fixture(sw, td_setup_dir, td_teardown);
     tcase_add_test(sw, swapped_weights_noticed);
     suite_add_tcase(s, sw);
     return s;

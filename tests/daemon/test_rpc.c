@@ -9,40 +9,14 @@
 
 #include "client/sdc_apply.h"
 #include "engine/en_flops.h"
+#include "schedules/sc_error.h"
 #include "schedules/sc_latency.h"
 #include "schedules/sc_schedule.h"
-#include "schedules/sc_error.h"
 #include "searchd/sd_error.h"
 #include "test_util.h"
 
-static td t;
-
-static void setup_empty(void) {
-    td_init(&t, 0);
-    td_start(&t, NULL);
-}
-
-static void setup_tuned(void) {
-    td_init(&t, 1);
-    td_start(&t, NULL);
-}
-
-static void setup_dir(void) {
-    td_init(&t, 0);
-}
-
-static void setup_template(void) { // the tuned state; each test starts searchd with its options
-    td_init(&t, 1);
-}
-
-static void teardown(void) {
-    // A clean shutdown is searchd exiting 0: uv_loop_close() returned 0.
-    if (t.pid > 0) ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
-    td_cleanup(&t);
-}
-
 START_TEST(ping_info_and_errors) {
-    sdc_client *c = td_connect(&t);
+    sdc_client *c = td_connect(&td_cur);
     sdc_reply r;
     td_call_ok(c, "ping", NULL, 0, &r);
     ck_assert(sp_obj_streq(r.result, "pong"));
@@ -80,8 +54,12 @@ START_TEST(ping_info_and_errors) {
     ck_assert_ptr_nonnull(strstr(dg.msg, "/nonexistent/model"));
     sdc_reply_free(&e);
     // params that are not an array: an error with the msgid, and the connection stays.
-    const uint8_t not_array[] = {0x94, 0x00, 0x33, 0xa4, 'p', 'i', 'n', 'g', 0x80};
-    ck_assert_int_eq(sdc_send_raw(c, not_array, sizeof not_array, NULL), 0);
+    tc_msg m;
+    tc_msg_init(&m);
+    tc_msg_head(&m, 0x33, "ping");
+    msgpack_pack_map(&m.pk, 0);
+    td_send(c, &m);
+    tc_msg_free(&m);
     ck_assert_int_eq(sdc_wait_reply(c, 0x33, 5000, &e, &dg), SP_EENVELOPE);
     sdc_reply_free(&e);
     td_call_ok(c, "ping", NULL, 0, &r);
@@ -91,7 +69,7 @@ START_TEST(ping_info_and_errors) {
 END_TEST
 
 START_TEST(malformed_closes) {
-    sdc_client *c = td_connect(&t);
+    sdc_client *c = td_connect(&td_cur);
     const uint8_t bad[] = {0xc1};
     sdc_reply r;
     sp_diag dg;
@@ -103,10 +81,13 @@ START_TEST(malformed_closes) {
     sdc_close(c);
 
     // Over the 1 MiB cap: refused from the header, with the msgid, then closed.
-    c = td_connect(&t);
-    const uint8_t big[] = {0x94, 0x00, 0x07, 0xa4, 'p',  'i', 'n',
-                           'g',  0x91, 0xdb, 0x00, 0x20, 0,   0};
-    ck_assert_int_eq(sdc_send_raw(c, big, sizeof big, NULL), 0);
+    c = td_connect(&td_cur);
+    tc_msg big;
+    tc_msg_init(&big);
+    tc_msg_request(&big, 7, "ping", 1);
+    const uint8_t str32_2mib[] = {0xdb, 0x00, 0x20, 0x00, 0x00}; // a str32 header: 2 MiB follow
+    tc_msg_bytes(&big, str32_2mib, sizeof str32_2mib);
+    td_send(c, &big);
     ck_assert_int_eq(sdc_wait_reply(c, 7, 5000, &r, &dg), SP_ETOOBIG);
     sdc_reply_free(&r);
     ck_assert_int_eq(sdc_call(c, "ping", NULL, 0, 5000, &r, &dg), SP_ECLOSED);
@@ -114,32 +95,31 @@ START_TEST(malformed_closes) {
     sdc_close(c);
 
     // Nested 40 deep.
-    c = td_connect(&t);
-    uint8_t deep[64] = {0x94, 0x00, 0x08, 0xa4, 'p', 'i', 'n', 'g'};
-    memset(deep + 8, 0x91, 40);
-    deep[48] = 0xc0;
-    ck_assert_int_eq(sdc_send_raw(c, deep, 49, NULL), 0);
+    c = td_connect(&td_cur);
+    tc_msg deep;
+    tc_msg_init(&deep);
+    tc_msg_request(&deep, 8, "ping", 1); // [[[...[nil]...]]], 40 arrays in all
+    for (int i = 1; i < 40; i++)
+        msgpack_pack_array(&deep.pk, 1);
+    msgpack_pack_nil(&deep.pk);
+    td_send(c, &deep);
+    tc_msg_free(&deep);
     ck_assert_int_eq(sdc_wait_reply(c, 8, 5000, &r, &dg), SP_ETOODEEP);
     sdc_reply_free(&r);
     sdc_close(c);
 
     // Clients that vanish: half a message, and a slow request whose reply has nowhere to go.
-    c = td_connect(&t);
-    ck_assert_int_eq(sdc_send_raw(c, big, 5, NULL), 0);
+    c = td_connect(&td_cur);
+    ck_assert_int_eq(sdc_send_raw(c, big.sb.data, 5, NULL), 0);
+    tc_msg_free(&big);
     sdc_close(c);
-    c = td_connect(&t);
-    const char *model = getenv("SEARCHD_DEMO_MODEL");
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    sp_pack_request_head(&pk, 1, "model.add");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 2);
-    sp_pack_kstr(&pk, "path", model);
-    sp_pack_kstr(&pk, "data", td_data);
-    ck_assert_int_eq(sdc_send_raw(c, sb.data, sb.size, NULL), 0);
-    msgpack_sbuffer_destroy(&sb);
+    c = td_connect(&td_cur);
+    const char *const add[] = {"path", tc_demo_model(), "data", td_data, NULL};
+    tc_msg m;
+    tc_msg_init(&m);
+    tc_msg_request_kv(&m, 1, "model.add", add);
+    td_send(c, &m);
+    tc_msg_free(&m);
     // A ping on the same connection is answered after model.add was dispatched to the pool:
     // the client then leaves while the model loads.
     td_call_ok(c, "ping", NULL, 0, &r);
@@ -147,7 +127,7 @@ START_TEST(malformed_closes) {
     sdc_close(c);
 
     // The daemon keeps serving while the model loads, and the add completes for nobody.
-    c = td_connect(&t);
+    c = td_connect(&td_cur);
     int models = 0;
     for (int i = 0; i < 600 && models == 0; i++) {
         td_call_ok(c, "ping", NULL, 0, &r);
@@ -165,15 +145,8 @@ END_TEST
 /* model.add that fails in the pool: an error that names the file and says what is wrong, no
  * model registered, and the daemon keeps serving. */
 static void add_fails(sdc_client *c, const char *path, const char *data, const char *expect) {
-    sdc_arg args[] = {SDC_ARG_STR("path", path), SDC_ARG_STR("data", data)};
+    td_add_refused(c, path, data, expect);
     sdc_reply r;
-    sp_diag dg = {{0}};
-    int rc = sdc_call(c, "model.add", args, 2, 60000, &r, &dg);
-    sdc_reply_free(&r);
-    ck_assert_msg(rc < 0 && rc != SP_ETIMEOUT && rc != SP_ECLOSED, "model.add %s %s: %d %s", path,
-                  data, rc, dg.msg);
-    ck_assert_msg(strstr(dg.msg, expect) != NULL, "model.add error '%s' does not mention '%s'",
-                  dg.msg, expect);
     td_call_ok(c, "ping", NULL, 0, &r);
     sdc_reply_free(&r);
     td_call_ok(c, "model.list", NULL, 0, &r);
@@ -182,11 +155,11 @@ static void add_fails(sdc_client *c, const char *path, const char *data, const c
 }
 
 START_TEST(bad_model_files) {
-    sdc_client *c = td_connect(&t);
-    const char *good = getenv("SEARCHD_DEMO_MODEL");
+    sdc_client *c = td_connect(&td_cur);
+    const char *good = tc_demo_model();
     char model[400], weights[500], cmd[1200], data[400];
     // Weights cut in the middle: the loader checks the tensors' offsets against the file size.
-    snprintf(model, sizeof model, "%s/truncated", t.dir);
+    snprintf(model, sizeof model, "%s/truncated", td_cur.dir);
     td_copy_model(model);
     snprintf(weights, sizeof weights, "%s/model.safetensors", model);
     snprintf(cmd, sizeof cmd, "truncate -s 2000000 %s", weights);
@@ -201,16 +174,16 @@ START_TEST(bad_model_files) {
     ck_assert_int_eq(system(cmd), 0);
     add_fails(c, model, td_data, "model.safetensors");
     // Data files that are not data sets: a good model, each names the file and the line.
-    snprintf(data, sizeof data, "%s/bad.tsv", t.dir);
-    td_write_text(data, "this is not a data set\n");
+    snprintf(data, sizeof data, "%s/bad.tsv", td_cur.dir);
+    tc_write_text(data, "this is not a data set\n");
     add_fails(c, good, data, "bad.tsv");
-    td_write_text(data, "sentence\tlabel\na fine film\t7\n");
+    tc_write_text(data, "sentence\tlabel\na fine film\t7\n");
     add_fails(c, good, data, "bad.tsv:2");
-    td_write_text(data, "sentence\tlabel\n");
+    tc_write_text(data, "sentence\tlabel\n");
     add_fails(c, good, data, "no examples");
-    td_write_text(data, "");
+    tc_write_text(data, "");
     add_fails(c, good, data, "bad.tsv");
-    snprintf(data, sizeof data, "%s/absent.tsv", t.dir);
+    snprintf(data, sizeof data, "%s/absent.tsv", td_cur.dir);
     add_fails(c, good, data, "absent.tsv");
     // A good add still works afterwards.
     sdc_arg ok[] = {SDC_ARG_STR("path", good), SDC_ARG_STR("data", td_data)};
@@ -225,11 +198,14 @@ START_TEST(many_connections) {
     enum { N = 300 };
     sdc_client **cs = calloc(N, sizeof *cs);
     for (int i = 0; i < N; i++)
-        cs[i] = td_connect(&t);
+        cs[i] = td_connect(&td_cur);
     // All send first, then all read: the daemon serves them concurrently.
-    const uint8_t ping[] = {0x94, 0x00, 0x05, 0xa4, 'p', 'i', 'n', 'g', 0x90};
+    tc_msg ping;
+    tc_msg_init(&ping);
+    tc_msg_request(&ping, 5, "ping", 0);
     for (int i = 0; i < N; i++)
-        ck_assert_int_eq(sdc_send_raw(cs[i], ping, sizeof ping, NULL), 0);
+        td_send(cs[i], &ping);
+    tc_msg_free(&ping);
     for (int i = 0; i < N; i++) {
         sdc_reply r;
         ck_assert_int_eq(sdc_wait_reply(cs[i], 5, 10000, &r, NULL), 0);
@@ -247,7 +223,7 @@ START_TEST(many_connections) {
 END_TEST
 
 START_TEST(queries_on_a_tuned_model) {
-    sdc_client *c = td_connect(&t);
+    sdc_client *c = td_connect(&td_cur);
     sdc_reply r;
     sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
     td_call_ok(c, "schedule.frontier", m, 1, &r);
@@ -313,7 +289,7 @@ END_TEST
 /* tune with width: narrowed records carry their kept heads and neurons, the client library
  * builds that network (its FLOPs are the schedule's), and it all survives a restart. */
 START_TEST(width_travels) {
-    sdc_client *c = td_connect(&t);
+    sdc_client *c = td_connect(&td_cur);
     sdc_reply r;
     sp_diag dg;
     sdc_arg tune[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_BOOL("width", 1)};
@@ -329,7 +305,7 @@ START_TEST(width_travels) {
     }
     (void)dg;
     en_model *m = NULL;
-    ck_assert_int_eq(en_model_load(getenv("SEARCHD_DEMO_MODEL"), &m, NULL), 0);
+    ck_assert_int_eq(en_model_load(tc_demo_model(), &m, NULL), 0);
     sdc_arg mm[] = {SDC_ARG_STR("model", td_model_id)};
     td_call_ok(c, "schedule.frontier", mm, 1, &r);
     int narrowed = 0;
@@ -337,8 +313,9 @@ START_TEST(width_travels) {
         const msgpack_object *e = &r.result->via.array.ptr[i];
         char text[SC_SCHEDULE_TEXT_MAX], err[300];
         sc_schedule s;
-        ck_assert_int_eq(sc_schedule_parse(td_str(e, "schedule", text, sizeof text),
-                                           m->cfg.layers, &s, NULL), 0);
+        ck_assert_int_eq(
+            sc_schedule_parse(td_str(e, "schedule", text, sizeof text), m->cfg.layers, &s, NULL),
+            0);
         en_model *nm = NULL;
         ck_assert_msg(sdc_apply_width(e, m, &nm, err, sizeof err) == 0, "%s", err);
         ck_assert_int_eq(nm != NULL, sc_schedule_has_width(&s));
@@ -353,36 +330,36 @@ START_TEST(width_travels) {
     sdc_reply_free(&r);
     ck_assert_int_gt(narrowed, 0);
     /* a width that does not fit the model is refused with a reason */
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "width", 5);
-    msgpack_pack_map(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "heads", 5);
-    msgpack_pack_array(&pk, 0);
+    tc_msg w;
+    tc_msg_init(&w);
+    msgpack_pack_map(&w.pk, 1);
+    msgpack_pack_str_with_body(&w.pk, "width", 5);
+    msgpack_pack_map(&w.pk, 1);
+    msgpack_pack_str_with_body(&w.pk, "heads", 5);
+    msgpack_pack_array(&w.pk, 0);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
-    ck_assert_int_eq(msgpack_unpack_next(&up, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(msgpack_unpack_next(&up, w.sb.data, w.sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
     en_model *nm = NULL;
     char err[300];
     ck_assert_int_eq(sdc_apply_width(&up.data, m, &nm, err, sizeof err), EN_ESCHEDULE);
     ck_assert_ptr_nonnull(strstr(err, "layer 0"));
     msgpack_unpacked_destroy(&up);
-    msgpack_sbuffer_destroy(&sb);
+    tc_msg_free(&w);
     /* the frontier and its width profile survive a restart */
     char *before = td_frontier_text(c, td_model_id);
     sdc_close(c);
-    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
-    td_start(&t, NULL);
-    c = td_connect(&t);
+    ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0);
+    td_start(&td_cur, NULL);
+    c = td_connect(&td_cur);
     char *after = td_frontier_text(c, td_model_id);
     size_t at = 0; // where they part (the texts are too long for Check's message)
     while (before[at] && before[at] == after[at])
         at++;
-    ck_assert_msg(before[at] == after[at], "frontiers differ after a restart at byte %zu: '%.80s' "
-                  "vs '%.80s'", at, before + (at > 40 ? at - 40 : 0), after + (at > 40 ? at - 40 : 0));
+    ck_assert_msg(before[at] == after[at],
+                  "frontiers differ after a restart at byte %zu: '%.80s' "
+                  "vs '%.80s'",
+                  at, before + (at > 40 ? at - 40 : 0), after + (at > 40 ? at - 40 : 0));
     ck_assert_ptr_nonnull(strstr(after, "neuron_scale"));
     free(before);
     free(after);
@@ -392,7 +369,7 @@ START_TEST(width_travels) {
 END_TEST
 
 START_TEST(tune_progress_subscribe_cancel) {
-    sdc_client *c = td_connect(&t), *w = td_connect(&t);
+    sdc_client *c = td_connect(&td_cur), *w = td_connect(&td_cur);
     sdc_reply r;
     sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
     td_call_ok(w, "subscribe", m, 1, &r);
@@ -467,8 +444,8 @@ END_TEST
 START_TEST(tcp_loopback_only) {
     // Port 0: the kernel picks a free port, searchd reports it in info and its start-up line.
     const char *const extra[] = {"--listen", "127.0.0.1:0", NULL};
-    td_start(&t, extra);
-    sdc_client *u = td_connect(&t);
+    td_start(&td_cur, extra);
+    sdc_client *u = td_connect(&td_cur);
     sdc_reply r;
     td_call_ok(u, "info", NULL, 0, &r);
     int port = (int)td_num(r.result, "tcp_port");
@@ -478,8 +455,9 @@ START_TEST(tcp_loopback_only) {
     ck_assert_int_le(port, 65535);
     char listen[64], bad[64], cmd[1200];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    snprintf(cmd, sizeof cmd, "grep -q 'and tcp %s;' %s", listen, t.log);
-    ck_assert_msg(system(cmd) == 0, "the start-up line does not name %s (see %s)", listen, t.log);
+    snprintf(cmd, sizeof cmd, "grep -q 'and tcp %s;' %s", listen, td_cur.log);
+    ck_assert_msg(system(cmd) == 0, "the start-up line does not name %s (see %s)", listen,
+                  td_cur.log);
     sdc_client *c;
     sp_diag dg;
     ck_assert_msg(sdc_connect_tcp(listen, &c, &dg) == 0, "%s", dg.msg);
@@ -487,28 +465,28 @@ START_TEST(tcp_loopback_only) {
     ck_assert_int_eq((int)td_num(r.result, "tcp_port"), port);
     sdc_reply_free(&r);
     sdc_close(c);
-    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0);
     // Without --listen there is no port.
-    td_start(&t, NULL);
-    u = td_connect(&t);
+    td_start(&td_cur, NULL);
+    u = td_connect(&td_cur);
     td_call_ok(u, "info", NULL, 0, &r);
     ck_assert_int_eq((int)td_num(r.result, "tcp_port"), 0);
     sdc_reply_free(&r);
     sdc_close(u);
-    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
+    ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0);
     // Not loopback: refused unless --listen-any (refused before anything is bound).
     snprintf(bad, sizeof bad, "0.0.0.0:0");
     snprintf(cmd, sizeof cmd, "%s --socket %s --state-dir %s --listen %s 2>%s.any", SD_TEST_SEARCHD,
-             t.sock, t.state, bad, t.log);
+             td_cur.sock, td_cur.state, bad, td_cur.log);
     ck_assert_int_ne(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "grep -q 'listen-any' %s.any", t.log);
+    snprintf(cmd, sizeof cmd, "grep -q 'listen-any' %s.any", td_cur.log);
     ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
 
 /* The requester of a tune leaves mid-job: the job goes on and its result is stored. */
 START_TEST(requester_leaves_mid_job) {
-    sdc_client *c = td_connect(&t), *w = td_connect(&t);
+    sdc_client *c = td_connect(&td_cur), *w = td_connect(&td_cur);
     sdc_reply r;
     sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
     td_call_ok(w, "subscribe", m, 1, &r);
@@ -534,7 +512,7 @@ START_TEST(requester_leaves_mid_job) {
 END_TEST
 
 START_TEST(remove_model) {
-    sdc_client *c = td_connect(&t);
+    sdc_client *c = td_connect(&td_cur);
     sdc_reply r;
     sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
     td_call_ok(c, "model.remove", m, 1, &r);
@@ -544,7 +522,7 @@ START_TEST(remove_model) {
     sdc_reply_free(&r);
     td_call_err(c, "profile", m, 1, SD_ENOMODEL, NULL, 0);
     char cmd[400];
-    snprintf(cmd, sizeof cmd, "ls %s | grep -q %s", t.state, td_model_id);
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q %s", td_cur.state, td_model_id);
     ck_assert_int_ne(system(cmd), 0); // its files are gone
     sdc_close(c);
 }
@@ -553,8 +531,8 @@ END_TEST
 START_TEST(queue_cap) {
     // A long search, so the first job is still running when the third tune arrives.
     const char *const extra[] = {"--max-queued", "1", "--search-generations", "1000", NULL};
-    td_start(&t, extra);
-    sdc_client *c = td_connect(&t);
+    td_start(&td_cur, extra);
+    sdc_client *c = td_connect(&td_cur);
     sdc_reply r;
     sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
     double jobs[2];
@@ -585,30 +563,23 @@ END_TEST
  * the others are not disturbed. */
 START_TEST(reply_queue_cap) {
     const char *const extra[] = {"--max-reply-queue", "4096", NULL};
-    td_start(&t, extra);
-    sdc_client *c = td_connect(&t), *other = td_connect(&t);
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    for (uint32_t id = 1; id <= 4000; id++) { // ~100 bytes of request, kilobytes of reply each
-        sp_pack_request_head(&pk, id, "schedule.frontier");
-        msgpack_pack_array(&pk, 1);
-        msgpack_pack_map(&pk, 1);
-        sp_pack_kstr(&pk, "model", td_model_id);
-    }
+    td_start(&td_cur, extra);
+    sdc_client *c = td_connect(&td_cur), *other = td_connect(&td_cur);
+    tc_msg m;
+    tc_msg_init(&m);
+    const char *const model[] = {"model", td_model_id, NULL};
+    for (uint32_t id = 1; id <= 4000; id++) // ~100 bytes of request, kilobytes of reply each
+        tc_msg_request_kv(&m, id, "schedule.frontier", model);
     sp_diag dg;
-    int rc = sdc_send_raw(c, sb.data, sb.size, &dg); // may fail once searchd has hung up
+    int rc = sdc_send_raw(c, m.sb.data, m.sb.size, &dg); // may fail once searchd has hung up
     ck_assert(rc == 0 || rc == SP_ECLOSED);
-    msgpack_sbuffer_destroy(&sb);
+    tc_msg_free(&m);
     // Reading now: whatever was sent before the drop, then the end of the stream.
     sdc_reply r;
     ck_assert_int_eq(sdc_wait_reply(c, 999999, 30000, &r, &dg), SP_ECLOSED);
     sdc_reply_free(&r);
     sdc_close(c);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "grep -q 'reply bytes queued, closing' %s", t.log);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert(td_log_has(&td_cur, "reply bytes queued, closing"));
     td_call_ok(other, "ping", NULL, 0, &r);
     sdc_reply_free(&r);
     sdc_close(other);
@@ -618,7 +589,7 @@ END_TEST
 /* A connection searchd accepted and answered, retried while it is at --max-connections. */
 static sdc_client *connect_when_room(void) {
     for (int i = 0; i < 200; i++) {
-        sdc_client *c = td_connect(&t);
+        sdc_client *c = td_connect(&td_cur);
         sdc_reply r;
         int rc = sdc_call(c, "ping", NULL, 0, 10000, &r, NULL);
         sdc_reply_free(&r);
@@ -632,7 +603,7 @@ static sdc_client *connect_when_room(void) {
 
 START_TEST(connection_cap) {
     const char *const extra[] = {"--max-connections", "4", NULL};
-    td_start(&t, extra);
+    td_start(&td_cur, extra);
     sdc_client *cs[4];
     sdc_reply r;
     for (int i = 0; i < 4; i++)
@@ -641,7 +612,7 @@ START_TEST(connection_cap) {
     ck_assert_int_eq((int)td_num(r.result, "connections"), 4);
     sdc_reply_free(&r);
     // The fifth is accepted by the kernel and closed by searchd at once.
-    sdc_client *extra_c = td_connect(&t);
+    sdc_client *extra_c = td_connect(&td_cur);
     sp_diag dg;
     ck_assert_int_eq(sdc_call(extra_c, "ping", NULL, 0, 10000, &r, &dg), SP_ECLOSED);
     sdc_reply_free(&r);
@@ -658,26 +629,33 @@ END_TEST
 Suite *rpc_suite(void) {
     Suite *s = suite_create("rpc");
     TCase *e = tcase_create("empty");
-    tcase_add_checked_fixture(e, setup_empty, teardown);
+    tcase_add_checked_fixture(e, td_setup_empty, td_teardown);
     tcase_add_test(e, ping_info_and_errors);
     tcase_add_test(e, malformed_closes);
     tcase_add_test(e, many_connections);
     tcase_add_test(e, bad_model_files);
     suite_add_tcase(s, e);
+    // A tune's progress from the search threads, subscribe, cancel, and the requester leaving
+    // mid-job: also run under ThreadSanitizer (tag "threads", tests/daemon/meson.build).
+    TCase *th = tcase_create("threads");
+    tcase_set_tags(th, "threads");
+    tcase_add_checked_fixture(th, td_setup_tuned, td_teardown);
+    tcase_add_test(th, tune_progress_subscribe_cancel);
+    tcase_add_test(th, requester_leaves_mid_job);
+    suite_add_tcase(s, th);
+
     TCase *tu = tcase_create("tuned");
-    tcase_add_checked_fixture(tu, setup_tuned, teardown);
+    tcase_add_checked_fixture(tu, td_setup_tuned, td_teardown);
     tcase_add_test(tu, queries_on_a_tuned_model);
-    tcase_add_test(tu, tune_progress_subscribe_cancel);
     tcase_add_test(tu, width_travels);
-    tcase_add_test(tu, requester_leaves_mid_job);
     tcase_add_test(tu, remove_model);
     suite_add_tcase(s, tu);
     TCase *tcp = tcase_create("tcp");
-    tcase_add_checked_fixture(tcp, setup_dir, teardown);
+    tcase_add_checked_fixture(tcp, td_setup_dir, td_teardown);
     tcase_add_test(tcp, tcp_loopback_only);
     suite_add_tcase(s, tcp);
     TCase *lim = tcase_create("limits");
-    tcase_add_checked_fixture(lim, setup_template, teardown);
+    tcase_add_checked_fixture(lim, td_setup_template, td_teardown);
     tcase_add_test(lim, queue_cap);
     tcase_add_test(lim, reply_queue_cap);
     tcase_add_test(lim, connection_cap);

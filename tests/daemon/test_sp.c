@@ -6,32 +6,30 @@
 
 static const sp_limits lim = {1024, 8};
 
-static msgpack_sbuffer sb;
-static msgpack_packer pk;
+static tc_msg w; // the message under test (requests built independently of proto/)
 
 static void setup(void) {
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    tc_msg_init(&w);
 }
 
 static void teardown(void) {
-    msgpack_sbuffer_destroy(&sb);
+    tc_msg_free(&w);
 }
 
 START_TEST(scan_complete_and_partial) {
-    sp_pack_request_head(&pk, 7, "schedule.get");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 1);
-    sp_pack_knum(&pk, "max_drop", 0.01);
+    tc_msg_head(&w, 7, "schedule.get");
+    msgpack_pack_array(&w.pk, 1);
+    msgpack_pack_map(&w.pk, 1);
+    sp_pack_knum(&w.pk, "max_drop", 0.01);
     size_t len = 0;
-    ck_assert_int_eq(sp_scan(sb.data, sb.size, &lim, &len, NULL), 1);
-    ck_assert_uint_eq(len, sb.size);
-    for (size_t cut = 0; cut < sb.size; cut++)
-        ck_assert_int_eq(sp_scan(sb.data, cut, &lim, &len, NULL), 0);
+    ck_assert_int_eq(sp_scan(w.sb.data, w.sb.size, &lim, &len, NULL), 1);
+    ck_assert_uint_eq(len, w.sb.size);
+    for (size_t cut = 0; cut < w.sb.size; cut++)
+        ck_assert_int_eq(sp_scan(w.sb.data, cut, &lim, &len, NULL), 0);
     // Two messages back to back: the first one's length.
-    msgpack_pack_nil(&pk);
-    ck_assert_int_eq(sp_scan(sb.data, sb.size, &lim, &len, NULL), 1);
-    ck_assert_uint_eq(len, sb.size - 1);
+    msgpack_pack_nil(&w.pk);
+    ck_assert_int_eq(sp_scan(w.sb.data, w.sb.size, &lim, &len, NULL), 1);
+    ck_assert_uint_eq(len, w.sb.size - 1);
 }
 END_TEST
 
@@ -62,7 +60,7 @@ static int decode(sp_msg *m, int *has_id, sp_diag *dg) {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
-    ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(msgpack_unpack_next(&u, w.sb.data, w.sb.size, &off), MSGPACK_UNPACK_SUCCESS);
     static msgpack_unpacked keep;
     msgpack_unpacked_destroy(&keep);
     keep = u;
@@ -73,58 +71,58 @@ START_TEST(envelope) {
     sp_msg m;
     sp_diag dg;
     int has_id;
-    sp_pack_request_head(&pk, 42, "ping");
-    msgpack_pack_array(&pk, 0);
+    tc_msg_head(&w, 42, "ping");
+    msgpack_pack_array(&w.pk, 0);
     ck_assert_int_eq(decode(&m, &has_id, &dg), 0);
     ck_assert_int_eq(m.type, SP_REQUEST);
     ck_assert_uint_eq(m.msgid, 42);
     ck_assert_int_eq((int)m.method_len, 4);
 
-    sb.size = 0;
-    sp_pack_request_head(&pk, 43, "ping");
-    msgpack_pack_map(&pk, 0); // params must be an array
+    w.sb.size = 0;
+    tc_msg_head(&w, 43, "ping");
+    msgpack_pack_map(&w.pk, 0); // params must be an array
     ck_assert_int_eq(decode(&m, &has_id, &dg), SP_EENVELOPE);
     ck_assert_int_eq(has_id, 1);
     ck_assert_uint_eq(m.msgid, 43);
     ck_assert_ptr_nonnull(strstr(dg.msg, "params"));
 
-    sb.size = 0;
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_int(&pk, 0);
-    sp_pack_str(&pk, "x"); // msgid not an integer
-    sp_pack_str(&pk, "ping");
-    msgpack_pack_array(&pk, 0);
+    w.sb.size = 0;
+    msgpack_pack_array(&w.pk, 4);
+    msgpack_pack_int(&w.pk, 0);
+    sp_pack_str(&w.pk, "x"); // msgid not an integer
+    sp_pack_str(&w.pk, "ping");
+    msgpack_pack_array(&w.pk, 0);
     ck_assert_int_eq(decode(&m, &has_id, &dg), SP_EENVELOPE);
     ck_assert_int_eq(has_id, 0);
 
-    sb.size = 0;
-    sp_pack_notify_head(&pk, "job.done");
-    msgpack_pack_array(&pk, 0);
+    w.sb.size = 0;
+    sp_pack_notify_head(&w.pk, "job.done");
+    msgpack_pack_array(&w.pk, 0);
     ck_assert_int_eq(decode(&m, &has_id, &dg), 0);
     ck_assert_int_eq(m.type, SP_NOTIFY);
 
-    sb.size = 0;
-    sp_pack_error(&pk, 9, SP_EMETHOD, "nope");
+    w.sb.size = 0;
+    sp_pack_error(&w.pk, 9, SP_EMETHOD, "nope");
     ck_assert_int_eq(decode(&m, &has_id, &dg), 0);
     ck_assert_int_eq(m.type, SP_RESPONSE);
     ck_assert_int_eq(m.error->type, MSGPACK_OBJECT_ARRAY);
 
-    sb.size = 0;
-    msgpack_pack_int(&pk, 5);
+    w.sb.size = 0;
+    msgpack_pack_int(&w.pk, 5);
     ck_assert_int_eq(decode(&m, &has_id, &dg), SP_EENVELOPE);
 }
 END_TEST
 
 START_TEST(named_arguments) {
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 3);
-    sp_pack_kstr(&pk, "model", "abc");
-    sp_pack_kint(&pk, "max_flops", 1);
-    sp_pack_kbool(&pk, "force", 1);
+    msgpack_pack_array(&w.pk, 1);
+    msgpack_pack_map(&w.pk, 3);
+    sp_pack_kstr(&w.pk, "model", "abc");
+    sp_pack_kint(&w.pk, "max_flops", 1);
+    sp_pack_kbool(&w.pk, "force", 1);
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     size_t off = 0;
-    ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(msgpack_unpack_next(&u, w.sb.data, w.sb.size, &off), MSGPACK_UNPACK_SUCCESS);
     const msgpack_object *map;
     sp_diag dg;
     ck_assert_int_eq(sp_params_map(&u.data, &map, &dg), 0);

@@ -13,17 +13,6 @@
 #include "searchd/sd_error.h"
 #include "test_util.h"
 
-static td t;
-
-static void setup(void) {
-    td_init(&t, 1);
-}
-
-static void teardown(void) {
-    if (t.pid > 0) ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
-    td_cleanup(&t);
-}
-
 static double start_tune(sdc_client *c) {
     sdc_reply r;
     sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
@@ -70,8 +59,8 @@ static void job_progress(sdc_client *c, double job, double *done, double *total,
 }
 
 START_TEST(restart_restores_everything) {
-    td_start(&t, NULL);
-    sdc_client *c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    sdc_client *c = td_connect(&td_cur);
     char *before = td_frontier_text(c, td_model_id);
     // The template's tune (job 1) is history already restored once: it kept its progress.
     char *job_before = job_text(c, 1);
@@ -86,9 +75,9 @@ START_TEST(restart_restores_everything) {
     double fixed = td_num(r.result, "fixed_ms");
     sdc_reply_free(&r);
     sdc_close(c);
-    ck_assert_int_eq(td_stop(&t, SIGTERM), 0);
-    td_start(&t, NULL);
-    c = td_connect(&t);
+    ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0);
+    td_start(&td_cur, NULL);
+    c = td_connect(&td_cur);
     char *after = td_frontier_text(c, td_model_id);
     ck_assert_str_eq(before, after);
     char *job_after = job_text(c, 1);
@@ -113,10 +102,10 @@ END_TEST
 
 START_TEST(damaged_file_set_aside) {
     char path[600];
-    snprintf(path, sizeof path, "%s/frontier-%s.state", t.state, td_model_id);
-    td_damage_state(t.state, "frontier");
-    td_start(&t, NULL);
-    sdc_client *c = td_connect(&t);
+    snprintf(path, sizeof path, "%s/frontier-%s.state", td_cur.state, td_model_id);
+    td_damage_state(td_cur.state, "frontier");
+    td_start(&td_cur, NULL);
+    sdc_client *c = td_connect(&td_cur);
     sdc_reply r;
     td_call_ok(c, "info", NULL, 0, &r);
     const msgpack_object *dmg = sp_map_get(r.result, "damaged");
@@ -128,7 +117,8 @@ START_TEST(damaged_file_set_aside) {
     sdc_reply_free(&r);
     ck_assert_int_ne(access(path, F_OK), 0); // moved aside ...
     char cmd[800];
-    snprintf(cmd, sizeof cmd, "ls %s | grep -q 'frontier-%s.state.damaged-'", t.state, td_model_id);
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q 'frontier-%s.state.damaged-'", td_cur.state,
+             td_model_id);
     ck_assert_int_eq(system(cmd), 0); // ... and kept for inspection
     // The model is still there, without schedules: never the damaged ones.
     sdc_arg q[] = {SDC_ARG_STR("model", td_model_id), SDC_ARG_NUM("max_flops", 1)};
@@ -138,14 +128,14 @@ START_TEST(damaged_file_set_aside) {
 END_TEST
 
 START_TEST(kill9_mid_job) {
-    td_start(&t, NULL);
-    sdc_client *c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    sdc_client *c = td_connect(&td_cur);
     char *before = td_frontier_text(c, td_model_id);
     double job = start_tune(c);
     sdc_close(c);
-    ck_assert_int_eq(td_stop(&t, SIGKILL), 128 + SIGKILL);
-    td_start(&t, NULL);
-    c = td_connect(&t);
+    ck_assert_int_eq(td_stop(&td_cur, SIGKILL), 128 + SIGKILL);
+    td_start(&td_cur, NULL);
+    c = td_connect(&td_cur);
     char status[32], err[600] = "";
     job_status(c, job, status, sizeof status, err, sizeof err);
     ck_assert_str_eq(status, "interrupted");
@@ -165,13 +155,13 @@ START_TEST(kill9_mid_job) {
 END_TEST
 
 START_TEST(sigterm_cancels_and_records) {
-    td_start(&t, NULL);
-    sdc_client *c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    sdc_client *c = td_connect(&td_cur);
     double job = start_tune(c);
-    ck_assert_int_eq(td_stop(&t, SIGTERM), 0); // clean: uv_loop_close() returned 0
+    ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0); // clean: uv_loop_close() returned 0
     sdc_close(c);
-    td_start(&t, NULL);
-    c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    c = td_connect(&td_cur);
     char status[32], err[600] = "";
     job_status(c, job, status, sizeof status, err, sizeof err);
     ck_assert_str_eq(status, "cancelled");
@@ -185,12 +175,6 @@ START_TEST(sigterm_cancels_and_records) {
 }
 END_TEST
 
-static int log_has(const char *text) {
-    char cmd[800];
-    snprintf(cmd, sizeof cmd, "grep -q '%s' %s", text, t.log);
-    return system(cmd) == 0;
-}
-
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -202,39 +186,34 @@ static double now_s(void) {
  * exit status 130 (not 0) shows the second SIGINT ended it. */
 START_TEST(second_sigint_exits_at_once) {
     const char *const extra[] = {"--calib-seconds", "30", "--search-generations", "1000", NULL};
-    td_start(&t, extra);
-    sdc_client *c = td_connect(&t);
+    td_start(&td_cur, extra);
+    sdc_client *c = td_connect(&td_cur);
     double job = start_tune(c);
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    sp_pack_request_head(&pk, 77, "model.add");
-    msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 2);
-    sp_pack_kstr(&pk, "path", getenv("SEARCHD_DEMO_MODEL"));
-    sp_pack_kstr(&pk, "data", td_data);
-    ck_assert_int_eq(sdc_send_raw(c, sb.data, sb.size, NULL), 0);
-    msgpack_sbuffer_destroy(&sb);
+    const char *const add[] = {"path", tc_demo_model(), "data", td_data, NULL};
+    tc_msg m;
+    tc_msg_init(&m);
+    tc_msg_request_kv(&m, 77, "model.add", add);
+    td_send(c, &m);
+    tc_msg_free(&m);
     sdc_reply r;
     td_call_ok(c, "ping", NULL, 0, &r); // model.add is in the pool now
     sdc_reply_free(&r);
 
-    kill(t.pid, SIGINT);
-    for (int i = 0; i < 400 && !log_has("shutting down"); i++)
+    kill(td_cur.pid, SIGINT);
+    for (int i = 0; i < 400 && !td_log_has(&td_cur, "shutting down"); i++)
         usleep(50000);
-    ck_assert(log_has("shutting down: 1 job(s) running"));
+    ck_assert(td_log_has(&td_cur, "shutting down: 1 job(s) running"));
     int st;
-    ck_assert_msg(waitpid(t.pid, &st, WNOHANG) == 0, "searchd exited at the first SIGINT");
+    ck_assert_msg(waitpid(td_cur.pid, &st, WNOHANG) == 0, "searchd exited at the first SIGINT");
     double t0 = now_s();
-    ck_assert_int_eq(td_stop(&t, SIGINT), 130);
+    ck_assert_int_eq(td_stop(&td_cur, SIGINT), 130);
     double took = now_s() - t0;
     ck_assert_msg(took < 10, "the second SIGINT took %.1f s", took); // the add has 30 s to go
-    ck_assert(log_has("second SIGINT: exiting at once"));
+    ck_assert(td_log_has(&td_cur, "second SIGINT: exiting at once"));
     sdc_close(c);
 
-    td_start(&t, NULL);
-    c = td_connect(&t);
+    td_start(&td_cur, NULL);
+    c = td_connect(&td_cur);
     char status[32], err[600] = "";
     job_status(c, job, status, sizeof status, err, sizeof err);
     ck_assert_str_eq(status, "cancelled");
@@ -251,13 +230,6 @@ START_TEST(second_sigint_exits_at_once) {
 }
 END_TEST
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* Polls `profile` until its fingerprint's cpu is `cpu`. */
 static void wait_profile_cpu(sdc_client *c, const char *cpu) {
     sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
@@ -269,21 +241,20 @@ static void wait_profile_cpu(sdc_client *c, const char *cpu) {
             strcmp(td_str(sp_map_get(r.result, "fingerprint"), "cpu", buf, sizeof buf), cpu) == 0;
         sdc_reply_free(&r);
         if (same) return;
-        struct timespec ts = {0, 50000000};
-        nanosleep(&ts, NULL);
+        td_sleep_ms(50);
     }
     ck_abort_msg("profile never moved to cpu '%s'", cpu);
 }
 
 START_TEST(hardware_change_retunes) {
     char fp[400], opt[420];
-    snprintf(fp, sizeof fp, "%s/fingerprint", t.dir);
+    snprintf(fp, sizeof fp, "%s/fingerprint", td_cur.dir);
     snprintf(opt, sizeof opt, "@%s", fp);
-    write_file(fp, "Simulated CPU A\n");
+    tc_write_text(fp, "Simulated CPU A\n");
     const char *const extra[] = {"--fingerprint-override", opt, NULL};
     // The template was profiled on the real CPU: at start searchd sees a change and retunes.
-    td_start(&t, extra);
-    sdc_client *c = td_connect(&t);
+    td_start(&td_cur, extra);
+    sdc_client *c = td_connect(&td_cur);
     wait_profile_cpu(c, "Simulated CPU A");
     sdc_reply r;
     sdc_arg m[] = {SDC_ARG_STR("model", td_model_id)};
@@ -295,7 +266,7 @@ START_TEST(hardware_change_retunes) {
     ck_assert_int_eq(sp_map_get(r.result, "models")->via.array.size, 0);
     sdc_reply_free(&r);
 
-    write_file(fp, "Simulated CPU B\n");
+    tc_write_text(fp, "Simulated CPU B\n");
     td_call_ok(c, "retune", NULL, 0, &r);
     ck_assert(sp_map_get(r.result, "changed")->via.boolean);
     ck_assert(td_num(r.result, "seconds") > 0);
@@ -322,8 +293,8 @@ START_TEST(hardware_change_retunes) {
     sdc_reply_free(&r);
 
     // SIGHUP does the same.
-    write_file(fp, "Simulated CPU C\n");
-    kill(t.pid, SIGHUP);
+    tc_write_text(fp, "Simulated CPU C\n");
+    kill(td_cur.pid, SIGHUP);
     ck_assert_int_eq(td_wait_note(c, "schedule.updated", 60000, &n), 0);
     sdc_note_free(&n);
     wait_profile_cpu(c, "Simulated CPU C");
@@ -338,13 +309,20 @@ Suite *state_suite(void) {
     Suite *s = suite_create("state");
     TCase *tc = tcase_create("state");
     tcase_set_timeout(tc, 300);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, td_setup_template, td_teardown);
     tcase_add_test(tc, restart_restores_everything);
     tcase_add_test(tc, damaged_file_set_aside);
     tcase_add_test(tc, kill9_mid_job);
-    tcase_add_test(tc, sigterm_cancels_and_records);
     tcase_add_test(tc, second_sigint_exits_at_once);
     tcase_add_test(tc, hardware_change_retunes);
     suite_add_tcase(s, tc);
+    // SIGTERM while the search threads run: also under ThreadSanitizer (tag "threads",
+    // tests/daemon/meson.build).
+    TCase *th = tcase_create("threads");
+    tcase_set_tags(th, "threads");
+    tcase_set_timeout(th, 300);
+    tcase_add_checked_fixture(th, td_setup_template, td_teardown);
+    tcase_add_test(th, sigterm_cancels_and_records);
+    suite_add_tcase(s, th);
     return s;
 }

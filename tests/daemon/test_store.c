@@ -13,16 +13,11 @@
 #include "schedules/sc_store.h"
 #include "test_util.h"
 
-static td t;
 static char path[400];
 
 static void setup(void) {
-    td_init(&t, 0);
-    snprintf(path, sizeof path, "%s/x.state", t.dir);
-}
-
-static void teardown(void) {
-    td_cleanup(&t);
+    td_init(&td_cur, 0);
+    snprintf(path, sizeof path, "%s/x.state", td_cur.dir);
 }
 
 static void patch(long off, int whence, const void *bytes, size_t n) {
@@ -53,7 +48,7 @@ START_TEST(round_trip) {
     // Overwrite with a shorter payload: no temp file left behind.
     ck_assert_int_eq(sc_store_write(path, "{}", 2, NULL), 0);
     char cmd[500];
-    snprintf(cmd, sizeof cmd, "test $(ls %s | wc -l) -eq 1", t.dir);
+    snprintf(cmd, sizeof cmd, "test $(ls %s | wc -l) -eq 1", td_cur.dir);
     ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
@@ -114,7 +109,7 @@ START_TEST(full_disk_keeps_old_file) {
     ck_assert_str_eq(data, old);
     free(data);
     char cmd[500];
-    snprintf(cmd, sizeof cmd, "test $(ls %s | wc -l) -eq 1", t.dir); // temp file removed
+    snprintf(cmd, sizeof cmd, "test $(ls %s | wc -l) -eq 1", td_cur.dir); // temp file removed
     ck_assert_int_eq(system(cmd), 0);
 }
 END_TEST
@@ -200,7 +195,7 @@ END_TEST
 Suite *store_suite(void) {
     Suite *s = suite_create("store");
     TCase *t1 = tcase_create("store");
-    tcase_add_checked_fixture(t1, setup, teardown);
+    tcase_add_checked_fixture(t1, setup, td_teardown);
     tcase_add_test(t1, round_trip);
     tcase_add_test(t1, damage_detected);
     tcase_add_test(t1, full_disk_keeps_old_file);

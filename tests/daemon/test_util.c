@@ -13,29 +13,51 @@
 char td_template[300];
 char td_model_id[32];
 char td_data[300];
+static char template_dir[256]; // holds td_template and td_data
+td td_cur;
 
-static void sleep_ms(int ms) {
+void td_sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
 }
 
-static int run(const char *cmd) {
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+/* The paths of a test dir `t->dir` made by the caller. */
+static void td_paths(td *t) {
+    snprintf(t->sock, sizeof t->sock, "%s/s.sock", t->dir);
+    snprintf(t->state, sizeof t->state, "%s/state", t->dir);
+    snprintf(t->log, sizeof t->log, "%s/searchd.log", t->dir);
 }
 
 void td_init(td *t, int from_template) {
     memset(t, 0, sizeof *t);
-    snprintf(t->dir, sizeof t->dir, "/tmp/sdtest-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(t->dir));
-    snprintf(t->sock, sizeof t->sock, "%s/s.sock", t->dir);
-    snprintf(t->state, sizeof t->state, "%s/state", t->dir);
-    snprintf(t->log, sizeof t->log, "%s/searchd.log", t->dir);
-    if (from_template) {
-        char cmd[700];
-        snprintf(cmd, sizeof cmd, "cp -r %s %s", td_template, t->state);
-        ck_assert_int_eq(run(cmd), 0);
-    }
+    tc_temp_dir_or_fail(t->dir, sizeof t->dir, "daemon");
+    td_paths(t);
+    if (from_template)
+        ck_assert_msg(tc_copy_tree(td_template, t->state) == 0, "copying %s: %s", td_template,
+                      strerror(errno));
+}
+
+void td_setup_dir(void) {
+    td_init(&td_cur, 0);
+}
+
+void td_setup_template(void) {
+    td_init(&td_cur, 1);
+}
+
+void td_setup_empty(void) {
+    td_init(&td_cur, 0);
+    td_start(&td_cur, NULL);
+}
+
+void td_setup_tuned(void) {
+    td_init(&td_cur, 1);
+    td_start(&td_cur, NULL);
+}
+
+void td_teardown(void) {
+    if (td_cur.pid > 0) ck_assert_int_eq(td_stop(&td_cur, SIGTERM), 0);
+    td_cleanup(&td_cur);
 }
 
 static pid_t spawn(const td *t, const char *const *extra) {
@@ -82,7 +104,7 @@ void td_start(td *t, const char *const *extra) {
             t->pid = 0;
             ck_abort_msg("searchd exited at start (status %d); see %s", st, t->log);
         }
-        sleep_ms(50);
+        td_sleep_ms(50);
     }
     ck_abort_msg("searchd did not answer within 20 s; see %s", t->log);
 }
@@ -96,7 +118,7 @@ int td_stop(td *t, int sig) {
             t->pid = 0;
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         }
-        sleep_ms(50);
+        td_sleep_ms(50);
     }
     kill(t->pid, SIGKILL);
     waitpid(t->pid, &st, 0);
@@ -106,14 +128,14 @@ int td_stop(td *t, int sig) {
 
 void td_cleanup(td *t) {
     if (t->pid > 0) td_stop(t, SIGKILL);
-    if (!t->dir[0]) return;
-    if (getenv("SD_TEST_KEEP")) {
-        fprintf(stderr, "kept %s\n", t->dir);
-        return;
-    }
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", t->dir);
-    run(cmd);
+    tc_temp_done(t->dir);
+}
+
+int td_log_has(const td *t, const char *text) {
+    char *log = tc_read_file(t->log, NULL);
+    int has = strstr(log, text) != NULL;
+    free(log);
+    return has;
 }
 
 sdc_client *td_connect(const td *t) {
@@ -136,16 +158,24 @@ char *td_frontier_text(sdc_client *c, const char *model) {
 }
 
 void td_copy_model(const char *to) {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "cp -r %s %s", getenv("SEARCHD_DEMO_MODEL"), to);
-    ck_assert_int_eq(run(cmd), 0);
+    ck_assert_msg(tc_copy_tree(tc_demo_model(), to) == 0, "copying the demo model to %s: %s", to,
+                  strerror(errno));
 }
 
-void td_write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
+void td_send(sdc_client *c, const tc_msg *m) {
+    ck_assert_int_eq(sdc_send_raw(c, m->sb.data, m->sb.size, NULL), 0);
+}
+
+void td_add_refused(sdc_client *c, const char *path, const char *data, const char *expect) {
+    sdc_arg a[] = {SDC_ARG_STR("path", path), SDC_ARG_STR("data", data)};
+    sdc_reply r;
+    sp_diag dg = {{0}};
+    int rc = sdc_call(c, "model.add", a, 2, 60000, &r, &dg); // a blocked pool thread: timeout
+    sdc_reply_free(&r);
+    ck_assert_msg(rc < 0 && rc != SP_ETIMEOUT && rc != SP_ECLOSED, "model.add %s %s: %d %s", path,
+                  data, rc, dg.msg);
+    ck_assert_msg(strstr(dg.msg, expect) != NULL, "model.add error '%s' does not mention '%s'",
+                  dg.msg, expect);
 }
 
 void td_damage_state(const char *state_dir, const char *kind) {
@@ -161,14 +191,12 @@ void td_damage_state(const char *state_dir, const char *kind) {
 }
 
 int td_run_output(const char *cmd, char *out, size_t cap) {
-    char full[2000];
+    char full[2000], *text;
     snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    int rc = tc_shell(full, &text);
+    snprintf(out, cap, "%s", text);
+    free(text);
+    return rc;
 }
 
 void td_call_ok(sdc_client *c, const char *method, const sdc_arg *args, int n, sdc_reply *r) {
@@ -229,6 +257,20 @@ int td_tune_wait(sdc_client *c, const char *model, sp_diag *dg) {
 
 /* ---- the template: the demo model added and tuned once for all tests ---- */
 
+/* The first `lines` lines of `from` into a new file `to`; 0 or -1. */
+static int head(const char *from, const char *to, int lines) {
+    FILE *in = fopen(from, "r"), *out = in ? fopen(to, "w") : NULL;
+    int ch, rc = in && out ? 0 : -1;
+    while (rc == 0 && lines > 0 && (ch = getc(in)) != EOF) {
+        lines -= ch == '\n';
+        if (putc(ch, out) == EOF) rc = -1;
+    }
+    if (out && fclose(out) != 0) rc = -1;
+    if (in) fclose(in);
+    return rc;
+}
+
+/* Runs outside any test (before srunner): no ck_assert here, each failure says why. */
 int td_template_build(void) {
     const char *shared = getenv("SEARCHD_SHARED"), *model = getenv("SEARCHD_DEMO_MODEL");
     if (!shared || !model) {
@@ -237,21 +279,22 @@ int td_template_build(void) {
     }
     td t;
     memset(&t, 0, sizeof t);
-    snprintf(t.dir, sizeof t.dir, "/tmp/sdtemplate-XXXXXX");
-    if (!mkdtemp(t.dir)) return 1;
-    snprintf(t.sock, sizeof t.sock, "%s/s.sock", t.dir);
-    snprintf(t.state, sizeof t.state, "%s/state", t.dir);
-    snprintf(t.log, sizeof t.log, "%s/searchd.log", t.dir);
+    if (!tc_temp_dir(t.dir, sizeof t.dir, "template")) return 1;
+    snprintf(template_dir, sizeof template_dir, "%s", t.dir);
+    td_paths(&t);
     snprintf(td_template, sizeof td_template, "%s", t.state);
     // A small data file, so a tune takes seconds: the first 160 sentences of search.tsv.
     snprintf(td_data, sizeof td_data, "%s/small.tsv", t.dir);
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "head -161 %s/data/sst2/search.tsv > %s", shared, td_data);
-    if (run(cmd) != 0) return 1;
+    char search[1024];
+    snprintf(search, sizeof search, "%s/data/sst2/search.tsv", shared);
+    if (head(search, td_data, 161) != 0) {
+        fprintf(stderr, "template: cannot copy the head of %s to %s\n", search, td_data);
+        return 1;
+    }
     t.pid = spawn(&t, NULL);
     sdc_client *c = NULL;
     for (int i = 0; i < 400 && sdc_connect_unix(t.sock, &c, NULL) != 0; i++)
-        sleep_ms(50);
+        td_sleep_ms(50);
     if (!c) {
         fprintf(stderr, "template: searchd did not start\n");
         return 1;
@@ -276,8 +319,5 @@ int td_template_build(void) {
 }
 
 void td_template_remove(void) {
-    if (!td_template[0] || getenv("SD_TEST_KEEP")) return;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %.*s", (int)(strlen(td_template) - 6), td_template);
-    run(cmd);
+    tc_temp_done(template_dir);
 }

@@ -1,11 +1,17 @@
 #pragma once
-/* Helpers of the daemon tests: temp dirs, a real searchd started and stopped as a child
- * process, and short forms of client calls. */
+/* Helpers of the daemon tests: a real searchd started and stopped as a child process in a temp
+ * dir, the fixtures that do it, and short forms of client calls (paths, temp dirs, files and
+ * raw requests are tests/common's). */
 
 #include <check.h>
 #include <sys/types.h>
 
 #include "client/sdc.h"
+#include "tests/common/tc_env.h"
+#include "tests/common/tc_files.h"
+#include "tests/common/tc_rpc.h"
+#include "tests/common/tc_shell.h"
+#include "tests/common/tc_temp.h"
 
 Suite *sp_suite(void);
 Suite *store_suite(void);
@@ -30,9 +36,23 @@ void td_init(td *t, int from_template);
 void td_start(td *t, const char *const *extra);
 /// Sends `sig` and waits for the exit; returns the exit status (128 + signal when killed).
 int td_stop(td *t, int sig);
-/// Removes the temp dir.
+/// Stops searchd (SIGKILL) if it runs and removes the temp dir (kept with $SD_TEST_KEEP).
 void td_cleanup(td *t);
 sdc_client *td_connect(const td *t);
+/// 1 when searchd's log holds `text`.
+int td_log_has(const td *t, const char *text);
+void td_sleep_ms(int ms);
+
+/// The test's searchd and temp dir, which the fixtures below set up (each test runs in its own
+/// process, CK_FORK=yes).
+extern td td_cur;
+void td_setup_dir(void);      // a fresh temp dir; no state, searchd not started
+void td_setup_template(void); // the tuned template's state; each test starts searchd itself
+void td_setup_empty(void);    // a fresh temp dir, searchd started
+void td_setup_tuned(void);    // the tuned template's state, searchd started
+/// Stops searchd with SIGTERM, which must exit 0 (a clean shutdown: uv_loop_close() returned
+/// 0), and removes the temp dir.
+void td_teardown(void);
 
 /// The template made once by main(): a state dir holding the demo model with a frontier.
 extern char td_template[300];
@@ -46,13 +66,17 @@ void td_template_remove(void);
 char *td_frontier_text(sdc_client *c, const char *model);
 /// A copy of the demo model in folder `to`.
 void td_copy_model(const char *to);
-/// Writes `text` to `path` (created or truncated).
-void td_write_text(const char *path, const char *text);
 /// Flips one payload byte (offset 40) of `<state_dir>/<kind>-<td_model_id>.state`, so its
 /// checksum no longer matches: kind "model" or "frontier".
 void td_damage_state(const char *state_dir, const char *kind);
 /// Runs a shell command; its exit status (or -1), its output (stdout and stderr) in `out`.
 int td_run_output(const char *cmd, char *out, size_t cap);
+
+/// Sends the raw bytes of `m` (tests/common/tc_rpc.h), asserting they were sent.
+void td_send(sdc_client *c, const tc_msg *m);
+/// model.add of `path` with `data` must fail at once (not time out) with a message holding
+/// `expect`.
+void td_add_refused(sdc_client *c, const char *path, const char *data, const char *expect);
 
 /// Calls and asserts success; the reply is returned for inspection (free it).
 void td_call_ok(sdc_client *c, const char *method, const sdc_arg *args, int n, sdc_reply *r);

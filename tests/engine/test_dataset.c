@@ -7,30 +7,21 @@
 
 #include "engine/en_dataset.h"
 #include "test_engine.h"
+#include "tests/common/tc_temp.h"
 
 static en_model *model;
 
 static void setup(void) {
-    model = load_model_or_fail(getenv("SEARCHD_DEMO_MODEL"));
+    model = tc_load_model(tc_demo_model());
 }
 
 static void teardown(void) {
     en_model_free(model);
 }
 
-/* Writes `text` to a fresh temp file; returns its path in `path`. */
-static const char *write_tmp(char *path, size_t len, const char *text) {
-    snprintf(path, len, "/tmp/searchd-test-data-XXXXXX");
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-    return path;
-}
-
 static int load_text(const char *text, en_dataset **d, en_diag *diag) {
     char path[64];
-    int rc = en_dataset_load(write_tmp(path, sizeof path, text), model, d, diag);
+    int rc = en_dataset_load(tc_temp_file(path, sizeof path, "data", "", text), model, d, diag);
     unlink(path);
     return rc;
 }
@@ -38,7 +29,8 @@ static int load_text(const char *text, en_dataset **d, en_diag *diag) {
 START_TEST(single_and_pair_formats) {
     en_dataset *d = NULL;
     en_diag diag;
-    ck_assert_int_eq(load_text("sentence\tlabel\ngood film\t1\nbad film\tnegative\n", &d, &diag), 0);
+    ck_assert_int_eq(load_text("sentence\tlabel\ngood film\t1\nbad film\tnegative\n", &d, &diag),
+                     0);
     ck_assert_int_eq(d->count, 2);
     ck_assert_int_eq(d->ex[0].label, 1);
     ck_assert_int_eq(d->ex[1].label, 0);
@@ -80,11 +72,7 @@ END_TEST
 static int load_as(const char *suffix, const char *text, const en_dataset_opts *o, en_dataset **d,
                    en_diag *diag) {
     char path[80];
-    snprintf(path, sizeof path, "/tmp/searchd-test-data-XXXXXX%s", suffix);
-    int fd = mkstemps(path, (int)strlen(suffix));
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
+    tc_temp_file(path, sizeof path, "data", suffix, text);
     int rc = en_dataset_load_opts(path, model, o, d, diag);
     unlink(path);
     return rc;
@@ -119,24 +107,28 @@ START_TEST(the_formats_people_have) {
     en_dataset *d = NULL;
     en_diag diag = {{0}};
     // CSV: a BOM, CRLF, a quoted field holding a comma, a doubled quote and a line break.
-    d = load_ok(".csv", "\xEF\xBB\xBFid,text,label\r\n1,\"good, \"\"witty\"\" film\",Positive\r\n"
-                        "2,\"bad\nfilm\",0\r\n3,plain,NEGATIVE\r\n", 3);
+    d = load_ok(".csv",
+                "\xEF\xBB\xBFid,text,label\r\n1,\"good, \"\"witty\"\" film\",Positive\r\n"
+                "2,\"bad\nfilm\",0\r\n3,plain,NEGATIVE\r\n",
+                3);
     assert_example(&d->ex[0], "good, \"witty\" film", NULL, 1);
     assert_example(&d->ex[1], "bad\nfilm", NULL, 0);
     assert_example(&d->ex[2], "plain", NULL, 0);
     ck_assert_int_eq(d->ex[2].line, 5); // the quoted line break counts
     en_dataset_free(d);
     // JSON Lines: pairs by their usual names, labels as integers or names.
-    d = load_ok(".jsonl", "{\"premise\": \"a man sleeps\", \"hypothesis\": \"a man rests\", "
-                          "\"label\": 1}\n\n{\"premise\": \"it rains\", \"hypothesis\": \"dry\", "
-                          "\"label\": \"negative\"}\n", 2);
+    d = load_ok(".jsonl",
+                "{\"premise\": \"a man sleeps\", \"hypothesis\": \"a man rests\", "
+                "\"label\": 1}\n\n{\"premise\": \"it rains\", \"hypothesis\": \"dry\", "
+                "\"label\": \"negative\"}\n",
+                2);
     assert_example(&d->ex[0], "a man sleeps", "a man rests", 1);
     assert_example(&d->ex[1], "it rains", "dry", 0);
     ck_assert_int_eq(d->ex[1].line, 3);
     en_dataset_free(d);
     // TSV with a BOM: question/passage.
-    ck_assert_int_eq(load_as(".tsv", "\xEF\xBB\xBFquestion\tpassage\tlabel\nis it?\tit is.\t1\n", NULL,
-                             &d, &diag),
+    ck_assert_int_eq(load_as(".tsv", "\xEF\xBB\xBFquestion\tpassage\tlabel\nis it?\tit is.\t1\n",
+                             NULL, &d, &diag),
                      0);
     assert_example(&d->ex[0], "is it?", "it is.", 1);
     en_dataset_free(d);
@@ -150,9 +142,9 @@ START_TEST(the_formats_people_have) {
     ck_assert_msg(strstr(diag.msg, "'sentiment', 'review'") && strstr(diag.msg, "--text-column"),
                   "%s", diag.msg);
     // An unknown label: the error lists the model's names.
-    ck_assert_int_eq(load_as(".jsonl", "{\"text\": \"x\", \"label\": \"neutral\"}\n", NULL, &d,
-                             &diag),
-                     EN_ELABEL);
+    ck_assert_int_eq(
+        load_as(".jsonl", "{\"text\": \"x\", \"label\": \"neutral\"}\n", NULL, &d, &diag),
+        EN_ELABEL);
     ck_assert_msg(strstr(diag.msg, ":1: label 'neutral'") && strstr(diag.msg, "negative, positive"),
                   "%s", diag.msg);
     // Broken rows say where.

@@ -1,9 +1,12 @@
 #pragma once
-/* The engine's Check suites and the helpers they share. */
+/* The engine's Check suites and the helpers they share (paths, temp folders, files and model
+ * loading are in tests/common). */
 #include <check.h>
 
 #include "engine/en_dataset.h"
 #include "engine/en_model.h"
+#include "tests/common/tc_env.h"
+#include "tests/common/tc_model.h"
 
 Suite *kernels_suite(void);
 Suite *forward_suite(void);
@@ -14,14 +17,8 @@ Suite *width_suite(void);
 Suite *qgemm_suite(void);
 Suite *precision_suite(void);
 
-/// `$SEARCHD_SHARED/<rel>` into `buf`; fails the test when SEARCHD_SHARED is unset.
-const char *shared_path(char *buf, size_t len, const char *rel);
-/// Every how many fixture lines or examples the heavy tests check: $SEARCHD_TEST_STRIDE, 1 by
-/// default (test.sh sets 4 for the sanitizer build, where a memory error shows on any input and
-/// the release build has already checked every value).
-int test_stride(void);
-/// Loads a model or fails the test with the loader's message. Owned by the caller.
-en_model *load_model_or_fail(const char *dir);
+/// Loads $SEARCHD_SHARED/models/<name> (its folder into `dir`), or fails the test.
+en_model *load_shared_model(const char *name, char *dir, size_t len);
 /// Loads $SEARCHD_SHARED/models/<name> and its SST-2 dev set (data/sst2/test.tsv) into `*d`,
 /// or fails the test. Both owned by the caller.
 en_model *load_with_dev_set(const char *name, en_dataset **d);

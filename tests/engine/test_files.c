@@ -15,18 +15,17 @@
 #include "engine/en_file.h"
 #include "engine/en_layout.h"
 #include "test_engine.h"
+#include "tests/common/tc_files.h"
+#include "tests/common/tc_temp.h"
 
 static char dir[64];
 
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/searchd-files-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tc_temp_dir_or_fail(dir, sizeof dir, "files");
 }
 
 static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(tc_remove_tree(dir), 0);
 }
 
 static const char *in_dir(char *buf, size_t len, const char *name) {
@@ -43,7 +42,7 @@ static const char *model_with(const char *special, const char *kind) {
                                         "tokenizer_config.json"};
     for (int i = 0; i < 4; i++) {
         char from[1200], to[200];
-        snprintf(from, sizeof from, "%s/%s", getenv("SEARCHD_DEMO_MODEL"), files[i]);
+        snprintf(from, sizeof from, "%s/%s", tc_demo_model(), files[i]);
         snprintf(to, sizeof to, "%s/%s", m, files[i]);
         unlink(to);
         if (strcmp(files[i], special) != 0) {
@@ -77,9 +76,7 @@ START_TEST(open_refuses_non_regular) {
     ck_assert_int_eq(en_file_open("/nonexistent/x", 100, &fd, NULL, &diag), -ENOENT);
     char *data;
     size_t len;
-    FILE *f = fopen(in_dir(p, sizeof p, "small"), "w");
-    fputs("0123456789", f);
-    fclose(f);
+    tc_write_text(in_dir(p, sizeof p, "small"), "0123456789");
     ck_assert_int_eq(en_file_read(p, 9, &data, &len, &diag), EN_ERANGE);
     ck_assert_ptr_nonnull(strstr(diag.msg, "9-byte limit"));
     ck_assert_int_eq(en_file_read(p, 10, &data, &len, &diag), 0);
@@ -117,7 +114,7 @@ START_TEST(model_files_fifo_device_huge) {
 END_TEST
 
 START_TEST(data_set_fifo_and_huge) {
-    en_model *m = load_model_or_fail(getenv("SEARCHD_DEMO_MODEL"));
+    en_model *m = tc_load_model(tc_demo_model());
     char p[128];
     en_dataset *d = NULL;
     en_diag diag;
@@ -136,10 +133,7 @@ END_TEST
 /* Writes `len` bytes to dir/name. */
 static const char *put(const char *name, const void *bytes, size_t len) {
     static char p[128];
-    int fd = open(in_dir(p, sizeof p, name), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, bytes, len), (ssize_t)len);
-    close(fd);
+    tc_write_file(in_dir(p, sizeof p, name), bytes, len);
     return p;
 }
 
@@ -148,10 +142,8 @@ START_TEST(errors_quote_no_file_contents) {
     const char *m = model_with("model.safetensors", "0");
     char p[128], text[] = "SECRET-PASSWORD-1234 and more secret text after it";
     snprintf(p, sizeof p, "%s/model.safetensors", m);
-    unlink(p);
-    FILE *f = fopen(p, "w");
-    fputs(text, f);
-    fclose(f);
+    unlink(p); // a symlink to the demo model's file
+    tc_write_text(p, text);
     uint64_t le = 0;
     for (int i = 7; i >= 0; i--)
         le = le << 8 | (uint8_t)text[i];
@@ -166,14 +158,12 @@ START_TEST(errors_quote_no_file_contents) {
     m = model_with("config.json", "0");
     snprintf(p, sizeof p, "%s/config.json", m);
     unlink(p);
-    f = fopen(p, "w");
-    fputs("topsecretword {\"a\": 1}", f);
-    fclose(f);
+    tc_write_text(p, "topsecretword {\"a\": 1}");
     ck_assert_int_eq(en_model_load(m, &model, &diag), EN_EFORMAT);
     ck_assert_msg(!strstr(diag.msg, "topsecret") && strstr(diag.msg, "not valid JSON"), "%s",
                   diag.msg);
     // A data set's label: a short escaped excerpt of what the caller wrote, no more.
-    en_model *em = load_model_or_fail(getenv("SEARCHD_DEMO_MODEL"));
+    en_model *em = tc_load_model(tc_demo_model());
     char row[3000] = "sentence\tlabel\ngood film\t";
     size_t n = strlen(row);
     memset(row + n, 'x', 2000);

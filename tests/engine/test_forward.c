@@ -29,9 +29,7 @@ static int json_ints(const json_t *arr, int32_t *out, int max) {
 /* Checks every line of logits.jsonl; returns the largest logit difference seen. */
 static double check_logits(const char *model_name) {
     char path[2200], dir[1024];
-    shared_path(dir, sizeof dir, "models/");
-    strncat(dir, model_name, sizeof dir - strlen(dir) - 1);
-    en_model *m = load_model_or_fail(dir);
+    en_model *m = load_shared_model(model_name, dir, sizeof dir);
     snprintf(path, sizeof path, "%s/../../fixtures/%s/logits.jsonl", dir, model_name);
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open %s", path);
@@ -44,10 +42,9 @@ static double check_logits(const char *model_name) {
     double worst = 0;
     int lines = 0, runs = 0, kept_bad = 0, logit_bad = 0;
     char *buf = malloc(1 << 20);
-    int stride = test_stride(), line_no = 0;
+    int stride = tc_stride(), line_no = 0;
     while (fgets(buf, 1 << 20, f)) {
-        if (line_no++ % stride)
-            continue;
+        if (line_no++ % stride) continue;
         json_error_t err;
         json_t *j = json_loads(buf, 0, &err);
         ck_assert_msg(j != NULL, "%s:%d: %s", path, lines + 1, err.text);
@@ -64,8 +61,8 @@ static double check_logits(const char *model_name) {
         json_t *run;
         json_array_foreach(json_object_get(j, "runs"), ri, run) {
             en_metric metric;
-            ck_assert_int_eq(en_metric_parse(json_string_value(json_object_get(run, "metric")),
-                                             &metric), 0);
+            ck_assert_int_eq(
+                en_metric_parse(json_string_value(json_object_get(run, "metric")), &metric), 0);
             double ratios[EN_MAX_LAYERS];
             json_t *jr = json_object_get(run, "ratios");
             ck_assert_int_eq((int)json_array_size(jr), L);
@@ -130,7 +127,7 @@ END_TEST
 /* The engine's step timers account for the time of a forward pass: each step of a pruned pass
  * has time, and together they stay within the wall time around the calls. */
 START_TEST(profile_accounts_for_the_pass) {
-    en_model *m = load_model_or_fail(getenv("SEARCHD_DEMO_MODEL"));
+    en_model *m = tc_load_model(tc_demo_model());
     en_ctx *c = NULL;
     ck_assert_int_eq(en_ctx_new(m, 64, &c), 0);
     int32_t ids[64];
@@ -182,15 +179,17 @@ START_TEST(cls_only_last_layer_equals_full) {
         ratios[l] = 1.0 - 0.7 * (l + 1) / L;
     en_ctx *c = NULL;
     ck_assert_int_eq(en_ctx_new(m, d->max_n, &c), 0);
-    for (int e = 0; e < 100; e += test_stride())
+    for (int e = 0; e < 100; e += tc_stride())
         for (int pruned = 0; pruned < 2; pruned++) {
             const en_example *ex = &d->ex[e];
             float full[EN_MAX_LABELS], fast[EN_MAX_LABELS];
             const double *r = pruned ? ratios : NULL;
-            ck_assert_int_eq(en_forward(c, ex->ids, ex->type_ids, ex->n, EN_METRIC_POWER, r, full,
-                                        kept, NULL), 0);
-            ck_assert_int_eq(en_forward(c, ex->ids, ex->type_ids, ex->n, EN_METRIC_POWER, r, fast,
-                                        NULL, NULL), 0);
+            ck_assert_int_eq(
+                en_forward(c, ex->ids, ex->type_ids, ex->n, EN_METRIC_POWER, r, full, kept, NULL),
+                0);
+            ck_assert_int_eq(
+                en_forward(c, ex->ids, ex->type_ids, ex->n, EN_METRIC_POWER, r, fast, NULL, NULL),
+                0);
             ck_assert_msg(memcmp(full, fast, sizeof(float) * C) == 0, "example %d differs", e);
         }
     free(kept);
@@ -225,7 +224,8 @@ START_TEST(ragged_batch_equals_one_at_a_time) {
                 const en_example *e = &d->ex[first + s];
                 ids[s] = e->ids, types[s] = e->type_ids, n[s] = rows[s] = e->n;
                 ck_assert_int_eq(en_forward(one, e->ids, e->type_ids, e->n, EN_METRIC_CONTEXT,
-                                            pruned ? ratios : NULL, want[s], NULL, NULL), 0);
+                                            pruned ? ratios : NULL, want[s], NULL, NULL),
+                                 0);
             }
             ck_assert_int_eq(en_ctx_begin_batch(batch, count, ids, types, n), 0);
             for (int l = 0; l < L; l++) {
@@ -271,7 +271,7 @@ START_TEST(keep_top_equals_running_the_smaller_count) {
     ck_assert_int_eq(en_ctx_new(m, d->max_n, &c), 0);
     float *x = malloc(sizeof(float) * d->max_n * H);
     int32_t *pos = malloc(sizeof(int32_t) * d->max_n), *rank = malloc(sizeof(int32_t) * d->max_n);
-    int checked = 0, stride = test_stride();
+    int checked = 0, stride = tc_stride();
     for (int e = 0; e < 12 * stride; e += stride) {
         const en_example *ex = &d->ex[e];
         for (int at = 0; at < L; at++) {
@@ -330,13 +330,11 @@ END_TEST
 
 START_TEST(dataset_flops_match) {
     char dir[1024], path[2200], data[1024];
-    shared_path(dir, sizeof dir, "models/");
-    strncat(dir, models[_i], sizeof dir - strlen(dir) - 1);
+    en_model *m = load_shared_model(models[_i], dir, sizeof dir);
     snprintf(path, sizeof path, "%s/../../fixtures/%s/flops.json", dir, models[_i]);
-    en_model *m = load_model_or_fail(dir);
     en_dataset *d = NULL;
     en_diag diag;
-    int rc = en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, &d, &diag);
+    int rc = en_dataset_load(tc_shared_path(data, sizeof data, "data/sst2/test.tsv"), m, &d, &diag);
     ck_assert_msg(rc == 0, "%s", diag.msg);
     json_error_t err;
     json_t *j = json_load_file(path, 0, &err);
@@ -368,10 +366,10 @@ START_TEST(dataset_flops_match) {
         double want_flops = json_number_value(json_object_get(s, "mean_flops"));
         ck_assert_double_eq_tol(sum / d->count, want_flops, 1e-6);
         for (int mt = 0; mt < EN_METRIC_COUNT; mt++) {
-            if ((int)(si * EN_METRIC_COUNT + mt) % test_stride())
+            if ((int)(si * EN_METRIC_COUNT + mt) % tc_stride())
                 continue; // sanitizer builds: a share of the (schedule, metric) pairs
-            en_eval_opts po = {.metric = (en_metric)mt, .ratios = ratios, .threads = 2,
-                               .batch = 16};
+            en_eval_opts po = {
+                .metric = (en_metric)mt, .ratios = ratios, .threads = 2, .batch = 16};
             ck_assert_int_eq(en_eval(m, d, &po, &r, &diag), 0);
             ck_assert_double_eq_tol(r.flops_ratio,
                                     json_number_value(json_object_get(s, "flops_ratio")), 1e-9);
@@ -398,8 +396,7 @@ typedef struct conc_arg {
 static void *conc_worker(void *p) {
     conc_arg *a = p;
     en_ctx *c = NULL;
-    if (en_ctx_new(a->m, a->d->max_n, &c))
-        return p;
+    if (en_ctx_new(a->m, a->d->max_n, &c)) return p;
     double ratios[EN_MAX_LAYERS] = {1, 0.6, 0.4, 0.25};
     for (int i = 0; i < a->d->count; i++)
         en_forward(c, a->d->ex[i].ids, a->d->ex[i].type_ids, a->d->ex[i].n, EN_METRIC_CONTEXT,
@@ -409,11 +406,12 @@ static void *conc_worker(void *p) {
 }
 
 START_TEST(concurrent_contexts_agree) {
-    en_model *m = load_model_or_fail(getenv("SEARCHD_DEMO_MODEL"));
+    en_model *m = tc_load_model(tc_demo_model());
     char data[1024];
     en_dataset *full = NULL, *d = NULL;
-    ck_assert_int_eq(en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m,
-                                     &full, NULL), 0);
+    ck_assert_int_eq(
+        en_dataset_load(tc_shared_path(data, sizeof data, "data/sst2/test.tsv"), m, &full, NULL),
+        0);
     int idx[100];
     for (int i = 0; i < 100; i++)
         idx[i] = i;
@@ -441,7 +439,7 @@ START_TEST(concurrent_contexts_agree) {
 END_TEST
 
 START_TEST(bad_inputs_are_refused) {
-    en_model *m = load_model_or_fail(getenv("SEARCHD_DEMO_MODEL"));
+    en_model *m = tc_load_model(tc_demo_model());
     en_ctx *c = NULL;
     ck_assert_int_eq(en_ctx_new(m, m->cfg.max_pos + 1, &c), EN_ERANGE);
     ck_assert_int_eq(en_ctx_new(m, 16, &c), 0);
@@ -470,10 +468,10 @@ END_TEST
 
 START_TEST(keep_count_follows_spec) {
     /* k = clamp(floor(r * n0 + 0.5), 1, n_in) */
-    ck_assert_int_eq(en_keep_count(0.5, 9, 9), 5);   // 4.5 + .5 -> 5
-    ck_assert_int_eq(en_keep_count(0.25, 2, 2), 1);  // 0.5 + .5 -> 1
+    ck_assert_int_eq(en_keep_count(0.5, 9, 9), 5);    // 4.5 + .5 -> 5
+    ck_assert_int_eq(en_keep_count(0.25, 2, 2), 1);   // 0.5 + .5 -> 1
     ck_assert_int_eq(en_keep_count(0.01, 10, 10), 1); // never below 1
-    ck_assert_int_eq(en_keep_count(0.9, 10, 7), 7);  // never above the rows coming in
+    ck_assert_int_eq(en_keep_count(0.9, 10, 7), 7);   // never above the rows coming in
     ck_assert_int_eq(en_keep_count(0.7, 10, 10), 7);
 }
 END_TEST

@@ -38,7 +38,7 @@ START_TEST(int8_logits_close_to_f32) {
     ck_assert_int_eq(en_ctx_set_precision(q, p), 0);
     double worst = 0, sum = 0;
     int count = 0, n = d->count < 300 ? d->count : 300;
-    for (int e = 0; e < n; e += test_stride()) {
+    for (int e = 0; e < n; e += tc_stride()) {
         const en_example *ex = &d->ex[e];
         float lf[EN_MAX_LABELS], lq[EN_MAX_LABELS];
         ck_assert_int_eq(

@@ -12,6 +12,7 @@
 #include "engine/en_forward.h"
 #include "engine/en_gemm.h"
 #include "test_engine.h"
+#include "tests/common/tc_temp.h"
 #include "tools/mkmodel_lib.h"
 
 static const int shapes[][4] = {{3, 40, 2, 72}, {2, 48, 3, 100}, {2, 64, 4, 128}};
@@ -100,22 +101,10 @@ static en_model *random_model(int s, char *dir) {
     mk_opts_init(&o);
     o.layers = shapes[s][0], o.hidden = shapes[s][1], o.heads = shapes[s][2];
     o.ffn = shapes[s][3], o.seed = 17 + s;
-    strcpy(dir, "/tmp/searchd-shapes-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tc_temp_dir_or_fail(dir, 64, "shapes");
     en_diag diag = {{0}};
     ck_assert_msg(mk_write_model(dir, &o, &diag) == 0, "%s", diag.msg);
-    return load_model_or_fail(dir);
-}
-
-static void remove_model(const char *dir) {
-    char path[1100];
-    const char *files[] = {"config.json", "model.safetensors", "vocab.txt",
-                           "tokenizer_config.json"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        unlink(path);
-    }
-    rmdir(dir);
+    return tc_load_model(dir);
 }
 
 START_TEST(odd_shapes_match_a_double_reference_on_every_path) {
@@ -127,21 +116,19 @@ START_TEST(odd_shapes_match_a_double_reference_on_every_path) {
     int32_t ids[40];
     double worst = 0;
     for (int isa = 0; isa < 3; isa++) {
-        if (en_gemm_set_isa(isas[isa]) != 0)
-            continue;
-        for (int n = 1; n <= 40; n += 3 * test_stride()) {
+        if (en_gemm_set_isa(isas[isa]) != 0) continue;
+        for (int n = 1; n <= 40; n += 3 * tc_stride()) {
             for (int i = 0; i < n; i++)
                 ids[i] = (int32_t)((i * 37 + n * 11) % m->cfg.vocab_size);
             double want[EN_MAX_LABELS];
             float got[EN_MAX_LABELS];
             ref_forward(m, ids, n, want);
-            ck_assert_int_eq(en_forward(c, ids, NULL, n, EN_METRIC_ATTN, NULL, got, NULL, NULL),
-                             0);
+            ck_assert_int_eq(en_forward(c, ids, NULL, n, EN_METRIC_ATTN, NULL, got, NULL, NULL), 0);
             for (int j = 0; j < m->cfg.num_labels; j++) {
                 double err = fabs(got[j] - want[j]);
                 worst = err > worst ? err : worst;
-                ck_assert_msg(err < 1e-4, "%s, shape %d, n %d, logit %d: %.7f vs %.7f",
-                              isas[isa], _i, n, j, got[j], want[j]);
+                ck_assert_msg(err < 1e-4, "%s, shape %d, n %d, logit %d: %.7f vs %.7f", isas[isa],
+                              _i, n, j, got[j], want[j]);
             }
         }
     }
@@ -149,7 +136,7 @@ START_TEST(odd_shapes_match_a_double_reference_on_every_path) {
     ck_assert_double_lt(worst, 1e-4);
     en_ctx_free(c);
     en_model_free(m);
-    remove_model(dir);
+    ck_assert_int_eq(tc_remove_tree(dir), 0);
 }
 END_TEST
 
@@ -159,8 +146,8 @@ START_TEST(odd_shapes_cls_layer_and_batches_are_exact) {
     int L = m->cfg.layers, C = m->cfg.num_labels;
     enum { B = 5 };
     /* each sequence its own metric: what a batch of schedules does */
-    const en_metric metrics[B] = {EN_METRIC_CONTEXT, EN_METRIC_ATTN, EN_METRIC_POWER,
-                                  EN_METRIC_CLS, EN_METRIC_CONTEXT};
+    const en_metric metrics[B] = {EN_METRIC_CONTEXT, EN_METRIC_ATTN, EN_METRIC_POWER, EN_METRIC_CLS,
+                                  EN_METRIC_CONTEXT};
     en_ctx *one = NULL, *batch = NULL;
     ck_assert_int_eq(en_ctx_new(m, 40, &one), 0);
     ck_assert_int_eq(en_ctx_new_batch(m, 40, B * 40, B, &batch), 0);
@@ -176,10 +163,10 @@ START_TEST(odd_shapes_cls_layer_and_batches_are_exact) {
         for (int i = 0; i < n[s]; i++)
             ids[s][i] = (int32_t)((i * 31 + s * 7) % m->cfg.vocab_size);
         idp[s] = ids[s];
-        ck_assert_int_eq(en_forward(one, ids[s], NULL, n[s], metrics[s], ratios, full[s], kept,
-                                    NULL), 0);
-        ck_assert_int_eq(en_forward(one, ids[s], NULL, n[s], metrics[s], ratios, fast, NULL,
-                                    NULL), 0);
+        ck_assert_int_eq(
+            en_forward(one, ids[s], NULL, n[s], metrics[s], ratios, full[s], kept, NULL), 0);
+        ck_assert_int_eq(en_forward(one, ids[s], NULL, n[s], metrics[s], ratios, fast, NULL, NULL),
+                         0);
         ck_assert_mem_eq(full[s], fast, sizeof(float) * C);
     }
     ck_assert_int_eq(en_ctx_begin_batch(batch, B, idp, NULL, n), 0);
@@ -195,7 +182,7 @@ START_TEST(odd_shapes_cls_layer_and_batches_are_exact) {
     en_ctx_free(one);
     en_ctx_free(batch);
     en_model_free(m);
-    remove_model(dir);
+    ck_assert_int_eq(tc_remove_tree(dir), 0);
 }
 END_TEST
 

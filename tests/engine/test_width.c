@@ -16,6 +16,7 @@
 #include "engine/en_width.h"
 #include "test_engine.h"
 #include "tests/common/shared_models.h"
+#include "tests/common/tc_temp.h"
 
 static const char *const *models;
 
@@ -38,15 +39,16 @@ static void width_from_json(width_buf *b, const json_t *run, int L) {
         b->neuron_scale[l] = malloc(sizeof(float) * (m + 1));
         for (int i = 0; i < g; i++) {
             b->heads[l][i] = (int32_t)json_integer_value(json_array_get(h, i));
-            b->head_scale[l][i] = (float)json_number_value(json_array_get(json_array_get(jhs, l), i));
+            b->head_scale[l][i] =
+                (float)json_number_value(json_array_get(json_array_get(jhs, l), i));
         }
         for (int i = 0; i < m; i++) {
             b->neurons[l][i] = (int32_t)json_integer_value(json_array_get(n, i));
             b->neuron_scale[l][i] =
                 (float)json_number_value(json_array_get(json_array_get(jns, l), i));
         }
-        b->w[l] = (en_layer_width){g, b->heads[l], b->head_scale[l], m, b->neurons[l],
-                                   b->neuron_scale[l]};
+        b->w[l] = (en_layer_width){g, b->heads[l],   b->head_scale[l],
+                                   m, b->neurons[l], b->neuron_scale[l]};
     }
 }
 
@@ -57,15 +59,9 @@ static void width_buf_free(width_buf *b, int L) {
     }
 }
 
-static en_model *load_shared(const char *name, char *dir, size_t len) {
-    shared_path(dir, len, "models/");
-    strncat(dir, name, len - strlen(dir) - 1);
-    return load_model_or_fail(dir);
-}
-
 START_TEST(width_fixtures_match) {
     char dir[1024], path[2200];
-    en_model *m = load_shared(models[_i], dir, sizeof dir);
+    en_model *m = load_shared_model(models[_i], dir, sizeof dir);
     snprintf(path, sizeof path, "%s/../../fixtures/%s/width.jsonl", dir, models[_i]);
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open %s", path);
@@ -79,8 +75,7 @@ START_TEST(width_fixtures_match) {
     size_t cap = 1 << 24;
     char *buf = malloc(cap);
     while (fgets(buf, (int)cap, f)) {
-        if (line_no++ % test_stride())
-            continue;
+        if (line_no++ % tc_stride()) continue;
         json_error_t err;
         json_t *j = json_loads(buf, 0, &err);
         ck_assert_msg(j != NULL, "%s:%d: %s", path, line_no, err.text);
@@ -106,8 +101,7 @@ START_TEST(width_fixtures_match) {
             double ratios[EN_MAX_LAYERS];
             for (int l = 0; l < L; l++)
                 ratios[l] = json_number_value(json_array_get(json_object_get(run, "ratios"), l));
-            ck_assert_int_eq(en_forward(c, ids, types, n, metric, ratios, logits, kept, kept_n),
-                             0);
+            ck_assert_int_eq(en_forward(c, ids, types, n, metric, ratios, logits, kept, kept_n), 0);
             const json_t *jk = json_object_get(run, "kept");
             for (int l = 0; l < L; l++) {
                 const json_t *kl = json_array_get(jk, l);
@@ -150,14 +144,14 @@ END_TEST
 
 START_TEST(width_flops_match) {
     char dir[1024], path[2200], data[1024];
-    en_model *m = load_shared(models[_i], dir, sizeof dir);
+    en_model *m = load_shared_model(models[_i], dir, sizeof dir);
     snprintf(path, sizeof path, "%s/../../fixtures/%s/width_flops.json", dir, models[_i]);
     json_error_t err;
     json_t *j = json_load_file(path, 0, &err);
     ck_assert_msg(j != NULL, "%s: %s", path, err.text);
     en_dataset *d = NULL;
     en_diag diag;
-    int rc = en_dataset_load(shared_path(data, sizeof data, "data/sst2/test.tsv"), m, &d, &diag);
+    int rc = en_dataset_load(tc_shared_path(data, sizeof data, "data/sst2/test.tsv"), m, &d, &diag);
     ck_assert_msg(rc == 0, "%s", diag.msg);
     int L = m->cfg.layers;
     size_t si;
@@ -174,8 +168,10 @@ START_TEST(width_flops_match) {
         en_eval_result r = {0};
         ck_assert_int_eq(en_eval(nm, d, &o, &r, &diag), 0);
         double want = json_number_value(json_object_get(s, "mean_flops"));
-        ck_assert_msg(fabs(r.mean_flops - want) <= 1e-6 * want, "schedule %zu: FLOPs %.10g, "
-                      "reference %.10g", si, r.mean_flops, want);
+        ck_assert_msg(fabs(r.mean_flops - want) <= 1e-6 * want,
+                      "schedule %zu: FLOPs %.10g, "
+                      "reference %.10g",
+                      si, r.mean_flops, want);
         ck_assert_double_eq_tol(r.flops_ratio, json_number_value(json_object_get(s, "flops_ratio")),
                                 1e-6);
         /* near-ties are not skipped in the reference's accuracies: allow two sequences */
@@ -195,7 +191,7 @@ END_TEST
 /* Keeping every head and neuron with factors 1 is the model itself, bit for bit; and a bad
  * width is refused with a message naming the layer. */
 START_TEST(width_identity_and_checks) {
-    en_model *m = load_model_or_fail(getenv("SEARCHD_DEMO_MODEL"));
+    en_model *m = tc_load_model(tc_demo_model());
     const en_config *cfg = &m->cfg;
     int L = cfg->layers;
     int32_t heads[64], *neurons = malloc(sizeof(int32_t) * cfg->ffn);
@@ -238,8 +234,8 @@ END_TEST
 /* A narrowed model exported as a checkpoint folder loads back to the same network: the same
  * logits, bit for bit (F32 weights written as they are), and the same FLOPs. */
 START_TEST(export_round_trip) {
-    const char *demo = getenv("SEARCHD_DEMO_MODEL");
-    en_model *m = load_model_or_fail(demo);
+    const char *demo = tc_demo_model();
+    en_model *m = tc_load_model(demo);
     const en_config *cfg = &m->cfg;
     int L = cfg->layers;
     int32_t heads[EN_MAX_LAYERS][1], *neurons = malloc(sizeof(int32_t) * cfg->ffn);
@@ -255,12 +251,12 @@ START_TEST(export_round_trip) {
     en_model *nm = NULL;
     en_diag d;
     ck_assert_int_eq(en_model_narrow(m, w, &nm, &d), 0);
-    char dir[] = "/tmp/searchd-export-XXXXXX", out[64];
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char dir[64], out[96];
+    tc_temp_dir_or_fail(dir, sizeof dir, "export");
     snprintf(out, sizeof out, "%s/m", dir);
     ck_assert_msg(en_model_export(nm, demo, out, &d) == 0, "%s", d.msg);
     ck_assert_int_eq(en_model_export(nm, demo, out, &d), EN_EINPUT); // never over a model
-    en_model *back = load_model_or_fail(out);
+    en_model *back = tc_load_model(out);
     en_ctx *a, *b;
     ck_assert_int_eq(en_ctx_new(nm, 64, &a), 0);
     ck_assert_int_eq(en_ctx_new(back, 64, &b), 0);
@@ -276,9 +272,7 @@ START_TEST(export_round_trip) {
                         en_flops_model_sequence(back, 12, ratios));
     en_ctx_free(a), en_ctx_free(b);
     en_model_free(back);
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(tc_remove_tree(dir), 0);
     en_model_free(nm);
     en_model_free(m);
     free(neurons), free(ns);

@@ -4,7 +4,6 @@
  * code and that the message names the problem. Corrupt checkpoints are made from mkmodel output
  * in temp dirs. */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -17,6 +16,11 @@
 #include "engine/en_forward.h"
 #include "engine/en_model.h"
 #include "mkmodel_lib.h"
+#include "tests/common/tc_env.h"
+#include "tests/common/tc_files.h"
+#include "tests/common/tc_model.h"
+#include "tests/common/tc_run.h"
+#include "tests/common/tc_temp.h"
 
 Suite *model_suite(void);
 
@@ -26,50 +30,11 @@ enum { T_L = 2, T_H = 16, T_HEADS = 2, T_FFN = 32, T_VOCAB = 60, T_LABELS = 3, T
 static char tmpdir[64];
 
 static void make_tmpdir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/searchd-model-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-// Removes `path` and, when it is a folder, everything under it.
-static void remove_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char child[1024];
-            snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-            remove_tree(child);
-        }
-        closedir(d);
-    }
-    remove(path);
+    tc_temp_dir_or_fail(tmpdir, sizeof tmpdir, "model");
 }
 
 static void remove_tmpdir(void) {
-    remove_tree(tmpdir);
-}
-
-// --- independent readers: the raw file, decoded without the engine ---
-
-static uint8_t *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)n + 1);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-static void write_all(const char *path, const void *buf, size_t len) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot create %s", path);
-    ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(tc_remove_tree(tmpdir), 0);
 }
 
 // Arithmetic decoders (value = mantissa * 2^exponent), unlike the loader's bit shuffling.
@@ -166,7 +131,7 @@ static size_t check_against_file(const en_model *m, const char *dir) {
     char path[1024];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     size_t len;
-    uint8_t *file = read_all(path, &len);
+    uint8_t *file = (uint8_t *)tc_read_file(path, &len);
     ck_assert_uint_eq(m->weights_hash, ref_fnv1a(file, len));
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
@@ -227,15 +192,6 @@ static char *sub(const char *dir, const char *file) {
     return p;
 }
 
-static en_model *load_ok(const char *dir) {
-    en_model *m = NULL;
-    en_diag d = {""};
-    int rc = en_model_load(dir, &m, &d);
-    ck_assert_msg(rc == 0, "loading %s: %s (%s)", dir, en_strerror(rc), d.msg);
-    ck_assert_ptr_nonnull(m);
-    return m;
-}
-
 /* Loading must fail with `code` and a message holding every string given (NULL-terminated). */
 static void expect_fail(const char *dir, int code, ...) {
     en_model *m = (en_model *)&m; // must be reset to NULL
@@ -254,7 +210,7 @@ static void expect_fail(const char *dir, int code, ...) {
 /* The safetensors header as JSON, and the data area, of dir's model. */
 static json_t *load_header(const char *dir, uint8_t **data, size_t *data_len) {
     size_t len;
-    uint8_t *file = read_all(sub(dir, "model.safetensors"), &len);
+    uint8_t *file = (uint8_t *)tc_read_file(sub(dir, "model.safetensors"), &len);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | file[i];
@@ -276,7 +232,7 @@ static void store_raw_header(const char *dir, const char *text, const uint8_t *d
     memcpy(file + 8, text, len);
     memset(file + 8 + len, ' ', padded - len);
     memcpy(file + 8 + padded, data, data_len);
-    write_all(sub(dir, "model.safetensors"), file, total);
+    tc_write_file(sub(dir, "model.safetensors"), file, total);
     free(file);
 }
 
@@ -327,23 +283,17 @@ static void set_config(const char *dir, const char *key, json_t *value) {
 
 static void set_header_length(const char *dir, uint64_t v) {
     size_t len;
-    uint8_t *file = read_all(sub(dir, "model.safetensors"), &len);
+    uint8_t *file = (uint8_t *)tc_read_file(sub(dir, "model.safetensors"), &len);
     for (int i = 0; i < 8; i++)
         file[i] = (uint8_t)(v >> (8 * i));
-    write_all(sub(dir, "model.safetensors"), file, len);
+    tc_write_file(sub(dir, "model.safetensors"), file, len);
     free(file);
 }
 
 // --- real checkpoints ---
 
-static const char *demo_dir(void) {
-    const char *d = getenv("SEARCHD_DEMO_MODEL");
-    ck_assert_msg(d != NULL, "SEARCHD_DEMO_MODEL is not set");
-    return d;
-}
-
 START_TEST(test_demo_model_f16) {
-    en_model *m = load_ok(demo_dir());
+    en_model *m = tc_load_model(tc_demo_model());
     const en_config *c = &m->cfg;
     ck_assert_int_eq(c->vocab_size, 13486);
     ck_assert_int_eq(c->hidden, 128);
@@ -367,7 +317,7 @@ START_TEST(test_demo_model_f16) {
     ck_assert_float_eq(m->w.layer[2].wqkv[128 * 128 + 7], -0.0135040283203125f); // key[0][7]
     ck_assert_float_eq(m->w.word_emb[1000], 0.0021915435791015625f);
     // Every weight (6,331 of them F16 subnormals) against the independent decoder.
-    size_t n = check_against_file(m, demo_dir());
+    size_t n = check_against_file(m, tc_demo_model());
     size_t want = 13486 * 128 + 512 * 128 + 2 * 128 + 2 * 128 +
                   4 * (4 * 128 * 128 + 2 * 128 * 512 + 4 * 128 + 512 + 128 + 4 * 128) + 128 * 128 +
                   128 + 2 * 128 + 2;
@@ -379,11 +329,9 @@ START_TEST(test_demo_model_f16) {
 END_TEST
 
 START_TEST(test_l6_model_f32) {
-    const char *shared = getenv("SEARCHD_SHARED");
-    ck_assert_msg(shared != NULL, "SEARCHD_SHARED is not set");
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/models/sst2-bert-L6-H256", shared);
-    en_model *m = load_ok(dir);
+    tc_shared_path(dir, sizeof dir, "models/sst2-bert-L6-H256");
+    en_model *m = tc_load_model(dir);
     const en_config *c = &m->cfg;
     ck_assert_int_eq(c->vocab_size, 30522);
     ck_assert_int_eq(c->hidden, 256);
@@ -415,7 +363,7 @@ START_TEST(test_dtypes_consistent) {
     make_tiny(d32, "F32", 7, 0);
     make_tiny(d16, "F16", 7, 0);
     make_tiny(dbf, "BF16", 7, 0);
-    en_model *m32 = load_ok(d32), *m16 = load_ok(d16), *mbf = load_ok(dbf);
+    en_model *m32 = tc_load_model(d32), *m16 = tc_load_model(d16), *mbf = tc_load_model(dbf);
     ck_assert_str_eq(m32->dtype, "F32");
     ck_assert_str_eq(m16->dtype, "F16");
     ck_assert_str_eq(mbf->dtype, "BF16");
@@ -456,7 +404,7 @@ END_TEST
 static void poke_bits(const char *dir, const uint16_t *bits, int n) {
     json_int_t begin = tensor_offset(dir, "bert.pooler.dense.bias", 0);
     size_t len;
-    uint8_t *file = read_all(sub(dir, "model.safetensors"), &len);
+    uint8_t *file = (uint8_t *)tc_read_file(sub(dir, "model.safetensors"), &len);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | file[i];
@@ -464,7 +412,7 @@ static void poke_bits(const char *dir, const uint16_t *bits, int n) {
         file[8 + hlen + (size_t)begin + 2 * (size_t)i] = (uint8_t)bits[i];
         file[8 + hlen + (size_t)begin + 2 * (size_t)i + 1] = (uint8_t)(bits[i] >> 8);
     }
-    write_all(sub(dir, "model.safetensors"), file, len);
+    tc_write_file(sub(dir, "model.safetensors"), file, len);
     free(file);
 }
 
@@ -488,7 +436,7 @@ START_TEST(test_f16_special_values) {
     };
     int n = (int)(sizeof in / sizeof in[0]);
     poke_bits(tmpdir, in, n);
-    en_model *m = load_ok(tmpdir);
+    en_model *m = tc_load_model(tmpdir);
     for (int i = 0; i < n; i++)
         ck_assert_msg(bits_of(m->w.pool_b[i]) == want[i], "F16 %04x -> %08x, want %08x", in[i],
                       bits_of(m->w.pool_b[i]), want[i]);
@@ -503,7 +451,7 @@ START_TEST(test_bf16_special_values) {
                                     0x7fc10000, 0x3f800000, 0x80000000};
     int n = (int)(sizeof in / sizeof in[0]);
     poke_bits(tmpdir, in, n);
-    en_model *m = load_ok(tmpdir);
+    en_model *m = tc_load_model(tmpdir);
     for (int i = 0; i < n; i++)
         ck_assert_msg(bits_of(m->w.pool_b[i]) == want[i], "BF16 %04x -> %08x, want %08x", in[i],
                       bits_of(m->w.pool_b[i]), want[i]);
@@ -519,7 +467,7 @@ START_TEST(test_extra_tensor_ignored) {
     snprintf(extra, sizeof extra, "%s/extra", tmpdir);
     make_tiny(plain, "F32", 3, 0);
     make_tiny(extra, "F32", 3, 1); // plus an unused I64 bert.embeddings.position_ids
-    en_model *a = load_ok(plain), *b = load_ok(extra);
+    en_model *a = tc_load_model(plain), *b = tc_load_model(extra);
     ck_assert_uint_eq(a->arena_floats, b->arena_floats);
     ck_assert_mem_eq(a->arena, b->arena, a->arena_floats * sizeof(float));
     ck_assert_uint_ne(a->weights_hash, b->weights_hash); // the extra bytes are hashed too
@@ -532,7 +480,7 @@ END_TEST
 /* Old names: no "bert." prefix anywhere, LayerNorm gamma/beta. Same weights as the original. */
 START_TEST(test_old_names) {
     make_tiny(tmpdir, "F32", 5, 0);
-    en_model *a = load_ok(tmpdir);
+    en_model *a = tc_load_model(tmpdir);
     uint8_t *data;
     size_t dlen;
     json_t *root = load_header(tmpdir, &data, &dlen), *renamed = json_object();
@@ -550,7 +498,7 @@ START_TEST(test_old_names) {
     }
     ck_assert_ptr_nonnull(json_object_get(renamed, "encoder.layer.1.output.LayerNorm.gamma"));
     store_header(tmpdir, renamed, data, dlen);
-    en_model *b = load_ok(tmpdir);
+    en_model *b = tc_load_model(tmpdir);
     ck_assert_mem_eq(a->arena, b->arena, a->arena_floats * sizeof(float));
     // Both the old and the new name of one tensor: ambiguous (an empty tensor, so that the
     // header itself stays valid).
@@ -573,7 +521,7 @@ START_TEST(test_labels_from_config) {
     set_config(tmpdir, "id2label",
                json_pack("{s:s, s:s, s:s}", "0", "neg", "2", "pos", "1", "neutral"));
     set_config(tmpdir, "label2id", json_pack("{s:i, s:i, s:i}", "neg", 0, "neutral", 1, "pos", 2));
-    en_model *m = load_ok(tmpdir);
+    en_model *m = tc_load_model(tmpdir);
     ck_assert_int_eq(m->cfg.num_labels, 3);
     ck_assert_str_eq(m->cfg.labels[0], "neg");
     ck_assert_str_eq(m->cfg.labels[1], "neutral");
@@ -583,7 +531,7 @@ START_TEST(test_labels_from_config) {
     set_config(tmpdir, "id2label", NULL);
     set_config(tmpdir, "label2id", NULL);
     set_config(tmpdir, "num_labels", json_integer(3));
-    m = load_ok(tmpdir);
+    m = tc_load_model(tmpdir);
     ck_assert_int_eq(m->cfg.num_labels, 3);
     ck_assert_str_eq(m->cfg.labels[2], "LABEL_2");
     en_model_free(m);
@@ -683,7 +631,7 @@ static void make_electra_projected(const char *dir) {
 
 START_TEST(test_electra_projection) {
     make_electra_projected(tmpdir);
-    en_model *m = load_ok(tmpdir);
+    en_model *m = tc_load_model(tmpdir);
     ck_assert_str_eq(en_model_family(m), "ELECTRA");
     ck_assert_int_eq(m->cfg.emb, E_E);
     ck_assert_ptr_nonnull(m->w.proj_w);
@@ -735,7 +683,7 @@ START_TEST(test_truncated) {
     make_tiny(tmpdir, "F32", 1, 0);
     const char *path = sub(tmpdir, "model.safetensors");
     size_t len;
-    uint8_t *file = read_all(path, &len);
+    uint8_t *file = (uint8_t *)tc_read_file(path, &len);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | file[i];
@@ -753,11 +701,11 @@ START_TEST(test_truncated) {
         {len - 1, "not inside"},
     };
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
-        write_all(path, file, cuts[i].cut);
+        tc_write_file(path, file, cuts[i].cut);
         expect_fail(tmpdir, EN_EFORMAT, "model.safetensors", cuts[i].says, NULL);
     }
-    write_all(path, file, len); // intact again: loads
-    en_model_free(load_ok(tmpdir));
+    tc_write_file(path, file, len); // intact again: loads
+    en_model_free(tc_load_model(tmpdir));
     free(file);
 }
 END_TEST
@@ -765,7 +713,7 @@ END_TEST
 START_TEST(test_header_length) {
     make_tiny(tmpdir, "F32", 1, 0);
     size_t len;
-    free(read_all(sub(tmpdir, "model.safetensors"), &len));
+    free(tc_read_file(sub(tmpdir, "model.safetensors"), &len));
     set_header_length(tmpdir, len); // longer than the file by 8 bytes
     expect_fail(tmpdir, EN_EFORMAT, "model.safetensors", "header length", "larger than the file",
                 NULL);
@@ -915,7 +863,7 @@ END_TEST
 
 /* Writes `text` as <tmpdir>/<file>. */
 static void put_file(const char *file, const char *text) {
-    write_all(sub(tmpdir, file), text, strlen(text));
+    tc_write_text(sub(tmpdir, file), text);
 }
 
 /* The families people fine-tune that are not supported yet: one line naming the family and
@@ -973,13 +921,13 @@ START_TEST(test_bad_config_fields) {
     make_tiny(tmpdir, "F32", 1, 0);
     const char *path = sub(tmpdir, "config.json");
     size_t len;
-    char *orig = (char *)read_all(path, &len);
+    char *orig = tc_read_file(path, &len);
     static const char *const required[] = {"vocab_size",        "hidden_size",
                                            "num_hidden_layers", "num_attention_heads",
                                            "intermediate_size", "max_position_embeddings",
                                            "type_vocab_size"};
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
-        write_all(path, orig, len);
+        tc_write_file(path, orig, len);
         set_config(tmpdir, required[i], NULL);
         char want[96];
         snprintf(want, sizeof want, "'%s' is missing", required[i]);
@@ -1005,13 +953,13 @@ START_TEST(test_bad_config_fields) {
         {"architectures", "\"BertForSequenceClassification\"", "architectures"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        write_all(path, orig, len);
+        tc_write_file(path, orig, len);
         json_t *v = json_loads(bad[i].value_json, JSON_DECODE_ANY, NULL);
         ck_assert_ptr_nonnull(v);
         set_config(tmpdir, bad[i].key, v);
         expect_fail(tmpdir, EN_ECONFIG, "config.json", bad[i].says, NULL);
     }
-    write_all(path, "{\"model_type\": \"bert\",", 22);
+    tc_write_file(path, "{\"model_type\": \"bert\",", 22);
     expect_fail(tmpdir, EN_EFORMAT, "config.json", "not valid JSON", NULL);
     unlink(path);
     expect_fail(tmpdir, -ENOENT, "config.json", NULL);
@@ -1081,9 +1029,5 @@ Suite *model_suite(void) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(model_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tc_run(model_suite(), NULL);
 }

@@ -2,27 +2,22 @@
 #include <stdlib.h>
 
 #include "test_schedules.h"
+#include "tests/common/tc_env.h"
+#include "tests/common/tc_model.h"
+#include "tests/common/tc_run.h"
 
 static en_model *g_model;
 static en_dataset *g_data;
 
 const en_model *demo_model(void) {
-    if (!g_model) {
-        const char *dir = getenv("SEARCHD_DEMO_MODEL");
-        ck_assert_msg(dir != NULL, "SEARCHD_DEMO_MODEL is not set");
-        en_diag diag = {{0}};
-        int rc = en_model_load(dir, &g_model, &diag);
-        ck_assert_msg(rc == 0, "loading %s: %s", dir, diag.msg);
-    }
+    if (!g_model) g_model = tc_load_model(tc_demo_model());
     return g_model;
 }
 
 const en_dataset *demo_data(void) {
     if (!g_data) {
-        const char *root = getenv("SEARCHD_SHARED");
-        ck_assert_msg(root != NULL, "SEARCHD_SHARED is not set");
         char path[512];
-        snprintf(path, sizeof path, "%s/data/sst2/test.tsv", root);
+        tc_shared_path(path, sizeof path, "data/sst2/test.tsv");
         en_diag diag = {{0}};
         int rc = en_dataset_load(path, demo_model(), &g_data, &diag);
         ck_assert_msg(rc == 0, "loading %s: %s", path, diag.msg);
@@ -44,19 +39,10 @@ en_dataset *demo_slice(int from, int count, int step) {
 }
 
 int main(void) {
-    SRunner *sr = srunner_create(schedule_suite());
-    srunner_add_suite(sr, stats_suite());
-    srunner_add_suite(sr, frontier_suite());
-    srunner_add_suite(sr, prefix_eval_suite());
-    srunner_add_suite(sr, latency_suite());
-    srunner_add_suite(sr, search_suite());
-    srunner_add_suite(sr, width_suite());
-    // One process for all tests: the model and data are loaded once (tests only read them).
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    // Each test runs in its own process (CK_FORK=yes) and loads the model and data it uses.
+    int rc = tc_run(schedule_suite(), stats_suite(), frontier_suite(), prefix_eval_suite(),
+                    latency_suite(), search_suite(), width_suite(), NULL);
     en_dataset_free(g_data);
     en_model_free(g_model);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

@@ -1,6 +1,6 @@
 #pragma once
 /* The schedules library's Check suites and the fixtures they share: the demo model and a small
- * labelled data set, loaded once per process (tests only read them). */
+ * labelled data set, loaded on first use in each test process (tests only read them). */
 #include <check.h>
 
 #include "engine/en_dataset.h"

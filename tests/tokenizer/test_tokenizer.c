@@ -13,19 +13,15 @@
 
 #include "engine/en_tokenizer.h"
 #include "tests/common/shared_models.h"
+#include "tests/common/tc_env.h"
+#include "tests/common/tc_files.h"
+#include "tests/common/tc_temp.h"
 
 Suite *tokenizer_suite(void);
 
 enum { MAX_IDS = 1024 };
 
 /* ---- Helpers ---------------------------------------------------------------------------- */
-
-static const char *shared_path(char *buf, size_t len, const char *rel) {
-    const char *root = getenv("SEARCHD_SHARED");
-    ck_assert_msg(root != NULL, "SEARCHD_SHARED is not set");
-    snprintf(buf, len, "%s/%s", root, rel);
-    return buf;
-}
 
 static en_tokenizer *load_or_fail(const char *dir) {
     en_tokenizer *t = NULL;
@@ -36,33 +32,17 @@ static en_tokenizer *load_or_fail(const char *dir) {
 }
 
 // A temp folder holding vocab.txt (`vocab`, written as is) and, unless NULL,
-// tokenizer_config.json. Removed by rm_model().
+// tokenizer_config.json. Removed by tc_remove_tree().
 static const char *make_model(char *dir, size_t len, const char *vocab, const char *config) {
-    snprintf(dir, len, "/tmp/searchd-test-tok-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tc_temp_dir_or_fail(dir, len, "tok");
     char path[512];
     snprintf(path, sizeof path, "%s/vocab.txt", dir);
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    fwrite(vocab, 1, strlen(vocab), f);
-    fclose(f);
+    tc_write_text(path, vocab);
     if (config) {
         snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-        f = fopen(path, "wb");
-        ck_assert_ptr_nonnull(f);
-        fputs(config, f);
-        fclose(f);
+        tc_write_text(path, config);
     }
     return dir;
-}
-
-static void rm_model(const char *dir) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/vocab.txt", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    unlink(path);
-    rmdir(dir);
 }
 
 // Tokenizes and renders the result as "piece:type piece:type ..." for readable assertions.
@@ -170,7 +150,7 @@ static void check_model_fixture_from(const char *model_dir, const char *model_na
                                      en_tok_files which) {
     char fixture[1024], rel[256];
     snprintf(rel, sizeof rel, "fixtures/%s/tokenize.jsonl", model_name);
-    shared_path(fixture, sizeof fixture, rel);
+    tc_shared_path(fixture, sizeof fixture, rel);
     en_tokenizer *t = NULL;
     en_diag diag = {{0}};
     int rc = en_tokenizer_load_files(model_dir, which, &t, &diag);
@@ -201,7 +181,7 @@ START_TEST(fixture_shared_models) {
     ck_assert_int_gt(n, _i);
     char dir[1024], rel[512];
     snprintf(rel, sizeof rel, "models/%s", names[_i]);
-    shared_path(dir, sizeof dir, rel);
+    tc_shared_path(dir, sizeof dir, rel);
     bool fast = has_file(dir, "tokenizer.json");
     bool slow = has_file(dir, "vocab.txt") || has_file(dir, "vocab.json");
     ck_assert(fast || slow);
@@ -211,7 +191,7 @@ START_TEST(fixture_shared_models) {
 END_TEST
 
 START_TEST(fixture_embedded_demo_model) {
-    const char *dir = getenv("SEARCHD_DEMO_MODEL");
+    const char *dir = tc_demo_model();
     ck_assert_msg(dir != NULL, "SEARCHD_DEMO_MODEL is not set");
     check_model_fixture(dir, "sst2-bert-L4-H128-demo");
 }
@@ -232,8 +212,8 @@ static void *thread_main(void *arg) {
 // One tokenizer shared by several threads gives every thread the fixture's answers.
 START_TEST(shared_between_threads) {
     char dir[1024], fixture[1024];
-    shared_path(dir, sizeof dir, "models/sst2-bert-L6-H256");
-    shared_path(fixture, sizeof fixture, "fixtures/sst2-bert-L6-H256/tokenize.jsonl");
+    tc_shared_path(dir, sizeof dir, "models/sst2-bert-L6-H256");
+    tc_shared_path(fixture, sizeof fixture, "fixtures/sst2-bert-L6-H256/tokenize.jsonl");
     en_tokenizer *t = load_or_fail(dir);
     pthread_t th[4];
     thread_job jobs[4];
@@ -267,7 +247,7 @@ static void small_setup(void) {
 
 static void small_teardown(void) {
     en_tokenizer_free(small);
-    rm_model(small_dir);
+    ck_assert_int_eq(tc_remove_tree(small_dir), 0);
 }
 
 START_TEST(api_basics) {
@@ -360,7 +340,7 @@ START_TEST(wordpiece_rules) {
     r = pieces(t, acc);
     ck_assert_int_eq((int)strlen(r), (int)strlen("[CLS] a [SEP]") + 99 * 4);
     en_tokenizer_free(t);
-    rm_model(dir);
+    ck_assert_int_eq(tc_remove_tree(dir), 0);
 }
 END_TEST
 
@@ -423,7 +403,7 @@ START_TEST(config_options) {
                       cases[i].config ? cases[i].config : "(none)", cases[i].text, got,
                       cases[i].want);
         en_tokenizer_free(t);
-        rm_model(dir);
+        ck_assert_int_eq(tc_remove_tree(dir), 0);
     }
 }
 END_TEST
@@ -439,7 +419,7 @@ START_TEST(vocab_line_endings) {
     ck_assert_str_eq(en_tokenizer_piece(t, 5), "a");
     ASSERT_RENDER(t, "a b", NULL, 16, "[CLS]:0 a:0 b:0 [SEP]:0");
     en_tokenizer_free(t);
-    rm_model(dir);
+    ck_assert_int_eq(tc_remove_tree(dir), 0);
 }
 END_TEST
 
@@ -456,7 +436,7 @@ static void expect_load_error(const char *vocab, const char *config, int code, c
     ck_assert_ptr_null(t);
     ck_assert_msg(strstr(diag.msg, dir) != NULL, "message does not name %s: %s", dir, diag.msg);
     ck_assert_msg(strstr(diag.msg, in_msg) != NULL, "message lacks \"%s\": %s", in_msg, diag.msg);
-    rm_model(dir);
+    ck_assert_int_eq(tc_remove_tree(dir), 0);
 }
 
 START_TEST(missing_vocab) {
