@@ -37,8 +37,7 @@ static void cpu_name(char *out, size_t cap) {
             }
             break;
         }
-    if (f)
-        fclose(f);
+    if (f) fclose(f);
 }
 
 /* Median GFLOP/s of `fn` over repeats lasting about 0.15 s. */
@@ -55,11 +54,9 @@ static void load_peers(void) {
     setenv("OMP_NUM_THREADS", "1", 0);
     /* POSIX: dlsym's object pointer converts to a function pointer; ISO C needs a memcpy */
     void *h = dlopen("libblis.so.4", RTLD_NOW | RTLD_LOCAL), *f;
-    if (h && (f = dlsym(h, "cblas_sgemm")))
-        memcpy(&blis_sgemm, &f, sizeof f);
+    if (h && (f = dlsym(h, "cblas_sgemm"))) memcpy(&blis_sgemm, &f, sizeof f);
     h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
-    if (h && (f = dlsym(h, "dnnl_sgemm")))
-        memcpy(&dnnl_sgemm_p, &f, sizeof f);
+    if (h && (f = dlsym(h, "dnnl_sgemm"))) memcpy(&dnnl_sgemm_p, &f, sizeof f);
 }
 
 enum { ENGINE, OPENBLAS, BLIS, ONEDNN, INT8 };
@@ -216,8 +213,7 @@ int main(int argc, char **argv) {
             static const char *libs[] = {"", "OpenBLAS", "BLIS", "oneDNN"};
             for (int threads = 1; threads <= max_threads; threads++)
                 for (int v = 0; v < NVAR; v++) {
-                    if (!have[threads - 1][v])
-                        continue;
+                    if (!have[threads - 1][v]) continue;
                     char label[32];
                     if (v < NF)
                         snprintf(label, sizeof label, "%s %dt", isas[v], threads);

@@ -46,8 +46,8 @@ int cli_load_data(const char *path, const en_model *m, const char *text, const c
 }
 
 json_t *cli_prediction(const en_config *cfg, const char *text, const char *pair,
-                       const float *logits, int tokens, const sc_schedule *s,
-                       const char *schedule, int json) {
+                       const float *logits, int tokens, const sc_schedule *s, const char *schedule,
+                       int json) {
     double prob[EN_MAX_LABELS];
     int best = softmax_argmax(logits, cfg->num_labels, prob);
     double ratio = sc_schedule_flops(cfg, s, tokens) / en_flops_sequence(cfg, tokens, NULL);
@@ -56,8 +56,8 @@ json_t *cli_prediction(const en_config *cfg, const char *text, const char *pair,
         for (int k = 0; k < cfg->num_labels; k++)
             json_object_set_new(probs, cfg->labels[k], json_real(prob[k]));
         json_t *o = json_pack("{s:s, s:s, s:i, s:o, s:i, s:f, s:s}", "text", text, "label",
-                              cfg->labels[best], "label_id", best, "probabilities", probs,
-                              "tokens", tokens, "flops_ratio", ratio, "schedule", schedule);
+                              cfg->labels[best], "label_id", best, "probabilities", probs, "tokens",
+                              tokens, "flops_ratio", ratio, "schedule", schedule);
         if (pair) json_object_set_new(o, "pair", json_string(pair));
         return o;
     }
@@ -102,10 +102,11 @@ void cli_progress(const char *label, int done, int total, const char *note) {
         memset(bar + fill, '.', (size_t)(width - fill));
         bar[width] = '\0';
         if (width > 0)
-            len =
-                snprintf(line, sizeof line, "%s [%s] %*d/%d %s", label, bar, digits, done, total, note ? note : "");
+            len = snprintf(line, sizeof line, "%s [%s] %*d/%d %s", label, bar, digits, done, total,
+                           note ? note : "");
         else
-            len = snprintf(line, sizeof line, "%s %*d/%d %s", label, digits, done, total, note ? note : "");
+            len = snprintf(line, sizeof line, "%s %*d/%d %s", label, digits, done, total,
+                           note ? note : "");
         if (len < 0) return;
         if (len > (int)sizeof line - 1) len = (int)sizeof line - 1;
         if (len <= avail) break;
@@ -123,7 +124,6 @@ void cli_progress(const char *label, int done, int total, const char *note) {
     g_drawn = 1;
     g_len = len;
 }
-
 
 void cli_progress_end(void) {
     if (g_drawn) fputc('\n', stderr);

@@ -30,11 +30,14 @@ static int read_list(const msgpack_object *w, const char *key, int l, int max, i
     for (uint32_t i = 0; i < e->via.array.size; i++) {
         const msgpack_object *v = &e->via.array.ptr[i];
         double x;
-        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) x = (double)v->via.u64;
-        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) x = (double)v->via.i64;
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            x = (double)v->via.u64;
+        else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+            x = (double)v->via.i64;
         else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
             x = v->via.f64;
-        else return -1;
+        else
+            return -1;
         if (iv) iv[i] = (int32_t)x;
         if (fv) fv[i] = (float)x;
     }
@@ -63,9 +66,10 @@ int sdc_apply_width(const msgpack_object *record, const en_model *m, en_model **
         int k = read_list(w, "neurons", l, cfg->ffn, n, NULL);
         if (g < 1 || k < 0 || read_list(w, "head_scale", l, cfg->heads, NULL, hs) != g ||
             read_list(w, "neuron_scale", l, cfg->ffn, NULL, ns) != k) {
-            snprintf(err, cap, "the record's width is malformed at layer %d, or is not for this "
-                     "model (%d layers, %d heads, %d FFN neurons)", l, cfg->layers, cfg->heads,
-                     cfg->ffn);
+            snprintf(err, cap,
+                     "the record's width is malformed at layer %d, or is not for this "
+                     "model (%d layers, %d heads, %d FFN neurons)",
+                     l, cfg->layers, cfg->heads, cfg->ffn);
             rc = EN_ESCHEDULE;
         }
         lw[l] = (en_layer_width){g, h, hs, k, n, ns};

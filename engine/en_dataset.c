@@ -34,7 +34,7 @@ typedef struct reader {
     char *buf;     // EN_MAX_LINE bytes: the row, its fields point into it
     char *fields[EN_MAX_COLS];
     int nf;
-    json_t *obj; // JSON Lines: the current row
+    json_t *obj;               // JSON Lines: the current row
     char num[EN_MAX_COLS][32]; // JSON numbers as text
 } reader;
 
@@ -57,7 +57,8 @@ static char *trim(char *s) {
 
 /* Reads one physical line into r->buf; 1, 0 at the end, or a negative code. */
 static int read_line(reader *r, en_diag *diag) {
-    if (!fgets(r->buf, EN_MAX_LINE, r->f)) return ferror(r->f) ? en_fail(diag, -EIO, "%s: read error", r->path) : 0;
+    if (!fgets(r->buf, EN_MAX_LINE, r->f))
+        return ferror(r->f) ? en_fail(diag, -EIO, "%s: read error", r->path) : 0;
     size_t len = strlen(r->buf);
     if (len == EN_MAX_LINE - 1 && r->buf[len - 1] != '\n')
         return en_fail(diag, EN_EDATA, "%s:%d: line longer than %d bytes", r->path, r->next_line,
@@ -201,8 +202,10 @@ static int find_column(const char *const *names, int count, const char *want) {
  * names of GLUE / Hugging Face data sets. */
 static int pick_columns(reader *r, const en_dataset_opts *o, const char **names, int n, int col[3],
                         const char *name[3], en_diag *diag) {
-    static const char *const pairs[][2] = {{"sentence1", "sentence2"}, {"premise", "hypothesis"},
-                                           {"question", "passage"},    {"question1", "question2"},
+    static const char *const pairs[][2] = {{"sentence1", "sentence2"},
+                                           {"premise", "hypothesis"},
+                                           {"question", "passage"},
+                                           {"question1", "question2"},
                                            {"question", "sentence"}};
     static const char *const singles[] = {"sentence", "text"};
     name[0] = o && o->text_column ? o->text_column : NULL;
@@ -240,8 +243,7 @@ static int parse_label(const en_config *cfg, const char *text, int *out) {
     errno = 0;
     long v = strtol(text, &end, 10);
     if (end != text && *end == '\0' && errno == 0) {
-        if (v < 0 || v >= cfg->num_labels)
-            return EN_ELABEL;
+        if (v < 0 || v >= cfg->num_labels) return EN_ELABEL;
         *out = (int)v;
         return 0;
     }
@@ -259,8 +261,7 @@ static int push_example(en_dataset *d, int *cap, const int32_t *ids, const int32
     if (d->count == *cap) {
         int ncap = *cap ? *cap * 2 : 256;
         en_example *grown = realloc(d->ex, (size_t)ncap * sizeof *grown);
-        if (!grown)
-            return EN_ENOMEM;
+        if (!grown) return EN_ENOMEM;
         d->ex = grown;
         *cap = ncap;
     }
@@ -278,8 +279,7 @@ static int push_example(en_dataset *d, int *cap, const int32_t *ids, const int32
     e->label = label;
     e->line = line;
     d->count++;
-    if (n > d->max_n)
-        d->max_n = n;
+    if (n > d->max_n) d->max_n = n;
     return 0;
 }
 
@@ -329,8 +329,10 @@ int en_dataset_load_opts(const char *path, const en_model *m, const en_dataset_o
         const char *names[EN_MAX_COLS];
         header_names(&r, names, &ncols);
         rc = pick_columns(&r, opts, names, ncols, col, name, diag);
-        if (rc == 0 && r.fmt != FMT_JSONL) rc = 1; // the header row is not an example
-        else if (rc == 0) rc = 2; // a JSON Lines header is the first example
+        if (rc == 0 && r.fmt != FMT_JSONL)
+            rc = 1; // the header row is not an example
+        else if (rc == 0)
+            rc = 2; // a JSON Lines header is the first example
     }
     while (rc > 0) {
         if (rc == 1 && (rc = next_row(&r, diag)) <= 0) break;
@@ -342,8 +344,8 @@ int en_dataset_load_opts(const char *path, const en_model *m, const en_dataset_o
         }
         const char *texts[3] = {NULL, NULL, NULL};
         for (int k = 0; k < 3; k++) {
-            texts[k] = col[k] >= 0 || (r.fmt == FMT_JSONL && name[k]) ? field(&r, col[k], name[k])
-                                                                       : NULL;
+            texts[k] =
+                col[k] >= 0 || (r.fmt == FMT_JSONL && name[k]) ? field(&r, col[k], name[k]) : NULL;
             if (name[k] && !texts[k]) {
                 rc = en_fail(diag, EN_EDATA, "%s:%d: no string or integer '%.64s'", path, r.line,
                              name[k]);
@@ -377,7 +379,8 @@ int en_dataset_load_opts(const char *path, const en_model *m, const en_dataset_o
         free(a);
         free(b);
         if (rc) {
-            rc = en_fail(diag, rc, "%s:%d: %s", path, r.line, rc == EN_ENOMEM ? "out of memory" : tdiag.msg);
+            rc = en_fail(diag, rc, "%s:%d: %s", path, r.line,
+                         rc == EN_ENOMEM ? "out of memory" : tdiag.msg);
             break;
         }
         if (n <= en_tokenizer_specials(m->tok, texts[1] != NULL)) {
@@ -392,9 +395,8 @@ int en_dataset_load_opts(const char *path, const en_model *m, const en_dataset_o
         rc = 1;
     }
     if (rc == 0 && d->count == 0)
-        rc = en_fail(diag, EN_EDATA,
-                     "%s: no examples (%s: a header row, then one example a row)", path,
-                     format_name[r.fmt]);
+        rc = en_fail(diag, EN_EDATA, "%s: no examples (%s: a header row, then one example a row)",
+                     path, format_name[r.fmt]);
 done:
     fclose(f);
     json_decref(r.obj);
@@ -410,8 +412,7 @@ done:
 }
 
 void en_dataset_free(en_dataset *d) {
-    if (!d)
-        return;
+    if (!d) return;
     for (int i = 0; i < d->count; i++) {
         free(d->ex[i].ids);
         free(d->ex[i].type_ids);
@@ -422,8 +423,7 @@ void en_dataset_free(en_dataset *d) {
 
 int en_dataset_view(const en_dataset *d, const int *index, int count, en_dataset **out) {
     en_dataset *v = calloc(1, sizeof *v);
-    if (!v)
-        return EN_ENOMEM;
+    if (!v) return EN_ENOMEM;
     v->ex = malloc((size_t)(count > 0 ? count : 1) * sizeof *v->ex);
     if (!v->ex) {
         free(v);
@@ -436,8 +436,7 @@ int en_dataset_view(const en_dataset *d, const int *index, int count, en_dataset
             return EN_ERANGE;
         }
         v->ex[i] = d->ex[index[i]];
-        if (v->ex[i].n > v->max_n)
-            v->max_n = v->ex[i].n;
+        if (v->ex[i].n > v->max_n) v->max_n = v->ex[i].n;
     }
     v->count = count;
     snprintf(v->path, sizeof v->path, "%s", d->path);
@@ -446,8 +445,7 @@ int en_dataset_view(const en_dataset *d, const int *index, int count, en_dataset
 }
 
 void en_dataset_free_view(en_dataset *v) {
-    if (!v)
-        return;
+    if (!v) return;
     free(v->ex);
     free(v);
 }
@@ -492,19 +490,15 @@ static int eval_batch(eval_job *job, en_ctx *c, int first, int count, int *corre
     }
     if (rc == 0) // the last layer's other rows cannot change the logits
         rc = en_ctx_layer_cls(c, cfg->layers - 1);
-    if (rc == 0)
-        rc = en_ctx_finish_batch(c, logits);
+    if (rc == 0) rc = en_ctx_finish_batch(c, logits);
     for (int s = 0; s < count && rc == 0; s++) {
         const float *lg = logits + (size_t)s * cfg->num_labels;
         int best = 0, i = first + s;
         for (int j = 1; j < cfg->num_labels; j++)
-            if (lg[j] > lg[best])
-                best = j;
+            if (lg[j] > lg[best]) best = j;
         *correct += best == job->d->ex[i].label;
-        if (job->res->outcome)
-            job->res->outcome[i] = best == job->d->ex[i].label;
-        if (job->res->pred)
-            job->res->pred[i] = best;
+        if (job->res->outcome) job->res->outcome[i] = best == job->d->ex[i].label;
+        if (job->res->pred) job->res->pred[i] = best;
     }
     return rc;
 }
@@ -513,13 +507,11 @@ static void *eval_worker(void *arg) {
     eval_job *job = arg;
     const en_dataset *d = job->d;
     int batch = job->opts->batch > 1 ? job->opts->batch : 1;
-    if (batch > 64)
-        batch = 64;
+    if (batch > 64) batch = 64;
     int max_rows = batch == 1 ? d->max_n : d->max_n > EVAL_BATCH_ROWS ? d->max_n : EVAL_BATCH_ROWS;
     en_ctx *c = NULL;
     int rc = en_ctx_new_batch(job->m, d->max_n, max_rows, batch, &c);
-    if (rc == 0 && (rc = en_ctx_set_precision(c, job->opts->precision)) != 0)
-        en_ctx_free(c);
+    if (rc == 0 && (rc = en_ctx_set_precision(c, job->opts->precision)) != 0) en_ctx_free(c);
     if (rc) {
         atomic_store(&job->error, rc);
         return NULL;
@@ -527,8 +519,7 @@ static void *eval_worker(void *arg) {
     int correct = 0;
     for (;;) {
         int i = atomic_fetch_add(&job->next, batch);
-        if (i >= d->count || atomic_load(&job->error))
-            break;
+        if (i >= d->count || atomic_load(&job->error)) break;
         int end = i + batch < d->count ? i + batch : d->count;
         /* as many of them per batch as the rows allow */
         while (i < end && rc == 0) {
@@ -556,16 +547,13 @@ static double now_seconds(void) {
 
 int en_eval(const en_model *m, const en_dataset *d, const en_eval_opts *opts, en_eval_result *res,
             en_diag *diag) {
-    if (d->count < 1)
-        return en_fail(diag, EN_EDATA, "%s: empty data set", d->path);
+    if (d->count < 1) return en_fail(diag, EN_EDATA, "%s: empty data set", d->path);
     if (opts->ratios) {
         int rc = en_ratios_check(opts->ratios, m->cfg.layers, diag);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     int threads = opts->threads > 0 ? opts->threads : 1;
-    if (threads > d->count)
-        threads = d->count;
+    if (threads > d->count) threads = d->count;
     en_set_blas_threads(threads == 1 && opts->blas_threads > 0 ? opts->blas_threads : 1);
     eval_job job = {.m = m, .d = d, .opts = opts, .res = res};
     atomic_init(&job.next, 0);
@@ -576,8 +564,7 @@ int en_eval(const en_model *m, const en_dataset *d, const en_eval_opts *opts, en
     pthread_t tid[64];
     int started = 0;
     for (int t = 1; t < threads && t < 64; t++)
-        if (pthread_create(&tid[started], NULL, eval_worker, &job) == 0)
-            started++;
+        if (pthread_create(&tid[started], NULL, eval_worker, &job) == 0) started++;
     eval_worker(&job); // the calling thread works too
     for (int t = 0; t < started; t++)
         pthread_join(tid[t], NULL);
@@ -585,8 +572,7 @@ int en_eval(const en_model *m, const en_dataset *d, const en_eval_opts *opts, en
     en_set_blas_threads(1);
 
     int err = atomic_load(&job.error);
-    if (err)
-        return en_fail(diag, err, "%s: evaluation failed: %s", d->path, en_strerror(err));
+    if (err) return en_fail(diag, err, "%s: evaluation failed: %s", d->path, en_strerror(err));
     double flops = 0, base = 0;
     for (int i = 0; i < d->count; i++) {
         flops += en_flops_model_sequence(m, d->ex[i].n, opts->ratios);

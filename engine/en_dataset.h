@@ -23,8 +23,8 @@ typedef struct en_example {
 typedef struct en_dataset {
     en_example *ex; // [count]
     int count;
-    int max_n;          // longest example
-    char path[256];     // where it was read from
+    int max_n;      // longest example
+    char path[256]; // where it was read from
 } en_dataset;
 
 /// Column names that override the usual ones (NULL: the usual). Strings are borrowed.
@@ -50,10 +50,10 @@ void en_dataset_free_view(en_dataset *v);
 
 typedef struct en_eval_opts {
     en_metric metric;
-    const double *ratios; // cfg.layers entries, or NULL for no pruning; borrowed
-    int threads;          // worker threads, each BLAS single-threaded (<= 0: 1)
-    int blas_threads;     // with threads == 1: BLAS threads for that one worker (<= 0: 1)
-    int batch;            // sequences per ragged batch (<= 1: one at a time, as served)
+    const double *ratios;          // cfg.layers entries, or NULL for no pruning; borrowed
+    int threads;                   // worker threads, each BLAS single-threaded (<= 0: 1)
+    int blas_threads;              // with threads == 1: BLAS threads for that one worker (<= 0: 1)
+    int batch;                     // sequences per ragged batch (<= 1: one at a time, as served)
     const en_precision *precision; // cfg.layers entries, or NULL for all F32; borrowed
 } en_eval_opts;
 
@@ -61,13 +61,13 @@ typedef struct en_eval_result {
     int n;
     int correct;
     double accuracy;
-    double mean_flops;     // mean over examples of en_flops_sequence()
-    double base_flops;     // the same without pruning
-    double flops_ratio;    // mean_flops / base_flops
-    double latency_ms;     // wall time per example (total wall time / n)
-    double seconds;        // total wall time
-    uint8_t *outcome;      // NULL, or caller-owned [n]: 1 where the prediction was right
-    int *pred;             // NULL, or caller-owned [n]: predicted label
+    double mean_flops;  // mean over examples of en_flops_sequence()
+    double base_flops;  // the same without pruning
+    double flops_ratio; // mean_flops / base_flops
+    double latency_ms;  // wall time per example (total wall time / n)
+    double seconds;     // total wall time
+    uint8_t *outcome;   // NULL, or caller-owned [n]: 1 where the prediction was right
+    int *pred;          // NULL, or caller-owned [n]: predicted label
 } en_eval_result;
 
 /// Evaluates every example of `d` under `opts`. Set `res->outcome` / `res->pred` to arrays

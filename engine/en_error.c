@@ -16,8 +16,7 @@ const char *en_strerror(int code) {
     default:
         break;
     }
-    if (code < 0 && code > -1000)
-        return strerror(-code);
+    if (code < 0 && code > -1000) return strerror(-code);
     return "unknown error";
 }
 

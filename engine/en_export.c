@@ -26,34 +26,81 @@ static const float *tensor_of(const en_model *m, en_role r, int l, size_t *rows,
     size_t F = (size_t)y->ffn;
     *cols = VECTOR;
     switch (r) {
-    case EN_T_WORD: *rows = (size_t)c->vocab_size, *cols = E; return w->word_emb;
-    case EN_T_POS: *rows = (size_t)c->pos_rows, *cols = E; return w->pos_emb;
-    case EN_T_TYPE: *rows = (size_t)c->type_vocab, *cols = E; return w->type_emb;
-    case EN_T_EMB_LN_G: *rows = E; return w->emb_ln_g;
-    case EN_T_EMB_LN_B: *rows = E; return w->emb_ln_b;
-    case EN_T_PROJ_W: *rows = H, *cols = E; return w->proj_w;
-    case EN_T_PROJ_B: *rows = H; return w->proj_b;
-    case EN_T_Q_W: case EN_T_K_W: case EN_T_V_W:
+    case EN_T_WORD:
+        *rows = (size_t)c->vocab_size, *cols = E;
+        return w->word_emb;
+    case EN_T_POS:
+        *rows = (size_t)c->pos_rows, *cols = E;
+        return w->pos_emb;
+    case EN_T_TYPE:
+        *rows = (size_t)c->type_vocab, *cols = E;
+        return w->type_emb;
+    case EN_T_EMB_LN_G:
+        *rows = E;
+        return w->emb_ln_g;
+    case EN_T_EMB_LN_B:
+        *rows = E;
+        return w->emb_ln_b;
+    case EN_T_PROJ_W:
+        *rows = H, *cols = E;
+        return w->proj_w;
+    case EN_T_PROJ_B:
+        *rows = H;
+        return w->proj_b;
+    case EN_T_Q_W:
+    case EN_T_K_W:
+    case EN_T_V_W:
         *rows = G, *cols = H;
         return y->wqkv + (size_t)(r - EN_T_Q_W) * G * H;
-    case EN_T_Q_B: case EN_T_K_B: case EN_T_V_B:
+    case EN_T_Q_B:
+    case EN_T_K_B:
+    case EN_T_V_B:
         *rows = G;
         return y->bqkv + (size_t)(r - EN_T_Q_B) * G;
-    case EN_T_O_W: *rows = H, *cols = G; return y->wo;
-    case EN_T_O_B: *rows = H; return y->bo;
-    case EN_T_LN1_G: *rows = H; return y->ln1_g;
-    case EN_T_LN1_B: *rows = H; return y->ln1_b;
-    case EN_T_W1: *rows = F, *cols = H; return y->w1;
-    case EN_T_B1: *rows = F; return y->b1;
-    case EN_T_W2: *rows = H, *cols = F; return y->w2;
-    case EN_T_B2: *rows = H; return y->b2;
-    case EN_T_LN2_G: *rows = H; return y->ln2_g;
-    case EN_T_LN2_B: *rows = H; return y->ln2_b;
-    case EN_T_HEAD_W: *rows = H, *cols = H; return w->pool_w;
-    case EN_T_HEAD_B: *rows = H; return w->pool_b;
-    case EN_T_CLS_W: *rows = (size_t)c->num_labels, *cols = H; return w->cls_w;
-    case EN_T_CLS_B: *rows = (size_t)c->num_labels; return w->cls_b;
-    default: return NULL;
+    case EN_T_O_W:
+        *rows = H, *cols = G;
+        return y->wo;
+    case EN_T_O_B:
+        *rows = H;
+        return y->bo;
+    case EN_T_LN1_G:
+        *rows = H;
+        return y->ln1_g;
+    case EN_T_LN1_B:
+        *rows = H;
+        return y->ln1_b;
+    case EN_T_W1:
+        *rows = F, *cols = H;
+        return y->w1;
+    case EN_T_B1:
+        *rows = F;
+        return y->b1;
+    case EN_T_W2:
+        *rows = H, *cols = F;
+        return y->w2;
+    case EN_T_B2:
+        *rows = H;
+        return y->b2;
+    case EN_T_LN2_G:
+        *rows = H;
+        return y->ln2_g;
+    case EN_T_LN2_B:
+        *rows = H;
+        return y->ln2_b;
+    case EN_T_HEAD_W:
+        *rows = H, *cols = H;
+        return w->pool_w;
+    case EN_T_HEAD_B:
+        *rows = H;
+        return w->pool_b;
+    case EN_T_CLS_W:
+        *rows = (size_t)c->num_labels, *cols = H;
+        return w->cls_w;
+    case EN_T_CLS_B:
+        *rows = (size_t)c->num_labels;
+        return w->cls_b;
+    default:
+        return NULL;
     }
 }
 
@@ -97,7 +144,7 @@ static char *header_json(const en_model *m, size_t *len) {
 #pragma GCC diagnostic pop
             size_t bytes = rows * (cols == VECTOR ? 1 : cols) * sizeof(float);
             json_t *shape = cols != VECTOR ? json_pack("[I, I]", (json_int_t)rows, (json_int_t)cols)
-                                 : json_pack("[I]", (json_int_t)rows);
+                                           : json_pack("[I]", (json_int_t)rows);
             json_object_set_new(h, name,
                                 json_pack("{s:s, s:o, s:[I, I]}", "dtype", "F32", "shape", shape,
                                           "data_offsets", (json_int_t)off,
@@ -194,8 +241,9 @@ int en_model_export(const en_model *m, const char *src_dir, const char *out_dir,
     int rc = write_file(out_dir, "config.json", text, strlen(text), NULL, 0, diag);
     free(text);
     /* the tokenizer's files, whichever the family ships */
-    static const char *const tok[] = {"vocab.txt", "tokenizer.json", "tokenizer_config.json",
-                                      "special_tokens_map.json", "vocab.json", "merges.txt"};
+    static const char *const tok[] = {
+        "vocab.txt",  "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "vocab.json", "merges.txt"};
     for (size_t i = 0; rc == 0 && i < sizeof tok / sizeof *tok; i++)
         rc = copy_if_there(src_dir, out_dir, tok[i], diag);
     size_t hlen = 0;

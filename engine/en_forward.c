@@ -19,38 +19,38 @@
 struct en_ctx {
     const en_model *m;
     int max_len, max_rows, max_seq;
-    int nseq;      // sequences in flight
-    int *seq_off;  // [max_seq] first row of each sequence
-    int *seq_rows; // [max_seq] its current rows
-    int *seq_n0;   // [max_seq] its original length
-    int *seq_off2; // [max_seq] the next layer's seq_off
-    float *x;      // [max_rows, H]  current hidden state
-    float *qkv;    // [max_rows, 3H] queries, keys, values of all rows
-    float *att;    // [heads, max_len, max_len] one sequence's attention probabilities
-    float *arows;  // [max_len, max_len] one head's attention rows for the kept queries
-    float *ctx;    // [max_rows, H]  context vectors of the kept rows
-    float *y;      // [max_rows, H]  attention block output of the kept rows
-    float *ffn;    // [max_rows, I]  FFN intermediate
-    float *kp;     // one head's keys, scaled, packed as the right side of Q K^T
-    float *vp;     // one head's values, packed as the right side of A V
-    float *col;    // [max_len]      one head's column sums
-    double *score; // [max_len]      importance of each row of one sequence
-    int *order;    // [max_len]      candidate rows sorted by importance
-    int *kept;     // [max_len]      kept rows, ascending
-    int *rank_of;  // [max_len]      importance rank of each row of one sequence
-    int32_t *pos;  // [max_rows]     original position of each current row
-    int32_t *pos2; // [max_rows]
-    int32_t *rank; // [max_rows]     importance rank of each current row (0: [CLS]), or -1
-    int32_t *rank2; // [max_rows]
-    int want_rank; // rank rows even where a layer keeps them all (en_ctx_rank_all)
-    double *prof;  // NULL, or borrowed [EN_STEP_COUNT]: ns per step (en_ctx_profile)
+    int nseq;         // sequences in flight
+    int *seq_off;     // [max_seq] first row of each sequence
+    int *seq_rows;    // [max_seq] its current rows
+    int *seq_n0;      // [max_seq] its original length
+    int *seq_off2;    // [max_seq] the next layer's seq_off
+    float *x;         // [max_rows, H]  current hidden state
+    float *qkv;       // [max_rows, 3H] queries, keys, values of all rows
+    float *att;       // [heads, max_len, max_len] one sequence's attention probabilities
+    float *arows;     // [max_len, max_len] one head's attention rows for the kept queries
+    float *ctx;       // [max_rows, H]  context vectors of the kept rows
+    float *y;         // [max_rows, H]  attention block output of the kept rows
+    float *ffn;       // [max_rows, I]  FFN intermediate
+    float *kp;        // one head's keys, scaled, packed as the right side of Q K^T
+    float *vp;        // one head's values, packed as the right side of A V
+    float *col;       // [max_len]      one head's column sums
+    double *score;    // [max_len]      importance of each row of one sequence
+    int *order;       // [max_len]      candidate rows sorted by importance
+    int *kept;        // [max_len]      kept rows, ascending
+    int *rank_of;     // [max_len]      importance rank of each row of one sequence
+    int32_t *pos;     // [max_rows]     original position of each current row
+    int32_t *pos2;    // [max_rows]
+    int32_t *rank;    // [max_rows]     importance rank of each current row (0: [CLS]), or -1
+    int32_t *rank2;   // [max_rows]
+    int want_rank;    // rank rows even where a layer keeps them all (en_ctx_rank_all)
+    double *prof;     // NULL, or borrowed [EN_STEP_COUNT]: ns per step (en_ctx_profile)
     en_observer *obs; // NULL, or called with each layer's context and FFN activations
     void *obs_ud;
-    float *emb;    // [max_len, E]  one sequence's embeddings before the projection to H; NULL
-                   // when E == H
+    float *emb; // [max_len, E]  one sequence's embeddings before the projection to H; NULL
+                // when E == H
     en_precision prec[EN_MAX_LAYERS]; // each layer's matrix products (en_ctx_set_precision)
-    en_qrows aq;   // [max_rows, round4(max(H, I))] a product's activations quantized to u8,
-                   // their scales and zero points
+    en_qrows aq; // [max_rows, round4(max(H, I))] a product's activations quantized to u8,
+                 // their scales and zero points
 };
 
 static const char *precision_names[EN_PREC_COUNT] = {"f32", "int8"};
@@ -62,15 +62,13 @@ const char *en_precision_name(en_precision p) {
 /* The index of `name` among `count` names, or -1. */
 static int name_index(const char *const *names, int count, const char *name) {
     for (int i = 0; i < count; i++)
-        if (strcmp(name, names[i]) == 0)
-            return i;
+        if (strcmp(name, names[i]) == 0) return i;
     return -1;
 }
 
 int en_precision_parse(const char *name, en_precision *out) {
     int i = name_index(precision_names, EN_PREC_COUNT, name);
-    if (i < 0)
-        return EN_ESCHEDULE;
+    if (i < 0) return EN_ESCHEDULE;
     *out = (en_precision)i;
     return 0;
 }
@@ -78,8 +76,7 @@ int en_precision_parse(const char *name, en_precision *out) {
 int en_ctx_set_precision(en_ctx *c, const en_precision *per_layer) {
     int L = c->m->cfg.layers;
     for (int l = 0; per_layer && l < L; l++)
-        if ((unsigned)per_layer[l] >= EN_PREC_COUNT)
-            return EN_ESCHEDULE;
+        if ((unsigned)per_layer[l] >= EN_PREC_COUNT) return EN_ESCHEDULE;
     for (int l = 0; l < L; l++)
         c->prec[l] = per_layer ? per_layer[l] : EN_PREC_F32;
     return 0;
@@ -91,9 +88,8 @@ typedef enum layer_mat { MAT_QKV, MAT_O, MAT_1, MAT_2 } layer_mat;
 /* The one place a layer's matrices are multiplied, in the layer's precision: C[m, n] = A W^T
  * + bias (flags as en_gemm_packed), W being columns [j0, j0 + n) (j0 a multiple of 16) of
  * matrix `mat` of layer l over k inputs. */
-static void layer_gemm(en_ctx *c, int l, layer_mat mat, int j0, int m, int n, int k,
-                       const float *a, int lda, const float *bias, int flags, float *out,
-                       int ldc) {
+static void layer_gemm(en_ctx *c, int l, layer_mat mat, int j0, int m, int n, int k, const float *a,
+                       int lda, const float *bias, int flags, float *out, int ldc) {
     if (c->prec[l] == EN_PREC_INT8) {
         const en_qlayer *q = &c->m->qpacked[l];
         const en_qmat *w = mat == MAT_QKV ? &q->wqkv
@@ -109,9 +105,9 @@ static void layer_gemm(en_ctx *c, int l, layer_mat mat, int j0, int m, int n, in
     en_gemm_packed(m, n, k, a, lda, w + (size_t)j0 * k, bias, flags, out, ldc);
 }
 
-static const char *step_names[EN_STEP_COUNT] = {
-    "embed",   "qkv",    "scores", "softmax", "select",    "context",
-    "gather",  "output", "ffn_in", "ffn_out", "layernorm", "head"};
+static const char *step_names[EN_STEP_COUNT] = {"embed",  "qkv",     "scores",    "softmax",
+                                                "select", "context", "gather",    "output",
+                                                "ffn_in", "ffn_out", "layernorm", "head"};
 
 const char *en_step_name(en_step s) {
     return (unsigned)s < EN_STEP_COUNT ? step_names[s] : NULL;
@@ -123,13 +119,11 @@ void en_ctx_profile(en_ctx *c, double *ns) {
 
 /* With profiling on, adds the time since `*t` to step `s` and restarts `*t`. */
 static inline void lap(en_ctx *c, double *t, en_step s) {
-    if (!c->prof)
-        return;
+    if (!c->prof) return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     double now = ts.tv_sec * 1e9 + ts.tv_nsec;
-    if (*t > 0)
-        c->prof[s] += now - *t;
+    if (*t > 0) c->prof[s] += now - *t;
     *t = now;
 }
 
@@ -141,8 +135,7 @@ const char *en_metric_name(en_metric m) {
 
 int en_metric_parse(const char *name, en_metric *out) {
     int i = name_index(metric_names, EN_METRIC_COUNT, name);
-    if (i < 0)
-        return EN_ESCHEDULE;
+    if (i < 0) return EN_ESCHEDULE;
     *out = (en_metric)i;
     return 0;
 }
@@ -161,10 +154,8 @@ char *en_metric_list(char *buf, size_t len) {
 
 int en_keep_count(double ratio, int n0, int n_in) {
     double k = floor(ratio * n0 + 0.5);
-    if (k < 1)
-        return 1;
-    if (k > n_in)
-        return n_in;
+    if (k < 1) return 1;
+    if (k > n_in) return n_in;
     return (int)k;
 }
 
@@ -197,8 +188,7 @@ int en_ctx_new_batch(const en_model *m, int max_len, int max_rows, int max_seq, 
         return EN_ERANGE;
     size_t L = (size_t)max_len, R = (size_t)max_rows, H = (size_t)cfg->hidden;
     en_ctx *c = calloc(1, sizeof *c);
-    if (!c)
-        return EN_ENOMEM;
+    if (!c) return EN_ENOMEM;
     c->m = m;
     c->max_len = max_len;
     c->max_rows = max_rows;
@@ -235,10 +225,10 @@ int en_ctx_new_batch(const en_model *m, int max_len, int max_rows, int max_seq, 
         en_ctx_free(c);
         return EN_ENOMEM;
     }
-    if (!c->seq_off || !c->seq_rows || !c->seq_n0 || !c->seq_off2 || !c->x || !c->qkv ||
-        !c->att || !c->arows || !c->ctx || !c->y || !c->ffn || !c->kp || !c->vp || !c->col ||
-        !c->score || !c->order || !c->kept || !c->rank_of || !c->pos || !c->pos2 || !c->rank ||
-        !c->rank2 || !c->aq.q || !c->aq.scale || !c->aq.zero) {
+    if (!c->seq_off || !c->seq_rows || !c->seq_n0 || !c->seq_off2 || !c->x || !c->qkv || !c->att ||
+        !c->arows || !c->ctx || !c->y || !c->ffn || !c->kp || !c->vp || !c->col || !c->score ||
+        !c->order || !c->kept || !c->rank_of || !c->pos || !c->pos2 || !c->rank || !c->rank2 ||
+        !c->aq.q || !c->aq.scale || !c->aq.zero) {
         en_ctx_free(c);
         return EN_ENOMEM;
     }
@@ -247,8 +237,7 @@ int en_ctx_new_batch(const en_model *m, int max_len, int max_rows, int max_seq, 
 }
 
 void en_ctx_free(en_ctx *c) {
-    if (!c)
-        return;
+    if (!c) return;
     free(c->seq_off);
     free(c->aq.q);
     free(c->aq.scale);
@@ -301,8 +290,7 @@ static int embed(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n, 
     const en_config *cfg = &c->m->cfg;
     const en_weights *w = &c->m->w;
     int E = cfg->emb;
-    if (n < 1 || n > c->max_len)
-        return EN_EINPUT;
+    if (n < 1 || n > c->max_len) return EN_EINPUT;
     /* word + position (+ token type), E wide; position rows start at pos_offset (RoBERTa) */
     float *x = c->emb ? c->emb : c->x + (size_t)row0 * cfg->hidden;
     for (int i = 0; i < n; i++) {
@@ -339,17 +327,14 @@ int en_ctx_begin(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n) 
 
 int en_ctx_begin_batch(en_ctx *c, int nseq, const int32_t *const *ids,
                        const int32_t *const *type_ids, const int *n) {
-    if (nseq < 1 || nseq > c->max_seq)
-        return EN_EINPUT;
+    if (nseq < 1 || nseq > c->max_seq) return EN_EINPUT;
     double t = 0;
     lap(c, &t, EN_STEP_EMBED);
     int rows = 0;
     for (int s = 0; s < nseq; s++) {
-        if (n[s] < 1 || n[s] > c->max_len || n[s] > c->max_rows - rows)
-            return EN_EINPUT;
+        if (n[s] < 1 || n[s] > c->max_len || n[s] > c->max_rows - rows) return EN_EINPUT;
         int rc = embed(c, ids[s], type_ids ? type_ids[s] : NULL, n[s], rows);
-        if (rc)
-            return rc;
+        if (rc) return rc;
         c->seq_off[s] = rows;
         c->seq_rows[s] = c->seq_n0[s] = n[s];
         rows += n[s];
@@ -456,8 +441,7 @@ static void attend(en_ctx *c, const en_layer_weights *w, const float *qkv, const
 
     /* 3-4. importance and the kept rows */
     int ranked = k < n || (c->want_rank && n > 1);
-    if (ranked)
-        importance(c, w, qkv, n, metric);
+    if (ranked) importance(c, w, qkv, n, metric);
     select_rows(c, n, k, ranked);
     lap(c, t, EN_STEP_SELECT);
 
@@ -502,8 +486,7 @@ static void finish_rows(en_ctx *c, int l, int kept, double *t) {
     if (F > 0) {
         layer_gemm(c, l, MAT_1, 0, kept, F, H, c->y, H, w->b1, EN_GEMM_GELU, c->ffn, F);
         lap(c, t, EN_STEP_FFN_IN);
-        if (c->obs)
-            c->obs(c->obs_ud, l, kept, c->ctx, G, c->ffn, F);
+        if (c->obs) c->obs(c->obs_ud, l, kept, c->ctx, G, c->ffn, F);
         layer_gemm(c, l, MAT_2, 0, kept, H, F, c->ffn, F, w->b2, EN_GEMM_ACCUMULATE, c->x, H);
     } else
         en_add_bias(c->x, kept, H, w->b2);
@@ -525,8 +508,7 @@ static void finish_rows(en_ctx *c, int l, int kept, double *t) {
 
 int en_ctx_layer_cls(en_ctx *c, int l) {
     const en_config *cfg = &c->m->cfg;
-    if (l < 0 || l >= cfg->layers)
-        return EN_ESCHEDULE;
+    if (l < 0 || l >= cfg->layers) return EN_ESCHEDULE;
     const en_layer_weights *w = &c->m->w.layer[l];
     int H = cfg->hidden, heads = w->heads, d = H / cfg->heads, G = heads * d, ld3 = 3 * G;
     int rows = 0;
@@ -550,8 +532,7 @@ int en_ctx_layer_cls(en_ctx *c, int l) {
         c->rank2[s] = 0;
         c->seq_off2[s] = s;
     }
-    if (split)
-        layer_gemm(c, l, MAT_QKV, 0, c->nseq, G, H, c->y, H, w->bqkv, 0, c->ffn, G);
+    if (split) layer_gemm(c, l, MAT_QKV, 0, c->nseq, G, H, c->y, H, w->bqkv, 0, c->ffn, G);
     lap(c, &t, EN_STEP_QKV);
 
     /* 2 and 5 for the one query of each sequence */
@@ -578,15 +559,13 @@ int en_ctx_layer_cls(en_ctx *c, int l) {
 }
 
 int en_ctx_layer(en_ctx *c, int l, int keep, en_metric metric) {
-    if (c->nseq != 1)
-        return EN_EINPUT;
+    if (c->nseq != 1) return EN_EINPUT;
     return en_ctx_layer_batch(c, l, &keep, &metric);
 }
 
 int en_ctx_layer_batch(en_ctx *c, int l, const int *keep, const en_metric *metric) {
     const en_config *cfg = &c->m->cfg;
-    if (l < 0 || l >= cfg->layers)
-        return EN_ESCHEDULE;
+    if (l < 0 || l >= cfg->layers) return EN_ESCHEDULE;
     int rows = 0, kept = 0;
     for (int s = 0; s < c->nseq; s++) {
         if (keep[s] < 1 || keep[s] > c->seq_rows[s] || (unsigned)metric[s] >= EN_METRIC_COUNT)
@@ -660,11 +639,9 @@ int en_ctx_finish_batch(en_ctx *c, float *logits) {
     int H = c->m->cfg.hidden, C = c->m->cfg.num_labels;
     for (int s = 0; s < c->nseq; s++) {
         /* the head reads row 0; the earlier sequences are done with it */
-        if (c->seq_off[s] != 0)
-            memcpy(c->x, c->x + (size_t)c->seq_off[s] * H, H * sizeof(float));
+        if (c->seq_off[s] != 0) memcpy(c->x, c->x + (size_t)c->seq_off[s] * H, H * sizeof(float));
         int rc = en_ctx_finish(c, logits + (size_t)s * C);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     return 0;
 }
@@ -691,8 +668,7 @@ void en_ctx_seq_state(const en_ctx *c, int s, int *rows, const float **x, const 
 
 int en_ctx_set_state_batch(en_ctx *c, int nseq, const int *n0, const int *rows,
                            const float *const *x, const int32_t *const *pos) {
-    if (nseq < 1 || nseq > c->max_seq)
-        return EN_EINPUT;
+    if (nseq < 1 || nseq > c->max_seq) return EN_EINPUT;
     int H = c->m->cfg.hidden, total = 0;
     for (int s = 0; s < nseq; s++) {
         if (n0[s] < 1 || n0[s] > c->max_len || rows[s] < 1 || rows[s] > n0[s] ||
@@ -712,8 +688,7 @@ int en_ctx_set_state_batch(en_ctx *c, int nseq, const int *n0, const int *rows,
 }
 
 int en_ctx_set_state(en_ctx *c, int n0, int rows, const float *x, const int32_t *pos) {
-    if (n0 < 1 || n0 > c->max_len || rows < 1 || rows > n0)
-        return EN_EINPUT;
+    if (n0 < 1 || n0 > c->max_len || rows < 1 || rows > n0) return EN_EINPUT;
     int H = c->m->cfg.hidden;
     memmove(c->x, x, (size_t)rows * H * sizeof(float));
     memmove(c->pos, pos, (size_t)rows * sizeof(int32_t));
@@ -728,8 +703,7 @@ int en_ctx_set_state(en_ctx *c, int n0, int rows, const float *x, const int32_t 
 
 int en_state_keep_top(const float *x, const int32_t *pos, const int32_t *rank, int rows, int H,
                       int keep, float *x_out, int32_t *pos_out) {
-    if (keep < 1 || keep > rows)
-        return EN_ESCHEDULE;
+    if (keep < 1 || keep > rows) return EN_ESCHEDULE;
     int k = 0;
     for (int i = 0; i < rows; i++) {
         if (rank[i] < 0 && keep < rows)
@@ -745,27 +719,21 @@ int en_state_keep_top(const float *x, const int32_t *pos, const int32_t *rank, i
 int en_forward(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n, en_metric metric,
                const double *ratios, float *logits, int32_t *kept, int *kept_n) {
     const en_config *cfg = &c->m->cfg;
-    if ((unsigned)metric >= EN_METRIC_COUNT)
-        return EN_ESCHEDULE;
+    if ((unsigned)metric >= EN_METRIC_COUNT) return EN_ESCHEDULE;
     if (ratios) {
         int rc = en_ratios_check(ratios, cfg->layers, NULL);
-        if (rc)
-            return rc;
+        if (rc) return rc;
     }
     int rc = en_ctx_begin(c, ids, type_ids, n);
-    if (rc)
-        return rc;
+    if (rc) return rc;
     for (int l = 0; l < cfg->layers; l++) {
         int k = ratios ? en_keep_count(ratios[l], n, c->seq_rows[0]) : c->seq_rows[0];
         /* the last layer's kept rows other than [CLS] cannot change the logits */
         int last = l == cfg->layers - 1 && !kept && !kept_n;
         rc = last ? en_ctx_layer_cls(c, l) : en_ctx_layer(c, l, k, metric);
-        if (rc)
-            return rc;
-        if (kept)
-            memcpy(kept + (size_t)l * n, c->pos, (size_t)k * sizeof(int32_t));
-        if (kept_n)
-            kept_n[l] = k;
+        if (rc) return rc;
+        if (kept) memcpy(kept + (size_t)l * n, c->pos, (size_t)k * sizeof(int32_t));
+        if (kept_n) kept_n[l] = k;
     }
     return en_ctx_finish(c, logits);
 }

@@ -40,11 +40,7 @@ int en_ratios_check(const double *ratios, int layers, en_diag *diag);
  * epilogue (en_qgemm.h); the same bits on every CPU path. Per-row activation scales keep every
  * row independent of the others, so batches, the [CLS]-only last layer and sibling states give
  * the same bits as one sequence at a time, as in F32. */
-typedef enum en_precision {
-    EN_PREC_F32 = 0,
-    EN_PREC_INT8,
-    EN_PREC_COUNT
-} en_precision;
+typedef enum en_precision { EN_PREC_F32 = 0, EN_PREC_INT8, EN_PREC_COUNT } en_precision;
 
 /// "f32", "int8"; NULL for an out-of-range value. Static storage.
 const char *en_precision_name(en_precision p);
@@ -71,9 +67,10 @@ int en_ctx_set_model(en_ctx *c, const en_model *m);
 /// Whole forward pass of one unpadded sequence. `ratios` has cfg.layers entries, or is NULL for
 /// no pruning. `logits` receives cfg.num_labels floats. Without `kept` and `kept_n`, the last
 /// layer runs for the [CLS] row only (en_ctx_layer_cls): the same logits, less work. `kept`,
-/// when not NULL, receives for each layer l the kept positions as indices into the original sequence: kept[l * n + i] for
-/// i < k_l (caller-owned, cfg.layers * n entries); `kept_n`, when not NULL, receives k_l.
-/// Errors: EN_EINPUT (n < 1, n > max_len, id or type out of range), EN_ESCHEDULE.
+/// when not NULL, receives for each layer l the kept positions as indices into the original
+/// sequence: kept[l * n + i] for i < k_l (caller-owned, cfg.layers * n entries); `kept_n`, when not
+/// NULL, receives k_l. Errors: EN_EINPUT (n < 1, n > max_len, id or type out of range),
+/// EN_ESCHEDULE.
 int en_forward(en_ctx *c, const int32_t *ids, const int32_t *type_ids, int n, en_metric metric,
                const double *ratios, float *logits, int32_t *kept, int *kept_n);
 

@@ -8,8 +8,9 @@
  *
  * One register-blocked micro-kernel, written once with GCC vector types, is compiled per
  * instruction set (AVX-512, AVX2+FMA, SSE2) and chosen at run time from the CPU; the panel layout
- * is the same for all of them. The row softmax of attention is compiled the same way. Bias, GELU and the residual add happen in the micro-kernel while
- * the tile is in registers. Internal to the engine. */
+ * is the same for all of them. The row softmax of attention is compiled the same way. Bias, GELU
+ * and the residual add happen in the micro-kernel while the tile is in registers. Internal to the
+ * engine. */
 
 #include <stddef.h>
 

@@ -118,11 +118,9 @@ static void tile_narrow(int mr, int nc, int kc, const float *a, int lda, const f
  * tile(), so the results are the same bits. */
 #define NP_ROW1 (8 / NV > 0 ? 8 / NV : 1)
 #define NP_ROW2 (4 / NV > 0 ? 4 / NV : 1)
-static inline __attribute__((always_inline)) void tile_panels(const int mr, const int np, int kc,
-                                                              const float *a, int lda,
-                                                              const float *b, size_t step,
-                                                              float *c, int ldc, int load_c,
-                                                              const float *bias, int gelu) {
+static inline __attribute__((always_inline)) void
+tile_panels(const int mr, const int np, int kc, const float *a, int lda, const float *b,
+            size_t step, float *c, int ldc, int load_c, const float *bias, int gelu) {
     vf acc[2][NP_ROW1 * NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < np * NV; v++)
@@ -132,16 +130,14 @@ static inline __attribute__((always_inline)) void tile_panels(const int mr, cons
         for (int r = 0; r < mr; r++) {
             float s = a[(size_t)r * lda + p];
             for (int v = 0; v < np * NV; v++)
-                acc[r][v] += *(const vf *)(b + (v / NV) * step + (size_t)p * EN_PANEL +
-                                           (v % NV) * VW) * s;
+                acc[r][v] +=
+                    *(const vf *)(b + (v / NV) * step + (size_t)p * EN_PANEL + (v % NV) * VW) * s;
         }
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < np * NV; v++) {
             int col = (v / NV) * EN_PANEL + (v % NV) * VW;
-            if (bias)
-                acc[r][v] += load_u(bias + col);
-            if (gelu)
-                acc[r][v] = vm_gelu(acc[r][v]);
+            if (bias) acc[r][v] += load_u(bias + col);
+            if (gelu) acc[r][v] = vm_gelu(acc[r][v]);
             *(vfu *)(c + (size_t)r * ldc + col) = acc[r][v];
         }
 }

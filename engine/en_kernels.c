@@ -7,12 +7,12 @@
 
 void en_gemm(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
              int b_trans, float beta, float *c, int ldc) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, m, n, k, alpha,
-                a, lda, b, ldb, beta, c, ldc);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
+                lda, b, ldb, beta, c, ldc);
 }
 
-void en_gemm_ref(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                 int ldb, int b_trans, float beta, float *c, int ldc) {
+void en_gemm_ref(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                 int b_trans, float beta, float *c, int ldc) {
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             double acc = 0;

@@ -10,8 +10,8 @@
 void en_gemm(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
              int b_trans, float beta, float *c, int ldc);
 /// The same with plain loops in double accumulation: the reference the tests compare against.
-void en_gemm_ref(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
-                 int ldb, int b_trans, float beta, float *c, int ldc);
+void en_gemm_ref(int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb,
+                 int b_trans, float beta, float *c, int ldc);
 
 /// x[r, :] += bias for each of `rows` rows of `cols`.
 void en_add_bias(float *x, int rows, int cols, const float *bias);

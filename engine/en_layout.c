@@ -23,9 +23,11 @@ int en_checkpoint_check(const char *dir, en_diag *diag) {
     static const struct {
         const char *file, *what, *from;
     } other[] = {
-        {"model.safetensors.index.json", "sharded safetensors (model-0000N-of-0000M.safetensors)", ""},
+        {"model.safetensors.index.json", "sharded safetensors (model-0000N-of-0000M.safetensors)",
+         ""},
         {"pytorch_model.bin", "pytorch_model.bin (a PyTorch pickle)", ""},
-        {"pytorch_model.bin.index.json", "sharded PyTorch weights (pytorch_model-0000N-of-0000M.bin)", ""},
+        {"pytorch_model.bin.index.json",
+         "sharded PyTorch weights (pytorch_model-0000N-of-0000M.bin)", ""},
         {"tf_model.h5", "TensorFlow weights (tf_model.h5)", ", from_tf=True"},
         {"flax_model.msgpack", "Flax weights (flax_model.msgpack)", ", from_flax=True"},
     };

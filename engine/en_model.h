@@ -35,17 +35,17 @@ typedef struct en_config {
     en_family family;
     en_head_act head_act;
     int vocab_size;
-    int hidden;      // H
-    int layers;      // L
-    int heads;       // h; H % h == 0
-    int ffn;         // I (intermediate_size)
-    int max_pos;     // the longest sequence the model takes: pos_rows - pos_offset
-    int pos_rows;    // max_position_embeddings: rows of the position table
-    int pos_offset;  // token i takes position row i + pos_offset (RoBERTa: pad_token_id + 1)
-    int type_vocab;  // type_vocab_size; 0: no token types (DistilBERT), type ids are ignored
-    int emb;         // E: width of the embeddings (ELECTRA's embedding_size; else H)
-    int num_labels;  // C
-    double ln_eps;   // layer_norm_eps
+    int hidden;     // H
+    int layers;     // L
+    int heads;      // h; H % h == 0
+    int ffn;        // I (intermediate_size)
+    int max_pos;    // the longest sequence the model takes: pos_rows - pos_offset
+    int pos_rows;   // max_position_embeddings: rows of the position table
+    int pos_offset; // token i takes position row i + pos_offset (RoBERTa: pad_token_id + 1)
+    int type_vocab; // type_vocab_size; 0: no token types (DistilBERT), type ids are ignored
+    int emb;        // E: width of the embeddings (ELECTRA's embedding_size; else H)
+    int num_labels; // C
+    double ln_eps;  // layer_norm_eps
     // A checkpoint narrowed by searchctl export (config.json "searchd_width"): the heads and
     // FFN neurons each layer has; else every layer has `heads` and `ffn`.
     int layer_heads[EN_MAX_LAYERS];
@@ -57,14 +57,14 @@ typedef struct en_config {
  * heads and FFN neurons than the configuration says (width pruning, en_width.h): G = heads * d
  * (d = H / cfg.heads) and F = ffn below; a loaded model keeps them all (G = H, F = I). */
 typedef struct en_layer_weights {
-    int heads;                 // attention heads this layer computes, >= 1
-    int ffn;                   // FFN neurons this layer computes, >= 0
-    const float *wqkv;         // [3G, H]: query, key, value weights stacked in that order
-    const float *bqkv;         // [3G]
-    const float *wo, *bo;      // [H, G], [H]   attention output dense
+    int heads;                  // attention heads this layer computes, >= 1
+    int ffn;                    // FFN neurons this layer computes, >= 0
+    const float *wqkv;          // [3G, H]: query, key, value weights stacked in that order
+    const float *bqkv;          // [3G]
+    const float *wo, *bo;       // [H, G], [H]   attention output dense
     const float *ln1_g, *ln1_b; // [H], [H]     attention output LayerNorm
-    const float *w1, *b1;      // [F, H], [F]   intermediate dense
-    const float *w2, *b2;      // [H, F], [H]   output dense
+    const float *w1, *b1;       // [F, H], [F]   intermediate dense
+    const float *w2, *b2;       // [H, F], [H]   output dense
     const float *ln2_g, *ln2_b; // [H], [H]     output LayerNorm
 } en_layer_weights;
 
@@ -79,11 +79,11 @@ typedef struct en_qlayer {
 } en_qlayer;
 
 typedef struct en_weights {
-    const float *word_emb;       // [vocab, E]
-    const float *pos_emb;        // [pos_rows, E]
-    const float *type_emb;       // [type_vocab, E]; NULL when type_vocab is 0
+    const float *word_emb;            // [vocab, E]
+    const float *pos_emb;             // [pos_rows, E]
+    const float *type_emb;            // [type_vocab, E]; NULL when type_vocab is 0
     const float *emb_ln_g, *emb_ln_b; // [E], [E]
-    const float *proj_w, *proj_b; // [H, E], [H]: embeddings projection; NULL when E == H
+    const float *proj_w, *proj_b;     // [H, E], [H]: embeddings projection; NULL when E == H
     en_layer_weights layer[EN_MAX_LAYERS];
     const float *pool_w, *pool_b; // [H, H], [H]  the head's dense layer (BERT's pooler)
     const float *cls_w, *cls_b;   // [C, H], [C]
@@ -92,23 +92,23 @@ typedef struct en_weights {
 typedef struct en_model en_model;
 struct en_model {
     en_config cfg;
-    en_weights w;          // pointers into `arena`
-    en_tokenizer *tok;     // owned
-    float *arena;          // owned: every weight, F32, one allocation
+    en_weights w;      // pointers into `arena`
+    en_tokenizer *tok; // owned
+    float *arena;      // owned: every weight, F32, one allocation
     size_t arena_floats;
     uint64_t weights_hash; // FNV-1a 64 of model.safetensors' bytes: identifies the weights
     char dtype[8];         // "F32", "F16" or "BF16" as stored in the file
     en_packed_layer packed[EN_MAX_LAYERS]; // pointers into `packed_arena`
-    const float *pool_packed; // the head's dense layer (pool_w), packed likewise
-    float *packed_arena;   // owned: the packed matrices of every layer, one allocation
+    const float *pool_packed;              // the head's dense layer (pool_w), packed likewise
+    float *packed_arena;              // owned: the packed matrices of every layer, one allocation
     en_qlayer qpacked[EN_MAX_LAYERS]; // pointers into `qpacked_arena`: a quarter of the memory
-    void *qpacked_arena;   // owned: the int8 matrices, their scales and column sums
-    const en_model *base;  // NULL, or the model this one was narrowed from (en_width.h): then
-                           // the tokenizer and every weight outside the layers are borrowed
-                           // from it, and `arena` / `packed_arena` / `qpacked_arena` hold the
-                           // narrowed layers
-    en_model *owned_base;  // NULL, or `base` when this model owns it (freed with it): a caller
-                           // that only keeps the narrowed model
+    void *qpacked_arena;              // owned: the int8 matrices, their scales and column sums
+    const en_model *base; // NULL, or the model this one was narrowed from (en_width.h): then
+                          // the tokenizer and every weight outside the layers are borrowed
+                          // from it, and `arena` / `packed_arena` / `qpacked_arena` hold the
+                          // narrowed layers
+    en_model *owned_base; // NULL, or `base` when this model owns it (freed with it): a caller
+                          // that only keeps the narrowed model
 };
 
 /// Loads a checkpoint folder: config.json, model.safetensors and the tokenizer's files

@@ -72,8 +72,7 @@ static int pack_int8(en_model *m) {
         total += en_qpack_attention(cfg, &m->w.layer[l], NULL, NULL) +
                  en_qpack_ffn(cfg, &m->w.layer[l], NULL, NULL);
     void *arena = NULL;
-    if (posix_memalign(&arena, 64, total ? total : 64))
-        return EN_ENOMEM;
+    if (posix_memalign(&arena, 64, total ? total : 64)) return EN_ENOMEM;
     free(m->qpacked_arena);
     m->qpacked_arena = arena;
     char *at = arena;
@@ -92,8 +91,7 @@ int en_model_pack(en_model *m) {
         total += en_pack_attention(cfg, &m->w.layer[l], NULL, NULL) +
                  en_pack_ffn(cfg, &m->w.layer[l], NULL, NULL);
     void *arena = NULL;
-    if (posix_memalign(&arena, 64, total * sizeof(float)))
-        return EN_ENOMEM;
+    if (posix_memalign(&arena, 64, total * sizeof(float))) return EN_ENOMEM;
     free(m->packed_arena);
     m->packed_arena = arena;
     float *p = m->packed_arena;

@@ -86,9 +86,9 @@ static int classify(service *s, const char *text) {
     json_t *probs = json_object();
     for (int k = 0; k < n; k++)
         json_object_set_new(probs, sdpy_model_label(s->m, k), json_real(prob[k]));
-    json_t *o = json_pack("{s:s, s:s, s:o, s:s}", "text", text, "label",
-                          sdpy_model_label(s->m, label), "probabilities", probs, "schedule",
-                          s->schedule);
+    json_t *o =
+        json_pack("{s:s, s:s, s:o, s:s}", "text", text, "label", sdpy_model_label(s->m, label),
+                  "probabilities", probs, "schedule", s->schedule);
     char *line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
     printf("%s\n", line);
     fflush(stdout);
@@ -103,9 +103,12 @@ int main(int argc, char **argv) {
     const char *sock = NULL, *path = NULL;
     char buf[512];
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--socket") == 0) sock = argv[i + 1];
-        else if (strcmp(argv[i], "--model") == 0) s.model = argv[i + 1];
-        else if (strcmp(argv[i], "--path") == 0) path = argv[i + 1];
+        if (strcmp(argv[i], "--socket") == 0)
+            sock = argv[i + 1];
+        else if (strcmp(argv[i], "--model") == 0)
+            s.model = argv[i + 1];
+        else if (strcmp(argv[i], "--path") == 0)
+            path = argv[i + 1];
         else if (strcmp(argv[i], "--max-drop") == 0) {
             sp_diag dg;
             if (sdc_parse_share(argv[i + 1], "--max-drop", 1, &s.max_drop, &dg) != 0) {

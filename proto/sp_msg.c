@@ -220,9 +220,10 @@ int sp_get_str(const msgpack_object *map, const char *key, int required, char *b
 /* Length of the valid UTF-8 sequence starting at p[0..n), or 0. */
 static size_t utf8_char(const unsigned char *p, size_t n) {
     if (p[0] < 0x80) return 1;
-    size_t len = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-                                              : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
-                                                                              : 0;
+    size_t len = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+                 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+                 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                                : 0;
     if (len == 0 || len > n) return 0;
     for (size_t i = 1; i < len; i++)
         if ((p[i] & 0xc0) != 0x80) return 0;

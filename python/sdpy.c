@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client/sdc_apply.h"
 #include "engine/en_forward.h"
+#include "engine/en_layout.h"
 #include "engine/en_model.h"
 #include "engine/en_tokenizer.h"
 #include "schedules/sc_error.h"
 #include "schedules/sc_schedule.h"
-#include "client/sdc_apply.h"
-#include "engine/en_layout.h"
 
 #define SDPY_API __attribute__((visibility("default")))
 
@@ -30,7 +30,7 @@ struct sdpy_model {
     pthread_mutex_t lock; // guards the pool and `cur`
     en_ctx **free_ctx;    // run states not in use
     int nfree, cap;
-    narrowed *cur;        // the last record's network, or NULL
+    narrowed *cur; // the last record's network, or NULL
 };
 
 static int classify(sdpy_model *sm, const sc_schedule *s, const en_model *run, int n,
@@ -91,15 +91,16 @@ SDPY_API int sdpy_model_max_tokens(const sdpy_model *m) {
 }
 
 SDPY_API int sdpy_classify(sdpy_model *sm, const char *schedule, int n, const char *const *texts,
-                           const char *const *pairs, int32_t *label, double *prob,
-                           int32_t *tokens, char *err, size_t errlen) {
+                           const char *const *pairs, int32_t *label, double *prob, int32_t *tokens,
+                           char *err, size_t errlen) {
     const en_config *cfg = &sm->m->cfg;
     sc_schedule s;
     en_diag diag = {{0}};
     if (schedule && schedule[0]) {
         int rc = sc_schedule_parse(schedule, cfg->layers, &s, &diag);
         if (rc == 0 && sc_schedule_has_width(&s))
-            rc = en_fail(&diag, EN_ESCHEDULE, "the schedule narrows layers (heads:/ffn:): pass "
+            rc = en_fail(&diag, EN_ESCHEDULE,
+                         "the schedule narrows layers (heads:/ffn:): pass "
                          "the record searchd sent (it says which heads and neurons)");
         if (rc != 0) {
             set_err(err, errlen, diag.msg);
@@ -154,7 +155,8 @@ SDPY_API int sdpy_classify_record(sdpy_model *sm, const void *record, size_t len
             char why[300];
             if ((rc = sdc_apply_width(&up.data, sm->m, &m, why, sizeof why)) == 0 && !m) {
                 rc = EN_ESCHEDULE;
-                snprintf(why, sizeof why, "the schedule narrows layers but the record has no "
+                snprintf(why, sizeof why,
+                         "the schedule narrows layers but the record has no "
                          "\"width\"");
             }
             if (rc == 0 && !(nw = calloc(1, sizeof *nw))) rc = EN_ENOMEM;
@@ -215,8 +217,7 @@ static int classify(sdpy_model *sm, const sc_schedule *sp, const en_model *run, 
         float logits[EN_MAX_LABELS];
         const char *b = pairs ? pairs[i] : NULL;
         rc = en_tokenize(sm->m->tok, texts[i], b, cfg->max_pos, ids, types, &len, &diag);
-        if (rc == 0)
-            rc = en_forward(ctx, ids, types, len, s.metric, s.ratios, logits, NULL, NULL);
+        if (rc == 0) rc = en_forward(ctx, ids, types, len, s.metric, s.ratios, logits, NULL, NULL);
         if (rc != 0) {
             char msg[600];
             snprintf(msg, sizeof msg, "text %d: %s", i, diag.msg[0] ? diag.msg : en_strerror(rc));

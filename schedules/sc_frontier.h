@@ -7,15 +7,15 @@
 
 typedef struct sc_record {
     sc_schedule schedule;
-    double flops_ratio;       // mean FLOPs / unpruned mean FLOPs (held-out part)
+    double flops_ratio;        // mean FLOPs / unpruned mean FLOPs (held-out part)
     double tokens_flops_ratio; // the same schedule's FLOPs at full width: 1 - this is the saving
                                // tokens make, this - flops_ratio the saving width makes
-    double latency_ms;        // mean latency per sequence predicted on this host
-    double accuracy;          // held-out accuracy under this schedule
-    double baseline_accuracy; // held-out accuracy without pruning
-    double drop;              // baseline_accuracy - accuracy
-    double drop_upper;        // one-sided 95% upper bound on drop, from paired outcomes
-    double search_accuracy;   // accuracy on the search part (what the search optimised)
+    double latency_ms;         // mean latency per sequence predicted on this host
+    double accuracy;           // held-out accuracy under this schedule
+    double baseline_accuracy;  // held-out accuracy without pruning
+    double drop;               // baseline_accuracy - accuracy
+    double drop_upper;         // one-sided 95% upper bound on drop, from paired outcomes
+    double search_accuracy;    // accuracy on the search part (what the search optimised)
 } sc_record;
 
 struct sc_width_profile;

@@ -58,13 +58,13 @@ typedef struct node {
 /* One worker's buffers: a batch run state, and the nodes of two depths with their states. */
 typedef struct worker {
     shared *sh;
-    en_ctx *ctx;  // batches of up to MAX_SEQ states, BATCH_ROWS rows
-    en_model *wm; // the model with the current layer at a run's width (a copy of job->m)
-    int *key;     // [count * L]: per-layer path key of each schedule on this example
-    int *order;   // [count]: schedules sorted by key, the fully cached ones left out
-    int live;     // entries of order
-    float *logit; // [count * num_labels]: per node of the last depth
-    node *cur, *next;   // [count] each
+    en_ctx *ctx;      // batches of up to MAX_SEQ states, BATCH_ROWS rows
+    en_model *wm;     // the model with the current layer at a run's width (a copy of job->m)
+    int *key;         // [count * L]: per-layer path key of each schedule on this example
+    int *order;       // [count]: schedules sorted by key, the fully cached ones left out
+    int live;         // entries of order
+    float *logit;     // [count * num_labels]: per node of the last depth
+    node *cur, *next; // [count] each
     int ncur, nnext;
     float *xcur, *xnext; // [count * max_n * H]
     int32_t *pcur, *pnext;
@@ -78,8 +78,9 @@ typedef struct worker {
 } worker;
 
 #define MAX_SEQ 64
-#define BATCH_ROWS 512 // rows per batched layer: products over a few hundred rows run at the
-                       // kernel's best, and the buffers stay a few MB
+#define BATCH_ROWS                                                                                 \
+    512 // rows per batched layer: products over a few hundred rows run at the
+        // kernel's best, and the buffers stay a few MB
 
 static void *worker_main(void *arg);
 static int run_example(worker *w, int e, int slot);
@@ -103,8 +104,10 @@ int sc_prefix_eval(const sc_prefix_job *job, sc_prefix_stats *st, en_diag *diag)
             return en_fail(diag, EN_ESCHEDULE, "schedule %d has %d ratios, the model has %d layers",
                            s, job->sched[s].layers, layers);
         if (!job->bank && sc_schedule_has_width(&job->sched[s]))
-            return en_fail(diag, EN_ESCHEDULE, "schedule %d narrows layers, but the model has no "
-                           "width profile", s);
+            return en_fail(diag, EN_ESCHEDULE,
+                           "schedule %d narrows layers, but the model has no "
+                           "width profile",
+                           s);
     }
     shared sh = {.job = job, .n = job->index ? job->n_index : job->d->count};
     atomic_init(&sh.next, 0);
@@ -289,8 +292,7 @@ static int run_batch(worker *w, int d, int r0, int r1, int n0, const en_example 
         rc = en_ctx_set_state_batch(w->ctx, count, n0s, rows, xs, ps);
     }
     if (rc != 0) return rc;
-    if (d == L - 1)
-        return en_ctx_layer_cls(w->ctx, d);
+    if (d == L - 1) return en_ctx_layer_cls(w->ctx, d);
     rc = en_ctx_layer_batch(w->ctx, d, &w->run_keep[r0], &w->run_metric[r0]);
     if (rc != 0) return rc;
     for (int r = 0; r < count; r++) {
@@ -518,8 +520,7 @@ static void cache_put(cslot *cs, const int *key, int depth, int rows, const floa
         for (int j = 1; j < cs->n; j++) {
             const centry *a = &cs->e[j], *o = &cs->e[old];
             int la = a->rows == 0, lo = o->rows == 0;
-            if (a->kept != o->kept ? a->kept < o->kept
-                                   : la != lo ? la < lo : a->stamp < o->stamp)
+            if (a->kept != o->kept ? a->kept < o->kept : la != lo ? la < lo : a->stamp < o->stamp)
                 old = j;
         }
         cs->bytes -= cs->e[old].bytes;
@@ -577,8 +578,8 @@ static int worker_init(worker *w, shared *sh) {
         w->wm->arena = w->wm->packed_arena = NULL;
         w->wm->base = job->m;
     }
-    int rc = en_ctx_new_batch(job->m, max_n, max_n > BATCH_ROWS ? max_n : BATCH_ROWS, MAX_SEQ,
-                              &w->ctx);
+    int rc =
+        en_ctx_new_batch(job->m, max_n, max_n > BATCH_ROWS ? max_n : BATCH_ROWS, MAX_SEQ, &w->ctx);
     if (rc != 0) return rc;
     size_t states = (size_t)count * max_n;
     w->key = malloc((size_t)count * L * sizeof *w->key);
@@ -599,8 +600,8 @@ static int worker_init(worker *w, shared *sh) {
     w->run_width = malloc((size_t)count * sizeof(int));
     w->perm = malloc((size_t)count * 2 * sizeof(int));
     if (!w->key || !w->order || !w->logit || !w->cur || !w->next || !w->xcur || !w->xnext ||
-        !w->pcur || !w->pnext || !w->run_node || !w->run_keep || !w->run_first ||
-        !w->run_last || !w->run_metric || !w->child_run || !w->run_width || !w->perm)
+        !w->pcur || !w->pnext || !w->run_node || !w->run_keep || !w->run_first || !w->run_last ||
+        !w->run_metric || !w->child_run || !w->run_width || !w->perm)
         return EN_ENOMEM;
     return 0;
 }

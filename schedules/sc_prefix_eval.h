@@ -24,12 +24,12 @@
 #include "sc_schedule.h"
 
 typedef struct sc_prefix_stats {
-    long layer_evals;        // sequence-layers run (one per run of a layer, batched or not)
-    long layer_evals_saved;  // sequence-layers a schedule-at-a-time evaluation would have added
+    long layer_evals;         // sequence-layers run (one per run of a layer, batched or not)
+    long layer_evals_saved;   // sequence-layers a schedule-at-a-time evaluation would have added
     long layer_evals_sibling; // of those saved, the ones a sibling's wide layer saved: schedules
                               // that differ first at layer l share one run of it
-    long layer_evals_cached; // of those saved, the ones the cache (earlier calls) saved: what
-                             // the same call without a cache would have run in addition
+    long layer_evals_cached;  // of those saved, the ones the cache (earlier calls) saved: what
+                              // the same call without a cache would have run in addition
 } sc_prefix_stats;
 
 typedef struct sc_prefix_cache sc_prefix_cache;
@@ -49,13 +49,13 @@ int sc_prefix_cache_keep(sc_prefix_cache *c, const sc_schedule *sched, int count
 size_t sc_prefix_cache_bytes(const sc_prefix_cache *c);
 
 typedef struct sc_prefix_job {
-    const en_model *m;        // borrowed
+    const en_model *m;          // borrowed
     struct sc_width_bank *bank; // borrowed, may be NULL: the narrowed layers of schedules with a
-                              // width (without it such a schedule is EN_ESCHEDULE)
-    const en_dataset *d;      // borrowed
-    const int *index;         // borrowed: the examples of d to run, or NULL for all
-    int n_index;              // entries of index (ignored when index is NULL)
-    const sc_schedule *sched; // borrowed: [count] schedules for m's layer count
+                                // width (without it such a schedule is EN_ESCHEDULE)
+    const en_dataset *d;        // borrowed
+    const int *index;           // borrowed: the examples of d to run, or NULL for all
+    int n_index;                // entries of index (ignored when index is NULL)
+    const sc_schedule *sched;   // borrowed: [count] schedules for m's layer count
     int count;
     int threads;            // worker threads, each with its own en_ctx (<= 0: 1)
     atomic_int *cancel;     // borrowed, may be NULL: non-zero stops with EN_ECANCELED

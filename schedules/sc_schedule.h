@@ -19,9 +19,9 @@
 typedef struct sc_schedule {
     en_metric metric;
     int layers;
-    double ratios[EN_MAX_LAYERS];    // ratios[0 .. layers-1]
-    double heads_cut[EN_MAX_LAYERS]; // fraction of heads removed, [0, 1); 0: all kept
-    double ffn_cut[EN_MAX_LAYERS];   // fraction of FFN neurons removed, [0, 1]; 0: all kept
+    double ratios[EN_MAX_LAYERS];     // ratios[0 .. layers-1]
+    double heads_cut[EN_MAX_LAYERS];  // fraction of heads removed, [0, 1); 0: all kept
+    double ffn_cut[EN_MAX_LAYERS];    // fraction of FFN neurons removed, [0, 1]; 0: all kept
     en_precision prec[EN_MAX_LAYERS]; // each layer's matrix products; 0 (EN_PREC_F32) by default
 } sc_schedule;
 

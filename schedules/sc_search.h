@@ -1,11 +1,12 @@
 #pragma once
 /* Search for per-layer keep ratios and metric: builds the Pareto frontier of held-out accuracy
  * against cost: latency predicted by the host's latency model (the default, when a model is
- * given), or FLOPs (budget.minimize = SC_MIN_FLOPS, or no latency model). Seeds with simple families (one ratio for all layers; a linear ramp keeping the
- * first layers whole; with width, the same at a few uniform widths), then improves by
- * evolutionary search over keep ratios, metric and (with width) heads and FFN neurons per layer. Shares the hidden states of common
- * layer prefixes, evaluates on growing subsets and drops hopeless candidates early, and uses
- * every worker thread. Deterministic for a given seed. */
+ * given), or FLOPs (budget.minimize = SC_MIN_FLOPS, or no latency model). Seeds with simple
+ * families (one ratio for all layers; a linear ramp keeping the first layers whole; with width, the
+ * same at a few uniform widths), then improves by evolutionary search over keep ratios, metric and
+ * (with width) heads and FFN neurons per layer. Shares the hidden states of common layer prefixes,
+ * evaluates on growing subsets and drops hopeless candidates early, and uses every worker thread.
+ * Deterministic for a given seed. */
 
 #include <stdatomic.h>
 #include <stdint.h>
@@ -15,14 +16,14 @@
 #include "sc_latency.h"
 
 typedef struct sc_progress {
-    int done, total;       // candidates evaluated / planned
-    double best_accuracy;  // best held-out-free (search part) accuracy meeting the budget so far
-    double best_cost;      // its cost: predicted latency over the unpruned model's (minimizing
-                           // latency with a latency model), else its FLOPs ratio
-    double best_flops;     // its FLOPs ratio
-    int found;             // 1 when some candidate meets the budget asked for (else the best_*
-                           // fields are 0): a drop bound under max_drop on the search part (1%
-                           // without one), or a cost within max_flops / max_latency_ms
+    int done, total;      // candidates evaluated / planned
+    double best_accuracy; // best held-out-free (search part) accuracy meeting the budget so far
+    double best_cost;     // its cost: predicted latency over the unpruned model's (minimizing
+                          // latency with a latency model), else its FLOPs ratio
+    double best_flops;    // its FLOPs ratio
+    int found;            // 1 when some candidate meets the budget asked for (else the best_*
+                          // fields are 0): a drop bound under max_drop on the search part (1%
+                          // without one), or a cost within max_flops / max_latency_ms
 } sc_progress;
 
 typedef struct sc_search_opts {
@@ -41,16 +42,16 @@ typedef struct sc_search_opts {
                                  // generations (0: SC_SEARCH_CACHE_MB; < 0: none)
     void (*progress)(void *ud, const sc_progress *p); // called from a search thread; may be NULL
     void *progress_ud;
-    atomic_int *cancel;          // borrowed; when set non-zero the search stops with EN_ECANCELED
-    sc_frontier *families;       // NULL, or receives (caller frees) the simple-family schedules
-                                 // on the search part's frontier, measured like the records
-    int width;                   // also search each layer's heads and FFN neurons (sc_width.h)
+    atomic_int *cancel;    // borrowed; when set non-zero the search stops with EN_ECANCELED
+    sc_frontier *families; // NULL, or receives (caller frees) the simple-family schedules
+                           // on the search part's frontier, measured like the records
+    int width;             // also search each layer's heads and FFN neurons (sc_width.h)
     const struct sc_width_profile *width_profile; // borrowed: the profile to narrow with; NULL
-                                 // with `width`: measured on the search part. Either way the
-                                 // frontier gets its own copy.
-    unsigned rescale;            // SC_RESCALE_* bits for a measured profile (0: the default,
-                                 // SC_RESCALE_NONE: none)
-    int int8;                    // also search each layer's precision: F32 or INT8 products
+                                                  // with `width`: measured on the search part.
+                                                  // Either way the frontier gets its own copy.
+    unsigned rescale; // SC_RESCALE_* bits for a measured profile (0: the default,
+                      // SC_RESCALE_NONE: none)
+    int int8;         // also search each layer's precision: F32 or INT8 products
 } sc_search_opts;
 
 #define SC_SEARCH_GENERATIONS 16 // at most: with max_drop it stops once the answer stops improving

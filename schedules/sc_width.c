@@ -30,10 +30,10 @@ typedef struct stats {
     const en_model *m;
     int L, h, d, nf, H;
     int l0, nl;
-    double *uu;  // [nl][nf][nf] U^T U (upper triangle)
-    double *hh;  // [L][h][h] sum over rows of O_h . O_h'
-    float *tmp;  // [nf][nf] one batch's U^T U
-    float *o;    // [h][rows][H] one batch's head outputs
+    double *uu; // [nl][nf][nf] U^T U (upper triangle)
+    double *hh; // [L][h][h] sum over rows of O_h . O_h'
+    float *tmp; // [nf][nf] one batch's U^T U
+    float *o;   // [h][rows][H] one batch's head outputs
     int max_rows;
     int failed;
 } stats;
@@ -93,8 +93,8 @@ static int cmp_i32(const void *a, const void *b) {
 /* Factors for the kept set `keep` (k entries, ascending) from the Gram P (n x n, full
  * symmetric): P_KK s = (P 1)_K with a ridge; all 1 when the solve fails. `a` holds k*k
  * doubles, `s` k. */
-static void solve_factors(const double *P, int n, const int32_t *keep, int k, double *a,
-                          double *s, float *out) {
+static void solve_factors(const double *P, int n, const int32_t *keep, int k, double *a, double *s,
+                          float *out) {
     double mean_diag = 0;
     for (int i = 0; i < k; i++)
         mean_diag += P[(size_t)keep[i] * n + keep[i]];
@@ -109,8 +109,7 @@ static void solve_factors(const double *P, int n, const int32_t *keep, int k, do
             a[(size_t)i * k + j] = row[keep[j]] + (i == j ? RIDGE * mean_diag : 0);
     }
     int info = 0, one = 1;
-    if (k > 0)
-        dposv_("U", &k, &one, a, &k, s, &k, &info);
+    if (k > 0) dposv_("U", &k, &one, a, &k, s, &k, &info);
     for (int i = 0; i < k; i++)
         out[i] = info == 0 && isfinite(s[i]) ? (float)s[i] : 1.f;
 }
@@ -131,7 +130,8 @@ static int fit_layer(sc_width_profile *p, const en_model *m, int l, double *uu, 
         free(ww), free(a), free(s), free(score), free(keep);
         return EN_ENOMEM;
     }
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, nf, H, 1.f, m->w.layer[l].w2, nf, 0.f, ww, nf);
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, nf, H, 1.f, m->w.layer[l].w2, nf, 0.f, ww,
+                nf);
     for (int i = 0; i < nf; i++)
         for (int j = i; j < nf; j++) {
             double v = uu[(size_t)i * nf + j] * ww[(size_t)i * nf + j];
@@ -192,10 +192,8 @@ static int run_examples(stats *st, en_ctx *c, const en_dataset *d, const int *in
                 keep[i] = lens[i];
             rc = en_ctx_layer_batch(c, l, keep, metric);
         }
-        if (rc == 0 && st->failed)
-            rc = EN_ENOMEM;
-        if (rc)
-            en_fail(diag, rc, "width statistics: %s", en_strerror(rc));
+        if (rc == 0 && st->failed) rc = EN_ENOMEM;
+        if (rc) en_fail(diag, rc, "width statistics: %s", en_strerror(rc));
     }
     return rc;
 }
@@ -206,8 +204,7 @@ int sc_width_profile_measure(const en_model *m, const en_dataset *d, const int *
     const en_config *cfg = &m->cfg;
     int L = cfg->layers, h = cfg->heads, nf = cfg->ffn, H = cfg->hidden;
     int count = index ? n : d->count;
-    if (max_examples > 0 && count > max_examples)
-        count = max_examples;
+    if (max_examples > 0 && count > max_examples) count = max_examples;
     int rc = profile_alloc(cfg, out);
     if (rc) return en_fail(diag, rc, "no memory for the width profile");
     out->rescale = rescale, out->examples = count;
@@ -224,8 +221,7 @@ int sc_width_profile_measure(const en_model *m, const en_dataset *d, const int *
                      L, nf, nf);
     if (rc == 0 && (rc = en_ctx_new_batch(m, d->max_n, d->max_n * BATCH, BATCH, &c)) < 0)
         en_fail(diag, rc, "cannot make a run state for the width statistics");
-    if (rc == 0)
-        en_ctx_observe(c, observe, &st);
+    if (rc == 0) en_ctx_observe(c, observe, &st);
     /* once per group of layers: the examples through the unpruned model, then the fits */
     for (st.l0 = 0; rc == 0 && st.l0 < L; st.l0 += group) {
         st.nl = L - st.l0 < group ? L - st.l0 : group;
@@ -238,8 +234,7 @@ int sc_width_profile_measure(const en_model *m, const en_dataset *d, const int *
     }
     en_ctx_free(c);
     free(st.uu), free(st.hh), free(st.tmp), free(st.o);
-    if (rc)
-        sc_width_profile_free(out);
+    if (rc) sc_width_profile_free(out);
     return rc;
 }
 
@@ -295,8 +290,7 @@ void sc_width_profile_free(sc_width_profile *p) {
 }
 
 void sc_width_layer(const sc_width_profile *p, int l, int g, int level, int32_t *heads,
-                    float *head_scale, int32_t *neurons, float *neuron_scale,
-                    en_layer_width *out) {
+                    float *head_scale, int32_t *neurons, float *neuron_scale, en_layer_width *out) {
     int h = p->heads, nf = p->ffn, k = sc_width_neurons(nf, level);
     memcpy(heads, p->head_order + (size_t)l * h, (size_t)g * sizeof *heads);
     qsort(heads, (size_t)g, sizeof *heads, cmp_i32);
@@ -345,12 +339,10 @@ static int bank_make(sc_width_bank *b, int l, int g, int level, en_model **slot)
     int rc = EN_ENOMEM;
     if (ids && scale) {
         en_layer_width lw;
-        sc_width_layer(b->prof, l, g > 0 ? g : h, level >= 0 ? level : SC_WIDTH_LEVELS, ids,
-                       scale, ids + h, scale + h, &lw);
-        if (g < 0)
-            lw.n_heads = -1;
-        if (level < 0)
-            lw.n_neurons = -1;
+        sc_width_layer(b->prof, l, g > 0 ? g : h, level >= 0 ? level : SC_WIDTH_LEVELS, ids, scale,
+                       ids + h, scale + h, &lw);
+        if (g < 0) lw.n_heads = -1;
+        if (level < 0) lw.n_neurons = -1;
         w[l] = lw;
         rc = en_model_narrow(b->m, w, slot, NULL);
     }
@@ -365,19 +357,16 @@ int sc_width_bank_apply(sc_width_bank *b, en_model *dst, int l, int g, int level
     pthread_mutex_lock(&b->lock);
     if (g > 0 && g < h) {
         en_model **slot = &b->attn[(size_t)l * h + g - 1];
-        if (!*slot)
-            rc = bank_make(b, l, g, -1, slot);
+        if (!*slot) rc = bank_make(b, l, g, -1, slot);
         attn = *slot;
     }
     if (rc == 0 && level < SC_WIDTH_LEVELS) {
         en_model **slot = &b->ffn[(size_t)l * (SC_WIDTH_LEVELS + 1) + level];
-        if (!*slot)
-            rc = bank_make(b, l, -1, level, slot);
+        if (!*slot) rc = bank_make(b, l, -1, level, slot);
         ffn = *slot;
     }
     pthread_mutex_unlock(&b->lock);
-    if (rc == 0)
-        en_model_compose_layer(dst, l, attn, ffn);
+    if (rc == 0) en_model_compose_layer(dst, l, attn, ffn);
     return rc;
 }
 
@@ -387,13 +376,15 @@ int sc_width_narrow(const en_model *m, const sc_width_profile *p, const sc_sched
     if (!sc_schedule_has_width(s)) return 0;
     const en_config *cfg = &m->cfg;
     if (!p)
-        return en_fail(diag, EN_ESCHEDULE, "the schedule narrows layers (heads:/ffn:), which "
+        return en_fail(diag, EN_ESCHEDULE,
+                       "the schedule narrows layers (heads:/ffn:), which "
                        "needs the width profile its search measured (a frontier file or the "
                        "daemon's record)");
     if (p->layers != cfg->layers || p->heads != cfg->heads || p->ffn != cfg->ffn)
-        return en_fail(diag, EN_ESCHEDULE, "the width profile is for %d layers, %d heads and %d "
-                       "neurons; the model has %d, %d and %d", p->layers, p->heads, p->ffn,
-                       cfg->layers, cfg->heads, cfg->ffn);
+        return en_fail(diag, EN_ESCHEDULE,
+                       "the width profile is for %d layers, %d heads and %d "
+                       "neurons; the model has %d, %d and %d",
+                       p->layers, p->heads, p->ffn, cfg->layers, cfg->heads, cfg->ffn);
     size_t per = (size_t)cfg->heads + cfg->ffn;
     int32_t *ids = malloc(per * cfg->layers * sizeof *ids);
     float *scale = malloc(per * cfg->layers * sizeof *scale);

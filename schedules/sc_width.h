@@ -39,13 +39,13 @@ enum {
 
 typedef struct sc_width_profile {
     int layers, heads, ffn;
-    unsigned rescale;       // SC_RESCALE_* bits: which factors are fitted (the others are 1)
-    int32_t *head_order;    // [L][h] heads, most important first
-    int32_t *neuron_order;  // [L][I] neurons, most important first
-    float *head_scale;      // [L][h][h]: for g kept heads, [l][g-1][i] is the factor of the
-                            // i-th kept head in ascending head order
-    float *neuron_scale;    // [L][SC_WIDTH_LEVELS + 1][I]: for level v, [l][v][i] likewise
-    int examples;           // sequences measured
+    unsigned rescale;      // SC_RESCALE_* bits: which factors are fitted (the others are 1)
+    int32_t *head_order;   // [L][h] heads, most important first
+    int32_t *neuron_order; // [L][I] neurons, most important first
+    float *head_scale;     // [L][h][h]: for g kept heads, [l][g-1][i] is the factor of the
+                           // i-th kept head in ascending head order
+    float *neuron_scale;   // [L][SC_WIDTH_LEVELS + 1][I]: for level v, [l][v][i] likewise
+    int examples;          // sequences measured
 } sc_width_profile;
 
 /// Measures `m` on examples `index[0..n)` of `d` (NULL: all; at most `max_examples` of them,
@@ -74,8 +74,7 @@ int sc_width_neurons(int ffn, int level);
 /// heads[h] / neurons[I] and their factors into head_scale[h] / neuron_scale[I] (all
 /// caller-owned), and `*out` pointing at them.
 void sc_width_layer(const sc_width_profile *p, int l, int g, int level, int32_t *heads,
-                    float *head_scale, int32_t *neurons, float *neuron_scale,
-                    en_layer_width *out);
+                    float *head_scale, int32_t *neurons, float *neuron_scale, en_layer_width *out);
 
 /// The model `s` runs: `m` narrowed to s's widths with the kept sets and factors of `p`, into
 /// `*out` (owned by the caller, borrows `m`: en_model_narrow()); NULL when s narrows nothing.
@@ -89,8 +88,8 @@ typedef struct sc_width_bank {
     const en_model *m;            // borrowed
     const sc_width_profile *prof; // borrowed
     pthread_mutex_t lock;
-    en_model **attn;              // [L][h]: index g - 1; NULL until first asked for
-    en_model **ffn;               // [L][SC_WIDTH_LEVELS + 1]
+    en_model **attn; // [L][h]: index g - 1; NULL until first asked for
+    en_model **ffn;  // [L][SC_WIDTH_LEVELS + 1]
 } sc_width_bank;
 
 int sc_width_bank_init(sc_width_bank *b, const en_model *m, const sc_width_profile *prof);

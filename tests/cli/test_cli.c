@@ -10,6 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/common/tc_env.h"
+#include "tests/common/tc_files.h"
+#include "tests/common/tc_run.h"
+#include "tests/common/tc_shell.h"
+#include "tests/common/tc_temp.h"
+
 /* Runs `searchctl ARGS` through the shell; stdout into `out` (caller frees), exit status back. */
 static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int run(char **out, const char *fmt, ...) {
@@ -21,19 +27,7 @@ static int run(char **out, const char *fmt, ...) {
     // Per process: other checkouts' tests may run at the same time on this host.
     snprintf(cmd, sizeof cmd, "'%s' %s 2>/tmp/searchctl-test-stderr-%d", getenv("SEARCHCTL"), args,
              (int)getpid());
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
-        len += got;
-        if (len + 1 == cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[len] = '\0';
-    int status = pclose(p);
-    *out = buf;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return tc_shell(cmd, out);
 }
 
 static char *stderr_text(void) {
@@ -47,10 +41,17 @@ static char *stderr_text(void) {
     return text;
 }
 
-static const char *shared(void) {
-    const char *s = getenv("SEARCHD_SHARED");
-    ck_assert_ptr_nonnull(s);
-    return s;
+/* The header and the first `lines` sentences of the SST-2 dev set in a new temp file; its path
+ * into `buf` (the caller removes it). */
+static void test_head(char *buf, size_t len, const char *tag, int lines) {
+    char path[1024];
+    char *text = tc_read_file(tc_shared_path(path, sizeof path, "data/sst2/test.tsv"), NULL);
+    char *end = text;
+    for (int i = 0; i <= lines && end; i++)
+        if ((end = strchr(end, '\n'))) end++;
+    if (end) *end = '\0';
+    tc_temp_file(buf, len, tag, ".tsv", text);
+    free(text);
 }
 
 static json_t *parse(const char *text) {
@@ -63,14 +64,14 @@ static json_t *parse(const char *text) {
 /* eval --json on the GLUE dev set: accuracy and FLOPs as in the float64 reference flops.json */
 START_TEST(eval_matches_reference) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/fixtures/sst2-bert-L4-H128-demo/flops.json", shared());
+    snprintf(path, sizeof path, "%s/fixtures/sst2-bert-L4-H128-demo/flops.json", tc_shared());
     json_error_t err;
     json_t *ref = json_load_file(path, 0, &err);
     ck_assert_ptr_nonnull(ref);
     json_t *sched = json_array_get(json_object_get(ref, "schedules"), 2); // [1, 0.6, 0.4, 0.25]
     char *out;
     int rc = run(&out, "eval --data %s/data/sst2/test.tsv --schedule cls:1,0.6,0.4,0.25 --json",
-                 shared());
+                 tc_shared());
     ck_assert_msg(rc == 0, "exit %d: %s", rc, stderr_text());
     json_t *j = parse(out);
     ck_assert_int_eq(json_integer_value(json_object_get(j, "n")), 872);
@@ -109,11 +110,12 @@ END_TEST
 START_TEST(bad_arguments_say_what_is_wrong) {
     char *out;
     ck_assert_int_eq(
-        run(&out, "eval --data %s/data/sst2/test.tsv --schedule attn:1,0.5,0.7,0.3", shared()), 1);
+        run(&out, "eval --data %s/data/sst2/test.tsv --schedule attn:1,0.5,0.7,0.3", tc_shared()),
+        1);
     ck_assert_ptr_nonnull(strstr(stderr_text(), "must not increase"));
     free(out);
-    ck_assert_int_eq(run(&out, "eval --data %s/data/sst2/test.tsv --schedule attn:1,0.5", shared()),
-                     1);
+    ck_assert_int_eq(
+        run(&out, "eval --data %s/data/sst2/test.tsv --schedule attn:1,0.5", tc_shared()), 1);
     ck_assert_ptr_nonnull(strstr(stderr_text(), "4 layers"));
     free(out);
     ck_assert_int_eq(run(&out, "eval --data /nonexistent.tsv"), 1);
@@ -144,7 +146,7 @@ START_TEST(max_drop_bare_number_refused) {
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char *out;
         char args[600];
-        snprintf(args, sizeof args, cmds[i], shared());
+        snprintf(args, sizeof args, cmds[i], tc_shared());
         ck_assert_int_eq(run(&out, "%s", args), 2);
         const char *err = stderr_text();
         ck_assert_msg(strstr(err, "% accuracy drop") && strstr(err, "0.0") && strstr(err, "%"),
@@ -189,12 +191,8 @@ START_TEST(default_model_is_named_or_refused) {
     json_decref(j);
     free(out);
     // The executable does not carry the source folder's path.
-    FILE *f = fopen(getenv("SEARCHCTL"), "rb");
-    ck_assert_ptr_nonnull(f);
-    size_t cap = 64 << 20, n;
-    char *bin = malloc(cap);
-    n = fread(bin, 1, cap, f);
-    fclose(f);
+    size_t n;
+    char *bin = tc_read_file(getenv("SEARCHCTL"), &n);
     char needle[1100];
     snprintf(needle, sizeof needle, "%s/models", root);
     size_t len = strlen(needle);
@@ -206,18 +204,12 @@ END_TEST
 
 /* Issue 10 item 4 from the command line: CSV and JSON Lines, other column names, --help. */
 START_TEST(data_formats_from_the_command_line) {
-    FILE *f = fopen("/tmp/searchctl-test-data-cli.csv", "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("\xEF\xBB\xBFreview,stars\r\n\"a gorgeous, witty movie\",POSITIVE\r\nthe plot is a mess,"
-          "negative\r\n",
-          f);
-    fclose(f);
-    f = fopen("/tmp/searchctl-test-data.jsonl", "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("{\"text\": \"a gorgeous, witty movie\", \"label\": \"Positive\"}\n"
-          "{\"text\": \"the plot is a mess\", \"label\": 0}\n",
-          f);
-    fclose(f);
+    tc_write_text("/tmp/searchctl-test-data-cli.csv",
+                  "\xEF\xBB\xBFreview,stars\r\n\"a gorgeous, witty movie\",POSITIVE\r\nthe plot is "
+                  "a mess,negative\r\n");
+    tc_write_text("/tmp/searchctl-test-data.jsonl",
+                  "{\"text\": \"a gorgeous, witty movie\", \"label\": \"Positive\"}\n"
+                  "{\"text\": \"the plot is a mess\", \"label\": 0}\n");
     char *out;
     ck_assert_int_eq(run(&out, "eval --json --data /tmp/searchctl-test-data-cli.csv --text-column "
                                "review --label-column stars"),
@@ -273,13 +265,8 @@ END_TEST
 /* tune --json on a small data set: a frontier, and the chosen record is on it and meets the bound
  */
 START_TEST(tune_json_has_frontier_and_choice) {
-    char data[] = "/tmp/searchctl-tune-XXXXXX";
-    int fd = mkstemp(data);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "head -n 301 %s/data/sst2/test.tsv > %s", shared(), data);
-    ck_assert_int_eq(system(cmd), 0);
+    char data[256];
+    test_head(data, sizeof data, "tune", 300);
     char *out;
     char svg[64];
     snprintf(svg, sizeof svg, "/tmp/searchctl-tune-%d.svg", (int)getpid());
@@ -291,9 +278,7 @@ START_TEST(tune_json_has_frontier_and_choice) {
     ck_assert_int_gt(json_array_size(frontier), 1);
     // Issue 10 item 10: the picture has each frontier point (twice: latency and FLOPs panels),
     // the families, and one ring (per panel) on the chosen schedule.
-    char *pic;
-    snprintf(cmd, sizeof cmd, "--help >/dev/null; cat %s", svg);
-    ck_assert_int_eq(run(&pic, "%s", cmd), 0);
+    char *pic = tc_read_file(svg, NULL);
     int circles = 0, rings = 0, squares = 0;
     for (const char *q = pic; (q = strstr(q, "class='")); q++) {
         circles += strncmp(q, "class='frontier'", 16) == 0;
@@ -333,19 +318,16 @@ END_TEST
 /* Labels by name: a data set whose label column holds id2label's names, eval's per-label counts
  * by name, and classify's label, for a DistilBERT and a RoBERTa model. */
 START_TEST(labels_by_name) {
-    char path[] = "/tmp/searchctl-named-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    FILE *f = fdopen(fd, "w");
-    fputs("sentence\tlabel\na gorgeous , witty , seductive movie .\tpositive\n"
-          "the plot is a dreadful mess .\tnegative\nit 's a charming journey .\t1\n",
-          f);
-    fclose(f);
+    char path[256];
+    tc_temp_file(path, sizeof path, "named", ".tsv",
+                 "sentence\tlabel\na gorgeous , witty , seductive movie .\tpositive\n"
+                 "the plot is a dreadful mess .\tnegative\nit 's a charming journey .\t1\n");
     static const char *const models[] = {"sst2-distilbert-L6-H256", "tiny-roberta-random"};
     for (int i = 0; i < 2; i++) {
         char *out;
         ck_assert_int_eq(
-            run(&out, "eval --model %s/models/%s --data %s --json", shared(), models[i], path), 0);
+            run(&out, "eval --model %s/models/%s --data %s --json", tc_shared(), models[i], path),
+            0);
         json_t *j = parse(out);
         json_t *labels = json_object_get(j, "labels");
         ck_assert_int_eq(json_integer_value(json_object_get(j, "n")), 3);
@@ -356,7 +338,8 @@ START_TEST(labels_by_name) {
         json_decref(j);
         free(out);
         ck_assert_int_eq(
-            run(&out, "classify --model %s/models/%s 'a gorgeous movie'", shared(), models[i]), 0);
+            run(&out, "classify --model %s/models/%s 'a gorgeous movie'", tc_shared(), models[i]),
+            0);
         ck_assert_msg(strncmp(out, "positive", 8) == 0 || strncmp(out, "negative", 8) == 0, "%s",
                       out);
         free(out);
@@ -521,13 +504,8 @@ END_TEST
 /* The old spellings still work and give the same search as the documented ones: the same
  * frontier, schedule by schedule, with the same seed (FLOPs minimised: no timing in it). */
 START_TEST(alias_gives_the_same_result) {
-    char data[] = "/tmp/searchctl-alias-XXXXXX";
-    int fd = mkstemp(data);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "head -n 201 %s/data/sst2/test.tsv > %s", shared(), data);
-    ck_assert_int_eq(system(cmd), 0);
+    char data[256];
+    test_head(data, sizeof data, "alias", 200);
     static const char *const spellings[] = {
         "--calib-seconds 0.1 --search-generations 2 --search-threads 1",
         "--calibrate-seconds 0.1 --generations 2 --threads 1"};
@@ -586,9 +564,5 @@ int main(void) {
     tcase_add_test(table, search_options_same_as_searchd);
     tcase_add_test(table, alias_gives_the_same_result);
     suite_add_tcase(s, table);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tc_run(s, NULL);
 }

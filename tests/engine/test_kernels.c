@@ -119,8 +119,8 @@ static void check_packed(int m, int n, int k, int flags, int with_bias, int tran
 }
 
 START_TEST(packed_gemm_matches_reference_on_every_path) {
-    static const int shapes[][3] = {{1, 16, 8},    {5, 29, 53},  {25, 96, 64}, {7, 100, 300},
-                                    {130, 40, 17}, {13, 3, 520}, {12, 33, 33}, {6, 16, 1},
+    static const int shapes[][3] = {{1, 16, 8},    {5, 29, 53},  {25, 96, 64},  {7, 100, 300},
+                                    {130, 40, 17}, {13, 3, 520}, {12, 33, 33},  {6, 16, 1},
                                     {1, 100, 300}, {2, 130, 40}, {1, 256, 600}, {2, 64, 9}};
     const char *isas[] = {"avx512", "avx2", "sse2"};
     const char *was = en_gemm_isa();

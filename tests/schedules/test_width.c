@@ -24,8 +24,9 @@ START_TEST(text_round_trip) {
     ck_assert(sc_schedule_has_width(&s));
     /* the parts in the other order, spaces: the same schedule */
     sc_schedule t;
-    ck_assert_int_eq(sc_schedule_parse("context:1,0.8,0.5,0.3; ffn:1,0.3,0.1,0 ;heads:1,0.5,0.5,0.5",
-                                       4, &t, &d), 0);
+    ck_assert_int_eq(
+        sc_schedule_parse("context:1,0.8,0.5,0.3; ffn:1,0.3,0.1,0 ;heads:1,0.5,0.5,0.5", 4, &t, &d),
+        0);
     ck_assert_uint_eq(sc_schedule_hash(&s), sc_schedule_hash(&t));
     /* whole width is the plain form */
     ck_assert_int_eq(sc_schedule_parse("attn:1,1;heads:1,1;ffn:1,1", 2, &t, &d), 0);
@@ -48,8 +49,8 @@ START_TEST(flops_by_hand) {
     const en_model *m = demo_model();
     const en_config *cfg = &m->cfg;
     sc_schedule s;
-    ck_assert_int_eq(sc_schedule_parse("attn:1,0.5,0.5,0.5;heads:1,0.5,1,1;ffn:1,0.25,1,0", 4, &s,
-                                       NULL), 0);
+    ck_assert_int_eq(
+        sc_schedule_parse("attn:1,0.5,0.5,0.5;heads:1,0.5,1,1;ffn:1,0.25,1,0", 4, &s, NULL), 0);
     double H = cfg->hidden, d = H / cfg->heads, n = 20, k = 10, I = cfg->ffn;
     double want = 2 * H * H + 2 * H * cfg->num_labels; // head
     want += 2 * n * H * 3 * H + 2 * n * n * H + 2 * n * n * H + 2 * n * H * H + 4 * n * H * I;
@@ -69,8 +70,8 @@ static void profile_setup(void) {
     g_data = demo_slice(0, 120, 3);
     en_diag d;
     ck_assert_msg(sc_width_profile_measure(demo_model(), g_data, NULL, 0, 0,
-                                           SC_RESCALE_HEADS | SC_RESCALE_NEURONS, &g_prof,
-                                           &d) == 0, "%s", d.msg);
+                                           SC_RESCALE_HEADS | SC_RESCALE_NEURONS, &g_prof, &d) == 0,
+                  "%s", d.msg);
 }
 
 static void profile_teardown(void) {
@@ -174,8 +175,14 @@ static float *prefix_eval_equals_forward(const char *const *text, int count) {
     ck_assert_int_eq(sc_width_bank_init(&bank, m, &g_prof), 0);
     int *pred = malloc(sizeof(int) * count * n);
     float *logits = malloc(sizeof(float) * count * n * C);
-    sc_prefix_job job = {.m = m, .bank = &bank, .d = g_data, .sched = s, .count = count,
-                         .threads = 2, .pred = pred, .logits = logits};
+    sc_prefix_job job = {.m = m,
+                         .bank = &bank,
+                         .d = g_data,
+                         .sched = s,
+                         .count = count,
+                         .threads = 2,
+                         .pred = pred,
+                         .logits = logits};
     en_diag d;
     ck_assert_msg(sc_prefix_eval(&job, NULL, &d) == 0, "%s", d.msg);
     for (int k = 0; k < count; k++) {
@@ -188,8 +195,9 @@ static float *prefix_eval_equals_forward(const char *const *text, int count) {
         for (int e = 0; e < n; e++) {
             const en_example *ex = &g_data->ex[e];
             float ref[8];
-            ck_assert_int_eq(en_forward(c, ex->ids, ex->type_ids, ex->n, s[k].metric,
-                                        s[k].ratios, ref, NULL, NULL), 0);
+            ck_assert_int_eq(en_forward(c, ex->ids, ex->type_ids, ex->n, s[k].metric, s[k].ratios,
+                                        ref, NULL, NULL),
+                             0);
             for (int j = 0; j < C; j++)
                 ck_assert_msg(logits[((size_t)k * n + e) * C + j] == ref[j],
                               "%s, example %d: %.9g vs %.9g", text[k], e,
@@ -251,8 +259,8 @@ START_TEST(precision_in_schedules) {
     sc_schedule_format(&s, buf, sizeof buf);
     ck_assert_str_eq(buf, "attn:1,0.5,0.5,0.5;int8");
     ck_assert_str_eq(sc_schedule_precision_name(&s), "int8");
-    ck_assert_int_eq(sc_schedule_parse("attn:1,0.5,0.5,0.5;prec:f32,int8,int8,f32;ffn:1,1,0.5,1",
-                                       4, &s, &d), 0);
+    ck_assert_int_eq(
+        sc_schedule_parse("attn:1,0.5,0.5,0.5;prec:f32,int8,int8,f32;ffn:1,1,0.5,1", 4, &s, &d), 0);
     sc_schedule_format(&s, buf, sizeof buf);
     ck_assert_str_eq(buf, "attn:1,0.5,0.5,0.5;ffn:1,1,0.5,1;prec:f32,int8,int8,f32");
     ck_assert_str_eq(sc_schedule_precision_name(&s), "mixed");
