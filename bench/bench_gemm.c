@@ -15,14 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/en_clock.h"
 #include "engine/en_gemm.h"
 #include "engine/en_qgemm.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void cpu_name(char *out, size_t cap) {
     snprintf(out, cap, "unknown CPU");
@@ -99,13 +94,13 @@ static double gflops(const run *r) {
     double t[99];
     once(r);
     int reps = 0;
-    double start = now_s();
-    while (reps < 99 && (reps < 5 || now_s() - start < 0.15)) {
-        double t0 = now_s();
+    double start = en_now_seconds();
+    while (reps < 99 && (reps < 5 || en_now_seconds() - start < 0.15)) {
+        double t0 = en_now_seconds();
         int inner = 1 + (int)(2e6 / ((double)r->m * r->n * r->k)); // >= ~2M MACs a sample
         for (int i = 0; i < inner; i++)
             once(r);
-        t[reps++] = (now_s() - t0) / inner;
+        t[reps++] = (en_now_seconds() - t0) / inner;
     }
     qsort(t, reps, sizeof t[0], cmp);
     return 2.0 * r->m * r->n * r->k / t[reps / 2] / 1e9;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "client/sdc.h"
+#include "engine/en_clock.h"
 #include "proto/sp_msg.h"
 
 typedef struct bconn {
@@ -26,12 +27,6 @@ typedef struct bconn {
     size_t have;
     double sent;
 } bconn;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -76,13 +71,13 @@ static double measure(const char *label, const char *sock, const char *model, in
         pf[i].fd = cs[i].fd;
         pf[i].events = POLLIN;
     }
-    double t0 = now(), end = t0 + seconds;
+    double t0 = en_now_seconds(), end = t0 + seconds;
     long errors = 0;
     for (int i = 0; i < clients; i++) {
-        cs[i].sent = now();
+        cs[i].sent = en_now_seconds();
         write_all(cs[i].fd, req.data, req.size);
     }
-    while (now() < end) {
+    while (en_now_seconds() < end) {
         if (poll(pf, (nfds_t)clients, 100) <= 0) continue;
         for (int i = 0; i < clients; i++) {
             if (!(pf[i].revents & POLLIN)) continue;
@@ -95,7 +90,7 @@ static double measure(const char *label, const char *sock, const char *model, in
             b->have += (size_t)r;
             size_t len;
             if (sp_scan(b->buf, b->have, &lim, &len, NULL) != 1) continue;
-            double t = now();
+            double t = en_now_seconds();
             if (n < cap) lat[n++] = t - b->sent;
             // Replies are [1, id, nil, result]: byte 3 is nil (0xc0) when it succeeded.
             if (b->buf[3] != (char)0xc0) errors++;
@@ -105,7 +100,7 @@ static double measure(const char *label, const char *sock, const char *model, in
             write_all(b->fd, req.data, req.size);
         }
     }
-    double elapsed = now() - t0;
+    double elapsed = en_now_seconds() - t0;
     qsort(lat, n, sizeof *lat, cmp);
     double rps = (double)n / elapsed;
     printf("%-22s %2d clients  %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  p99.9 %7.3f ms  "

@@ -12,17 +12,12 @@
 
 #include "client/offline_args.h"
 #include "client/searchctl.h"
+#include "engine/en_clock.h"
 #include "engine/en_flops.h"
 #include "engine/en_forward.h"
 #include "engine/en_gemm.h"
 #include "engine/en_qgemm.h"
 #include "tools/mkmodel_lib.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -35,11 +30,11 @@ static double median_ms(bench_fn fn, void *arg, double budget_ms) {
     double t[201];
     fn(arg);
     int reps = 0;
-    double start = now_ms();
-    while (reps < 201 && (reps < 5 || now_ms() - start < budget_ms)) {
-        double t0 = now_ms();
+    double start = (en_now_seconds() * 1e3);
+    while (reps < 201 && (reps < 5 || (en_now_seconds() * 1e3) - start < budget_ms)) {
+        double t0 = (en_now_seconds() * 1e3);
         fn(arg);
-        t[reps++] = now_ms() - t0;
+        t[reps++] = (en_now_seconds() * 1e3) - t0;
     }
     qsort(t, reps, sizeof t[0], cmp_double);
     return t[reps / 2];
@@ -111,8 +106,8 @@ static void print_profile(en_ctx *c, const int32_t *ids, const int *lengths, int
         fwd_arg fa = {.c = c, .ids = ids, .n = lengths[li], .s = s};
         run_forward(&fa); // warm-up, unprofiled
         en_ctx_profile(c, ns[li]);
-        double start = now_ms();
-        while (reps[li] < 20 || (now_ms() - start < 300 && reps[li] < 100000)) {
+        double start = (en_now_seconds() * 1e3);
+        while (reps[li] < 20 || ((en_now_seconds() * 1e3) - start < 300 && reps[li] < 100000)) {
             run_forward(&fa);
             reps[li]++;
         }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "en_clock.h"
 #include "en_file.h"
 #include "en_flops.h"
 
@@ -539,12 +540,6 @@ static void *eval_worker(void *arg) {
     return NULL;
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int en_eval(const en_model *m, const en_dataset *d, const en_eval_opts *opts, en_eval_result *res,
             en_diag *diag) {
     if (d->count < 1) return en_fail(diag, EN_EDATA, "%s: empty data set", d->path);
@@ -560,7 +555,7 @@ int en_eval(const en_model *m, const en_dataset *d, const en_eval_opts *opts, en
     atomic_init(&job.correct, 0);
     atomic_init(&job.error, 0);
 
-    double t0 = now_seconds();
+    double t0 = en_now_seconds();
     pthread_t tid[64];
     int started = 0;
     for (int t = 1; t < threads && t < 64; t++)
@@ -568,7 +563,7 @@ int en_eval(const en_model *m, const en_dataset *d, const en_eval_opts *opts, en
     eval_worker(&job); // the calling thread works too
     for (int t = 0; t < started; t++)
         pthread_join(tid[t], NULL);
-    double seconds = now_seconds() - t0;
+    double seconds = en_now_seconds() - t0;
     en_set_blas_threads(1);
 
     int err = atomic_load(&job.error);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "en_clock.h"
 #include "en_gemm.h"
 #include "en_kernels.h"
 #include "en_qgemm.h"
@@ -120,9 +121,7 @@ void en_ctx_profile(en_ctx *c, double *ns) {
 /* With profiling on, adds the time since `*t` to step `s` and restarts `*t`. */
 static inline void lap(en_ctx *c, double *t, en_step s) {
     if (!c->prof) return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double now = ts.tv_sec * 1e9 + ts.tv_nsec;
+    double now = en_now_seconds() * 1e9;
     if (*t > 0) c->prof[s] += now - *t;
     *t = now;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/en_clock.h"
 #include "engine/en_forward.h"
 #include "sc_width.h"
 
@@ -17,7 +18,6 @@ static const int k_lengths[] = {2, 3, 4, 6, 8, 12, 16, 20, 24, 32, 40, 48, 64, 8
 static void terms(int n, int k, double a, double f, double *t);
 static double head_frac(const sc_schedule *s, int l, int heads);
 static double ffn_frac(const sc_schedule *s, int l, int ffn);
-static double now_ms(void);
 static double median(double *v, int n);
 static int fit(const double *x, const double *y, int rows, double *coef);
 static void random_schedule(uint64_t *rng, int layers, int full, int narrow, sc_schedule *s);
@@ -76,14 +76,14 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
     wm->base = m;
 
     en_set_blas_threads(threads > 0 ? threads : 1);
-    double t_start = now_ms();
+    double t_start = (en_now_seconds() * 1e3);
     int passes = 0;
     while (passes < MAX_PASSES) {
         for (int q = 0; q < seqs && rc == 0; q++) {
             int n0 = k_lengths[q / SCHEDS_PER_LENGTH], n_in = n0;
-            double t0 = now_ms();
+            double t0 = (en_now_seconds() * 1e3);
             rc = en_ctx_begin(ctx, ids, types, n0);
-            double fixed = now_ms() - t0;
+            double fixed = (en_now_seconds() * 1e3) - t0;
             for (int l = 0; l < L && rc == 0; l++) {
                 int k = en_keep_count(sched[q].ratios[l], n0, n_in);
                 rc = sc_width_bank_apply(&bank, wm, l, sc_schedule_heads(&sched[q], l, cfg->heads),
@@ -91,11 +91,11 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
                 if (rc == 0) rc = en_ctx_set_model(ctx, wm);
                 if (rc == 0) rc = en_ctx_set_precision(ctx, sched[q].prec);
                 if (rc) break;
-                double a = now_ms();
+                double a = (en_now_seconds() * 1e3);
                 // as en_forward runs it: the last layer for the [CLS] row alone
                 rc = l == L - 1 ? en_ctx_layer_cls(ctx, l)
                                 : en_ctx_layer(ctx, l, k, sched[q].metric);
-                t_layer[(size_t)passes * points + q * L + l] = now_ms() - a;
+                t_layer[(size_t)passes * points + q * L + l] = (en_now_seconds() * 1e3) - a;
                 pn[q * L + l] = n_in;
                 pk[q * L + l] = k;
                 pa[q * L + l] = head_frac(&sched[q], l, cfg->heads);
@@ -103,22 +103,22 @@ int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_late
                 pq[q * L + l] = sched[q].prec[l] == EN_PREC_INT8;
                 n_in = k;
             }
-            double b = now_ms();
+            double b = (en_now_seconds() * 1e3);
             if (rc == 0) rc = en_ctx_finish(ctx, logits);
-            t_fixed[(size_t)passes * seqs + q] = fixed + now_ms() - b;
+            t_fixed[(size_t)passes * seqs + q] = fixed + (en_now_seconds() * 1e3) - b;
         }
         if (rc != 0) {
             en_fail(diag, rc, "calibration run failed: %s", en_strerror(rc));
             break;
         }
         passes++;
-        double elapsed = (now_ms() - t_start) / 1000.0;
+        double elapsed = ((en_now_seconds() * 1e3) - t_start) / 1000.0;
         // At least 3 passes to average, unless one pass alone outlasts the whole budget.
         if (elapsed >= seconds && (passes >= 3 || elapsed >= 2 * seconds)) break;
     }
     en_set_blas_threads(1);
     if (rc != 0) goto done;
-    out->calib_seconds = (now_ms() - t_start) / 1000.0;
+    out->calib_seconds = ((en_now_seconds() * 1e3) - t_start) / 1000.0;
 
     double *x = malloc((size_t)points * SC_LAT_TERMS * sizeof *x);
     double *y = malloc((size_t)points * sizeof *y), *err = malloc((size_t)points * sizeof *err);
@@ -230,12 +230,6 @@ static void terms(int n, int k, double a, double f, double *t) {
     t[7] = (double)n * n * a;
     t[8] = (double)k * n * a;
     t[9] = k < n ? 1 : 0;
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 static int cmp_double(const void *a, const void *b) {

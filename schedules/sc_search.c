@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/en_clock.h"
 #include "engine/en_flops.h"
 #include "sc_defaults.h"
 #include "sc_error.h"
@@ -83,7 +84,6 @@ static double flops_ratio(const search *S, const sc_schedule *s, const int *len,
 static int pareto(const search *S, int families_only, int *out);
 static int bucket_best(const search *S, int focus_only, int *out);
 static void report(search *S);
-static double now_s(void);
 static void search_free(search *S);
 
 void sc_search_opts_default(sc_search_opts *o) {
@@ -104,7 +104,7 @@ int sc_search_run(const en_model *m, const en_dataset *data, const en_dataset *h
     if (opts->families) memset(opts->families, 0, sizeof *opts->families);
     int rc = validate(m, data, holdout, opts, diag);
     if (rc != 0) return rc;
-    double t0 = now_s();
+    double t0 = en_now_seconds();
     search S = {.m = m, .o = opts, .st = stats, .diag = diag};
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     S.threads = opts->threads > 0 ? opts->threads : cores > 0 ? (int)cores : 1;
@@ -130,7 +130,7 @@ int sc_search_run(const en_model *m, const en_dataset *data, const en_dataset *h
         rc = generation(&S);
     if (rc == 1) rc = 0; // converged early
     if (rc == 0) rc = finish(&S, out);
-    stats->seconds = now_s() - t0;
+    stats->seconds = en_now_seconds() - t0;
     stats->candidates = S.nc;
     stats->search_examples = S.ns;
     stats->holdout_examples = S.nh;
@@ -836,12 +836,6 @@ static void report(search *S) {
     if (p.done > p.total) p.total = p.done;
     p.found = found;
     S->o->progress(S->o->progress_ud, &p);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void search_free(search *S) {
