@@ -22,6 +22,7 @@
 typedef struct sd_conn sd_conn;   // sd_conn.h
 typedef struct sd_model sd_model; // sd_models.h
 typedef struct sd_job sd_job;     // sd_jobs.h
+struct sd_fleet;                  // sd_fleet.c
 
 /// A state file that failed to load and was set aside (listed by `info`).
 typedef struct sd_damaged {
@@ -46,7 +47,8 @@ typedef struct sd_daemon {
     int nconns;
     uint64_t next_conn_id;
     sd_model *models;
-    sd_job *jobs; // newest first
+    struct sd_fleet *fleet; // NULL without --fleet
+    sd_job *jobs;           // newest first
     uint64_t next_job_id;
     int jobs_running, jobs_queued;
     int tasks; // pool work in flight of any kind (sd_pool.h)

@@ -7,6 +7,7 @@
 
 #include "sd_conn.h"
 #include "sd_daemon.h"
+#include "sd_fleet.h"
 #include "sd_jobs.h"
 #include "sd_log.h"
 #include "sd_models.h"
@@ -31,6 +32,7 @@ static void stop(sd_daemon *d) {
         sd_conn_close(c);
     }
     sd_search_cancel_all(d);
+    sd_fleet_stop(d);
     sd_daemon_maybe_finish(d);
 }
 
@@ -78,6 +80,7 @@ static void free_all(sd_daemon *d) {
         d->jobs = j->next;
         sd_job_free(j);
     }
+    sd_fleet_free(d);
     msgpack_sbuffer_destroy(&d->scratch);
 }
 
@@ -147,6 +150,14 @@ int main(int argc, char **argv) {
         uv_signal_init(&loop, sigs[i]);
         sigs[i]->data = d;
         uv_signal_start(sigs[i], on_signal, signums[i]);
+    }
+    if (sd_fleet_start(d, &diag) != 0) { // after the models are known: it reads their keys
+        fprintf(stderr, "searchd: %s\n", diag.msg);
+        stop(d);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        free_all(d);
+        uv_loop_close(&loop);
+        return 2;
     }
     int nmodels = 0;
     for (sd_model *m = d->models; m; m = m->next)

@@ -11,6 +11,7 @@
 #include "sd_add.h"
 #include "sd_conn.h"
 #include "sd_error.h"
+#include "sd_fleet.h"
 #include "sd_jobs.h"
 #include "sd_log.h"
 #include "sd_models.h"
@@ -128,7 +129,7 @@ static int m_ping(sd_call *k) {
 static int m_info(sd_call *k) {
     sd_daemon *d = k->d;
     msgpack_packer *pk = k->pk;
-    msgpack_pack_map(pk, 14);
+    msgpack_pack_map(pk, 15);
     sp_pack_kstr(pk, "version", SEARCHD_VERSION);
     sp_pack_kstr(pk, "hardware", d->hw_text);
     sp_pack_str(pk, "fingerprint");
@@ -146,6 +147,8 @@ static int m_info(sd_call *k) {
     sp_pack_kbool(pk, "state_durable", d->state_durable);
     sp_pack_kstr(pk, "state_error", d->state_error);
     sp_pack_kint(pk, "saves_failed", d->saves_failed);
+    sp_pack_str(pk, "fleet");
+    sd_fleet_pack_info(pk, d);
     sp_pack_str(pk, "damaged");
     msgpack_pack_array(pk, (size_t)d->ndamaged);
     for (int i = 0; i < d->ndamaged; i++) {

@@ -20,6 +20,8 @@ struct sd_model {
     char name[128];
     char path[1024], data[1024], holdout[1024]; // holdout may be ""
     uint64_t weights_hash;
+    uint64_t data_hash; // the fleet's: FNV-1a of the data and holdout bytes, when data_hashed
+    int data_hashed;
     int layers;
     double added;         // unix time
     en_model *model;      // owned, NULL until pool work loaded it

@@ -62,6 +62,11 @@ static const opt options[] = {
     {"fingerprint-override", OPT_STR, F_(fingerprint_override), 0, 0, 0,
      "use STRING as the CPU model (tests simulate a hardware change; @FILE reads it from FILE "
      "each time)"},
+    {"fleet", OPT_STR, F_(fleet), 0, 0, 0,
+     "share accuracy records with other searchd hosts through Redis at redis://HOST:PORT[/DB] "
+     "(docs/fleet.md; default $SEARCHD_FLEET)"},
+    {"fleet-password", OPT_STR, F_(fleet_password), 0, 0, 0,
+     "AUTH password of the fleet's Redis (default $SEARCHD_FLEET_PASSWORD)"},
     {"verbose", OPT_FLAG, F_(verbose), 0, 1, 0, "log every request"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -165,6 +170,11 @@ static void default_paths(sd_options *o) {
     const char *fp = getenv("SEARCHD_FINGERPRINT");
     if (!o->fingerprint_override[0] && fp && strlen(fp) < sizeof o->fingerprint_override)
         snprintf(o->fingerprint_override, sizeof o->fingerprint_override, "%s", fp);
+    const char *fl = getenv("SEARCHD_FLEET"), *pw = getenv("SEARCHD_FLEET_PASSWORD");
+    if (!o->fleet[0] && fl && strlen(fl) < sizeof o->fleet)
+        snprintf(o->fleet, sizeof o->fleet, "%s", fl);
+    if (!o->fleet_password[0] && pw && strlen(pw) < sizeof o->fleet_password)
+        snprintf(o->fleet_password, sizeof o->fleet_password, "%s", pw);
 }
 
 /* Walks argv calling `fn` for each option; used twice, to find --config first. */

@@ -26,6 +26,8 @@ typedef struct sd_options {
     double message_timeout; // seconds a message may stay incomplete (0: off)
     long long max_buffered; // bytes of incomplete messages and queued replies, all connections
     char fingerprint_override[256]; // replaces the CPU model in the fingerprint; "@FILE" reads it
+    char fleet[512];                // "" or redis://HOST:PORT[/DB] (sd_fleet.c)
+    char fleet_password[256];       // AUTH for the fleet's Redis, "" for none
     int verbose;
 } sd_options;
 
@@ -33,7 +35,8 @@ typedef struct sd_options {
 /// printed (exit 0), or SD_EOPTION with a message naming the option and what it takes.
 /// `--fingerprint-override` defaults to $SEARCHD_FINGERPRINT; the socket to
 /// $XDG_RUNTIME_DIR/searchd.sock else /tmp/searchd-$UID.sock; the state dir to
-/// $XDG_STATE_HOME/searchd else ~/.local/state/searchd.
+/// $XDG_STATE_HOME/searchd else ~/.local/state/searchd; --fleet to $SEARCHD_FLEET and
+/// --fleet-password to $SEARCHD_FLEET_PASSWORD.
 int sd_options_load(sd_options *o, int argc, char **argv, en_diag *diag);
 
 /// Prints the option table with defaults and bounds.

@@ -15,6 +15,7 @@
 #include "schedules/sc_width.h"
 #include "sd_conn.h"
 #include "sd_error.h"
+#include "sd_fleet.h"
 #include "sd_log.h"
 #include "sd_models.h"
 #include "sd_pack.h"
@@ -155,6 +156,7 @@ static void after_work_cb(uv_work_t *req, int status) {
     if (j->rc == 0 && !m->removed) j->rc = install_result(d, j, m);
     if (j->rc == 0 && !m->removed) {
         j->state = SD_JOB_DONE;
+        sd_fleet_publish(d, m, &j->result); // the accuracy side, for the other hosts
         sd_log("job %llu done: %d schedules in %.1f s, %d candidates", (unsigned long long)j->id,
                j->result.count, j->stats.seconds, j->stats.candidates);
     } else if (j->rc == EN_ECANCELED || m->removed) {

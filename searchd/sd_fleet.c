@@ -1,0 +1,480 @@
+/* The fleet: accuracy records shared through Redis (hiredis async on the daemon's loop). */
+#include "sd_fleet.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#pragma GCC diagnostic ignored "-Wconversion"
+#include <hiredis/adapters/libuv.h>
+#pragma GCC diagnostic pop
+
+#include "engine/en_hash.h"
+#include "schedules/sc_schedule.h"
+#include "sd_conn.h"
+#include "sd_error.h"
+#include "sd_log.h"
+#include "sd_models.h"
+#include "sd_state.h"
+
+#define FLEET_CHANNEL "searchd:updated"
+#define FLEET_BACKOFF_MIN_MS 200
+#define FLEET_BACKOFF_MAX_MS 5000
+
+/* One write of a search's records (HSET key field value ...), kept until Redis took it. */
+typedef struct pending {
+    int argc;
+    char **argv;
+    int records;
+    int in_flight;
+    struct pending *next;
+} pending;
+
+typedef struct sd_fleet {
+    sd_daemon *d;
+    char host[256], password[256], url[300]; // url as shown: no password
+    int port, db;
+    redisAsyncContext *cmd, *sub;
+    int cmd_ready, sub_ready;
+    uv_timer_t retry;
+    int retry_armed;
+    uint64_t backoff_ms;
+    int stopping;
+    double last_sync;
+    long received, sent;
+    char error[256];
+    pending *pend;
+} sd_fleet;
+
+static sd_fleet *fleet_of(const sd_daemon *d) {
+    return d->fleet;
+}
+
+static void set_error(sd_fleet *f, const char *what, const char *why) {
+    snprintf(f->error, sizeof f->error, "%.80s: %.170s", what, why);
+    sd_log("fleet: %s", f->error);
+}
+
+/* ---- keys ---- */
+
+static int hash_file(const char *path, uint64_t *h) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return -1;
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
+        *h = en_fnv1a(*h, buf, n);
+    int rc = ferror(fp) ? -1 : 0;
+    fclose(fp);
+    return rc;
+}
+
+/* `searchd:frontier:<weights>:<data>` of model m: 0, or -1 when its data cannot be read. The
+ * data hash covers the data file's bytes, a NUL, then the holdout's (none: nothing). */
+static int model_key(sd_model *m, char *key, size_t cap) {
+    if (!m->data_hashed) {
+        uint64_t h = EN_FNV1A_BASIS;
+        if (hash_file(m->data, &h) != 0) return -1;
+        h = en_fnv1a(h, "", 1);
+        if (m->holdout[0] && hash_file(m->holdout, &h) != 0) return -1;
+        m->data_hash = h;
+        m->data_hashed = 1;
+    }
+    snprintf(key, cap, "searchd:frontier:%016llx:%016llx", (unsigned long long)m->weights_hash,
+             (unsigned long long)m->data_hash);
+    return 0;
+}
+
+/* ---- records as Redis values ---- */
+
+static char *record_value(const sd_daemon *d, const sc_record *r) {
+    json_t *j = json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:s,s:f}", "accuracy", r->accuracy,
+                          "baseline_accuracy", r->baseline_accuracy, "drop", r->drop, "drop_upper",
+                          r->drop_upper, "search_accuracy", r->search_accuracy, "flops_ratio",
+                          r->flops_ratio, "tokens_flops_ratio", r->tokens_flops_ratio, "host",
+                          d->hw_text, "version", SEARCHD_VERSION, "time", sd_now());
+    if (!j) return NULL;
+    char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(j);
+    return s;
+}
+
+static int record_parse(const char *field, const char *value, int layers, sc_record *r) {
+    memset(r, 0, sizeof *r);
+    en_diag why;
+    if (sc_schedule_parse(field, layers, &r->schedule, &why) != 0) return -1;
+    if (sc_schedule_has_width(&r->schedule)) return -1; // needs the width profile: not shared
+    json_error_t err;
+    json_t *j = json_loads(value, 0, &err);
+    if (!j) return -1;
+    int rc = json_unpack(j, "{s:F,s:F,s:F,s:F,s:F,s:F,s:F}", "accuracy", &r->accuracy,
+                         "baseline_accuracy", &r->baseline_accuracy, "drop", &r->drop, "drop_upper",
+                         &r->drop_upper, "search_accuracy", &r->search_accuracy, "flops_ratio",
+                         &r->flops_ratio, "tokens_flops_ratio", &r->tokens_flops_ratio);
+    json_decref(j);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Which of two records of one schedule a host keeps, the same on every host: the lower
+ * drop_upper, then the higher accuracy, then the lower FLOPs ratio, then the lower drop.
+ * 1 when `in` replaces `have`. */
+static int better(const sc_record *in, const sc_record *have) {
+    if (in->drop_upper != have->drop_upper) return in->drop_upper < have->drop_upper;
+    if (in->accuracy != have->accuracy) return in->accuracy > have->accuracy;
+    if (in->flops_ratio != have->flops_ratio) return in->flops_ratio < have->flops_ratio;
+    return in->drop < have->drop;
+}
+
+/* Merges the field/value pairs of an HGETALL reply into model m: the records it lacks are
+ * added, one of a schedule it has replaces it when better(); then latency is re-predicted with
+ * this host's profile, the frontier normalized and saved, and subscribers told. */
+static void merge_into(sd_fleet *f, sd_model *m, const redisReply *r) {
+    size_t n = r->elements / 2;
+    sc_record *rec = malloc(sizeof *rec * (size_t)(m->frontier.count + (int)n + 1));
+    if (!rec) {
+        set_error(f, m->id, "out of memory merging fleet records");
+        return;
+    }
+    int k = m->frontier.count, changed = 0;
+    if (k) memcpy(rec, m->frontier.rec, sizeof *rec * (size_t)k);
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *fr = r->element[2 * i], *vr = r->element[2 * i + 1];
+        if (fr->type != REDIS_REPLY_STRING || vr->type != REDIS_REPLY_STRING) continue;
+        sc_record in;
+        if (record_parse(fr->str, vr->str, m->layers, &in) != 0) continue;
+        uint64_t h = sc_schedule_hash(&in.schedule);
+        int t = 0;
+        while (t < k && sc_schedule_hash(&rec[t].schedule) != h)
+            t++;
+        if (t < k && !better(&in, &rec[t])) continue;
+        in.latency_ms = t < k ? rec[t].latency_ms : 0;
+        rec[t] = in;
+        if (t == k) k++;
+        changed++;
+    }
+    if (!changed) {
+        free(rec);
+        return;
+    }
+    sc_frontier old = m->frontier;
+    m->frontier.rec = rec;
+    m->frontier.count = k;
+    sd_model_repredict(m);
+    en_diag why;
+    if (sd_state_save_frontier(f->d, m, &why) != 0) { // the local state stays the truth
+        m->frontier.rec = old.rec;
+        m->frontier.count = old.count;
+        free(rec);
+        set_error(f, m->id, why.msg);
+        return;
+    }
+    free(old.rec);
+    f->received += changed;
+    sd_log("fleet: %d record(s) merged into model %s (%s)", changed, m->name, m->id);
+    sd_notify_updated(f->d, m->id, "fleet");
+}
+
+/* ---- commands ---- */
+
+static void on_hgetall(redisAsyncContext *ac, void *reply, void *priv) {
+    char *key = priv;
+    sd_fleet *f = ac->data;
+    redisReply *r = reply;
+    if (f && r && r->type == REDIS_REPLY_ARRAY) {
+        f->last_sync = sd_now();
+        for (sd_model *m = f->d->models; m; m = m->next) {
+            char mk[128];
+            if (!m->removed && model_key(m, mk, sizeof mk) == 0 && strcmp(mk, key) == 0)
+                merge_into(f, m, r);
+        }
+    } else if (f && r && r->type == REDIS_REPLY_ERROR) {
+        set_error(f, "HGETALL", r->str);
+    }
+    free(key);
+}
+
+static void fetch(sd_fleet *f, const char *key) {
+    if (!f->cmd_ready) return;
+    char *copy = strdup(key);
+    if (!copy) return;
+    if (redisAsyncCommand(f->cmd, on_hgetall, copy, "HGETALL %s", key) != REDIS_OK) free(copy);
+}
+
+/* Every registered model's key, read again: what was written while this host was away. */
+static void catch_up(sd_fleet *f) {
+    for (sd_model *m = f->d->models; m; m = m->next) {
+        char key[128];
+        if (m->removed) continue;
+        if (model_key(m, key, sizeof key) != 0) {
+            set_error(f, m->data, "cannot read the data set to hash it; not shared");
+            continue;
+        }
+        fetch(f, key);
+    }
+}
+
+static void pending_free(pending *p) {
+    for (int i = 0; i < p->argc; i++)
+        free(p->argv[i]);
+    free(p->argv);
+    free(p);
+}
+
+static void on_hset(redisAsyncContext *ac, void *reply, void *priv) {
+    pending *p = priv;
+    sd_fleet *f = ac->data;
+    redisReply *r = reply;
+    p->in_flight = 0;
+    if (!f) return;
+    if (!r || r->type == REDIS_REPLY_ERROR) { // kept: written again after the reconnect
+        if (r) set_error(f, "HSET", r->str);
+        return;
+    }
+    f->sent += p->records;
+    f->last_sync = sd_now();
+    if (f->cmd_ready)
+        redisAsyncCommand(f->cmd, NULL, NULL, "PUBLISH %s %s", FLEET_CHANNEL, p->argv[1]);
+    for (pending **pp = &f->pend; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            pending_free(p);
+            break;
+        }
+}
+
+static void flush_pending(sd_fleet *f) {
+    for (pending *p = f->pend; p && f->cmd_ready; p = p->next) {
+        if (p->in_flight) continue;
+        // NULL lengths: hiredis takes strlen() of each argument
+        if (redisAsyncCommandArgv(f->cmd, on_hset, p, p->argc, (const char **)p->argv, NULL) ==
+            REDIS_OK)
+            p->in_flight = 1;
+    }
+}
+
+void sd_fleet_publish(sd_daemon *d, sd_model *m, const sc_frontier *found) {
+    sd_fleet *f = fleet_of(d);
+    if (!f) return;
+    char key[128];
+    if (model_key(m, key, sizeof key) != 0) {
+        set_error(f, m->data, "cannot read the data set to hash it; records not shared");
+        return;
+    }
+    pending *p = calloc(1, sizeof *p);
+    if (!p || !(p->argv = calloc((size_t)(2 + 2 * found->count), sizeof *p->argv))) {
+        free(p);
+        set_error(f, m->id, "out of memory; records not shared");
+        return;
+    }
+    p->argv[p->argc++] = strdup("HSET");
+    p->argv[p->argc++] = strdup(key);
+    int ok = p->argv[0] && p->argv[1];
+    for (int i = 0; ok && i < found->count; i++) {
+        const sc_record *r = &found->rec[i];
+        if (sc_schedule_has_width(&r->schedule)) continue; // needs the width profile
+        char text[SC_SCHEDULE_TEXT_MAX];
+        if (sc_schedule_format(&r->schedule, text, sizeof text) < 0) continue;
+        char *v = record_value(d, r);
+        char *t = strdup(text);
+        if (!v || !t) {
+            free(v);
+            free(t);
+            ok = 0;
+            break;
+        }
+        p->argv[p->argc++] = t;
+        p->argv[p->argc++] = v;
+        p->records++;
+    }
+    if (!ok || p->records == 0) {
+        if (!ok) set_error(f, m->id, "out of memory; records not shared");
+        pending_free(p);
+        return;
+    }
+    p->next = f->pend;
+    f->pend = p;
+    flush_pending(f);
+}
+
+/* ---- connections ---- */
+
+static void connect_both(sd_fleet *f);
+
+static void retry_cb(uv_timer_t *t) {
+    sd_fleet *f = t->data;
+    f->retry_armed = 0;
+    connect_both(f);
+}
+
+static void schedule_retry(sd_fleet *f) {
+    if (f->stopping || f->retry_armed) return;
+    f->retry_armed = 1;
+    uv_timer_start(&f->retry, retry_cb, f->backoff_ms, 0);
+    f->backoff_ms =
+        f->backoff_ms * 2 > FLEET_BACKOFF_MAX_MS ? FLEET_BACKOFF_MAX_MS : f->backoff_ms * 2;
+}
+
+static void on_message(redisAsyncContext *ac, void *reply, void *priv) {
+    (void)priv;
+    sd_fleet *f = ac->data;
+    redisReply *r = reply;
+    if (!f || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
+    const redisReply *kind = r->element[0], *msg = r->element[2];
+    if (kind->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING) return;
+    if (strcmp(kind->str, "subscribe") == 0) {
+        catch_up(f); // what was announced while this connection was down
+        return;
+    }
+    if (strcmp(kind->str, "message") != 0) return;
+    for (sd_model *m = f->d->models; m; m = m->next) {
+        char key[128];
+        if (!m->removed && model_key(m, key, sizeof key) == 0 && strcmp(key, msg->str) == 0) {
+            fetch(f, key);
+            return;
+        }
+    }
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+    sd_fleet *f = ac->data;
+    if (!f) return;
+    int is_cmd = ac == f->cmd;
+    if (status != REDIS_OK) {
+        set_error(f, "connect", ac->errstr);
+        if (is_cmd)
+            f->cmd = NULL;
+        else
+            f->sub = NULL;
+        schedule_retry(f);
+        return;
+    }
+    redisAsyncContext *c = (redisAsyncContext *)ac;
+    if (f->password[0]) redisAsyncCommand(c, NULL, NULL, "AUTH %s", f->password);
+    if (f->db) redisAsyncCommand(c, NULL, NULL, "SELECT %d", f->db);
+    if (is_cmd) {
+        f->cmd_ready = 1;
+        sd_log("fleet: connected to %s", f->url);
+        flush_pending(f);
+        catch_up(f);
+    } else {
+        f->sub_ready = 1;
+        redisAsyncCommand(c, on_message, NULL, "SUBSCRIBE %s", FLEET_CHANNEL);
+    }
+    if (f->cmd_ready && f->sub_ready) f->backoff_ms = FLEET_BACKOFF_MIN_MS;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    sd_fleet *f = ac->data;
+    if (!f) return;
+    if (status != REDIS_OK) set_error(f, "disconnected", ac->errstr);
+    if (ac == f->cmd) {
+        f->cmd = NULL;
+        f->cmd_ready = 0;
+    } else if (ac == f->sub) {
+        f->sub = NULL;
+        f->sub_ready = 0;
+    }
+    schedule_retry(f);
+}
+
+static redisAsyncContext *open_one(sd_fleet *f) {
+    redisAsyncContext *ac = redisAsyncConnect(f->host, f->port);
+    if (!ac) return NULL;
+    if (ac->err) {
+        set_error(f, "connect", ac->errstr);
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = f;
+    if (redisLibuvAttach(ac, f->d->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    return ac;
+}
+
+static void connect_both(sd_fleet *f) {
+    if (f->stopping) return;
+    if (!f->cmd) f->cmd = open_one(f);
+    if (!f->sub) f->sub = open_one(f);
+    if (!f->cmd || !f->sub) schedule_retry(f);
+}
+
+int sd_fleet_start(sd_daemon *d, en_diag *diag) {
+    const char *url = d->opt.fleet;
+    if (!url[0]) return 0;
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) != 0)
+        return en_fail(diag, SD_EOPTION, "--fleet %s: expected redis://HOST:PORT[/DB]", url);
+    p += 8;
+    const char *colon = strrchr(p, ':');
+    char *end;
+    if (!colon || colon == p || (size_t)(colon - p) >= 256)
+        return en_fail(diag, SD_EOPTION, "--fleet %s: expected redis://HOST:PORT[/DB]", url);
+    long port = strtol(colon + 1, &end, 10), db = 0;
+    if (*end == '/') db = strtol(end + 1, &end, 10);
+    if (*end != '\0' || port < 1 || port > 65535 || db < 0 || db > 1000000)
+        return en_fail(diag, SD_EOPTION, "--fleet %s: expected redis://HOST:PORT[/DB]", url);
+    sd_fleet *f = calloc(1, sizeof *f);
+    if (!f) return en_fail(diag, EN_ENOMEM, "out of memory");
+    f->d = d;
+    memcpy(f->host, p, (size_t)(colon - p));
+    f->port = (int)port;
+    f->db = (int)db;
+    snprintf(f->url, sizeof f->url, "%.299s", url);
+    snprintf(f->password, sizeof f->password, "%s", d->opt.fleet_password);
+    f->backoff_ms = FLEET_BACKOFF_MIN_MS;
+    uv_timer_init(d->loop, &f->retry);
+    f->retry.data = f;
+    d->fleet = f;
+    connect_both(f);
+    return 0;
+}
+
+void sd_fleet_stop(sd_daemon *d) {
+    sd_fleet *f = fleet_of(d);
+    if (!f || f->stopping) return;
+    f->stopping = 1;
+    uv_close((uv_handle_t *)&f->retry, NULL);
+    // Pending callbacks run with a NULL reply; the disconnect callbacks clear the pointers.
+    if (f->cmd) redisAsyncFree(f->cmd);
+    if (f->sub) redisAsyncFree(f->sub);
+    f->cmd = f->sub = NULL;
+    f->cmd_ready = f->sub_ready = 0;
+}
+
+void sd_fleet_free(sd_daemon *d) {
+    sd_fleet *f = fleet_of(d);
+    if (!f) return;
+    while (f->pend) {
+        pending *p = f->pend;
+        f->pend = p->next;
+        pending_free(p);
+    }
+    free(f);
+    d->fleet = NULL;
+}
+
+void sd_fleet_pack_info(msgpack_packer *pk, const sd_daemon *d) {
+    const sd_fleet *f = fleet_of(d);
+    msgpack_pack_map(pk, 7);
+    sp_pack_kstr(pk, "url", f ? f->url : "");
+    sp_pack_kbool(pk, "connected", f && f->cmd_ready && f->sub_ready);
+    sp_pack_knum(pk, "last_sync", f ? f->last_sync : 0);
+    sp_pack_kint(pk, "records_received", f ? f->received : 0);
+    sp_pack_kint(pk, "records_sent", f ? f->sent : 0);
+    int npend = 0;
+    for (const pending *p = f ? f->pend : NULL; p; p = p->next)
+        npend += p->records;
+    sp_pack_kint(pk, "records_pending", npend);
+    sp_pack_kstr(pk, "errors", f ? f->error : "");
+}

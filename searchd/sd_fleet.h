@@ -1,0 +1,24 @@
+#pragma once
+/* The fleet (--fleet redis://HOST:PORT[/DB]): accuracy records shared between searchd hosts
+ * through Redis, on the daemon's own loop (hiredis async, one connection for commands and one
+ * for SUBSCRIBE). Redis down or slow never blocks a request or a search: every call is async,
+ * the connections come back with backoff and catch up. docs/fleet.md has the key format. */
+
+#include <msgpack.h>
+
+#include "engine/en_error.h"
+#include "schedules/sc_frontier.h"
+#include "searchd/sd_daemon.h"
+
+/// Parses --fleet and starts connecting (nothing happens when it is ""). 0, or SD_EOPTION with
+/// a message for a URL it cannot use.
+int sd_fleet_start(sd_daemon *d, en_diag *diag);
+/// Closes the connections and the retry timer (shutdown); the loop then ends without them.
+void sd_fleet_stop(sd_daemon *d);
+/// Frees what is left after the loop ended.
+void sd_fleet_free(sd_daemon *d);
+/// Shares the records of model `m` that a finished search found (`found`): written to the
+/// model's hash and announced; kept and written again after a reconnect when Redis is away.
+void sd_fleet_publish(sd_daemon *d, sd_model *m, const sc_frontier *found);
+/// info's `fleet` map.
+void sd_fleet_pack_info(msgpack_packer *pk, const sd_daemon *d);
