@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wcast-qual"
@@ -27,6 +28,13 @@
 #define FLEET_CHANNEL "searchd:updated"
 #define FLEET_BACKOFF_MIN_MS 200
 #define FLEET_BACKOFF_MAX_MS 5000
+#define FLEET_LEASE_MS 60000     // a lease expires unless refreshed: a host that died releases it
+#define FLEET_REFRESH_MS 20000   // a running search refreshes its lease this often
+#define FLEET_LEASE_WAIT_MS 2000 // a Redis that does not answer the lease by then is ignored
+// Refresh or delete a lease only while it is still ours.
+#define FLEET_IF_OURS "if redis.call('get', KEYS[1]) == ARGV[1] then "
+#define FLEET_PEXPIRE FLEET_IF_OURS "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+#define FLEET_DEL FLEET_IF_OURS "return redis.call('del', KEYS[1]) end return 0"
 
 /* One write of a search's records (HSET key field value ...), kept until Redis took it. */
 typedef struct pending {
@@ -51,6 +59,13 @@ typedef struct sd_fleet {
     long received, sent;
     char error[256];
     pending *pend;
+    char host_id[300]; // who holds a lease: hostname/pid (fingerprint)
+    uv_timer_t refresh;
+    struct held {
+        char key[128];
+        int refs;
+    } held[64]; // leases this host holds
+    int nheld;
 } sd_fleet;
 
 static sd_fleet *fleet_of(const sd_daemon *d) {
@@ -303,6 +318,123 @@ void sd_fleet_publish(sd_daemon *d, sd_model *m, const sc_frontier *found) {
     flush_pending(f);
 }
 
+/* ---- leases ---- */
+
+typedef struct lease_req {
+    sd_fleet *f;
+    uint64_t job;
+    char key[128];
+    sd_fleet_lease_cb cb;
+    uv_timer_t timer;
+    int answered, replied, closed;
+} lease_req;
+
+static void lease_key(sd_fleet *f, sd_model *m, char *key, size_t cap) {
+    char fk[128];
+    if (model_key(m, fk, sizeof fk) != 0) {
+        key[0] = '\0';
+        return;
+    }
+    (void)f;
+    snprintf(key, cap, "searchd:lease:%s", fk + strlen("searchd:frontier:"));
+}
+
+static int hold(sd_fleet *f, const char *key) {
+    for (int i = 0; i < f->nheld; i++)
+        if (strcmp(f->held[i].key, key) == 0) return ++f->held[i].refs, 1;
+    if (f->nheld == (int)(sizeof f->held / sizeof f->held[0])) return 0;
+    snprintf(f->held[f->nheld].key, sizeof f->held[0].key, "%s", key);
+    f->held[f->nheld++].refs = 1;
+    return 1;
+}
+
+static void lease_timer_closed(uv_handle_t *h) {
+    lease_req *q = h->data;
+    q->closed = 1;
+    if (q->replied) free(q);
+}
+
+static void lease_answer(lease_req *q, const char *holder, int leased) {
+    q->answered = 1;
+    uv_timer_stop(&q->timer);
+    uv_close((uv_handle_t *)&q->timer, lease_timer_closed);
+    q->cb(q->f->d, q->job, holder, leased);
+}
+
+static void lease_timeout(uv_timer_t *t) {
+    lease_req *q = t->data;
+    set_error(q->f, q->key, "Redis did not answer the lease in 2 s; the search runs here");
+    lease_answer(q, NULL, 0);
+}
+
+static void on_lease(redisAsyncContext *ac, void *reply, void *priv) {
+    lease_req *q = priv;
+    redisReply *r = reply;
+    (void)ac;
+    q->replied = 1;
+    if (q->answered) {
+        if (q->closed) free(q);
+        return;
+    }
+    sd_fleet *f = q->f;
+    // SET NX GET: nil when the key was set (ours now), else the holder it keeps.
+    if (r && r->type == REDIS_REPLY_NIL) {
+        lease_answer(q, NULL, hold(f, q->key));
+    } else if (r && r->type == REDIS_REPLY_STRING && strcmp(r->str, f->host_id) == 0) {
+        lease_answer(q, NULL, hold(f, q->key)); // another job of this host: shared
+    } else if (r && r->type == REDIS_REPLY_STRING) {
+        char holder[300];
+        snprintf(holder, sizeof holder, "%s", r->str);
+        lease_answer(q, holder, 0);
+    } else { // Redis went away or refused: local state is the truth, the search runs here
+        if (r && r->type == REDIS_REPLY_ERROR) set_error(f, "lease", r->str);
+        lease_answer(q, NULL, 0);
+    }
+}
+
+int sd_fleet_lease(sd_daemon *d, sd_model *m, uint64_t job_id, sd_fleet_lease_cb cb) {
+    sd_fleet *f = fleet_of(d);
+    if (!f || !f->cmd_ready) return 1;
+    lease_req *q = calloc(1, sizeof *q);
+    if (!q) return 1;
+    q->f = f;
+    q->job = job_id;
+    q->cb = cb;
+    lease_key(f, m, q->key, sizeof q->key);
+    if (!q->key[0] || redisAsyncCommand(f->cmd, on_lease, q, "SET %s %s NX GET PX %d", q->key,
+                                        f->host_id, FLEET_LEASE_MS) != REDIS_OK) {
+        free(q);
+        return 1;
+    }
+    uv_timer_init(d->loop, &q->timer);
+    q->timer.data = q;
+    uv_timer_start(&q->timer, lease_timeout, FLEET_LEASE_WAIT_MS, 0);
+    return 0;
+}
+
+void sd_fleet_lease_release(sd_daemon *d, sd_model *m) {
+    sd_fleet *f = fleet_of(d);
+    if (!f) return;
+    char key[128];
+    lease_key(f, m, key, sizeof key);
+    for (int i = 0; i < f->nheld; i++)
+        if (strcmp(f->held[i].key, key) == 0) {
+            if (--f->held[i].refs > 0) return;
+            f->held[i] = f->held[--f->nheld];
+            if (f->cmd_ready) // else it expires
+                redisAsyncCommand(f->cmd, NULL, NULL, "EVAL %s 1 %s %s", FLEET_DEL, key,
+                                  f->host_id);
+            return;
+        }
+}
+
+static void refresh_cb(uv_timer_t *t) {
+    sd_fleet *f = t->data;
+    for (int i = 0; i < f->nheld && f->cmd_ready; i++)
+        redisAsyncCommand(f->cmd, NULL, NULL, "EVAL %s 1 %s %s %d", FLEET_PEXPIRE, f->held[i].key,
+                          f->host_id, FLEET_LEASE_MS);
+}
+
 /* ---- connections ---- */
 
 static void connect_both(sd_fleet *f);
@@ -435,6 +567,12 @@ int sd_fleet_start(sd_daemon *d, en_diag *diag) {
     f->backoff_ms = FLEET_BACKOFF_MIN_MS;
     uv_timer_init(d->loop, &f->retry);
     f->retry.data = f;
+    uv_timer_init(d->loop, &f->refresh);
+    f->refresh.data = f;
+    uv_timer_start(&f->refresh, refresh_cb, FLEET_REFRESH_MS, FLEET_REFRESH_MS);
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(f->host_id, sizeof f->host_id, "%.100s/%d (%.150s)", host, (int)getpid(), d->hw_text);
     d->fleet = f;
     connect_both(f);
     return 0;
@@ -445,6 +583,7 @@ void sd_fleet_stop(sd_daemon *d) {
     if (!f || f->stopping) return;
     f->stopping = 1;
     uv_close((uv_handle_t *)&f->retry, NULL);
+    uv_close((uv_handle_t *)&f->refresh, NULL);
     // Pending callbacks run with a NULL reply; the disconnect callbacks clear the pointers.
     if (f->cmd) redisAsyncFree(f->cmd);
     if (f->sub) redisAsyncFree(f->sub);

@@ -20,5 +20,15 @@ void sd_fleet_free(sd_daemon *d);
 /// Shares the records of model `m` that a finished search found (`found`): written to the
 /// model's hash and announced; kept and written again after a reconnect when Redis is away.
 void sd_fleet_publish(sd_daemon *d, sd_model *m, const sc_frontier *found);
+/// Called when a job may run (`holder` NULL: the lease is this host's, or Redis did not answer
+/// within 2 s / is down and the search runs locally) or may not (`holder`: the host id that holds
+/// the lease). `leased` says whether sd_fleet_lease_release() must be called at the job's end.
+typedef void (*sd_fleet_lease_cb)(sd_daemon *d, uint64_t job_id, const char *holder, int leased);
+/// Takes the lease of model m's key (SET NX PX 60000, refreshed every 20 s) for job `job_id`.
+/// Returns 1 when the job may run now without a lease (no fleet, or Redis is down), else 0 and
+/// `cb` is called later on the loop.
+int sd_fleet_lease(sd_daemon *d, sd_model *m, uint64_t job_id, sd_fleet_lease_cb cb);
+/// Gives back the lease of model m's key taken for a job (deleted in Redis if still ours).
+void sd_fleet_lease_release(sd_daemon *d, sd_model *m);
 /// info's `fleet` map.
 void sd_fleet_pack_info(msgpack_packer *pk, const sd_daemon *d);

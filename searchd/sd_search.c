@@ -173,6 +173,8 @@ static void after_work_cb(uv_work_t *req, int status) {
     if (j->width_profile) sc_width_profile_free(j->width_profile);
     free(j->width_profile);
     j->width_profile = NULL;
+    if (j->leased) sd_fleet_lease_release(d, m);
+    j->leased = 0;
     notify(d, j, "job.done", 0);
     if (j->state == SD_JOB_DONE) sd_notify_updated(d, m->id, "tune");
     j->model = NULL;
@@ -193,6 +195,27 @@ static void fail_start(sd_daemon *d, sd_job *j, const char *why) {
     j->model = NULL;
     notify(d, j, "job.done", 0);
     sd_jobs_save(d, NULL);
+}
+
+static void run(sd_daemon *d, sd_job *j);
+
+/* The fleet's answer to the lease: run, or fail at once naming the host that searches. */
+static void leased_cb(sd_daemon *d, uint64_t job_id, const char *holder, int leased) {
+    sd_job *j = sd_job_find(d, job_id);
+    if (!j || j->state != SD_JOB_RUNNING || !j->model) return; // a leasing job stays running
+    j->leased = leased;
+    if (!holder) {
+        run(d, j);
+        return;
+    }
+    char why[512];
+    snprintf(why, sizeof why,
+             "%s (host %.300s); its results will arrive here (docs/fleet.md): nothing was run",
+             sd_strerror(SD_EFLEETBUSY), holder);
+    if (j->width_profile) sc_width_profile_free(j->width_profile);
+    free(j->width_profile);
+    j->width_profile = NULL;
+    fail_start(d, j, why);
 }
 
 static void start(sd_daemon *d, sd_job *j) {
@@ -222,6 +245,12 @@ static void start(sd_daemon *d, sd_job *j) {
             return;
         }
     }
+    // In a fleet, the search runs once the lease is this host's (or Redis is away): run().
+    if (sd_fleet_lease(d, m, j->id, leased_cb)) run(d, j);
+}
+
+/* Hands the job to the pool. */
+static void run(sd_daemon *d, sd_job *j) {
     j->work.data = j;
     en_diag why;
     if (sd_pool_submit(d, &j->work, work_cb, after_work_cb, &why) < 0) {
