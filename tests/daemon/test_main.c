@@ -11,7 +11,7 @@ int main(void) {
         return EXIT_FAILURE;
     }
     int rc = tc_run(sp_suite(), store_suite(), rpc_suite(), state_suite(), cli_suite(),
-                    families_suite(), integrity_suite(), NULL);
+                    families_suite(), integrity_suite(), fleet_suite(), NULL);
     td_template_remove();
     return rc;
 }

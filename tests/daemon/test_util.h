@@ -20,6 +20,7 @@ Suite *state_suite(void);
 Suite *cli_suite(void);
 Suite *families_suite(void);
 Suite *integrity_suite(void);
+Suite *fleet_suite(void);
 
 typedef struct td {
     char dir[256];   // temp dir of this test

@@ -1,0 +1,311 @@
+/* The fleet (docs/fleet.md): two searchd processes with different fingerprints share one
+ * redis-server started by the test on a free loopback port. Skipped only when redis-server is
+ * not installed (scripts/deps.sh installs it). */
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test_util.h"
+
+static td host_a, host_b;
+static pid_t redis_pid;
+static int redis_port;
+static char redis_log[300];
+
+static double mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int have_redis(void) {
+    return system("command -v redis-server >/dev/null 2>&1") == 0;
+}
+
+/* A loopback port free now: bound to port 0, read, closed. */
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* 1 when a redis-server answers PING on the port. */
+static int redis_answers(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)redis_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    char buf[16] = "";
+    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+             write(fd, "PING\r\n", 6) == 6 && read(fd, buf, sizeof buf - 1) > 0 &&
+             strncmp(buf, "+PONG", 5) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+static void redis_start(void) {
+    char port[16];
+    snprintf(port, sizeof port, "%d", redis_port);
+    redis_pid = fork();
+    ck_assert_int_ge(redis_pid, 0);
+    if (redis_pid == 0) {
+        FILE *f = freopen(redis_log, "a", stdout);
+        (void)f;
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200 && !redis_answers(); i++)
+        td_sleep_ms(25);
+    ck_assert_msg(redis_answers(), "redis-server did not answer on port %d; see %s", redis_port,
+                  redis_log);
+}
+
+static void redis_kill(void) {
+    if (redis_pid <= 0) return;
+    kill(redis_pid, SIGKILL);
+    waitpid(redis_pid, NULL, 0);
+    redis_pid = 0;
+}
+
+static void fleet_setup(void) {
+    td_init(&host_a, 0);
+    td_init(&host_b, 0);
+    snprintf(redis_log, sizeof redis_log, "%s/redis.log", host_a.dir);
+}
+
+static void fleet_teardown(void) {
+    // Both must still exit 0 (a clean shutdown: the fleet's handles closed too).
+    if (host_a.pid > 0) ck_assert_int_eq(td_stop(&host_a, SIGTERM), 0);
+    if (host_b.pid > 0) ck_assert_int_eq(td_stop(&host_b, SIGTERM), 0);
+    redis_kill();
+    td_cleanup(&host_a);
+    td_cleanup(&host_b);
+}
+
+/* Redis on a free port, then A and B (fingerprints "Fleet A CPU", "Fleet B CPU") in the fleet,
+ * each with the demo model added on the small data set. */
+static void start_fleet(void) {
+    redis_port = free_port();
+    redis_start();
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
+    const char *a[] = {"--fleet", url, "--fingerprint-override", "Fleet A CPU", NULL};
+    const char *b[] = {"--fleet", url, "--fingerprint-override", "Fleet B CPU", NULL};
+    td_start(&host_a, a);
+    td_start(&host_b, b);
+    td *hosts[] = {&host_a, &host_b};
+    for (int i = 0; i < 2; i++) {
+        sdc_client *c = td_connect(hosts[i]);
+        sdc_arg add[] = {SDC_ARG_STR("path", tc_demo_model()), SDC_ARG_STR("data", td_data),
+                         SDC_ARG_STR("name", "demo")};
+        sdc_reply r;
+        td_call_ok(c, "model.add", add, 3, &r);
+        sdc_reply_free(&r);
+        sdc_close(c);
+    }
+}
+
+static sdc_client *subscribe(const td *t) {
+    sdc_client *c = td_connect(t);
+    sdc_arg m[] = {SDC_ARG_STR("model", "demo")};
+    sdc_reply r;
+    td_call_ok(c, "subscribe", m, 1, &r);
+    sdc_reply_free(&r);
+    return c;
+}
+
+/* Records of schedule.frontier: count, or -1 when the call failed. */
+static int frontier_count(sdc_client *c) {
+    sdc_reply r;
+    sdc_arg m[] = {SDC_ARG_STR("model", "demo")};
+    int rc = sdc_call(c, "schedule.frontier", m, 1, 5000, &r, NULL);
+    int n = rc == 0 && r.result && r.result->type == MSGPACK_OBJECT_ARRAY
+                ? (int)r.result->via.array.size
+                : -1;
+    sdc_reply_free(&r);
+    return n;
+}
+
+/* B's frontier has A's accuracy records (same schedules, accuracy, drop, drop_upper, FLOPs)
+ * with B's own latency figures and hardware text. */
+static void assert_same_records(sdc_client *ca, sdc_client *cb) {
+    sdc_reply ra, rb;
+    sdc_arg m[] = {SDC_ARG_STR("model", "demo")};
+    td_call_ok(ca, "schedule.frontier", m, 1, &ra);
+    td_call_ok(cb, "schedule.frontier", m, 1, &rb);
+    const msgpack_object_array *fa = &ra.result->via.array, *fb = &rb.result->via.array;
+    ck_assert_uint_gt(fa->size, 0);
+    ck_assert_uint_eq(fa->size, fb->size);
+    static const char *const keys[] = {"accuracy",   "baseline_accuracy", "drop",
+                                       "drop_upper", "search_accuracy",   "flops_ratio"};
+    for (uint32_t i = 0; i < fa->size; i++) {
+        char sa[512], hw[300];
+        td_str(&fa->ptr[i], "schedule", sa, sizeof sa);
+        const msgpack_object *match = NULL;
+        for (uint32_t k = 0; k < fb->size && !match; k++) {
+            char sb[512];
+            if (strcmp(td_str(&fb->ptr[k], "schedule", sb, sizeof sb), sa) == 0)
+                match = &fb->ptr[k];
+        }
+        ck_assert_msg(match != NULL, "B lacks A's record %s", sa);
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            ck_assert_msg(td_num(&fa->ptr[i], keys[k]) == td_num(match, keys[k]),
+                          "%s: %s %.17g on A, %.17g on B", sa, keys[k],
+                          td_num(&fa->ptr[i], keys[k]), td_num(match, keys[k]));
+        ck_assert_msg(strstr(td_str(match, "hardware", hw, sizeof hw), "Fleet B CPU"),
+                      "B's record %s has hardware '%s', not B's", sa, hw);
+        ck_assert_msg(strstr(td_str(&fa->ptr[i], "hardware", hw, sizeof hw), "Fleet A CPU"),
+                      "A's record %s has hardware '%s'", sa, hw);
+        double lat = td_num(match, "latency_ms");
+        ck_assert_msg(lat > 0 && isfinite(lat), "%s: B's latency %g not predicted", sa, lat);
+    }
+    sdc_reply_free(&ra);
+    sdc_reply_free(&rb);
+}
+
+static void assert_fleet_note(sdc_client *sub, int timeout_ms) {
+    sdc_note n;
+    int rc = td_wait_note(sub, "schedule.updated", timeout_ms, &n);
+    ck_assert_msg(rc == 0, "B's subscriber got no schedule.updated within %d ms", timeout_ms);
+    char reason[32];
+    ck_assert_str_eq(td_str(n.params, "reason", reason, sizeof reason), "fleet");
+    sdc_note_free(&n);
+}
+
+/* info.fleet of a host: field `key` as a number (booleans as 0/1). */
+static double fleet_info(sdc_client *c, const char *key) {
+    sdc_reply r;
+    td_call_ok(c, "info", NULL, 0, &r);
+    const msgpack_object *f = sp_map_get(r.result, "fleet"), *v = f ? sp_map_get(f, key) : NULL;
+    ck_assert_msg(v != NULL, "info has no fleet.%s", key);
+    double x = v->type == MSGPACK_OBJECT_BOOLEAN ? v->via.boolean : td_num(f, key);
+    sdc_reply_free(&r);
+    return x;
+}
+
+START_TEST(fleet_tune_on_a_serves_on_b) {
+    if (!have_redis()) {
+        fprintf(stderr, "fleet: skipped, redis-server is not installed (scripts/deps.sh)\n");
+        return;
+    }
+    start_fleet();
+    sdc_client *ca = td_connect(&host_a), *cb = td_connect(&host_b), *sub = subscribe(&host_b);
+    ck_assert_int_eq(frontier_count(cb), 0);
+    sp_diag dg = {{0}};
+    ck_assert_msg(td_tune_wait(ca, "demo", &dg) == 0, "tune on A: %s", dg.msg);
+    double done = mono_ms();
+    assert_fleet_note(sub, 2000);
+    double lag = mono_ms() - done;
+    fprintf(stderr, "fleet: B's schedule.updated %.0f ms after A's job.done\n", lag);
+    ck_assert_double_lt(lag, 2000);
+    assert_same_records(ca, cb);
+    ck_assert_double_gt(fleet_info(ca, "records_sent"), 0);
+    ck_assert_double_gt(fleet_info(cb, "records_received"), 0);
+    ck_assert_double_eq(fleet_info(cb, "connected"), 1);
+    sdc_close(sub);
+    sdc_close(ca);
+    sdc_close(cb);
+}
+END_TEST
+
+/* Every request to either host answers while Redis is away. */
+static void assert_answering(sdc_client *qa, sdc_client *qb) {
+    sdc_client *cs[] = {qa, qb};
+    for (int i = 0; i < 2; i++) {
+        const char *methods[] = {"ping", "info", "model.list"};
+        for (int k = 0; k < 3; k++) {
+            sdc_reply r;
+            sp_diag dg = {{0}};
+            double t0 = mono_ms();
+            int rc = sdc_call(cs[i], methods[k], NULL, 0, 2000, &r, &dg);
+            sdc_reply_free(&r);
+            ck_assert_msg(rc == 0, "host %c: %s failed while Redis was away: %d %s", 'A' + i,
+                          methods[k], rc, dg.msg);
+            ck_assert_double_lt(mono_ms() - t0, 1000);
+        }
+    }
+}
+
+START_TEST(fleet_redis_restart_converges) {
+    if (!have_redis()) {
+        fprintf(stderr, "fleet: skipped, redis-server is not installed (scripts/deps.sh)\n");
+        return;
+    }
+    start_fleet();
+    sdc_client *ca = td_connect(&host_a), *cb = td_connect(&host_b), *sub = subscribe(&host_b);
+    sdc_client *qa = td_connect(&host_a), *qb = td_connect(&host_b);
+    sdc_reply r;
+    sdc_arg tune[] = {SDC_ARG_STR("model", "demo")};
+    td_call_ok(ca, "tune", tune, 1, &r);
+    sdc_reply_free(&r);
+    td_sleep_ms(300);
+    redis_kill(); // during the search
+    // Until A's job ends, and 1 s beyond, both hosts answer every request.
+    int done = 0;
+    double until = 0;
+    while (!done || mono_ms() < until) {
+        sdc_note n;
+        if (!done && sdc_next_notification(ca, 200, &n, NULL) == 0) {
+            if (strcmp(n.method, "job.done") == 0) {
+                char status[32];
+                ck_assert_str_eq(td_str(n.params, "status", status, sizeof status), "done");
+                done = 1;
+                until = mono_ms() + 1000;
+            }
+            sdc_note_free(&n);
+        } else if (done) {
+            td_sleep_ms(200);
+        }
+        assert_answering(qa, qb);
+    }
+    ck_assert_double_eq(fleet_info(qa, "connected"), 0);
+    ck_assert_double_gt(fleet_info(qa, "records_pending"), 0); // kept for the reconnect
+    ck_assert_int_eq(frontier_count(qb), 0);                   // nothing could reach B yet
+    ck_assert_int_gt(frontier_count(qa), 0);                   // A's own state has it
+    // Redis back (empty: no persistence): A writes what it kept, B receives it.
+    redis_start();
+    double back = mono_ms();
+    int n = 0;
+    while ((n = frontier_count(qb)) <= 0 && mono_ms() - back < 15000) {
+        assert_answering(qa, qb);
+        td_sleep_ms(100);
+    }
+    ck_assert_msg(n > 0, "B did not receive A's records within 15 s of Redis coming back");
+    fprintf(stderr, "fleet: B converged %.0f ms after Redis came back\n", mono_ms() - back);
+    assert_fleet_note(sub, 2000);
+    assert_same_records(qa, qb);
+    ck_assert_double_eq(fleet_info(qa, "records_pending"), 0);
+    ck_assert_double_gt(fleet_info(qa, "records_sent"), 0);
+    ck_assert_double_eq(fleet_info(qa, "connected"), 1);
+    sdc_close(sub);
+    sdc_close(ca);
+    sdc_close(cb);
+    sdc_close(qa);
+    sdc_close(qb);
+}
+END_TEST
+
+Suite *fleet_suite(void) {
+    Suite *s = suite_create("fleet");
+    TCase *tc = tcase_create("two hosts, one redis");
+    tcase_set_timeout(tc, 300);
+    tcase_add_checked_fixture(tc, fleet_setup, fleet_teardown);
+    tcase_add_test(tc, fleet_tune_on_a_serves_on_b);
+    tcase_add_test(tc, fleet_redis_restart_converges);
+    suite_add_tcase(s, tc);
+    return s;
+}
