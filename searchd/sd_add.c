@@ -13,6 +13,7 @@
 #include "schedules/sc_width.h"
 #include "sd_conn.h"
 #include "sd_error.h"
+#include "sd_fleet.h"
 #include "sd_log.h"
 #include "sd_models.h"
 #include "sd_pool.h"
@@ -231,6 +232,7 @@ static void add_after(uv_work_t *req, int status) {
     }
     free(m->lengths); // the data may have changed
     m->lengths = NULL;
+    m->data_hashed = 0;
     sd_model_take_lengths(m, &t->lengths, t->nlengths);
     sd_model_set_lat(m, &t->lat);
     // A new entry for weights whose model-<id>.state was lost (damaged, set aside) takes back
@@ -250,6 +252,7 @@ static void add_after(uv_work_t *req, int status) {
            : fresh && m->frontier.count ? "; its saved frontier was adopted"
                                         : "");
     if (imported) sd_notify_updated(d, m->id, "import");
+    sd_fleet_model_added(d, m); // what the fleet found for it before, merged when it arrives
     sd_buf b;
     sd_buf_init(&b);
     msgpack_packer *pk = &b.pk;

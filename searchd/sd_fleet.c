@@ -146,6 +146,13 @@ static int better(const sc_record *in, const sc_record *have) {
  * this host's profile, the frontier normalized and saved, and subscribers told. */
 static void merge_into(sd_fleet *f, sd_model *m, const redisReply *r) {
     size_t n = r->elements / 2;
+    if (n == 0) return;
+    if (!m->has_lat || !m->lengths || !m->model) { // latency 0 would dominate every record
+        set_error(f, m->id,
+                  "model not loaded in this process (no latency prediction yet); fleet records "
+                  "merge after its next model.add, tune or retune");
+        return;
+    }
     sc_record *rec = malloc(sizeof *rec * (size_t)(m->frontier.count + (int)n + 1));
     if (!rec) {
         set_error(f, m->id, "out of memory merging fleet records");
@@ -227,6 +234,16 @@ static void catch_up(sd_fleet *f) {
         }
         fetch(f, key);
     }
+}
+
+void sd_fleet_model_added(sd_daemon *d, sd_model *m) {
+    sd_fleet *f = fleet_of(d);
+    char key[128];
+    if (!f) return;
+    if (model_key(m, key, sizeof key) != 0)
+        set_error(f, m->data, "cannot read the data set to hash it; not shared");
+    else
+        fetch(f, key);
 }
 
 static void pending_free(pending *p) {

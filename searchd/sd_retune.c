@@ -10,6 +10,7 @@
 #include "engine/en_file.h"
 #include "sd_conn.h"
 #include "sd_error.h"
+#include "sd_fleet.h"
 #include "sd_log.h"
 #include "sd_models.h"
 #include "sd_pool.h"
@@ -115,6 +116,7 @@ static void retune_finish(retune_task *t) {
             sd_model_repredict(m);
             if (m->frontier.count) sd_state_save_frontier(d, m, NULL);
             sd_notify_updated(d, m->id, "retune");
+            sd_fleet_model_added(d, m); // now that it can predict, what the fleet has
             ok++;
         }
         if (it->rc == 0) sp_pack_kint(pk, "schedules_repredicted", m->frontier.count);

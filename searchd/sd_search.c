@@ -157,6 +157,7 @@ static void after_work_cb(uv_work_t *req, int status) {
     if (j->rc == 0 && !m->removed) {
         j->state = SD_JOB_DONE;
         sd_fleet_publish(d, m, &j->result); // the accuracy side, for the other hosts
+        sd_fleet_model_added(d, m);         // and theirs, now that the weights are loaded
         sd_log("job %llu done: %d schedules in %.1f s, %d candidates", (unsigned long long)j->id,
                j->result.count, j->stats.seconds, j->stats.candidates);
     } else if (j->rc == EN_ECANCELED || m->removed) {

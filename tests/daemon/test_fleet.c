@@ -216,6 +216,19 @@ START_TEST(fleet_tune_on_a_serves_on_b) {
     ck_assert_double_gt(fleet_info(ca, "records_sent"), 0);
     ck_assert_double_gt(fleet_info(cb, "records_received"), 0);
     ck_assert_double_eq(fleet_info(cb, "connected"), 1);
+    // A model added after the search reads what the fleet has: removed and added again on B.
+    sdc_arg m[] = {SDC_ARG_STR("model", "demo")};
+    sdc_reply r;
+    td_call_ok(cb, "model.remove", m, 1, &r);
+    sdc_reply_free(&r);
+    sdc_arg add[] = {SDC_ARG_STR("path", tc_demo_model()), SDC_ARG_STR("data", td_data),
+                     SDC_ARG_STR("name", "demo")};
+    td_call_ok(cb, "model.add", add, 3, &r);
+    sdc_reply_free(&r);
+    double added = mono_ms();
+    while (frontier_count(cb) <= 0 && mono_ms() - added < 2000)
+        td_sleep_ms(20);
+    assert_same_records(ca, cb);
     sdc_close(sub);
     sdc_close(ca);
     sdc_close(cb);
