@@ -312,6 +312,51 @@ START_TEST(fleet_redis_restart_converges) {
 }
 END_TEST
 
+/* job.done of the tune just asked on `c`: its status, and its error in `err`. */
+static void tune_done(sdc_client *c, char *status, size_t cap, char *err, size_t ecap) {
+    sdc_note n;
+    ck_assert_int_eq(td_wait_note(c, "job.done", 120000, &n), 0);
+    td_str(n.params, "status", status, cap);
+    err[0] = '\0';
+    sp_get_str(n.params, "error", 0, err, ecap, NULL);
+    sdc_note_free(&n);
+}
+
+START_TEST(fleet_lease_one_search_at_a_time) {
+    if (!have_redis()) {
+        fprintf(stderr, "fleet: skipped, redis-server is not installed (scripts/deps.sh)\n");
+        return;
+    }
+    start_fleet();
+    sdc_client *ca = td_connect(&host_a), *cb = td_connect(&host_b);
+    sdc_arg tune[] = {SDC_ARG_STR("model", "demo")};
+    sdc_reply r;
+    td_call_ok(ca, "tune", tune, 1, &r); // A takes the lease
+    sdc_reply_free(&r);
+    td_call_ok(cb, "tune", tune, 1, &r); // B finds it taken: fails at once, naming A
+    sdc_reply_free(&r);
+    char status[32], err[600];
+    tune_done(cb, status, sizeof status, err, sizeof err);
+    ck_assert_str_eq(status, "failed");
+    ck_assert_msg(strstr(err, "another fleet host is searching this model") &&
+                      strstr(err, "Fleet A CPU"),
+                  "B's error: %s", err);
+    tune_done(ca, status, sizeof status, err, sizeof err);
+    ck_assert_str_eq(status, "done");
+    // A's results arrive on B; A's lease is gone, so B may search now.
+    double done = mono_ms();
+    while (frontier_count(cb) <= 0 && mono_ms() - done < 2000)
+        td_sleep_ms(20);
+    assert_same_records(ca, cb);
+    td_call_ok(cb, "tune", tune, 1, &r);
+    sdc_reply_free(&r);
+    tune_done(cb, status, sizeof status, err, sizeof err);
+    ck_assert_msg(strcmp(status, "done") == 0, "B's tune after A's: %s %s", status, err);
+    sdc_close(ca);
+    sdc_close(cb);
+}
+END_TEST
+
 Suite *fleet_suite(void) {
     Suite *s = suite_create("fleet");
     TCase *tc = tcase_create("two hosts, one redis");
@@ -319,6 +364,7 @@ Suite *fleet_suite(void) {
     tcase_add_checked_fixture(tc, fleet_setup, fleet_teardown);
     tcase_add_test(tc, fleet_tune_on_a_serves_on_b);
     tcase_add_test(tc, fleet_redis_restart_converges);
+    tcase_add_test(tc, fleet_lease_one_search_at_a_time);
     suite_add_tcase(s, tc);
     return s;
 }
