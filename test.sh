@@ -33,17 +33,21 @@ run_suite() { # build dir, meson options... ($TESTS: only these meson tests)
   checks=$((checks + py_ok + py_bad)); bad=$((bad + py_bad))
   fuzz_ok=$(grep -c 'fuzz-corpus-[a-z]* *OK' "$out" || true)
   fuzz_bad=$(grep 'fuzz-corpus-' "$out" | grep -vc ' OK ' || true)
+  # What failed, named, for the digest printed last (a CI log may show only its end).
+  digest+=$( (grep -hE '^[^ ]+:[0-9]+:[FE]:' "$log" || true) | head -20 | sed "s|^|  $dir: |")$'\n'
+  digest+=$( (grep -E ' (FAIL|TIMEOUT|ERROR) ' "$out" || true) | sed "s|^|  $dir: meson: |")$'\n'
   passed=$((passed + checks - bad + fuzz_ok))
   failed=$((failed + bad + fuzz_bad))
   [ $rc -eq 0 ] || failed=$((failed > 0 ? failed : 1))
 }
 
-passed=0; failed=0
+passed=0; failed=0; digest=""
 # The tree is formatted by .clang-format; a file that is not counts as a failure.
 if clang-format --dry-run -Werror $(git ls-files '*.c' '*.h' 2>/dev/null || find . -path ./build\* -prune -o -name '*.[ch]' -print); then
   echo "clang-format: the tree is formatted"; passed=$((passed + 1))
 else
   echo "clang-format: files above are not formatted (clang-format -i FILE)"; failed=$((failed + 1))
+  digest+="  clang-format: the tree is not formatted"$'\n'
 fi
 run_suite build
 # The installed libraries: `meson install` into a temporary root, then examples/installed/ built
@@ -58,8 +62,8 @@ installed_example() ( # temp dir; prints the labels (a condition: `set -e` would
     make -s -C "$1" >/dev/null &&
     export LD_LIBRARY_PATH=$(pkg-config --variable=libdir sdc) &&
     for text in "a gripping, beautifully acted film" "the plot is a mess and the acting is worse"; do
-      "$1/classify" models/sst2-bert-L4-H128-demo "$text" 2>/dev/null &&
-        "$1/classify" models/sst2-bert-L4-H128-demo "$text" --schedule attn:1,0.7,0.5,0.3 2>/dev/null ||
+      "$1/classify" models/sst2-bert-L4-H128-demo "$text" 2>>"$1/log" &&
+        "$1/classify" models/sst2-bert-L4-H128-demo "$text" --schedule attn:1,0.7,0.5,0.3 2>>"$1/log" ||
         exit 1
     done
 )
@@ -77,7 +81,8 @@ if labels=$(installed_example "$inst") && [ "$labels" = "$(searchctl_labels)" ];
   passed=$((passed + 1))
 else
   echo "installed libraries: examples/installed did not build, run or agree with searchctl on the installed files"
-  failed=$((failed + 1))
+  tail -5 "$inst/log" 2>/dev/null || true
+  failed=$((failed + 1)); digest+="  installed libraries: examples/installed"$'\n'
 fi
 rm -rf "$inst"
 # Under the sanitizers the heavy numeric tests check every 4th fixture line or example: a memory
@@ -98,6 +103,13 @@ if ninja -C build-debug >/dev/null; then
   echo "build-debug (debug + ASan/UBSan): builds"; passed=$((passed + 1))
 else
   echo "build-debug (debug + ASan/UBSan): does not build"; failed=$((failed + 1))
+  digest+="  build-debug: does not build"$'\n'
 fi
+# The machine, for a log read from its end: CPU, its widest vector set, OpenBLAS's settings, user.
+simd=$(grep -m1 -o -w -E 'avx512f|avx2' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ' || true)
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | xargs), $(nproc) cores," \
+  "${simd:-no avx}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-}; user $(id -un)"
+digest=$(printf '%s' "$digest" | grep -v '^$' || true)
+[ -z "$digest" ] || printf 'what failed:\n%s\n' "$digest"
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

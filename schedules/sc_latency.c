@@ -244,12 +244,48 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* Least squares on relative error: minimises sum ((x_p . c) / y_p - 1)^2, by the normal
- * equations on columns scaled to unit maximum (n*n reaches 16384; 1 stays 1). */
+/* Solves g[P][P] z = h[P] for the indices in P (np of them) by Gaussian elimination with
+ * partial pivoting; z is written at those indices. -1 when the block is singular. */
+static int solve_passive(double g[SC_LAT_TERMS][SC_LAT_TERMS], const double *h, const int *P,
+                         int np, double *z) {
+    enum { T = SC_LAT_TERMS };
+    double a[T][T + 1];
+    for (int i = 0; i < np; i++) {
+        for (int j = 0; j < np; j++)
+            a[i][j] = g[P[i]][P[j]];
+        a[i][np] = h[P[i]];
+    }
+    for (int c = 0; c < np; c++) {
+        int piv = c;
+        for (int r = c + 1; r < np; r++)
+            if (fabs(a[r][c]) > fabs(a[piv][c])) piv = r;
+        if (fabs(a[piv][c]) < 1e-300) return -1;
+        for (int j = 0; j <= np; j++) {
+            double t = a[c][j];
+            a[c][j] = a[piv][j];
+            a[piv][j] = t;
+        }
+        for (int r = 0; r < np; r++) {
+            if (r == c) continue;
+            double f = a[r][c] / a[c][c];
+            for (int j = c; j <= np; j++)
+                a[r][j] -= f * a[c][j];
+        }
+    }
+    for (int i = 0; i < np; i++)
+        z[P[i]] = a[i][np] / a[i][i];
+    return 0;
+}
+
+/* Least squares on relative error with every coefficient >= 0: minimises
+ * sum ((x_p . c) / y_p - 1)^2 over c >= 0, by Lawson and Hanson's active-set method on the
+ * normal equations, columns scaled to unit maximum (n*n reaches 16384; 1 stays 1). Every term
+ * grows with n, k and the widths, so nonnegative coefficients make the prediction grow with them
+ * too: a longer sequence or a wider layer is never predicted faster, however noisy the host. */
 static int fit(const double *x, const double *y, int rows, double *coef) {
     enum { T = SC_LAT_TERMS };
-    double scale[T] = {0}, a[T][T + 1];
-    memset(a, 0, sizeof a);
+    double scale[T] = {0}, g[T][T], h[T] = {0};
+    memset(g, 0, sizeof g);
     for (int p = 0; p < rows; p++)
         for (int i = 0; i < T; i++)
             if (fabs(x[p * T + i]) > scale[i]) scale[i] = fabs(x[p * T + i]);
@@ -262,31 +298,47 @@ static int fit(const double *x, const double *y, int rows, double *coef) {
             r[i] = x[p * T + i] / scale[i] / y[p];
         for (int i = 0; i < T; i++) {
             for (int j = 0; j < T; j++)
-                a[i][j] += r[i] * r[j];
-            a[i][T] += r[i];
+                g[i][j] += r[i] * r[j];
+            h[i] += r[i];
         }
     }
     for (int i = 0; i < T; i++)
-        a[i][i] += 1e-9 * (a[i][i] + 1); // keeps an unused term from making it singular
-    for (int c = 0; c < T; c++) {
-        int piv = c;
-        for (int r = c + 1; r < T; r++)
-            if (fabs(a[r][c]) > fabs(a[piv][c])) piv = r;
-        if (fabs(a[piv][c]) < 1e-300) return EN_ERANGE;
-        for (int j = 0; j <= T; j++) {
-            double t = a[c][j];
-            a[c][j] = a[piv][j];
-            a[piv][j] = t;
+        g[i][i] += 1e-9 * (g[i][i] + 1); // keeps an unused term from making it singular
+    double c[T] = {0}, z[T], hmax = 0;
+    int in[T] = {0}; // 1: in the passive set (free), 0: held at zero
+    for (int i = 0; i < T; i++)
+        hmax = fmax(hmax, fabs(h[i]));
+    if (!(hmax > 0)) return EN_ERANGE;
+    for (int iter = 0; iter < 3 * T; iter++) {
+        // The gradient of the objective's negative: a held term with w > 0 would lower it.
+        int best = -1;
+        double wbest = 1e-12 * hmax;
+        for (int j = 0; j < T; j++) {
+            double w = h[j];
+            for (int k = 0; k < T; k++)
+                w -= g[j][k] * c[k];
+            if (!in[j] && w > wbest) best = j, wbest = w;
         }
-        for (int r = 0; r < T; r++) {
-            if (r == c) continue;
-            double f = a[r][c] / a[c][c];
-            for (int j = c; j <= T; j++)
-                a[r][j] -= f * a[c][j];
+        if (best < 0) break;
+        in[best] = 1;
+        for (;;) { // solve on the passive set; step back while a coefficient would go negative
+            int P[T], np = 0;
+            for (int j = 0; j < T; j++)
+                if (in[j]) P[np++] = j;
+            memset(z, 0, sizeof z);
+            if (solve_passive(g, h, P, np, z) != 0) return EN_ERANGE;
+            double alpha = 1;
+            for (int i = 0; i < np; i++)
+                if (z[P[i]] <= 0) alpha = fmin(alpha, c[P[i]] / (c[P[i]] - z[P[i]]));
+            for (int j = 0; j < T; j++)
+                c[j] += alpha * (z[j] - c[j]);
+            if (alpha >= 1) break;
+            for (int i = 0; i < np; i++)
+                if (c[P[i]] <= 1e-15) in[P[i]] = 0, c[P[i]] = 0;
         }
     }
     for (int i = 0; i < T; i++)
-        coef[i] = a[i][T] / a[i][i] / scale[i];
+        coef[i] = c[i] / scale[i];
     return 0;
 }
 

@@ -28,6 +28,12 @@ START_TEST(predicts_monotonically_and_near_measured) {
     ck_assert_msg(sc_latency_calibrate(m, 1, 0.5, &lm, &diag) == 0, "%s", diag.msg);
     ck_assert(lm.calib_seconds > 0 && lm.calib_seconds < 30);
     int L = m->cfg.layers;
+    // Every coefficient of the four fits is >= 0: with terms that grow with n, k and the widths,
+    // that is what keeps each prediction monotonic on any host, however noisy its timings.
+    const double *sets[] = {lm.layer, lm.last, lm.layer_int8, lm.last_int8};
+    for (int s = 0; s < 4; s++)
+        for (int i = 0; i < SC_LAT_TERMS; i++)
+            ck_assert_msg(sets[s][i] >= 0, "fit %d, term %d: %g", s, i, sets[s][i]);
     // Longer sequences cost more; smaller keep ratios cost less.
     sc_schedule full;
     sc_schedule_full(&full, EN_METRIC_ATTN, L);
