@@ -106,7 +106,7 @@ else
   digest+="  build-debug: does not build"$'\n'
 fi
 # The machine, for a log read from its end: CPU, its widest vector set, OpenBLAS's settings, user.
-simd=$(grep -m1 -o -w -E 'avx512f|avx2' /proc/cpuinfo 2>/dev/null | sort -u | tr '\n' ' ' || true)
+simd=$(grep -m1 -o -w -E 'avx512f|avx2' /proc/cpuinfo 2>/dev/null | sort -u | xargs || true)
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | xargs), $(nproc) cores," \
   "${simd:-no avx}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-}; user $(id -un)"
 digest=$(printf '%s' "$digest" | grep -v '^$' || true)
