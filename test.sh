@@ -75,7 +75,8 @@ searchctl_labels() {
     done
   done
 }
-inst=$(mktemp -d)
+# Under build/ rather than /tmp: a /tmp mounted noexec would stop the example from running.
+inst=$(mktemp -d "$PWD/build/installed-example.XXXXXX")
 if labels=$(installed_example "$inst") && [ "$labels" = "$(searchctl_labels)" ]; then
   echo "installed libraries: examples/installed builds with pkg-config and agrees with searchctl:" $labels
   passed=$((passed + 1))
