@@ -436,6 +436,96 @@ START_TEST(fleet_distributed_evaluation_same_frontier) {
 }
 END_TEST
 
+/* Output of a redis-cli command on the test's Redis (first line) into `out`; 0 when it printed
+ * something. */
+static int redis_cli(const char *args, char *out, size_t cap) {
+    char cmd[768];
+    snprintf(cmd, sizeof cmd, "redis-cli -p %d %s 2>/dev/null", redis_port, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    out[0] = '\0';
+    int got = 0;
+    for (char line[512]; fgets(line, sizeof line, p);) {
+        if (!got) snprintf(out, cap, "%.*s", (int)(cap - 1), line);
+        got = 1;
+    }
+    pclose(p);
+    out[strcspn(out, "\n")] = '\0';
+    return got && out[0] ? 0 : -1;
+}
+
+/* A host that goes silent holding an item, as one killed mid-item: a consumer of A's work
+ * stream that claims one item (blocked on the stream before A's search starts, so it gets one
+ * of the first batch's) and never answers. Its pid; *key gets the stream. */
+static pid_t silent_host(char *key, size_t cap) {
+    // A's worker made the stream and its group when it first saw the model.
+    double t0 = mono_ms();
+    while (redis_cli("--scan --pattern 'searchd:work:*'", key, cap) != 0 && mono_ms() - t0 < 20000)
+        td_sleep_ms(50);
+    ck_assert_msg(key[0], "A made no work stream within 20 s");
+    char port[16];
+    snprintf(port, sizeof port, "%d", redis_port);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        // One connection, named, so that CLIENT LIST tells it from A's worker.
+        char script[512];
+        snprintf(script, sizeof script,
+                 "printf 'CLIENT SETNAME silent\\nXREADGROUP GROUP eval silent COUNT 1 BLOCK 0 "
+                 "STREAMS %s >\\n' | redis-cli -p %s >/dev/null",
+                 key, port);
+        execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+        _exit(127);
+    }
+    // Blocked on the stream: its connection shows the command.
+    char cmd[768], out[64] = "";
+    snprintf(cmd, sizeof cmd,
+             "redis-cli -p %d CLIENT LIST | grep -c 'name=silent .*cmd=xreadgroup'", redis_port);
+    for (t0 = mono_ms(); mono_ms() - t0 < 20000; td_sleep_ms(50)) {
+        FILE *p = popen(cmd, "r");
+        ck_assert_ptr_nonnull(p);
+        int n = fgets(out, sizeof out, p) ? atoi(out) : 0;
+        pclose(p);
+        if (n > 0) break;
+    }
+    ck_assert_msg(atoi(out) > 0, "the silent consumer did not show up in 20 s");
+    return pid;
+}
+
+START_TEST(fleet_silent_host_items_reclaimed) {
+    if (!have_redis() || system("command -v redis-cli >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "fleet: skipped, redis-server or redis-cli is not installed\n");
+        return;
+    }
+    start_fleet();
+    copy_a_state();
+    char key[256];
+    pid_t silent = silent_host(key, sizeof key);
+    sdc_client *ca = td_connect(&host_a);
+    sp_diag dg = {{0}};
+    double t0 = mono_ms();
+    ck_assert_msg(td_tune_wait(ca, "demo", &dg) == 0, "tune on A: %s", dg.msg);
+    double reclaimed = fleet_info(ca, "items_reclaimed");
+    fprintf(stderr,
+            "fleet: the search on A with a silent host took %.1f s; %.0f item(s) taken back\n",
+            (mono_ms() - t0) / 1e3, reclaimed);
+    int st;
+    ck_assert_int_eq(waitpid(silent, &st, 0), silent); // it got its item, and left
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "redis-cli: status %d", st);
+    ck_assert_double_ge(reclaimed, 1);
+    sdc_client *cc = tune_alone();
+    assert_same_frontier(ca, cc, "on C (no fleet)");
+    // A's items are gone from the stream.
+    char len[64];
+    char args[300];
+    snprintf(args, sizeof args, "XLEN %s", key);
+    ck_assert_int_eq(redis_cli(args, len, sizeof len), 0);
+    ck_assert_str_eq(len, "0");
+    sdc_close(ca);
+    sdc_close(cc);
+}
+END_TEST
+
 Suite *fleet_suite(void) {
     Suite *s = suite_create("fleet");
     TCase *tc = tcase_create("two hosts, one redis");
@@ -449,6 +539,7 @@ Suite *fleet_suite(void) {
     tcase_set_timeout(dist, 300);
     tcase_add_checked_fixture(dist, fleet_setup, fleet_teardown);
     tcase_add_test(dist, fleet_distributed_evaluation_same_frontier);
+    tcase_add_test(dist, fleet_silent_host_items_reclaimed);
     suite_add_tcase(s, dist);
     return s;
 }
