@@ -49,7 +49,8 @@ typedef struct sd_daemon {
     uint64_t next_conn_id;
     sd_model *models;
     struct sd_fleet *fleet; // NULL without --fleet
-    struct sd_dist *dist;   // distributed evaluation's worker (sd_dist.c); NULL without --fleet
+    struct sd_dist *dist;   // owned (sd_dist_free): the distributed evaluation worker (sd_dist.c);
+                            // NULL without --fleet
     // Work items (sd_dist.c): chunks this host's searches put on the stream, items it evaluated
     // for other hosts, and its own chunks it took back from a silent host. Atomic: counted by
     // search and worker threads, read by info on the loop.

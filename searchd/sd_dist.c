@@ -677,7 +677,6 @@ static void worker_main(void *arg) {
     sd_dist *w = arg;
     // On Linux nice is per thread and inherited by the threads an evaluation starts.
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), DIST_NICE);
-    en_set_blas_threads(1);
     redisContext *c = NULL;
     double retry_at = 0;
     wmodel *ms = NULL;
@@ -792,6 +791,9 @@ int sd_dist_start(sd_daemon *d, en_diag *diag) {
     atomic_init(&w->stop, 0);
     atomic_init(&w->busy, 0);
     d->dist = w;
+    // Parallel examples, never BLAS threads inside them: set here, before any calibration (which
+    // sets its own and restores 1) can run, as the worker thread starts.
+    en_set_blas_threads(1);
     sd_dist_refresh(d);
     if ((rc = uv_thread_create(&w->thread, worker_main, w)) != 0) {
         d->dist = NULL;
