@@ -62,6 +62,7 @@ struct sd_dist_origin {
     int group_ok;
     double retry_at;
     unsigned seq;
+    long sent, here, reclaimed; // this search's chunks: put on the stream, evaluated here
 };
 
 /* A work item's fields, borrowed from its reply. */
@@ -336,6 +337,7 @@ static int chunk_local(batch *b, int k) {
                sizeof *b->tmp * (size_t)len);
     b->done[k] = 1;
     b->left--;
+    b->o->here++;
     return 0;
 }
 
@@ -369,7 +371,7 @@ static int claimed(batch *b, const redisReply *e, int reclaimed) {
     int rc = 0;
     if (it.chunk < b->nch && !b->done[it.chunk]) {
         if ((rc = chunk_local(b, (int)it.chunk)) != 0) return rc;
-        if (reclaimed) atomic_fetch_add(o->w->reclaimed, 1);
+        if (reclaimed) atomic_fetch_add(o->w->reclaimed, 1), o->reclaimed++;
     }
     freeReplyObject(redisCommand(o->c, "XACK %s %s %s", o->stream, DIST_GROUP, it.id));
     return 0;
@@ -447,6 +449,7 @@ static int distribute(batch *b) {
         if (r && r->type == REDIS_REPLY_STRING) {
             snprintf(b->ids[k], sizeof b->ids[k], "%s", r->str);
             atomic_fetch_add(o->w->sent, 1);
+            o->sent++;
         } else {
             rc = DIST_LOST;
         }
@@ -587,6 +590,9 @@ int sd_dist_origin_new(const sd_daemon *d, const char *stream, uint64_t job_id,
 
 void sd_dist_origin_free(sd_dist_origin *o) {
     if (!o) return;
+    if (o->sent)
+        sd_log("fleet: %s: %ld chunk(s) on the stream, %ld evaluated here (%ld taken back)",
+               o->consumer, o->sent, o->here, o->reclaimed);
     if (o->c) {
         freeReplyObject(
             redisCommand(o->c, "XGROUP DELCONSUMER %s %s %s", o->stream, DIST_GROUP, o->consumer));
@@ -722,6 +728,8 @@ static void worker_main(void *arg) {
     unload(&cur);
     free(ms);
     if (c) redisFree(c);
+    long n_items = atomic_load(w->evaluated);
+    if (n_items) sd_log("fleet: %ld item(s) evaluated here for other hosts", n_items);
 }
 
 /* ---- the loop side ---- */
