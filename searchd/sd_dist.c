@@ -165,7 +165,8 @@ static const redisReply *entries_of(const redisReply *r) {
     return s->element[1]->type == REDIS_REPLY_ARRAY ? s->element[1] : NULL;
 }
 
-static redisContext *dist_connect(const sd_dist *w) {
+/* A connection, named `name` (CLIENT LIST shows who is who), or NULL. */
+static redisContext *dist_connect(const sd_dist *w, const char *name) {
     struct timeval tv = {1, 0};
     redisContext *c = redisConnectWithTimeout(w->host, w->port, tv);
     if (!c || c->err) {
@@ -184,6 +185,11 @@ static redisContext *dist_connect(const sd_dist *w) {
     if (ok && w->db) {
         r = redisCommand(c, "SELECT %d", w->db);
         ok = r && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+    }
+    if (ok) {
+        r = redisCommand(c, "CLIENT SETNAME %s", name);
+        ok = r != NULL;
         freeReplyObject(r);
     }
     if (!ok) {
@@ -284,7 +290,8 @@ static int item_serve(redisContext *c, const char *stream, const item *it, const
     if (item_eval(it, em, ds, threads, cancel, &pred, &n, err, sizeof err) == EN_ECANCELED)
         return 0;
     redisReply *r;
-    if (pred) {
+    int answered = pred != NULL;
+    if (answered) {
         char *blob = malloc(4 * (n ? n : 1));
         for (size_t i = 0; blob && i < n; i++)
             put_i32(blob + 4 * i, pred[i]);
@@ -302,7 +309,7 @@ static int item_serve(redisContext *c, const char *stream, const item *it, const
     r = redisCommand(c, "XACK %s %s %s", stream, DIST_GROUP, it->id);
     ok = r != NULL;
     freeReplyObject(r);
-    if (pred) atomic_fetch_add(count, 1);
+    if (answered) atomic_fetch_add(count, 1);
     return ok ? 0 : DIST_LOST;
 }
 
@@ -527,7 +534,9 @@ static void cleanup(batch *b) {
 static int ready(sd_dist_origin *o) {
     if (!o->c) {
         if (mono() < o->retry_at) return 0;
-        if (!(o->c = dist_connect(o->w))) {
+        char name[420];
+        snprintf(name, sizeof name, "searchd-search:%s", o->consumer);
+        if (!(o->c = dist_connect(o->w, name))) {
             o->retry_at = mono() + DIST_RETRY;
             return 0;
         }
@@ -689,6 +698,8 @@ static void worker_main(void *arg) {
     int n = 0, version = -1, groups_ok = 0;
     loaded cur;
     memset(&cur, 0, sizeof cur);
+    char name[340];
+    snprintf(name, sizeof name, "searchd-worker:%s", w->name);
     while (!atomic_load(&w->stop)) {
         uv_mutex_lock(&w->lock);
         if (w->version != version) {
@@ -709,7 +720,7 @@ static void worker_main(void *arg) {
             continue;
         }
         if (!c) {
-            if (mono() < retry_at || !(c = dist_connect(w))) {
+            if (mono() < retry_at || !(c = dist_connect(w, name))) {
                 if (mono() >= retry_at) retry_at = mono() + DIST_RETRY;
                 sleep_ms(200);
                 continue;

@@ -31,6 +31,13 @@ static int have_redis(void) {
     return system("command -v redis-server >/dev/null 2>&1") == 0;
 }
 
+/* The distributed evaluation tests look into Redis with redis-cli (redis-tools). */
+static int have_redis_cli(void) {
+    if (have_redis() && system("command -v redis-cli >/dev/null 2>&1") == 0) return 1;
+    fprintf(stderr, "fleet: skipped, redis-server or redis-cli is not installed\n");
+    return 0;
+}
+
 /* A loopback port free now: bound to port 0, read, closed. */
 static int free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -411,31 +418,6 @@ static sdc_client *tune_alone(void) {
     return cc;
 }
 
-START_TEST(fleet_distributed_evaluation_same_frontier) {
-    if (!have_redis()) {
-        fprintf(stderr, "fleet: skipped, redis-server is not installed (scripts/deps.sh)\n");
-        return;
-    }
-    start_fleet();
-    copy_a_state();
-    sdc_client *ca = td_connect(&host_a), *cb = td_connect(&host_b);
-    sp_diag dg = {{0}};
-    double t0 = mono_ms();
-    ck_assert_msg(td_tune_wait(ca, "demo", &dg) == 0, "tune on A: %s", dg.msg);
-    double sent = fleet_info(ca, "items_sent"), by_b = fleet_info(cb, "items_evaluated");
-    fprintf(stderr,
-            "fleet: the search on A with B took %.1f s; %.0f items sent, B evaluated %.0f\n",
-            (mono_ms() - t0) / 1e3, sent, by_b);
-    ck_assert_double_gt(sent, 0);
-    ck_assert_msg(by_b > 0, "B evaluated no item of A's search");
-    sdc_client *cc = tune_alone();
-    assert_same_frontier(ca, cc, "on C (no fleet)");
-    sdc_close(ca);
-    sdc_close(cb);
-    sdc_close(cc);
-}
-END_TEST
-
 /* Output of a redis-cli command on the test's Redis (first line) into `out`; 0 when it printed
  * something. */
 static int redis_cli(const char *args, char *out, size_t cap) {
@@ -453,6 +435,53 @@ static int redis_cli(const char *args, char *out, size_t cap) {
     out[strcspn(out, "\n")] = '\0';
     return got && out[0] ? 0 : -1;
 }
+
+/* The number a shell command prints. */
+static int redis_cli_count(const char *cmd) {
+    char out[64] = "";
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    int n = fgets(out, sizeof out, p) ? atoi(out) : 0;
+    pclose(p);
+    return n;
+}
+
+/* Waits until `n` workers (sd_dist.c names their connections searchd-worker:...) are blocked
+ * on the work streams: then an item put on a stream reaches every one of them. */
+static void wait_workers(int n) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "redis-cli -p %d CLIENT LIST | grep -c 'name=searchd-worker:.*cmd=xreadgroup'",
+             redis_port);
+    double t0 = mono_ms();
+    int got = 0;
+    while ((got = redis_cli_count(cmd)) < n && mono_ms() - t0 < 20000)
+        td_sleep_ms(50);
+    ck_assert_msg(got >= n, "%d of %d workers on the work streams after 20 s", got, n);
+}
+
+START_TEST(fleet_distributed_evaluation_same_frontier) {
+    if (!have_redis_cli()) return;
+    start_fleet();
+    copy_a_state();
+    wait_workers(2); // B's included: it takes items from A's first batch on
+    sdc_client *ca = td_connect(&host_a), *cb = td_connect(&host_b);
+    sp_diag dg = {{0}};
+    double t0 = mono_ms();
+    ck_assert_msg(td_tune_wait(ca, "demo", &dg) == 0, "tune on A: %s", dg.msg);
+    double sent = fleet_info(ca, "items_sent"), by_b = fleet_info(cb, "items_evaluated");
+    fprintf(stderr,
+            "fleet: the search on A with B took %.1f s; %.0f items sent, B evaluated %.0f\n",
+            (mono_ms() - t0) / 1e3, sent, by_b);
+    ck_assert_double_gt(sent, 0);
+    ck_assert_msg(by_b > 0, "B evaluated no item of A's search");
+    sdc_client *cc = tune_alone();
+    assert_same_frontier(ca, cc, "on C (no fleet)");
+    sdc_close(ca);
+    sdc_close(cb);
+    sdc_close(cc);
+}
+END_TEST
 
 /* A host that goes silent holding an item, as one killed mid-item: a consumer of A's work
  * stream that claims one item (blocked on the stream before A's search starts, so it gets one
@@ -478,25 +507,18 @@ static pid_t silent_host(char *key, size_t cap) {
         _exit(127);
     }
     // Blocked on the stream: its connection shows the command.
-    char cmd[768], out[64] = "";
+    char cmd[768];
     snprintf(cmd, sizeof cmd,
              "redis-cli -p %d CLIENT LIST | grep -c 'name=silent .*cmd=xreadgroup'", redis_port);
-    for (t0 = mono_ms(); mono_ms() - t0 < 20000; td_sleep_ms(50)) {
-        FILE *p = popen(cmd, "r");
-        ck_assert_ptr_nonnull(p);
-        int n = fgets(out, sizeof out, p) ? atoi(out) : 0;
-        pclose(p);
-        if (n > 0) break;
-    }
-    ck_assert_msg(atoi(out) > 0, "the silent consumer did not show up in 20 s");
+    int n = 0;
+    for (t0 = mono_ms(); (n = redis_cli_count(cmd)) == 0 && mono_ms() - t0 < 20000;)
+        td_sleep_ms(50);
+    ck_assert_msg(n > 0, "the silent consumer did not show up in 20 s");
     return pid;
 }
 
 START_TEST(fleet_silent_host_items_reclaimed) {
-    if (!have_redis() || system("command -v redis-cli >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "fleet: skipped, redis-server or redis-cli is not installed\n");
-        return;
-    }
+    if (!have_redis_cli()) return;
     start_fleet();
     copy_a_state();
     char key[256];
