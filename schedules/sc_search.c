@@ -497,14 +497,14 @@ static int generation(search *S) {
     return eval_batch(S, first, S->nc - first);
 }
 
-/* Evaluates candidates first..first+count-1: all on the first subset, then only those not
- * clearly beaten there (paired, by a no costlier candidate) on the rest of the search part. */
 /* The search part's evaluator: the caller's hook (not with width: the bank stays here). */
 static int eval_part(search *S, const sc_prefix_job *job, sc_prefix_stats *st) {
     if (S->o->evaluate && !S->width) return S->o->evaluate(S->o->evaluate_ud, job, st, S->diag);
     return sc_prefix_eval(job, st, S->diag);
 }
 
+/* Evaluates candidates first..first+count-1: all on the first subset, then only those not
+ * clearly beaten there (paired, by a no costlier candidate) on the rest of the search part. */
 static int eval_batch(search *S, int first, int count) {
     if (count == 0) return 0;
     int L = S->m->cfg.layers, rc = 0;
