@@ -497,6 +497,12 @@ static int generation(search *S) {
     return eval_batch(S, first, S->nc - first);
 }
 
+/* The search part's evaluator: the caller's hook (not with width: the bank stays here). */
+static int eval_part(search *S, const sc_prefix_job *job, sc_prefix_stats *st) {
+    if (S->o->evaluate && !S->width) return S->o->evaluate(S->o->evaluate_ud, job, st, S->diag);
+    return sc_prefix_eval(job, st, S->diag);
+}
+
 /* Evaluates candidates first..first+count-1: all on the first subset, then only those not
  * clearly beaten there (paired, by a no costlier candidate) on the rest of the search part. */
 static int eval_batch(search *S, int first, int count) {
@@ -523,7 +529,7 @@ static int eval_batch(search *S, int first, int count) {
                          .cancel = S->o->cancel,
                          .cache = S->cache,
                          .pred = pred};
-    if ((rc = sc_prefix_eval(&job, &ps, S->diag)) != 0) goto done;
+    if ((rc = eval_part(S, &job, &ps)) != 0) goto done;
     for (int j = 0; j < count; j++)
         for (int i = 0; i < S->n1; i++)
             S->c[first + j].ok[i] = pred[(size_t)j * S->n1 + i] == S->sd->ex[S->si[i]].label;
@@ -563,7 +569,7 @@ static int eval_batch(search *S, int first, int count) {
         int rest = S->ns - S->n1;
         job.index = S->si + S->n1, job.n_index = rest;
         job.count = n_alive;
-        if ((rc = sc_prefix_eval(&job, &ps, S->diag)) != 0) goto done;
+        if ((rc = eval_part(S, &job, &ps)) != 0) goto done;
         for (int j = 0; j < n_alive; j++)
             for (int i = 0; i < rest; i++)
                 S->c[alive[j]].ok[S->n1 + i] =

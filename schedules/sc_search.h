@@ -14,6 +14,7 @@
 #include "engine/en_dataset.h"
 #include "sc_frontier.h"
 #include "sc_latency.h"
+#include "sc_prefix_eval.h"
 
 typedef struct sc_progress {
     int done, total;      // candidates evaluated / planned
@@ -52,6 +53,14 @@ typedef struct sc_search_opts {
     unsigned rescale; // SC_RESCALE_* bits for a measured profile (0: the default,
                       // SC_RESCALE_NONE: none)
     int int8;         // also search each layer's precision: F32 or INT8 products
+    /// Evaluates the search part's candidates in place of sc_prefix_eval, with its contract:
+    /// fills job->pred for job->index[0..n_index) x job->sched[0..count) and adds to `st`. NULL:
+    /// sc_prefix_eval. Predictions are a pure function of (model, example, schedule), so who
+    /// evaluates what cannot change the frontier (a daemon spreads the work over a fleet).
+    /// Not called when the search narrows width (the width bank does not travel), nor for the
+    /// unpruned baseline or the held-out measurement. Called from the search's thread.
+    int (*evaluate)(void *ud, const sc_prefix_job *job, sc_prefix_stats *st, en_diag *diag);
+    void *evaluate_ud; // borrowed: the hook's first argument
 } sc_search_opts;
 
 #define SC_SEARCH_GENERATIONS 16 // at most: with max_drop it stops once the answer stops improving

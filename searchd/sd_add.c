@@ -12,6 +12,7 @@
 #include "schedules/sc_store.h"
 #include "schedules/sc_width.h"
 #include "sd_conn.h"
+#include "sd_dist.h"
 #include "sd_error.h"
 #include "sd_fleet.h"
 #include "sd_log.h"
@@ -253,6 +254,7 @@ static void add_after(uv_work_t *req, int status) {
                                         : "");
     if (imported) sd_notify_updated(d, m->id, "import");
     sd_fleet_model_added(d, m); // what the fleet found for it before, merged when it arrives
+    sd_dist_refresh(d);         // its work stream served here from now on
     sd_buf b;
     sd_buf_init(&b);
     msgpack_packer *pk = &b.pk;

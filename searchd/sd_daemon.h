@@ -10,6 +10,7 @@
  * the connection up, so a client that went away simply gets no reply. */
 
 #include <msgpack.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -48,7 +49,13 @@ typedef struct sd_daemon {
     uint64_t next_conn_id;
     sd_model *models;
     struct sd_fleet *fleet; // NULL without --fleet
-    sd_job *jobs;           // newest first
+    struct sd_dist *dist;   // owned (sd_dist_free): the distributed evaluation worker (sd_dist.c);
+                            // NULL without --fleet
+    // Work items (sd_dist.c): chunks this host's searches put on the stream, items it evaluated
+    // for other hosts, and its own chunks it took back from a silent host. Atomic: counted by
+    // search and worker threads, read by info on the loop.
+    atomic_long dist_sent, dist_evaluated, dist_reclaimed;
+    sd_job *jobs; // newest first
     uint64_t next_job_id;
     int jobs_running, jobs_queued;
     int tasks; // pool work in flight of any kind (sd_pool.h)

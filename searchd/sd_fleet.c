@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/en_hash.h"
 #include "schedules/sc_schedule.h"
 #include "sd_conn.h"
 #include "sd_error.h"
@@ -74,29 +73,9 @@ static void set_error(sd_fleet *f, const char *what, const char *why) {
 
 /* ---- keys ---- */
 
-static int hash_file(const char *path, uint64_t *h) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return -1;
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
-        *h = en_fnv1a(*h, buf, n);
-    int rc = ferror(fp) ? -1 : 0;
-    fclose(fp);
-    return rc;
-}
-
-/* `searchd:frontier:<weights>:<data>` of model m: 0, or -1 when its data cannot be read. The
- * data hash covers the data file's bytes, a NUL, then the holdout's (none: nothing). */
+/* `searchd:frontier:<weights>:<data>` of model m: 0, or -1 when its data cannot be read. */
 static int model_key(sd_model *m, char *key, size_t cap) {
-    if (!m->data_hashed) {
-        uint64_t h = EN_FNV1A_BASIS;
-        if (hash_file(m->data, &h) != 0) return -1;
-        h = en_fnv1a(h, "", 1);
-        if (m->holdout[0] && hash_file(m->holdout, &h) != 0) return -1;
-        m->data_hash = h;
-        m->data_hashed = 1;
-    }
+    if (sd_model_data_hash(m) != 0) return -1;
     snprintf(key, cap, "searchd:frontier:%016llx:%016llx", (unsigned long long)m->weights_hash,
              (unsigned long long)m->data_hash);
     return 0;
@@ -553,27 +532,39 @@ static void connect_both(sd_fleet *f) {
     if (!f->cmd || !f->sub) schedule_retry(f);
 }
 
-int sd_fleet_start(sd_daemon *d, en_diag *diag) {
-    const char *url = d->opt.fleet;
-    if (!url[0]) return 0;
+int sd_fleet_parse_url(const char *url, char *host, size_t cap, int *port, int *db, en_diag *diag) {
     const char *p = url;
     if (strncmp(p, "redis://", 8) != 0)
         return en_fail(diag, SD_EOPTION, "--fleet %s: expected redis://HOST:PORT[/DB]", url);
     p += 8;
     const char *colon = strrchr(p, ':');
     char *end;
-    if (!colon || colon == p || (size_t)(colon - p) >= 256)
+    if (!colon || colon == p || (size_t)(colon - p) >= cap)
         return en_fail(diag, SD_EOPTION, "--fleet %s: expected redis://HOST:PORT[/DB]", url);
-    long port = strtol(colon + 1, &end, 10), db = 0;
-    if (*end == '/') db = strtol(end + 1, &end, 10);
-    if (*end != '\0' || port < 1 || port > 65535 || db < 0 || db > 1000000)
+    long pn = strtol(colon + 1, &end, 10), dn = 0;
+    if (*end == '/') dn = strtol(end + 1, &end, 10);
+    if (*end != '\0' || pn < 1 || pn > 65535 || dn < 0 || dn > 1000000)
         return en_fail(diag, SD_EOPTION, "--fleet %s: expected redis://HOST:PORT[/DB]", url);
+    memcpy(host, p, (size_t)(colon - p));
+    host[colon - p] = '\0';
+    *port = (int)pn;
+    *db = (int)dn;
+    return 0;
+}
+
+int sd_fleet_start(sd_daemon *d, en_diag *diag) {
+    const char *url = d->opt.fleet;
+    if (!url[0]) return 0;
+    char addr[256];
+    int port, db;
+    int rc = sd_fleet_parse_url(url, addr, sizeof addr, &port, &db, diag);
+    if (rc) return rc;
     sd_fleet *f = calloc(1, sizeof *f);
     if (!f) return en_fail(diag, EN_ENOMEM, "out of memory");
     f->d = d;
-    memcpy(f->host, p, (size_t)(colon - p));
-    f->port = (int)port;
-    f->db = (int)db;
+    memcpy(f->host, addr, sizeof addr);
+    f->port = port;
+    f->db = db;
     snprintf(f->url, sizeof f->url, "%.299s", url);
     snprintf(f->password, sizeof f->password, "%s", d->opt.fleet_password);
     f->backoff_ms = FLEET_BACKOFF_MIN_MS;
@@ -617,7 +608,7 @@ void sd_fleet_free(sd_daemon *d) {
 
 void sd_fleet_pack_info(msgpack_packer *pk, const sd_daemon *d) {
     const sd_fleet *f = fleet_of(d);
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, 10);
     sp_pack_kstr(pk, "url", f ? f->url : "");
     sp_pack_kbool(pk, "connected", f && f->cmd_ready && f->sub_ready);
     sp_pack_knum(pk, "last_sync", f ? f->last_sync : 0);
@@ -628,4 +619,8 @@ void sd_fleet_pack_info(msgpack_packer *pk, const sd_daemon *d) {
         npend += p->records;
     sp_pack_kint(pk, "records_pending", npend);
     sp_pack_kstr(pk, "errors", f ? f->error : "");
+    // Distributed evaluation (sd_dist.c), counted by the search and worker threads.
+    sp_pack_kint(pk, "items_sent", atomic_load(&d->dist_sent));
+    sp_pack_kint(pk, "items_evaluated", atomic_load(&d->dist_evaluated));
+    sp_pack_kint(pk, "items_reclaimed", atomic_load(&d->dist_reclaimed));
 }

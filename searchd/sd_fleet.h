@@ -10,6 +10,9 @@
 #include "schedules/sc_frontier.h"
 #include "searchd/sd_daemon.h"
 
+/// Splits a --fleet URL redis://HOST:PORT[/DB] into `host` (caller's, `cap` bytes), `port` and
+/// `db`. 0, or SD_EOPTION with a message.
+int sd_fleet_parse_url(const char *url, char *host, size_t cap, int *port, int *db, en_diag *diag);
 /// Parses --fleet and starts connecting (nothing happens when it is ""). 0, or SD_EOPTION with
 /// a message for a URL it cannot use.
 int sd_fleet_start(sd_daemon *d, en_diag *diag);

@@ -44,7 +44,8 @@ struct sd_job {
     sc_progress progress;
     int progress_new;
     int has_lock;
-    int leased; // holds the fleet's lease of its model (sd_fleet_lease)
+    int leased;            // holds the fleet's lease of its model (sd_fleet_lease)
+    char dist_stream[160]; // the work stream its evaluations go to (sd_dist.h), "" for none
     char cancel_reason[96];
     // The work's inputs and outputs, touched only by the work function until after-work.
     char path[1024], data[1024], holdout[1024];

@@ -7,6 +7,7 @@
 
 #include "sd_conn.h"
 #include "sd_daemon.h"
+#include "sd_dist.h"
 #include "sd_fleet.h"
 #include "sd_jobs.h"
 #include "sd_log.h"
@@ -33,6 +34,7 @@ static void stop(sd_daemon *d) {
     }
     sd_search_cancel_all(d);
     sd_fleet_stop(d);
+    sd_dist_stop(d);
     sd_daemon_maybe_finish(d);
 }
 
@@ -80,6 +82,7 @@ static void free_all(sd_daemon *d) {
         d->jobs = j->next;
         sd_job_free(j);
     }
+    sd_dist_free(d); // joins the worker thread
     sd_fleet_free(d);
     msgpack_sbuffer_destroy(&d->scratch);
 }
@@ -151,7 +154,8 @@ int main(int argc, char **argv) {
         sigs[i]->data = d;
         uv_signal_start(sigs[i], on_signal, signums[i]);
     }
-    if (sd_fleet_start(d, &diag) != 0) { // after the models are known: it reads their keys
+    // After the models are known: both read their keys.
+    if (sd_fleet_start(d, &diag) != 0 || sd_dist_start(d, &diag) != 0) {
         fprintf(stderr, "searchd: %s\n", diag.msg);
         stop(d);
         uv_run(&loop, UV_RUN_DEFAULT);

@@ -6,9 +6,33 @@
 #include <string.h>
 
 #include "engine/en_file.h"
+#include "engine/en_hash.h"
 #include "engine/en_layout.h"
 #include "schedules/sc_schedule.h"
 #include "sd_error.h"
+
+static int hash_file(const char *path, uint64_t *h) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return -1;
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
+        *h = en_fnv1a(*h, buf, n);
+    int rc = ferror(fp) ? -1 : 0;
+    fclose(fp);
+    return rc;
+}
+
+int sd_model_data_hash(sd_model *m) {
+    if (m->data_hashed) return 0;
+    uint64_t h = EN_FNV1A_BASIS;
+    if (hash_file(m->data, &h) != 0) return -1;
+    h = en_fnv1a(h, "", 1);
+    if (m->holdout[0] && hash_file(m->holdout, &h) != 0) return -1;
+    m->data_hash = h;
+    m->data_hashed = 1;
+    return 0;
+}
 
 sd_model *sd_model_find(sd_model *models, const char *key) {
     for (sd_model *m = models; m; m = m->next)

@@ -49,6 +49,10 @@ void sd_model_ref(sd_model *m);
 /// Drops a reference; the last one frees the model with its weights, frontier and lengths.
 void sd_model_unref(sd_model *m);
 void sd_model_set_lat(sd_model *m, const sc_latency_model *lat);
+/// The fleet's data hash of m (m->data_hash, computed once): FNV-1a of the data file's bytes, a
+/// NUL byte, then the holdout file's bytes when there is one. 0, or -1 when a file cannot be
+/// read. Loop thread (it reads the files the first time).
+int sd_model_data_hash(sd_model *m);
 /// Re-predicts every record's latency with the model's profile over its lengths (when it has
 /// both) and re-ranks the frontier. Loop thread.
 void sd_model_repredict(sd_model *m);

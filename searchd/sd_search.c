@@ -14,6 +14,7 @@
 #include "schedules/sc_schedule.h"
 #include "schedules/sc_width.h"
 #include "sd_conn.h"
+#include "sd_dist.h"
 #include "sd_error.h"
 #include "sd_fleet.h"
 #include "sd_log.h"
@@ -67,7 +68,14 @@ static void work_cb(uv_work_t *req) {
         o.progress = progress_cb;
         o.progress_ud = j;
         o.cancel = &j->cancel;
+        // In a fleet the evaluations go to the work stream (not with width: sd_dist.h).
+        sd_dist_origin *origin = NULL;
+        if (j->dist_stream[0] && sd_dist_origin_new(j->d, j->dist_stream, j->id, &origin) == 0) {
+            o.evaluate = sd_dist_evaluate;
+            o.evaluate_ud = origin;
+        }
         rc = sc_search_run(in.em, in.data, in.hold, &o, &j->result, &j->stats, &j->wdiag);
+        sd_dist_origin_free(origin);
     }
     if (rc == 0) sd_inputs_lengths(&in, &j->lengths, &j->nlengths);
     sd_inputs_free(&in);
@@ -136,6 +144,7 @@ static void after_work_cb(uv_work_t *req, int status) {
     sd_daemon *d = j->d;
     sd_model *m = j->model;
     d->jobs_running--;
+    sd_dist_refresh(d); // spare cores again, perhaps
     j->finished = sd_now();
     if (j->rc == SD_ECHANGED) { // other weights under the path: keep nothing of this run
         m->changed = 1;
@@ -234,6 +243,10 @@ static void start(sd_daemon *d, sd_job *j) {
     if (m->has_lat) j->lat = m->lat;
     j->threads = d->opt.search_threads;
     j->generations = d->opt.search_generations;
+    j->dist_stream[0] = '\0';
+    if (d->dist && !j->width && sd_dist_stream(m, j->dist_stream, sizeof j->dist_stream) != 0)
+        j->dist_stream[0] = '\0'; // data unreadable: evaluated here
+    sd_dist_refresh(d);           // this host's cores are taken: its worker pauses
     // A model narrows with one profile, the first a search measured: its records stay valid.
     // Without memory for the copy the job fails; a search without width would not be what
     // was asked, and one with a fresh profile would mix records of two profiles.

@@ -2,6 +2,7 @@
  * redis-server started by the test on a free loopback port. Skipped only when redis-server is
  * not installed (scripts/deps.sh installs it). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -15,7 +16,7 @@
 
 #include "test_util.h"
 
-static td host_a, host_b;
+static td host_a, host_b, host_c;
 static pid_t redis_pid;
 static int redis_port;
 static char redis_log[300];
@@ -28,6 +29,13 @@ static double mono_ms(void) {
 
 static int have_redis(void) {
     return system("command -v redis-server >/dev/null 2>&1") == 0;
+}
+
+/* The distributed evaluation tests look into Redis with redis-cli (redis-tools). */
+static int have_redis_cli(void) {
+    if (have_redis() && system("command -v redis-cli >/dev/null 2>&1") == 0) return 1;
+    fprintf(stderr, "fleet: skipped, redis-server or redis-cli is not installed\n");
+    return 0;
 }
 
 /* A loopback port free now: bound to port 0, read, closed. */
@@ -84,6 +92,7 @@ static void redis_kill(void) {
 static void fleet_setup(void) {
     td_init(&host_a, 0);
     td_init(&host_b, 0);
+    td_init(&host_c, 0);
     snprintf(redis_log, sizeof redis_log, "%s/redis.log", host_a.dir);
 }
 
@@ -91,9 +100,11 @@ static void fleet_teardown(void) {
     // Both must still exit 0 (a clean shutdown: the fleet's handles closed too).
     if (host_a.pid > 0) ck_assert_int_eq(td_stop(&host_a, SIGTERM), 0);
     if (host_b.pid > 0) ck_assert_int_eq(td_stop(&host_b, SIGTERM), 0);
+    if (host_c.pid > 0) ck_assert_int_eq(td_stop(&host_c, SIGTERM), 0);
     redis_kill();
     td_cleanup(&host_a);
     td_cleanup(&host_b);
+    td_cleanup(&host_c);
 }
 
 /* Redis on a free port, then A and B (fingerprints "Fleet A CPU", "Fleet B CPU") in the fleet,
@@ -357,6 +368,186 @@ START_TEST(fleet_lease_one_search_at_a_time) {
 }
 END_TEST
 
+/* The accuracy side of two frontiers is the same: schedules, accuracy, drop, drop_upper,
+ * search_accuracy and FLOPs, bit for bit, and as many records. */
+static void assert_same_frontier(sdc_client *ca, sdc_client *cc, const char *who) {
+    sdc_reply ra, rc;
+    sdc_arg m[] = {SDC_ARG_STR("model", "demo")};
+    td_call_ok(ca, "schedule.frontier", m, 1, &ra);
+    td_call_ok(cc, "schedule.frontier", m, 1, &rc);
+    const msgpack_object_array *fa = &ra.result->via.array, *fc = &rc.result->via.array;
+    ck_assert_uint_gt(fa->size, 0);
+    ck_assert_msg(fa->size == fc->size, "%u records on A, %u %s", fa->size, fc->size, who);
+    static const char *const keys[] = {"accuracy", "drop", "drop_upper", "search_accuracy",
+                                       "flops_ratio"};
+    for (uint32_t i = 0; i < fa->size; i++) {
+        char sa[512];
+        td_str(&fa->ptr[i], "schedule", sa, sizeof sa);
+        const msgpack_object *match = NULL;
+        for (uint32_t k = 0; k < fc->size && !match; k++) {
+            char sc[512];
+            if (strcmp(td_str(&fc->ptr[k], "schedule", sc, sizeof sc), sa) == 0)
+                match = &fc->ptr[k];
+        }
+        ck_assert_msg(match != NULL, "A's record %s is not found %s", sa, who);
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            ck_assert_msg(td_num(&fa->ptr[i], keys[k]) == td_num(match, keys[k]),
+                          "%s: %s %.17g on A, %.17g %s", sa, keys[k], td_num(&fa->ptr[i], keys[k]),
+                          td_num(match, keys[k]), who);
+    }
+    sdc_reply_free(&ra);
+    sdc_reply_free(&rc);
+}
+
+/* C: a searchd without --fleet on a copy of A's state taken before A's search (the search
+ * minimizes latency predicted by the model's profile, so the reference must have A's profile;
+ * the same fingerprint keeps it from being measured again), tuned. */
+static void copy_a_state(void) {
+    ck_assert_msg(tc_copy_tree(host_a.state, host_c.state) == 0, "copying %s: %s", host_a.state,
+                  strerror(errno));
+}
+
+static sdc_client *tune_alone(void) {
+    const char *c[] = {"--fingerprint-override", "Fleet A CPU", NULL};
+    td_start(&host_c, c);
+    sdc_client *cc = td_connect(&host_c);
+    sp_diag dg = {{0}};
+    double t0 = mono_ms();
+    ck_assert_msg(td_tune_wait(cc, "demo", &dg) == 0, "tune on C: %s", dg.msg);
+    fprintf(stderr, "fleet: the search alone took %.1f s\n", (mono_ms() - t0) / 1e3);
+    return cc;
+}
+
+/* Output of a redis-cli command on the test's Redis (first line) into `out`; 0 when it printed
+ * something. */
+static int redis_cli(const char *args, char *out, size_t cap) {
+    char cmd[768];
+    snprintf(cmd, sizeof cmd, "redis-cli -p %d %s 2>/dev/null", redis_port, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    out[0] = '\0';
+    int got = 0;
+    for (char line[512]; fgets(line, sizeof line, p);) {
+        if (!got) snprintf(out, cap, "%.*s", (int)(cap - 1), line);
+        got = 1;
+    }
+    pclose(p);
+    out[strcspn(out, "\n")] = '\0';
+    return got && out[0] ? 0 : -1;
+}
+
+/* The number a shell command prints. */
+static int redis_cli_count(const char *cmd) {
+    char out[64] = "";
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    int n = fgets(out, sizeof out, p) ? atoi(out) : 0;
+    pclose(p);
+    return n;
+}
+
+/* Waits until `n` workers (sd_dist.c names their connections searchd-worker:...) are blocked
+ * on the work streams: then an item put on a stream reaches every one of them. */
+static void wait_workers(int n) {
+    char cmd[256];
+    snprintf(cmd, sizeof cmd,
+             "redis-cli -p %d CLIENT LIST | grep -c 'name=searchd-worker:.*cmd=xreadgroup'",
+             redis_port);
+    double t0 = mono_ms();
+    int got = 0;
+    while ((got = redis_cli_count(cmd)) < n && mono_ms() - t0 < 20000)
+        td_sleep_ms(50);
+    ck_assert_msg(got >= n, "%d of %d workers on the work streams after 20 s", got, n);
+}
+
+START_TEST(fleet_distributed_evaluation_same_frontier) {
+    if (!have_redis_cli()) return;
+    start_fleet();
+    copy_a_state();
+    wait_workers(2); // B's included: it takes items from A's first batch on
+    sdc_client *ca = td_connect(&host_a), *cb = td_connect(&host_b);
+    sp_diag dg = {{0}};
+    double t0 = mono_ms();
+    ck_assert_msg(td_tune_wait(ca, "demo", &dg) == 0, "tune on A: %s", dg.msg);
+    double sent = fleet_info(ca, "items_sent"), by_b = fleet_info(cb, "items_evaluated");
+    fprintf(stderr,
+            "fleet: the search on A with B took %.1f s; %.0f items sent, B evaluated %.0f\n",
+            (mono_ms() - t0) / 1e3, sent, by_b);
+    ck_assert_double_gt(sent, 0);
+    ck_assert_msg(by_b > 0, "B evaluated no item of A's search");
+    sdc_client *cc = tune_alone();
+    assert_same_frontier(ca, cc, "on C (no fleet)");
+    sdc_close(ca);
+    sdc_close(cb);
+    sdc_close(cc);
+}
+END_TEST
+
+/* A host that goes silent holding an item, as one killed mid-item: a consumer of A's work
+ * stream that claims one item (blocked on the stream before A's search starts, so it gets one
+ * of the first batch's) and never answers. Its pid; *key gets the stream. */
+static pid_t silent_host(char *key, size_t cap) {
+    // A's worker made the stream and its group when it first saw the model.
+    double t0 = mono_ms();
+    while (redis_cli("--scan --pattern 'searchd:work:*'", key, cap) != 0 && mono_ms() - t0 < 20000)
+        td_sleep_ms(50);
+    ck_assert_msg(key[0], "A made no work stream within 20 s");
+    char port[16];
+    snprintf(port, sizeof port, "%d", redis_port);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        // One connection, named, so that CLIENT LIST tells it from A's worker.
+        char script[512];
+        snprintf(script, sizeof script,
+                 "printf 'CLIENT SETNAME silent\\nXREADGROUP GROUP eval silent COUNT 1 BLOCK 0 "
+                 "STREAMS %s >\\n' | redis-cli -p %s >/dev/null",
+                 key, port);
+        execl("/bin/sh", "sh", "-c", script, (char *)NULL);
+        _exit(127);
+    }
+    // Blocked on the stream: its connection shows the command.
+    char cmd[768];
+    snprintf(cmd, sizeof cmd,
+             "redis-cli -p %d CLIENT LIST | grep -c 'name=silent .*cmd=xreadgroup'", redis_port);
+    int n = 0;
+    for (t0 = mono_ms(); (n = redis_cli_count(cmd)) == 0 && mono_ms() - t0 < 20000;)
+        td_sleep_ms(50);
+    ck_assert_msg(n > 0, "the silent consumer did not show up in 20 s");
+    return pid;
+}
+
+START_TEST(fleet_silent_host_items_reclaimed) {
+    if (!have_redis_cli()) return;
+    start_fleet();
+    copy_a_state();
+    char key[256];
+    pid_t silent = silent_host(key, sizeof key);
+    sdc_client *ca = td_connect(&host_a);
+    sp_diag dg = {{0}};
+    double t0 = mono_ms();
+    ck_assert_msg(td_tune_wait(ca, "demo", &dg) == 0, "tune on A: %s", dg.msg);
+    double reclaimed = fleet_info(ca, "items_reclaimed");
+    fprintf(stderr,
+            "fleet: the search on A with a silent host took %.1f s; %.0f item(s) taken back\n",
+            (mono_ms() - t0) / 1e3, reclaimed);
+    int st;
+    ck_assert_int_eq(waitpid(silent, &st, 0), silent); // it got its item, and left
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "redis-cli: status %d", st);
+    ck_assert_double_ge(reclaimed, 1);
+    sdc_client *cc = tune_alone();
+    assert_same_frontier(ca, cc, "on C (no fleet)");
+    // A's items are gone from the stream.
+    char len[64];
+    char args[300];
+    snprintf(args, sizeof args, "XLEN %s", key);
+    ck_assert_int_eq(redis_cli(args, len, sizeof len), 0);
+    ck_assert_str_eq(len, "0");
+    sdc_close(ca);
+    sdc_close(cc);
+}
+END_TEST
+
 Suite *fleet_suite(void) {
     Suite *s = suite_create("fleet");
     TCase *tc = tcase_create("two hosts, one redis");
@@ -366,5 +557,11 @@ Suite *fleet_suite(void) {
     tcase_add_test(tc, fleet_redis_restart_converges);
     tcase_add_test(tc, fleet_lease_one_search_at_a_time);
     suite_add_tcase(s, tc);
+    TCase *dist = tcase_create("distributed evaluation");
+    tcase_set_timeout(dist, 300);
+    tcase_add_checked_fixture(dist, fleet_setup, fleet_teardown);
+    tcase_add_test(dist, fleet_distributed_evaluation_same_frontier);
+    tcase_add_test(dist, fleet_silent_host_items_reclaimed);
+    suite_add_tcase(s, dist);
     return s;
 }

@@ -206,6 +206,66 @@ START_TEST(drop_bound_threads_and_cache) {
 }
 END_TEST
 
+/* An evaluator hook that splits the examples into 3 uneven chunks and runs them in reverse
+ * order, without the cache, as a fleet of hosts would: the same frontier as the plain search. */
+typedef struct split_eval {
+    int calls;
+} split_eval;
+
+static int split_evaluate(void *ud, const sc_prefix_job *job, sc_prefix_stats *st, en_diag *diag) {
+    split_eval *se = ud;
+    se->calls++;
+    int n = job->n_index, cut[4] = {0, n / 5, n / 5 + n / 2, n};
+    int *part = malloc(sizeof *part * (size_t)(n ? n : 1) * (size_t)job->count);
+    ck_assert_ptr_nonnull(part);
+    for (int k = 2; k >= 0; k--) {
+        int len = cut[k + 1] - cut[k];
+        if (len == 0) continue;
+        sc_prefix_job sub = *job;
+        sub.index = job->index + cut[k];
+        sub.n_index = len;
+        sub.cache = NULL;
+        sub.pred = part;
+        int rc = sc_prefix_eval(&sub, st, diag);
+        if (rc) {
+            free(part);
+            return rc;
+        }
+        for (int s = 0; s < job->count; s++)
+            memcpy(job->pred + (size_t)s * n + cut[k], part + (size_t)s * len,
+                   sizeof *part * (size_t)len);
+    }
+    free(part);
+    return 0;
+}
+
+START_TEST(evaluator_hook_same_frontier) {
+    sc_frontier f[2];
+    sc_search_stats st[2];
+    split_eval se = {0};
+    for (int k = 0; k < 2; k++) {
+        sc_search_opts o = small_opts(9);
+        o.budget.max_drop = 0.01;
+        if (k == 1) o.evaluate = split_evaluate, o.evaluate_ud = &se;
+        run_ok(&o, &f[k], &st[k]);
+    }
+    ck_assert_int_gt(se.calls, 1); // the seeds' batch and each generation's
+    ck_assert_int_eq(f[1].count, f[0].count);
+    ck_assert_int_eq(st[1].candidates, st[0].candidates);
+    for (int i = 0; i < f[0].count; i++) {
+        const sc_record *a = &f[0].rec[i], *b = &f[1].rec[i];
+        ck_assert_uint_eq(sc_schedule_hash(&b->schedule), sc_schedule_hash(&a->schedule));
+        ck_assert_double_eq(b->accuracy, a->accuracy);
+        ck_assert_double_eq(b->drop, a->drop);
+        ck_assert_double_eq(b->drop_upper, a->drop_upper);
+        ck_assert_double_eq(b->search_accuracy, a->search_accuracy);
+        ck_assert_double_eq(b->flops_ratio, a->flops_ratio);
+    }
+    for (int k = 0; k < 2; k++)
+        sc_frontier_free(&f[k]);
+}
+END_TEST
+
 /* The objective follows the latency model: under a synthetic model in which a layer's cost is
  * mostly fixed (weights streamed whatever the rows), the answer to "under 5%" is the fastest
  * qualifying record by predicted latency, and every record's latency is the model's prediction
@@ -395,6 +455,7 @@ Suite *search_suite(void) {
     tcase_add_test(tc, deterministic_and_honest);
     tcase_add_test(tc, flops_budget_and_families);
     tcase_add_test(tc, drop_bound_threads_and_cache);
+    tcase_add_test(tc, evaluator_hook_same_frontier);
     tcase_add_test(tc, latency_objective);
     tcase_add_test(tc, width_records_reproduce);
     tcase_add_test(tc, progress_within_budget);
