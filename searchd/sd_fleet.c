@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "schedules/sc_defaults.h"
 #include "schedules/sc_schedule.h"
 #include "sd_conn.h"
 #include "sd_error.h"
@@ -83,12 +84,23 @@ static int model_key(sd_model *m, char *key, size_t cap) {
 
 /* ---- records as Redis values ---- */
 
-static char *record_value(const sd_daemon *d, const sc_record *r) {
-    json_t *j = json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:s,s:f}", "accuracy", r->accuracy,
+/* The data split the record's figures were measured on (provenance: the key's data hash covers
+ * the files, the split says which part certified the bound). */
+static void split_text(const sd_model *m, char *buf, size_t cap) {
+    if (m->holdout[0])
+        snprintf(buf, cap, "held-out file %s", m->holdout);
+    else
+        snprintf(buf, cap, "seed 1, %.2f of %s held out", SC_HOLDOUT_FRACTION, m->data);
+}
+
+static char *record_value(const sd_daemon *d, const sd_model *m, const sc_record *r) {
+    char split[1100];
+    split_text(m, split, sizeof split);
+    json_t *j = json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:s,s:f,s:s}", "accuracy", r->accuracy,
                           "baseline_accuracy", r->baseline_accuracy, "drop", r->drop, "drop_upper",
                           r->drop_upper, "search_accuracy", r->search_accuracy, "flops_ratio",
                           r->flops_ratio, "tokens_flops_ratio", r->tokens_flops_ratio, "host",
-                          d->hw_text, "version", SEARCHD_VERSION, "time", sd_now());
+                          d->hw_text, "version", SEARCHD_VERSION, "time", sd_now(), "split", split);
     if (!j) return NULL;
     char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(j);
@@ -287,7 +299,7 @@ void sd_fleet_publish(sd_daemon *d, sd_model *m, const sc_frontier *found) {
         if (sc_schedule_has_width(&r->schedule)) continue; // needs the width profile
         char text[SC_SCHEDULE_TEXT_MAX];
         if (sc_schedule_format(&r->schedule, text, sizeof text) < 0) continue;
-        char *v = record_value(d, r);
+        char *v = record_value(d, m, r);
         char *t = strdup(text);
         if (!v || !t) {
             free(v);

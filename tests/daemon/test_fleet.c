@@ -31,6 +31,8 @@ static int have_redis(void) {
     return system("command -v redis-server >/dev/null 2>&1") == 0;
 }
 
+static int redis_cli(const char *args, char *out, size_t cap);
+
 /* The distributed evaluation tests look into Redis with redis-cli (redis-tools). */
 static int have_redis_cli(void) {
     if (have_redis() && system("command -v redis-cli >/dev/null 2>&1") == 0) return 1;
@@ -262,6 +264,16 @@ START_TEST(fleet_tune_on_a_serves_on_b) {
     ck_assert_double_lt(lag, 2000);
     assert_same_records(ca, cb);
     ck_assert_double_gt(fleet_info(ca, "records_sent"), 0);
+    // Each record in Redis says which data split certified it, by which host and version.
+    if (system("command -v redis-cli >/dev/null 2>&1") == 0) {
+        char key[256], val[4096], args[400];
+        ck_assert_int_eq(redis_cli("--scan --pattern 'searchd:frontier:*'", key, sizeof key), 0);
+        snprintf(args, sizeof args, "HVALS %s", key);
+        ck_assert_int_eq(redis_cli(args, val, sizeof val), 0);
+        ck_assert_msg(strstr(val, "\"split\":\"seed 1, 0.70 of ") && strstr(val, "Fleet A CPU") &&
+                          strstr(val, "\"version\":"),
+                      "%s", val);
+    }
     ck_assert_double_gt(fleet_info(cb, "records_received"), 0);
     ck_assert_double_eq(fleet_info(cb, "connected"), 1);
     // A model added after the search reads what the fleet has: removed and added again on B.
@@ -468,7 +480,7 @@ static int redis_cli(const char *args, char *out, size_t cap) {
     ck_assert_ptr_nonnull(p);
     out[0] = '\0';
     int got = 0;
-    for (char line[512]; fgets(line, sizeof line, p);) {
+    for (char line[4096]; fgets(line, sizeof line, p);) {
         if (!got) snprintf(out, cap, "%.*s", (int)(cap - 1), line);
         got = 1;
     }
