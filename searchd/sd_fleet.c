@@ -13,6 +13,7 @@
 #include "schedules/sc_schedule.h"
 #include "sd_conn.h"
 #include "sd_error.h"
+#include "sd_fleet_load.h"
 #include "sd_log.h"
 #include "sd_models.h"
 #include "sd_redis_uv.h"
@@ -139,10 +140,14 @@ static int better(const sc_record *in, const sc_record *have) {
 static void merge_into(sd_fleet *f, sd_model *m, const redisReply *r) {
     size_t n = r->elements / 2;
     if (n == 0) return;
-    if (!m->has_lat || !m->lengths || !m->model) { // latency 0 would dominate every record
+    if (!m->has_lat) { // latency 0 would dominate every record
         set_error(f, m->id,
-                  "model not loaded in this process (no latency prediction yet); fleet records "
-                  "merge after its next model.add, tune or retune");
+                  "model has no latency profile on this host yet; fleet records merge after its "
+                  "next model.add, tune or retune");
+        return;
+    }
+    if (!m->lengths || !m->model) { // registered before this process started: load it first
+        sd_fleet_load(f->d, m, sd_fleet_model_added);
         return;
     }
     sc_record *rec = malloc(sizeof *rec * (size_t)(m->frontier.count + (int)n + 1));

@@ -23,7 +23,7 @@ void sd_fleet_free(sd_daemon *d);
 /// Shares the records of model `m` that a finished search found (`found`): written to the
 /// model's hash and announced; kept and written again after a reconnect when Redis is away.
 void sd_fleet_publish(sd_daemon *d, sd_model *m, const sc_frontier *found);
-/// Reads the fleet's records of model m, just added (merged when they arrive).
+/// Reads the fleet's records of model m, just added or loaded (merged when they arrive).
 void sd_fleet_model_added(sd_daemon *d, sd_model *m);
 /// Called when a job may run (`holder` NULL: the lease is this host's, or Redis did not answer
 /// within 2 s / is down and the search runs locally) or may not (`holder`: the host id that holds

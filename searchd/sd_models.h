@@ -34,7 +34,8 @@ struct sd_model {
     double base_latency_ms; // the unpruned model's predicted latency over `lengths`; 0: unknown
     int refs;
     int removed;
-    int changed; // the weights under `path` are no longer the ones registered (see model.add)
+    int changed;       // the weights under `path` are no longer the ones registered (see model.add)
+    int fleet_loading; // sd_fleet_load is loading its weights and lengths for fleet records
     struct sd_model *next;
 };
 

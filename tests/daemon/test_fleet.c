@@ -295,6 +295,32 @@ START_TEST(fleet_tune_on_a_serves_on_b) {
 }
 END_TEST
 
+/* B restarted: its model, registered before, has no weights or lengths loaded in the new
+ * process; the fleet's records for it load them and merge, with B's own latency. */
+START_TEST(fleet_records_reach_a_restarted_host) {
+    if (!have_redis()) {
+        fprintf(stderr, "fleet: skipped, redis-server is not installed (scripts/deps.sh)\n");
+        return;
+    }
+    start_fleet();
+    ck_assert_int_eq(td_stop(&host_b, SIGTERM), 0);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
+    const char *b[] = {"--fleet", url, "--fingerprint-override", "Fleet B CPU", NULL};
+    td_start(&host_b, b);
+    sdc_client *ca = td_connect(&host_a), *cb = td_connect(&host_b), *sub = subscribe(&host_b);
+    ck_assert_int_eq(frontier_count(cb), 0);
+    sp_diag dg = {{0}};
+    ck_assert_msg(td_tune_wait(ca, "demo", &dg) == 0, "tune on A: %s", dg.msg);
+    assert_fleet_note(sub, 30000); // after B loaded the weights and tokenized its data set
+    assert_same_records(ca, cb);
+    ck_assert(td_log_has(&host_b, "loaded for the fleet's records"));
+    sdc_close(sub);
+    sdc_close(ca);
+    sdc_close(cb);
+}
+END_TEST
+
 /* Every request to either host answers while Redis is away. */
 static void assert_answering(sdc_client *qa, sdc_client *qb) {
     sdc_client *cs[] = {qa, qb};
@@ -607,6 +633,7 @@ Suite *fleet_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_checked_fixture(tc, fleet_setup, fleet_teardown);
     tcase_add_test(tc, fleet_tune_on_a_serves_on_b);
+    tcase_add_test(tc, fleet_records_reach_a_restarted_host);
     tcase_add_test(tc, fleet_redis_restart_converges);
     tcase_add_test(tc, fleet_lease_one_search_at_a_time);
     suite_add_tcase(s, tc);
