@@ -11,6 +11,8 @@
 
 #include "schedules/sc_defaults.h"
 #include "schedules/sc_schedule.h"
+#include "schedules/sc_store.h"
+#include "schedules/sc_width.h"
 #include "sd_conn.h"
 #include "sd_error.h"
 #include "sd_fleet_load.h"
@@ -25,6 +27,7 @@
 #define FLEET_LEASE_MS 60000     // a lease expires unless refreshed: a host that died releases it
 #define FLEET_REFRESH_MS 20000   // a running search refreshes its lease this often
 #define FLEET_LEASE_WAIT_MS 2000 // a Redis that does not answer the lease by then is ignored
+#define WIDTH_FIELD "width"      // the hash field of the width profile: no schedule text is "width"
 // Refresh or delete a lease only while it is still ours.
 #define FLEET_IF_OURS "if redis.call('get', KEYS[1]) == ARGV[1] then "
 #define FLEET_PEXPIRE FLEET_IF_OURS "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
@@ -108,11 +111,57 @@ static char *record_value(const sd_daemon *d, const sd_model *m, const sc_record
     return s;
 }
 
-static int record_parse(const char *field, const char *value, int layers, sc_record *r) {
+/* The profile as a hash value: compact JSON, 17 digits (it reads back bit for bit); malloc'ed,
+ * or NULL. */
+static char *width_value(const sc_width_profile *w) {
+    json_t *j = sc_width_to_json(w);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(j);
+    return s;
+}
+
+/* The width profile of an HGETALL reply, when it has one this model can use: `*out` owned by
+ * the caller (sc_width_profile_free, free), else NULL with `*why` saying why not. */
+static sc_width_profile *width_of_reply(const sd_model *m, const redisReply *r, const char **why) {
+    *why = NULL;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *fr = r->element[i], *vr = r->element[i + 1];
+        if (fr->type != REDIS_REPLY_STRING || vr->type != REDIS_REPLY_STRING ||
+            strcmp(fr->str, WIDTH_FIELD) != 0)
+            continue;
+        json_error_t err;
+        json_t *j = json_loads(vr->str, 0, &err);
+        sc_width_profile *w = calloc(1, sizeof *w);
+        en_diag diag;
+        if (!j || !w || sc_width_from_json(j, w, &diag) != 0 || w->layers != m->layers ||
+            (m->model && (w->heads != m->model->cfg.heads || w->ffn != m->model->cfg.ffn))) {
+            json_decref(j);
+            if (w) sc_width_profile_free(w);
+            free(w);
+            *why = "the fleet's width profile does not fit this model; its width records skipped";
+            return NULL;
+        }
+        json_decref(j);
+        return w;
+    }
+    return NULL;
+}
+
+/* 1 when two profiles are the same (their JSON texts are). */
+static int same_width(const sc_width_profile *a, const sc_width_profile *b) {
+    char *x = width_value(a), *y = width_value(b);
+    int same = x && y && strcmp(x, y) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static int record_parse(const char *field, const char *value, int layers, int width_ok,
+                        sc_record *r) {
     memset(r, 0, sizeof *r);
     en_diag why;
     if (sc_schedule_parse(field, layers, &r->schedule, &why) != 0) return -1;
-    if (sc_schedule_has_width(&r->schedule)) return -1; // needs the width profile: not shared
+    if (sc_schedule_has_width(&r->schedule) && !width_ok) return -1; // no profile that fits
     json_error_t err;
     json_t *j = json_loads(value, 0, &err);
     if (!j) return -1;
@@ -150,18 +199,33 @@ static void merge_into(sd_fleet *f, sd_model *m, const redisReply *r) {
         sd_fleet_load(f->d, m, sd_fleet_model_added);
         return;
     }
+    // Width records merge with the profile they were measured with: adopted when this model has
+    // none, and only when it is the same one otherwise.
+    const char *why = NULL;
+    sc_width_profile *width = width_of_reply(m, r, &why);
+    if (width && m->frontier.width && !same_width(width, m->frontier.width)) {
+        sc_width_profile_free(width);
+        free(width);
+        width = NULL;
+        why = "the fleet's width profile differs from this host's; its width records skipped";
+    }
+    if (why) set_error(f, m->id, why);
+    int width_ok = width != NULL;
     sc_record *rec = malloc(sizeof *rec * (size_t)(m->frontier.count + (int)n + 1));
     if (!rec) {
+        if (width) sc_width_profile_free(width);
+        free(width);
         set_error(f, m->id, "out of memory merging fleet records");
         return;
     }
-    int k = m->frontier.count, changed = 0;
+    int k = m->frontier.count, changed = 0, widths = 0;
     if (k) memcpy(rec, m->frontier.rec, sizeof *rec * (size_t)k);
     for (size_t i = 0; i < n; i++) {
         const redisReply *fr = r->element[2 * i], *vr = r->element[2 * i + 1];
         if (fr->type != REDIS_REPLY_STRING || vr->type != REDIS_REPLY_STRING) continue;
         sc_record in;
-        if (record_parse(fr->str, vr->str, m->layers, &in) != 0) continue;
+        if (record_parse(fr->str, vr->str, m->layers, width_ok, &in) != 0) continue;
+        widths += sc_schedule_has_width(&in.schedule);
         uint64_t h = sc_schedule_hash(&in.schedule);
         int t = 0;
         while (t < k && sc_schedule_hash(&rec[t].schedule) != h)
@@ -172,6 +236,12 @@ static void merge_into(sd_fleet *f, sd_model *m, const redisReply *r) {
         if (t == k) k++;
         changed++;
     }
+    int adopt = widths > 0 && !m->frontier.width; // else the same profile is there already
+    if (!adopt && width) {
+        sc_width_profile_free(width);
+        free(width);
+        width = NULL;
+    }
     if (!changed) {
         free(rec);
         return;
@@ -179,13 +249,16 @@ static void merge_into(sd_fleet *f, sd_model *m, const redisReply *r) {
     sc_frontier old = m->frontier;
     m->frontier.rec = rec;
     m->frontier.count = k;
+    if (adopt) m->frontier.width = width;
     sd_model_repredict(m);
-    en_diag why;
-    if (sd_state_save_frontier(f->d, m, &why) != 0) { // the local state stays the truth
+    en_diag fail;
+    if (sd_state_save_frontier(f->d, m, &fail) != 0) { // the local state stays the truth
         m->frontier.rec = old.rec;
         m->frontier.count = old.count;
+        m->frontier.width = old.width;
         free(rec);
-        set_error(f, m->id, why.msg);
+        if (adopt) sc_width_profile_free(width), free(width);
+        set_error(f, m->id, fail.msg);
         return;
     }
     free(old.rec);
@@ -291,7 +364,7 @@ void sd_fleet_publish(sd_daemon *d, sd_model *m, const sc_frontier *found) {
         return;
     }
     pending *p = calloc(1, sizeof *p);
-    if (!p || !(p->argv = calloc((size_t)(2 + 2 * found->count), sizeof *p->argv))) {
+    if (!p || !(p->argv = calloc((size_t)(4 + 2 * found->count), sizeof *p->argv))) {
         free(p);
         set_error(f, m->id, "out of memory; records not shared");
         return;
@@ -299,9 +372,19 @@ void sd_fleet_publish(sd_daemon *d, sd_model *m, const sc_frontier *found) {
     p->argv[p->argc++] = strdup("HSET");
     p->argv[p->argc++] = strdup(key);
     int ok = p->argv[0] && p->argv[1];
+    // Records that narrow layers mean something only with the profile they were measured with:
+    // it travels in the same hash, under a field no schedule text can be.
+    // (The search's profile has moved to the model by now, or the model's was used.)
+    const sc_width_profile *wp = found->width ? found->width : m->frontier.width;
+    char *width = wp ? width_value(wp) : NULL;
+    if (width) {
+        p->argv[p->argc++] = strdup(WIDTH_FIELD);
+        p->argv[p->argc++] = width;
+        ok = ok && p->argv[p->argc - 2];
+    }
     for (int i = 0; ok && i < found->count; i++) {
         const sc_record *r = &found->rec[i];
-        if (sc_schedule_has_width(&r->schedule)) continue; // needs the width profile
+        if (sc_schedule_has_width(&r->schedule) && !width) continue; // no profile to go with it
         char text[SC_SCHEDULE_TEXT_MAX];
         if (sc_schedule_format(&r->schedule, text, sizeof text) < 0) continue;
         char *v = record_value(d, m, r);

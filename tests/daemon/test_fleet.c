@@ -32,6 +32,7 @@ static int have_redis(void) {
 }
 
 static int redis_cli(const char *args, char *out, size_t cap);
+static void tune_done(sdc_client *c, char *status, size_t cap, char *err, size_t ecap);
 
 /* The distributed evaluation tests look into Redis with redis-cli (redis-tools). */
 static int have_redis_cli(void) {
@@ -315,6 +316,50 @@ START_TEST(fleet_records_reach_a_restarted_host) {
     assert_fleet_note(sub, 30000); // after B loaded the weights and tokenized its data set
     assert_same_records(ca, cb);
     ck_assert(td_log_has(&host_b, "loaded for the fleet's records"));
+    sdc_close(sub);
+    sdc_close(ca);
+    sdc_close(cb);
+}
+END_TEST
+
+/* A search that narrows heads and FFN neurons on A: its width records reach B with the width
+ * profile they were measured with, so B serves each one with the same heads, neurons and factors
+ * as A (schedule.frontier's "width" maps are equal), at B's own latency. */
+START_TEST(fleet_width_records_travel_with_their_profile) {
+    if (!have_redis()) {
+        fprintf(stderr, "fleet: skipped, redis-server is not installed (scripts/deps.sh)\n");
+        return;
+    }
+    start_fleet();
+    sdc_client *ca = td_connect(&host_a), *cb = td_connect(&host_b), *sub = subscribe(&host_b);
+    sdc_arg tune[] = {SDC_ARG_STR("model", "demo"), SDC_ARG_BOOL("width", 1)};
+    sdc_reply r;
+    td_call_ok(ca, "tune", tune, 2, &r);
+    sdc_reply_free(&r);
+    char status[32], err[600];
+    tune_done(ca, status, sizeof status, err, sizeof err);
+    ck_assert_msg(strcmp(status, "done") == 0, "A's width tune: %s %s", status, err);
+    assert_fleet_note(sub, 5000);
+    assert_same_records(ca, cb);
+    sdc_reply ra, rb;
+    sdc_arg m[] = {SDC_ARG_STR("model", "demo")};
+    td_call_ok(ca, "schedule.frontier", m, 1, &ra);
+    td_call_ok(cb, "schedule.frontier", m, 1, &rb);
+    int narrowed = 0;
+    for (uint32_t i = 0; i < rb.result->via.array.size; i++) {
+        const msgpack_object *b = &rb.result->via.array.ptr[i], *wb = sp_map_get(b, "width");
+        if (!wb) continue;
+        char text[512];
+        const msgpack_object *a =
+            record_of(&ra.result->via.array, td_str(b, "schedule", text, sizeof text));
+        const msgpack_object *wa = a ? sp_map_get(a, "width") : NULL;
+        ck_assert_msg(wa && msgpack_object_equal(*wa, *wb), "%s: B narrows it unlike A", text);
+        narrowed++;
+    }
+    fprintf(stderr, "fleet: %d width record(s) on B, served as on A\n", narrowed);
+    ck_assert_int_gt(narrowed, 0);
+    sdc_reply_free(&ra);
+    sdc_reply_free(&rb);
     sdc_close(sub);
     sdc_close(ca);
     sdc_close(cb);
@@ -634,6 +679,7 @@ Suite *fleet_suite(void) {
     tcase_add_checked_fixture(tc, fleet_setup, fleet_teardown);
     tcase_add_test(tc, fleet_tune_on_a_serves_on_b);
     tcase_add_test(tc, fleet_records_reach_a_restarted_host);
+    tcase_add_test(tc, fleet_width_records_travel_with_their_profile);
     tcase_add_test(tc, fleet_redis_restart_converges);
     tcase_add_test(tc, fleet_lease_one_search_at_a_time);
     suite_add_tcase(s, tc);
