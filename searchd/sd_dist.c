@@ -116,7 +116,7 @@ static void worker_main(void *arg) {
         if (w->version != version) {
             wmodel *copy = malloc(sizeof *copy * (size_t)(w->nmodels ? w->nmodels : 1));
             if (copy) {
-                memcpy(copy, w->models, sizeof *copy * (size_t)w->nmodels);
+                if (w->nmodels > 0) memcpy(copy, w->models, sizeof *copy * (size_t)w->nmodels);
                 free(ms);
                 ms = copy;
                 n = w->nmodels;
@@ -184,7 +184,7 @@ void sd_dist_refresh(sd_daemon *d) {
         n++;
     }
     uv_mutex_lock(&w->lock);
-    if (n != w->nmodels || memcmp(ms, w->models, sizeof *ms * (size_t)n) != 0) {
+    if (n != w->nmodels || (n > 0 && memcmp(ms, w->models, sizeof *ms * (size_t)n) != 0)) {
         free(w->models);
         w->models = ms;
         w->nmodels = n;
