@@ -5,6 +5,7 @@
 #include "engine/en_flops.h"
 #include "engine/en_layout.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,18 @@ void cli_json_line(json_t *v) {
     fflush(stdout);
     free(text);
     json_decref(v);
+}
+
+char *cli_speed_phrase(char *buf, size_t cap, double base_ms, double ms) {
+    if (base_ms <= 0 || ms <= 0)
+        snprintf(buf, cap, "%.3f ms", ms);
+    else if (fabs(ms - base_ms) <= 0.005 * base_ms)
+        snprintf(buf, cap, "%.3f ms -> %.3f ms (same as unpruned)", base_ms, ms);
+    else if (ms < base_ms)
+        snprintf(buf, cap, "%.3f ms -> %.3f ms (%.2fx faster)", base_ms, ms, base_ms / ms);
+    else
+        snprintf(buf, cap, "%.3f ms -> %.3f ms (%.2fx slower)", base_ms, ms, ms / base_ms);
+    return buf;
 }
 
 int cli_parse_share(const char *opt, const char *text, double *out) {

@@ -43,6 +43,11 @@ void cli_json_line(json_t *v);
 /// Returns 0, or -1 after printing what to write.
 int cli_parse_share(const char *opt, const char *text, double *out);
 
+/// Writes "0.620 ms -> 0.350 ms (1.77x faster)" into `buf` (`cap` bytes): "slower" when `ms` is
+/// above `base_ms`, "same as unpruned" within 0.5%, the latency alone when `base_ms` is unknown
+/// (<= 0). Returns `buf`.
+char *cli_speed_phrase(char *buf, size_t cap, double base_ms, double ms);
+
 /// Draws "label [#####.....] done/total note" on stderr, in place, when stderr is a terminal;
 /// does nothing otherwise. `note` (borrowed) may be NULL.
 void cli_progress(const char *label, int done, int total, const char *note);

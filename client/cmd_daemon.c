@@ -80,15 +80,6 @@ static int budget_args(const ctl_args *a, sdc_arg *args) {
     return n;
 }
 
-/* "0.620 ms -> 0.350 ms (1.77x faster)" or the latency alone when the unpruned one is unknown. */
-static void print_speedup(const msgpack_object *r) {
-    double base = num(r, "baseline_latency_ms"), ms = num(r, "latency_ms");
-    if (base > 0 && ms > 0)
-        printf("%.3f ms -> %.3f ms (%.2fx faster)", base, ms, base / ms);
-    else
-        printf("%.3f ms", ms);
-}
-
 static void print_record(const msgpack_object *r) {
     char sched[600], hw[300];
     printf("%s\n  accuracy %.2f%% (unpruned %.2f%%), drop %.2f%% (95%% upper bound %.2f%%)\n"
@@ -96,7 +87,10 @@ static void print_record(const msgpack_object *r) {
            str(r, "schedule", sched, sizeof sched), 100 * num(r, "accuracy"),
            100 * num(r, "baseline_accuracy"), 100 * num(r, "drop"), 100 * num(r, "drop_upper"),
            100 * num(r, "flops_ratio"));
-    print_speedup(r);
+    char speed[160];
+    fputs(
+        cli_speed_phrase(speed, sizeof speed, num(r, "baseline_latency_ms"), num(r, "latency_ms")),
+        stdout);
     printf("\n  hardware: %s\n", str(r, "hardware", hw, sizeof hw));
 }
 

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client/cli_util.h"
 #include "tests/common/tc_env.h"
 #include "tests/common/tc_files.h"
 #include "tests/common/tc_run.h"
@@ -540,6 +541,20 @@ START_TEST(alias_gives_the_same_result) {
 }
 END_TEST
 
+/* The speed-up `get` prints says which way it goes: a record slower than the unpruned model
+ * (possible where the latency model measures overheads FLOPs do not see) is not "faster". */
+START_TEST(speed_phrase_says_which_way) {
+    char buf[160];
+    ck_assert_str_eq(cli_speed_phrase(buf, sizeof buf, 0.620, 0.350),
+                     "0.620 ms -> 0.350 ms (1.77x faster)");
+    ck_assert_str_eq(cli_speed_phrase(buf, sizeof buf, 0.500, 0.650),
+                     "0.500 ms -> 0.650 ms (1.30x slower)");
+    ck_assert_str_eq(cli_speed_phrase(buf, sizeof buf, 0.500, 0.501),
+                     "0.500 ms -> 0.501 ms (same as unpruned)");
+    ck_assert_str_eq(cli_speed_phrase(buf, sizeof buf, 0, 0.350), "0.350 ms");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("offline");
@@ -563,6 +578,7 @@ int main(void) {
     tcase_add_test(table, unknown_option_refused_by_name);
     tcase_add_test(table, search_options_same_as_searchd);
     tcase_add_test(table, alias_gives_the_same_result);
+    tcase_add_test(table, speed_phrase_says_which_way);
     suite_add_tcase(s, table);
     return tc_run(s, NULL);
 }
