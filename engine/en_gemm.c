@@ -2,7 +2,9 @@
 #include "en_gemm.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "en_isa.h"
 #include "en_kernels.h"
@@ -52,6 +54,18 @@ void en_gemm_set_threads(int n) {
 
 void en_softmax_rows(float *x, int rows, int cols, int ld) {
     path()->softmax(x, rows, cols, ld);
+}
+
+void *en_weights_alloc(size_t bytes) {
+    enum { HUGE_PAGE = 2 << 20 };
+    void *p = NULL;
+    if (bytes < HUGE_PAGE) return posix_memalign(&p, 64, bytes ? bytes : 64) ? NULL : p;
+    size_t whole = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE; // the advice covers only ours
+    if (posix_memalign(&p, HUGE_PAGE, whole)) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, whole, MADV_HUGEPAGE); // advice: without THP the pages stay 4 KB
+#endif
+    return p;
 }
 
 size_t en_packed_floats(int n, int k) {

@@ -71,8 +71,8 @@ static int pack_int8(en_model *m) {
     for (int l = 0; l < cfg->layers; l++)
         total += en_qpack_attention(cfg, &m->w.layer[l], NULL, NULL) +
                  en_qpack_ffn(cfg, &m->w.layer[l], NULL, NULL);
-    void *arena = NULL;
-    if (posix_memalign(&arena, 64, total ? total : 64)) return EN_ENOMEM;
+    void *arena = en_weights_alloc(total);
+    if (!arena) return EN_ENOMEM;
     free(m->qpacked_arena);
     m->qpacked_arena = arena;
     char *at = arena;
@@ -90,8 +90,8 @@ int en_model_pack(en_model *m) {
     for (int l = 0; l < cfg->layers; l++)
         total += en_pack_attention(cfg, &m->w.layer[l], NULL, NULL) +
                  en_pack_ffn(cfg, &m->w.layer[l], NULL, NULL);
-    void *arena = NULL;
-    if (posix_memalign(&arena, 64, total * sizeof(float))) return EN_ENOMEM;
+    void *arena = en_weights_alloc(total * sizeof(float));
+    if (!arena) return EN_ENOMEM;
     free(m->packed_arena);
     m->packed_arena = arena;
     float *p = m->packed_arena;

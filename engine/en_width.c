@@ -1,6 +1,8 @@
 /* Narrowed models: the kept heads' and neurons' weights copied out, factors folded in. */
 #include "en_width.h"
 
+#include "en_gemm.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,12 +118,12 @@ int en_model_narrow(const en_model *m, const en_layer_width *width, en_model **o
     n->owned_base = NULL;
     n->arena = malloc((rows ? rows : 1) * sizeof(float));
     n->arena_floats = rows;
-    n->packed_arena = NULL;
-    n->qpacked_arena = NULL;
-    if (!n->arena || posix_memalign((void **)&n->packed_arena, 64, (packed ? packed : 16) * 4) ||
-        posix_memalign(&n->qpacked_arena, 64, qbytes ? qbytes : 64)) {
+    n->packed_arena = en_weights_alloc((packed ? packed : 16) * 4);
+    n->qpacked_arena = en_weights_alloc(qbytes ? qbytes : 64);
+    if (!n->arena || !n->packed_arena || !n->qpacked_arena) {
         free(n->arena);
         free(n->packed_arena);
+        free(n->qpacked_arena);
         free(n);
         return en_fail(diag, EN_ENOMEM, "no memory for a narrowed model (%zu floats)",
                        rows + packed);
