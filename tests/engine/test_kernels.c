@@ -1,5 +1,7 @@
 /* Kernels against independent scalar references: libm's double erf/exp and a plain-loop gemm. */
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,6 +166,49 @@ START_TEST(packed_gemm_threads_agree) {
 }
 END_TEST
 
+/* THPeligible of the mapping that holds `p` in /proc/self/smaps: 1 or 0, -1 when not found. */
+static int thp_eligible(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    int inside = 0, found = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2) // a mapping's first line: "lo-hi perms ..."
+            inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (inside && sscanf(line, "THPeligible: %d", &found) == 1)
+            break;
+    }
+    fclose(f);
+    return found;
+}
+
+/* Packed weights: 64-byte aligned, from 2 MB on aligned to 2 MB, and asked for on huge pages,
+ * which the kernel grants (the mapping becomes eligible) wherever THP is not off. */
+START_TEST(weights_alloc_on_huge_pages) {
+    float *small = en_weights_alloc(100);
+    ck_assert_ptr_nonnull(small);
+    ck_assert_uint_eq((uintptr_t)small % 64, 0);
+    small[24] = 1.f;
+    free(small);
+
+    size_t bytes = (5u << 20) + 12;
+    char *big = en_weights_alloc(bytes);
+    ck_assert_ptr_nonnull(big);
+    ck_assert_uint_eq((uintptr_t)big % (2u << 20), 0);
+    memset(big, 1, bytes);
+    char mode[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(mode, sizeof mode, f)) mode[0] = '\0';
+        fclose(f);
+    }
+    if (strstr(mode, "[madvise]") || strstr(mode, "[always]"))
+        ck_assert_msg(thp_eligible(big) == 1, "THP is '%s' but the weights are not eligible", mode);
+    free(big);
+}
+END_TEST
+
 Suite *kernels_suite(void) {
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("kernels");
@@ -173,6 +218,7 @@ Suite *kernels_suite(void) {
     tcase_add_test(tc, packed_gemm_matches_reference_on_every_path);
     tcase_add_test(tc, packed_gemm_threads_agree);
     tcase_add_test(tc, layernorm_and_softmax_known_answers);
+    tcase_add_test(tc, weights_alloc_on_huge_pages);
     suite_add_tcase(s, tc);
     return s;
 }
