@@ -260,9 +260,12 @@ static int wait_job_notes(sdc_client *c, const ctl_args *a, double job) {
             continue;
         }
         if (strcmp(n.method, "job.progress") == 0) {
-            char note[80] = "nothing within the budget yet";
+            char note[360] = "nothing within the budget yet", host[300];
             const msgpack_object *in = sp_map_get(n.params, "within_budget");
-            if (!in || (in->type == MSGPACK_OBJECT_BOOLEAN && in->via.boolean))
+            if (get(n.params, "waiting_for"))
+                snprintf(note, sizeof note, "waiting for host %s, which searches this model",
+                         str(n.params, "waiting_for", host, sizeof host));
+            else if (!in || (in->type == MSGPACK_OBJECT_BOOLEAN && in->via.boolean))
                 snprintf(note, sizeof note, "within the budget: %.2f%% at %.0f%% FLOPs",
                          100 * num(n.params, "best"), 100 * num(n.params, "best_flops_ratio"));
             if (a->json)
@@ -271,11 +274,16 @@ static int wait_job_notes(sdc_client *c, const ctl_args *a, double job) {
                 cli_progress("tune", (int)num(n.params, "done"), (int)num(n.params, "total"), note);
         } else if (strcmp(n.method, "job.done") == 0) {
             cli_progress_end();
-            char status[32], err[600] = "";
+            char status[32], err[600] = "", from[300] = "";
             str(n.params, "status", status, sizeof status);
             if (get(n.params, "error")) str(n.params, "error", err, sizeof err);
+            if (get(n.params, "results_from")) str(n.params, "results_from", from, sizeof from);
             if (a->json)
                 cli_json_line(sdc_to_json(n.params));
+            else if (from[0])
+                printf("job %.0f %s in %.1f s: host %s searched this model; its records are "
+                       "here\n",
+                       job, status, num(n.params, "seconds"), from);
             else
                 printf("job %.0f %s in %.1f s%s%s\n", job, status, num(n.params, "seconds"),
                        err[0] ? ": " : "", err);

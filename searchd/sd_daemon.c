@@ -9,4 +9,5 @@ void sd_daemon_maybe_finish(sd_daemon *d) {
     uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->progress_async, NULL);
     uv_close((uv_handle_t *)&d->conn_timer, NULL);
+    uv_close((uv_handle_t *)&d->lease_wait, NULL);
 }

@@ -58,7 +58,8 @@ typedef struct sd_daemon {
     sd_job *jobs; // newest first
     uint64_t next_job_id;
     int jobs_running, jobs_queued;
-    int tasks; // pool work in flight of any kind (sd_pool.h)
+    int jobs_waiting; // of the running: waiting for a fleet host's search (no cores taken)
+    int tasks;        // pool work in flight of any kind (sd_pool.h)
     int retune_running;
     sc_hw hw; // this host now (override applied)
     char hw_text[256];
@@ -70,6 +71,7 @@ typedef struct sd_daemon {
     char state_error[512]; // why the last failed save failed ("" when none has)
     long saves_failed;
     uv_timer_t conn_timer;   // idle and incomplete-message timeouts
+    uv_timer_t lease_wait;   // asks again for the leases tune jobs wait for (sd_search.c)
     size_t buffered;         // partial-message and queued reply bytes of all connections
     msgpack_sbuffer scratch; // result of the request being handled
     msgpack_packer scratch_pk;

@@ -168,7 +168,7 @@ int sd_dist_stream(sd_model *m, char *key, size_t cap) {
 void sd_dist_refresh(sd_daemon *d) {
     sd_dist *w = d->dist;
     if (!w) return;
-    atomic_store(&w->busy, d->jobs_running > 0 || d->retune_running > 0);
+    atomic_store(&w->busy, d->jobs_running > d->jobs_waiting || d->retune_running > 0);
     int cap = 0;
     for (sd_model *m = d->models; m; m = m->next)
         cap++;

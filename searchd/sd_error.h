@@ -23,8 +23,7 @@
     X(SD_ESTATE, -6008, "state directory problem")                                                 \
     X(SD_ELISTEN, -6009, "cannot listen")                                                          \
     X(SD_ECHANGED, -6010, "the model's weights changed on disk")                                   \
-    X(SD_ENAME, -6011, "name used by another model")                                               \
-    X(SD_EFLEETBUSY, -6012, "another fleet host is searching this model")
+    X(SD_ENAME, -6011, "name used by another model")
 
 enum {
 #define SD_ENUM_(name, code, text) name = code,

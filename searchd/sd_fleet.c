@@ -263,16 +263,15 @@ static void merge_into(sd_fleet *f, sd_model *m, const redisReply *r) {
     }
     free(old.rec);
     f->received += changed;
+    m->fleet_merges++;
     sd_log("fleet: %d record(s) merged into model %s (%s)", changed, m->name, m->id);
     sd_notify_updated(f->d, m->id, "fleet");
 }
 
 /* ---- commands ---- */
 
-static void on_hgetall(redisAsyncContext *ac, void *reply, void *priv) {
-    char *key = priv;
-    sd_fleet *f = ac->data;
-    redisReply *r = reply;
+/* An HGETALL reply of the model key `key` merged into every model with that key. */
+static void merge_reply(sd_fleet *f, const char *key, const redisReply *r) {
     if (f && r && r->type == REDIS_REPLY_ARRAY) {
         f->last_sync = sd_now();
         for (sd_model *m = f->d->models; m; m = m->next) {
@@ -283,6 +282,11 @@ static void on_hgetall(redisAsyncContext *ac, void *reply, void *priv) {
     } else if (f && r && r->type == REDIS_REPLY_ERROR) {
         set_error(f, "HGETALL", r->str);
     }
+}
+
+static void on_hgetall(redisAsyncContext *ac, void *reply, void *priv) {
+    char *key = priv;
+    merge_reply(ac->data, key, reply);
     free(key);
 }
 
@@ -415,9 +419,12 @@ typedef struct lease_req {
     sd_fleet *f;
     uint64_t job;
     char key[128];
+    char model_key[128]; // with `sync`: read once the lease is won, before the answer
     sd_fleet_lease_cb cb;
     uv_timer_t timer;
-    int answered, replied, closed;
+    int sync, won; // won: the lease is ours (hold() counted it)
+    int pending;   // Redis replies still to come (each callback gets q)
+    int answered, closed;
 } lease_req;
 
 static void lease_key(sd_fleet *f, sd_model *m, char *key, size_t cap) {
@@ -442,7 +449,7 @@ static int hold(sd_fleet *f, const char *key) {
 static void lease_timer_closed(uv_handle_t *h) {
     lease_req *q = h->data;
     q->closed = 1;
-    if (q->replied) free(q);
+    if (!q->pending) free(q);
 }
 
 static void lease_answer(lease_req *q, const char *holder, int leased) {
@@ -455,24 +462,50 @@ static void lease_answer(lease_req *q, const char *holder, int leased) {
 static void lease_timeout(uv_timer_t *t) {
     lease_req *q = t->data;
     set_error(q->f, q->key, "Redis did not answer the lease in 2 s; the search runs here");
-    lease_answer(q, NULL, 0);
+    lease_answer(q, NULL, q->won);
+}
+
+/* One reply for q arrived: 1 when q is done with (answered and its timer closed: freed). */
+static int lease_replied(lease_req *q) {
+    q->pending--;
+    if (!q->answered) return 0;
+    if (q->closed && !q->pending) free(q);
+    return 1;
+}
+
+/* With `sync`: the model's records, read after the lease was won, are merged before the answer
+ * (a host whose search ended wrote them before it let the lease go). */
+static void on_lease_sync(redisAsyncContext *ac, void *reply, void *priv) {
+    lease_req *q = priv;
+    (void)ac;
+    if (lease_replied(q)) return;
+    merge_reply(q->f, q->model_key, reply);
+    lease_answer(q, NULL, q->won);
+}
+
+/* The lease is this host's: answered now, or after the model's records with `sync`. */
+static void lease_won(lease_req *q) {
+    sd_fleet *f = q->f;
+    q->won = hold(f, q->key);
+    if (q->sync && f->cmd_ready &&
+        redisAsyncCommand(f->cmd, on_lease_sync, q, "HGETALL %s", q->model_key) == REDIS_OK) {
+        q->pending++;
+        return;
+    }
+    lease_answer(q, NULL, q->won);
 }
 
 static void on_lease(redisAsyncContext *ac, void *reply, void *priv) {
     lease_req *q = priv;
     redisReply *r = reply;
     (void)ac;
-    q->replied = 1;
-    if (q->answered) {
-        if (q->closed) free(q);
-        return;
-    }
+    if (lease_replied(q)) return;
     sd_fleet *f = q->f;
     // SET NX GET: nil when the key was set (ours now), else the holder it keeps.
     if (r && r->type == REDIS_REPLY_NIL) {
-        lease_answer(q, NULL, hold(f, q->key));
+        lease_won(q);
     } else if (r && r->type == REDIS_REPLY_STRING && strcmp(r->str, f->host_id) == 0) {
-        lease_answer(q, NULL, hold(f, q->key)); // another job of this host: shared
+        lease_won(q); // another job of this host: shared
     } else if (r && r->type == REDIS_REPLY_STRING) {
         char holder[300];
         snprintf(holder, sizeof holder, "%s", r->str);
@@ -483,7 +516,7 @@ static void on_lease(redisAsyncContext *ac, void *reply, void *priv) {
     }
 }
 
-int sd_fleet_lease(sd_daemon *d, sd_model *m, uint64_t job_id, sd_fleet_lease_cb cb) {
+int sd_fleet_lease(sd_daemon *d, sd_model *m, uint64_t job_id, int sync, sd_fleet_lease_cb cb) {
     sd_fleet *f = fleet_of(d);
     if (!f || !f->cmd_ready) return 1;
     lease_req *q = calloc(1, sizeof *q);
@@ -491,12 +524,15 @@ int sd_fleet_lease(sd_daemon *d, sd_model *m, uint64_t job_id, sd_fleet_lease_cb
     q->f = f;
     q->job = job_id;
     q->cb = cb;
+    q->sync = sync;
     lease_key(f, m, q->key, sizeof q->key);
-    if (!q->key[0] || redisAsyncCommand(f->cmd, on_lease, q, "SET %s %s NX GET PX %d", q->key,
-                                        f->host_id, FLEET_LEASE_MS) != REDIS_OK) {
+    if (!q->key[0] || model_key(m, q->model_key, sizeof q->model_key) != 0 ||
+        redisAsyncCommand(f->cmd, on_lease, q, "SET %s %s NX GET PX %d", q->key, f->host_id,
+                          FLEET_LEASE_MS) != REDIS_OK) {
         free(q);
         return 1;
     }
+    q->pending = 1;
     uv_timer_init(d->loop, &q->timer);
     q->timer.data = q;
     uv_timer_start(&q->timer, lease_timeout, FLEET_LEASE_WAIT_MS, 0);

@@ -30,9 +30,11 @@ void sd_fleet_model_added(sd_daemon *d, sd_model *m);
 /// the lease). `leased` says whether sd_fleet_lease_release() must be called at the job's end.
 typedef void (*sd_fleet_lease_cb)(sd_daemon *d, uint64_t job_id, const char *holder, int leased);
 /// Takes the lease of model m's key (SET NX PX 60000, refreshed every 20 s) for job `job_id`.
-/// Returns 1 when the job may run now without a lease (no fleet, or Redis is down), else 0 and
-/// `cb` is called later on the loop.
-int sd_fleet_lease(sd_daemon *d, sd_model *m, uint64_t job_id, sd_fleet_lease_cb cb);
+/// With `sync`, a lease won is answered only after the model's records in Redis were read and
+/// merged (a job that waited for another host: what it published is here by then). Returns 1
+/// when the job may run now without a lease (no fleet, or Redis is down), else 0 and `cb` is
+/// called later on the loop.
+int sd_fleet_lease(sd_daemon *d, sd_model *m, uint64_t job_id, int sync, sd_fleet_lease_cb cb);
 /// Gives back the lease of model m's key taken for a job (deleted in Redis if still ours).
 void sd_fleet_lease_release(sd_daemon *d, sd_model *m);
 /// info's `fleet` map.

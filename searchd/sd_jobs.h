@@ -44,7 +44,13 @@ struct sd_job {
     sc_progress progress;
     int progress_new;
     int has_lock;
-    int leased;            // holds the fleet's lease of its model (sd_fleet_lease)
+    int leased;      // holds the fleet's lease of its model (sd_fleet_lease)
+    int lease_asked; // a lease request is out; its answer comes within 2 s
+    // Running but waiting for the fleet host that holds the lease ("" when not waiting), the
+    // model's fleet merges when the wait began, and the host whose records ended the wait.
+    char waiting_for[300];
+    uint64_t merges_before;
+    char results_from[300];
     char dist_stream[160]; // the work stream its evaluations go to (sd_dist.h), "" for none
     char cancel_reason[96];
     // The work's inputs and outputs, touched only by the work function until after-work.

@@ -145,6 +145,8 @@ int main(int argc, char **argv) {
     d->progress_async.data = d;
     uv_timer_init(&loop, &d->conn_timer);
     d->conn_timer.data = d;
+    uv_timer_init(&loop, &d->lease_wait);
+    d->lease_wait.data = d;
     if (d->opt.idle_timeout > 0 || d->opt.message_timeout > 0)
         uv_timer_start(&d->conn_timer, sd_read_sweep, 250, 250);
     uv_signal_t *sigs[] = {&d->sigint, &d->sigterm, &d->sighup};

@@ -36,6 +36,7 @@ struct sd_model {
     int removed;
     int changed;       // the weights under `path` are no longer the ones registered (see model.add)
     int fleet_loading; // sd_fleet_load is loading its weights and lengths for fleet records
+    uint64_t fleet_merges; // fleet merges that changed its frontier (a waiting tune reads it)
     struct sd_model *next;
 };
 

@@ -115,7 +115,7 @@ void sd_pack_job(msgpack_packer *pk, sd_job *j) {
     sc_progress p = sd_job_progress(j);
     // From the stored wall-clock stamps: a job restored after a restart has no other clock.
     double end = j->finished > 0 ? j->finished : sd_now();
-    msgpack_pack_map(pk, j->error[0] ? 9 : 8);
+    msgpack_pack_map(pk, 8 + !!j->error[0] + !!j->waiting_for[0] + !!j->results_from[0]);
     sp_pack_kint(pk, "job", (int64_t)j->id);
     sp_pack_kstr(pk, "model", j->model_id);
     sp_pack_kstr(pk, "status", sd_job_state_name(j->state));
@@ -125,15 +125,19 @@ void sd_pack_job(msgpack_packer *pk, sd_job *j) {
     sp_pack_knum(pk, "best_flops_ratio", p.best_flops);
     sp_pack_knum(pk, "seconds", j->started > 0 ? end - j->started : 0);
     if (j->error[0]) sp_pack_kstr(pk, "error", j->error);
+    // a fleet host searches the model; this job ends with its records (docs/fleet.md)
+    if (j->waiting_for[0]) sp_pack_kstr(pk, "waiting_for", j->waiting_for);
+    if (j->results_from[0]) sp_pack_kstr(pk, "results_from", j->results_from);
 }
 
 void sd_pack_progress(msgpack_packer *pk, sd_job *j) {
     sc_progress p = sd_job_progress(j);
-    msgpack_pack_map(pk, 6);
+    msgpack_pack_map(pk, 6 + !!j->waiting_for[0]);
     sp_pack_kint(pk, "job", (int64_t)j->id);
     sp_pack_kint(pk, "done", p.done);
     sp_pack_kint(pk, "total", p.total);
     sp_pack_knum(pk, "best", p.best_accuracy);
     sp_pack_knum(pk, "best_flops_ratio", p.best_flops);
     sp_pack_kbool(pk, "within_budget", p.found); // best_* are the budget's best, or 0
+    if (j->waiting_for[0]) sp_pack_kstr(pk, "waiting_for", j->waiting_for);
 }

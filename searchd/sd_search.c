@@ -209,23 +209,102 @@ static void fail_start(sd_daemon *d, sd_job *j, const char *why) {
 
 static void run(sd_daemon *d, sd_job *j);
 
-/* The fleet's answer to the lease: run, or fail at once naming the host that searches. */
-static void leased_cb(sd_daemon *d, uint64_t job_id, const char *holder, int leased) {
-    sd_job *j = sd_job_find(d, job_id);
-    if (!j || j->state != SD_JOB_RUNNING || !j->model) return; // a leasing job stays running
-    j->leased = leased;
-    if (!holder) {
-        run(d, j);
-        return;
-    }
-    char why[512];
-    snprintf(why, sizeof why,
-             "%s (host %.300s); its results will arrive here (docs/fleet.md): nothing was run",
-             sd_strerror(SD_EFLEETBUSY), holder);
+#define LEASE_WAIT_MS 2000 // a job waiting for another host's search asks for the lease this often
+
+/* A job starts (`holder`: the host that searches) or stops (NULL) waiting. Waiting jobs take
+ * no cores: this host's worker goes on evaluating for the fleet meanwhile (sd_dist_refresh). */
+static void set_waiting(sd_daemon *d, sd_job *j, const char *holder) {
+    int was = j->waiting_for[0] != '\0', is = holder != NULL;
+    if (is)
+        snprintf(j->waiting_for, sizeof j->waiting_for, "%s", holder);
+    else
+        j->waiting_for[0] = '\0';
+    if (was == is) return;
+    d->jobs_waiting += is ? 1 : -1;
+    sd_dist_refresh(d);
+}
+
+/* A job that ends without having run: cancelled while it waited, or done because the records
+ * of the search it waited for arrived. Its lease (if it won one) is given back. */
+static void end_unrun(sd_daemon *d, sd_job *j, sd_job_state state) {
+    set_waiting(d, j, NULL);
+    d->jobs_running--;
+    j->state = state;
+    j->finished = sd_now();
+    if (state == SD_JOB_CANCELLED)
+        snprintf(j->error, sizeof j->error, "%s",
+                 j->cancel_reason[0] ? j->cancel_reason : "cancelled");
+    if (j->leased) sd_fleet_lease_release(d, j->model);
+    j->leased = 0;
     if (j->width_profile) sc_width_profile_free(j->width_profile);
     free(j->width_profile);
     j->width_profile = NULL;
-    fail_start(d, j, why);
+    sd_log("job %llu %s without running: %s", (unsigned long long)j->id, sd_job_state_name(state),
+           state == SD_JOB_DONE ? "the search it waited for arrived through the fleet" : j->error);
+    sd_model_unref(j->model);
+    j->model = NULL;
+    notify(d, j, "job.done", 0);
+    sd_jobs_save(d, NULL);
+    sd_dist_refresh(d);
+    start_queued(d);
+}
+
+static void leased_cb(sd_daemon *d, uint64_t job_id, const char *holder, int leased);
+
+/* Every LEASE_WAIT_MS while jobs wait: each asks again (its records read with the lease, see
+ * sd_fleet_lease), or ends when cancelled; the timer stops when none waits. */
+static void lease_wait_cb(uv_timer_t *t) {
+    sd_daemon *d = t->data;
+    int waiting = 0;
+    for (sd_job *j = d->jobs; j; j = j->next) {
+        if (j->state != SD_JOB_RUNNING || !j->waiting_for[0] || !j->model) continue;
+        waiting++;
+        if (j->lease_asked) continue;
+        if (atomic_load(&j->cancel)) {
+            end_unrun(d, j, SD_JOB_CANCELLED);
+            waiting--;
+        } else if (sd_fleet_lease(d, j->model, j->id, 1, leased_cb) == 0) {
+            j->lease_asked = 1;
+        } else { // Redis is away: local state is the truth, the search runs here
+            set_waiting(d, j, NULL);
+            waiting--;
+            run(d, j);
+        }
+    }
+    if (!waiting) uv_timer_stop(t);
+}
+
+/* The fleet's answer to the lease: run; or wait while another host searches the model, and
+ * then end with its records when they came (else run: that host went away without any). */
+static void leased_cb(sd_daemon *d, uint64_t job_id, const char *holder, int leased) {
+    sd_job *j = sd_job_find(d, job_id);
+    if (!j || j->state != SD_JOB_RUNNING || !j->model) return; // a leasing job stays running
+    j->lease_asked = 0;
+    j->leased = leased;
+    sd_model *m = j->model;
+    if (atomic_load(&j->cancel)) {
+        end_unrun(d, j, SD_JOB_CANCELLED);
+        return;
+    }
+    if (holder) {
+        if (!j->waiting_for[0]) {
+            j->merges_before = m->fleet_merges;
+            sd_log("job %llu waits: host %s is searching model %s", (unsigned long long)j->id,
+                   holder, m->name);
+        }
+        set_waiting(d, j, holder);
+        notify(d, j, "job.progress", 1);
+        if (!uv_is_active((uv_handle_t *)&d->lease_wait))
+            uv_timer_start(&d->lease_wait, lease_wait_cb, LEASE_WAIT_MS, LEASE_WAIT_MS);
+        return;
+    }
+    if (j->waiting_for[0] && m->fleet_merges != j->merges_before) {
+        snprintf(j->results_from, sizeof j->results_from, "%s", j->waiting_for);
+        end_unrun(d, j, SD_JOB_DONE);
+        return;
+    }
+    set_waiting(d, j, NULL);
+    run(d, j);
 }
 
 static void start(sd_daemon *d, sd_job *j) {
@@ -260,7 +339,10 @@ static void start(sd_daemon *d, sd_job *j) {
         }
     }
     // In a fleet, the search runs once the lease is this host's (or Redis is away): run().
-    if (sd_fleet_lease(d, m, j->id, leased_cb)) run(d, j);
+    if (sd_fleet_lease(d, m, j->id, 0, leased_cb))
+        run(d, j);
+    else
+        j->lease_asked = 1;
 }
 
 /* Hands the job to the pool. */
@@ -335,7 +417,9 @@ int sd_search_submit(sd_daemon *d, sd_model *m, const sc_query *budget, int widt
 static void cancel(sd_daemon *d, sd_job *j, const char *reason) {
     snprintf(j->cancel_reason, sizeof j->cancel_reason, "%s", reason);
     if (j->state == SD_JOB_RUNNING) {
-        atomic_store(&j->cancel, 1); // after_work_cb records it when the search stops
+        // after_work_cb records it when the search stops, leased_cb when the lease answers
+        atomic_store(&j->cancel, 1);
+        if (j->waiting_for[0] && !j->lease_asked) end_unrun(d, j, SD_JOB_CANCELLED);
         return;
     }
     j->state = SD_JOB_CANCELLED;

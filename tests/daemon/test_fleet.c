@@ -32,7 +32,13 @@ static int have_redis(void) {
 }
 
 static int redis_cli(const char *args, char *out, size_t cap);
-static void tune_done(sdc_client *c, char *status, size_t cap, char *err, size_t ecap);
+/* What job.done says of a job: status, error, the host whose records ended it (results_from,
+ * "" when absent) and the candidates the job itself evaluated (total). */
+typedef struct job_end {
+    char status[32], error[600], from[300];
+    double total;
+} job_end;
+static void wait_job_end(sdc_client *c, job_end *e);
 
 /* The distributed evaluation tests look into Redis with redis-cli (redis-tools). */
 static int have_redis_cli(void) {
@@ -336,9 +342,9 @@ START_TEST(fleet_width_records_travel_with_their_profile) {
     sdc_reply r;
     td_call_ok(ca, "tune", tune, 2, &r);
     sdc_reply_free(&r);
-    char status[32], err[600];
-    tune_done(ca, status, sizeof status, err, sizeof err);
-    ck_assert_msg(strcmp(status, "done") == 0, "A's width tune: %s %s", status, err);
+    job_end end;
+    wait_job_end(ca, &end);
+    ck_assert_msg(strcmp(end.status, "done") == 0, "A's width tune: %s %s", end.status, end.error);
     assert_fleet_note(sub, 5000);
     assert_same_records(ca, cb);
     sdc_reply ra, rb;
@@ -447,47 +453,109 @@ START_TEST(fleet_redis_restart_converges) {
 }
 END_TEST
 
-/* job.done of the tune just asked on `c`: its status, and its error in `err`. */
-static void tune_done(sdc_client *c, char *status, size_t cap, char *err, size_t ecap) {
+/* job.done of the job just asked on `c`. */
+static void wait_job_end(sdc_client *c, job_end *e) {
     sdc_note n;
     ck_assert_int_eq(td_wait_note(c, "job.done", 120000, &n), 0);
-    td_str(n.params, "status", status, cap);
-    err[0] = '\0';
-    sp_get_str(n.params, "error", 0, err, ecap, NULL);
+    td_str(n.params, "status", e->status, sizeof e->status);
+    e->error[0] = e->from[0] = '\0';
+    sp_get_str(n.params, "error", 0, e->error, sizeof e->error, NULL);
+    sp_get_str(n.params, "results_from", 0, e->from, sizeof e->from, NULL);
+    e->total = td_num(n.params, "total");
     sdc_note_free(&n);
 }
 
-START_TEST(fleet_lease_one_search_at_a_time) {
+/* The tune just asked on `c` (job `job`) waits for another host: its first job.progress names
+ * that host in `waiting_for`, and so does job.status while it waits. */
+static void assert_waiting_for(sdc_client *c, double job, const char *host) {
+    sdc_note n;
+    ck_assert_msg(td_wait_note(c, "job.progress", 10000, &n) == 0, "no job.progress in 10 s");
+    char who[300] = "";
+    ck_assert_msg(sp_map_get(n.params, "waiting_for") &&
+                      strstr(td_str(n.params, "waiting_for", who, sizeof who), host),
+                  "job %.0f's progress does not say it waits for %s ('%s')", job, host, who);
+    sdc_note_free(&n);
+    sdc_arg id[] = {SDC_ARG_NUM("job", job)};
+    sdc_reply r;
+    td_call_ok(c, "job.status", id, 1, &r);
+    char status[32];
+    ck_assert_str_eq(td_str(r.result, "status", status, sizeof status), "running");
+    ck_assert_msg(strstr(td_str(r.result, "waiting_for", who, sizeof who), host),
+                  "job.status while waiting: waiting_for '%s'", who);
+    sdc_reply_free(&r);
+}
+
+/* One search of a model at a time in the fleet: B's tune while A searches waits for A (no cores
+ * taken), then ends done with A's records, without a search of its own; B's next tune runs. */
+START_TEST(fleet_tune_waits_for_the_searching_host) {
     if (!have_redis()) {
         fprintf(stderr, "fleet: skipped, redis-server is not installed (scripts/deps.sh)\n");
         return;
     }
-    start_fleet();
+    start_fleet_with("10"); // A's search lasts long enough to be found running
     sdc_client *ca = td_connect(&host_a), *cb = td_connect(&host_b);
     sdc_arg tune[] = {SDC_ARG_STR("model", "demo")};
     sdc_reply r;
     td_call_ok(ca, "tune", tune, 1, &r); // A takes the lease
     sdc_reply_free(&r);
-    td_call_ok(cb, "tune", tune, 1, &r); // B finds it taken: fails at once, naming A
+    sdc_note first;
+    ck_assert_int_eq(td_wait_note(ca, "job.progress", 60000, &first), 0);
+    sdc_note_free(&first);
+    td_call_ok(cb, "tune", tune, 1, &r); // B finds it taken and waits
+    double job_b = td_num(r.result, "job");
     sdc_reply_free(&r);
-    char status[32], err[600];
-    tune_done(cb, status, sizeof status, err, sizeof err);
-    ck_assert_str_eq(status, "failed");
-    ck_assert_msg(strstr(err, "another fleet host is searching this model") &&
-                      strstr(err, "Fleet A CPU"),
-                  "B's error: %s", err);
-    tune_done(ca, status, sizeof status, err, sizeof err);
-    ck_assert_str_eq(status, "done");
-    // A's results arrive on B; A's lease is gone, so B may search now.
-    double done = mono_ms();
-    while (frontier_count(cb) <= 0 && mono_ms() - done < 2000)
-        td_sleep_ms(20);
-    assert_same_records(ca, cb);
+    assert_waiting_for(cb, job_b, "Fleet A CPU");
+    job_end a, b;
+    wait_job_end(ca, &a);
+    ck_assert_str_eq(a.status, "done");
+    wait_job_end(cb, &b);
+    ck_assert_str_eq(b.status, "done");
+    ck_assert_msg(strstr(b.from, "Fleet A CPU"), "B's job: results_from '%s'", b.from);
+    ck_assert_msg(b.total == 0, "B's job evaluated %g candidates itself", b.total);
+    assert_same_records(ca, cb); // there when B's job ended, not later
+    // The lease is free now: B's next tune searches here.
     td_call_ok(cb, "tune", tune, 1, &r);
     sdc_reply_free(&r);
-    tune_done(cb, status, sizeof status, err, sizeof err);
-    ck_assert_msg(strcmp(status, "done") == 0, "B's tune after A's: %s %s", status, err);
+    wait_job_end(cb, &b);
+    ck_assert_msg(strcmp(b.status, "done") == 0 && !b.from[0] && b.total > 0,
+                  "B's tune after A's: %s, results_from '%s', %g candidates", b.status, b.from,
+                  b.total);
     sdc_close(ca);
+    sdc_close(cb);
+}
+END_TEST
+
+/* The host that searches dies: B's waiting tune takes the lease when it expires (deleted here,
+ * as the expiry would after 60 s) and, with no records from it, searches itself. */
+START_TEST(fleet_tune_runs_when_the_searching_host_is_gone) {
+    if (!have_redis_cli()) return;
+    start_fleet_with("10");
+    sdc_client *ca = td_connect(&host_a), *cb = td_connect(&host_b);
+    sdc_arg tune[] = {SDC_ARG_STR("model", "demo")};
+    sdc_reply r;
+    td_call_ok(ca, "tune", tune, 1, &r);
+    sdc_reply_free(&r);
+    sdc_note first;
+    ck_assert_int_eq(td_wait_note(ca, "job.progress", 60000, &first), 0);
+    sdc_note_free(&first);
+    td_call_ok(cb, "tune", tune, 1, &r);
+    double job_b = td_num(r.result, "job");
+    sdc_reply_free(&r);
+    assert_waiting_for(cb, job_b, "Fleet A CPU");
+    sdc_close(ca);
+    ck_assert_int_eq(td_stop(&host_a, SIGKILL), 128 + SIGKILL);
+    char key[256], out[64];
+    ck_assert_int_eq(redis_cli("--scan --pattern 'searchd:lease:*'", key, sizeof key), 0);
+    char del[300];
+    snprintf(del, sizeof del, "DEL '%s'", key);
+    ck_assert_int_eq(redis_cli(del, out, sizeof out), 0);
+    ck_assert_str_eq(out, "1");
+    job_end b;
+    wait_job_end(cb, &b);
+    ck_assert_msg(strcmp(b.status, "done") == 0 && !b.from[0] && b.total > 0,
+                  "B's tune once A was gone: %s, results_from '%s', %g candidates", b.status,
+                  b.from, b.total);
+    ck_assert_int_gt(frontier_count(cb), 0);
     sdc_close(cb);
 }
 END_TEST
@@ -681,7 +749,8 @@ Suite *fleet_suite(void) {
     tcase_add_test(tc, fleet_records_reach_a_restarted_host);
     tcase_add_test(tc, fleet_width_records_travel_with_their_profile);
     tcase_add_test(tc, fleet_redis_restart_converges);
-    tcase_add_test(tc, fleet_lease_one_search_at_a_time);
+    tcase_add_test(tc, fleet_tune_waits_for_the_searching_host);
+    tcase_add_test(tc, fleet_tune_runs_when_the_searching_host_is_gone);
     suite_add_tcase(s, tc);
     TCase *dist = tcase_create("distributed evaluation");
     tcase_set_timeout(dist, 600); // three searchd, two of them searching: slow under ASan
