@@ -54,7 +54,7 @@ typedef struct sd_daemon {
     // Work items (sd_dist.c): chunks this host's searches put on the stream, items it evaluated
     // for other hosts, and its own chunks it took back from a silent host. Atomic: counted by
     // search and worker threads, read by info on the loop.
-    atomic_long dist_sent, dist_evaluated, dist_reclaimed;
+    atomic_long dist_sent, dist_evaluated, dist_reclaimed, dist_dropped;
     sd_job *jobs; // newest first
     uint64_t next_job_id;
     int jobs_running, jobs_queued;

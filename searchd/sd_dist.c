@@ -67,6 +67,7 @@ static int worker_take(sd_dist *w, redisContext *c, const wmodel *ms, int n, loa
         return DIST_LOST;
     }
     int rc = 0;
+    long long now_ms = r->type == REDIS_REPLY_ARRAY && r->elements ? sd_dist_redis_ms(c) : -1;
     for (size_t s = 0; r->type == REDIS_REPLY_ARRAY && s < r->elements && rc == 0; s++) {
         const redisReply *sr = r->element[s];
         if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 || !sd_dist_is_str(sr->element[0]))
@@ -75,7 +76,8 @@ static int worker_take(sd_dist *w, redisContext *c, const wmodel *ms, int n, loa
         const wmodel *m = find(ms, n, stream);
         for (size_t i = 0; m && i < sr->element[1]->elements && rc == 0; i++) {
             item it;
-            if (sd_dist_item_parse(sr->element[1]->element[i], &it) != 0) continue;
+            if (sd_dist_item_orphan(c, stream, sr->element[1]->element[i], &it, now_ms, w->dropped))
+                continue;
             if (strcmp(cur->stream, stream) != 0) {
                 unload(cur);
                 en_diag why;
@@ -218,6 +220,7 @@ int sd_dist_start(sd_daemon *d, en_diag *diag) {
     w->sent = &d->dist_sent;
     w->evaluated = &d->dist_evaluated;
     w->reclaimed = &d->dist_reclaimed;
+    w->dropped = &d->dist_dropped;
     atomic_init(&w->stop, 0);
     atomic_init(&w->busy, 0);
     d->dist = w;

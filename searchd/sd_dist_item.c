@@ -95,6 +95,32 @@ int sd_dist_item_parse(const redisReply *e, item *it) {
                : -1;
 }
 
+long long sd_dist_redis_ms(redisContext *c) {
+    redisReply *r = redisCommand(c, "TIME");
+    long long ms = -1;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && sd_dist_is_str(r->element[0]) &&
+        sd_dist_is_str(r->element[1]))
+        ms = strtoll(r->element[0]->str, NULL, 10) * 1000 +
+             strtoll(r->element[1]->str, NULL, 10) / 1000;
+    freeReplyObject(r);
+    return ms;
+}
+
+/* A dead originator's items would otherwise be evaluated for nobody and stay in the stream. */
+int sd_dist_item_orphan(redisContext *c, const char *stream, const redisReply *e, item *it,
+                        long long now_ms, atomic_long *dropped) {
+    int parsed = sd_dist_item_parse(e, it) == 0;
+    if (parsed && (now_ms <= 0 || now_ms - strtoll(it->id, NULL, 10) <= DIST_ORPHAN_MS)) return 0;
+    if (!e || e->type != REDIS_REPLY_ARRAY || e->elements < 1 || !sd_dist_is_str(e->element[0]))
+        return 1; // nothing to name it by
+    const char *id = e->element[0]->str;
+    freeReplyObject(redisCommand(c, "XACK %s %s %s", stream, DIST_GROUP, id));
+    if (e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY) return 1; // deleted already
+    freeReplyObject(redisCommand(c, "XDEL %s %s", stream, id));
+    atomic_fetch_add(dropped, 1);
+    return 1;
+}
+
 /* The entries of a one-stream XREADGROUP/XREAD reply [[stream, [entry...]]], or NULL. */
 const redisReply *sd_dist_entries(const redisReply *r) {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) return NULL;
@@ -247,6 +273,8 @@ int sd_dist_item_serve(redisContext *c, const char *stream, const item *it, cons
     r = redisCommand(c, "XACK %s %s %s", stream, DIST_GROUP, it->id);
     ok = r != NULL;
     freeReplyObject(r);
+    // served: nobody reads it again (its originator deletes its items at the end, a no-op then)
+    if (ok) freeReplyObject(redisCommand(c, "XDEL %s %s", stream, it->id));
     if (answered) atomic_fetch_add(count, 1);
     return ok ? 0 : DIST_LOST;
 }

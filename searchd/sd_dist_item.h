@@ -20,6 +20,7 @@
 #define DIST_CHUNK_MIN 8     // examples: below, an item's round trip outweighs its work
 #define DIST_CHUNK_MAX 48    // and above, a slow host holds the batch back too long
 #define DIST_STALE_MS 5000   // a claimed item idle this long: its host went silent
+#define DIST_ORPHAN_MS 60000 // an unclaimed item this old: its originator died
 #define DIST_CLAIM_EVERY 1.0 // seconds between looks for such items
 #define DIST_REPLY_BLOCK_MS 100
 #define DIST_WORKER_BLOCK_MS 500
@@ -41,7 +42,7 @@ typedef struct sd_dist {
     // Set by sd_dist_start, read-only afterwards: any thread.
     char host[256], password[256], name[320]; // name: hostname/pid, the consumers' prefix
     int port, db, threads;
-    atomic_long *sent, *evaluated, *reclaimed;
+    atomic_long *sent, *evaluated, *reclaimed, *dropped;
     uv_timer_t timer;
     uv_thread_t thread;
     int has_thread;
@@ -85,8 +86,15 @@ redisContext *sd_dist_connect(const sd_dist *w, const char *name);
 /// XGROUP CREATE ... $ MKSTREAM: 0 when the group exists now (BUSYGROUP: it did), -1 when Redis
 /// failed. `$`: items left by an originator that died before are not served.
 int sd_dist_group_create(redisContext *c, const char *stream);
+/// Redis's clock in milliseconds (TIME), or -1: item ids count from it.
+long long sd_dist_redis_ms(redisContext *c);
+/// An entry of `stream` no originator will collect: not a work item, or unclaimed until older
+/// than DIST_ORPHAN_MS at `now_ms` (Redis's clock; <= 0: age unknown, not judged). Acked and
+/// deleted, counted in `*dropped`: 1; 0 when `e` is a live item (parsed into `it`).
+int sd_dist_item_orphan(redisContext *c, const char *stream, const redisReply *e, item *it,
+                        long long now_ms, atomic_long *dropped);
 /// Evaluates item `it` of `stream` with model `em` on data set `ds` (all borrowed), posts the
-/// result (or the error) on its reply stream, acks it and counts it in `*count`. 0 (also when
-/// cancelled: the item stays pending and is taken back), DIST_LOST when Redis failed.
+/// result (or the error) on its reply stream, acks and deletes it and counts it in `*count`. 0
+/// (also when cancelled: the item stays pending and is taken back), DIST_LOST when Redis failed.
 int sd_dist_item_serve(redisContext *c, const char *stream, const item *it, const en_model *em,
                        const en_dataset *ds, int threads, atomic_int *cancel, atomic_long *count);

@@ -80,15 +80,14 @@ static void drop_connection(sd_dist_origin *o) {
 static int claimed(batch *b, const redisReply *e, int reclaimed) {
     sd_dist_origin *o = b->o;
     item it;
-    if (sd_dist_item_parse(e, &it) != 0) { // deleted meanwhile, or not an item: nothing to do
-        if (e && e->type == REDIS_REPLY_ARRAY && e->elements >= 1 && sd_dist_is_str(e->element[0]))
-            freeReplyObject(
-                redisCommand(o->c, "XACK %s %s %s", o->stream, DIST_GROUP, e->element[0]->str));
-        return 0;
-    }
-    if (strcmp(it.reply, b->reply) != 0)
+    if (sd_dist_item_parse(e, &it) != 0 || strcmp(it.reply, b->reply) != 0) {
+        // not an item (deleted meanwhile), or another batch's: dropped when its originator is
+        // gone, else served as a worker would
+        if (sd_dist_item_orphan(o->c, o->stream, e, &it, sd_dist_redis_ms(o->c), o->w->dropped))
+            return 0;
         return sd_dist_item_serve(o->c, o->stream, &it, b->job->m, b->job->d, b->job->threads,
                                   b->job->cancel, o->w->evaluated);
+    }
     int rc = 0;
     if (it.chunk < b->nch && !b->done[it.chunk]) {
         if ((rc = chunk_local(b, (int)it.chunk)) != 0) return rc;

@@ -744,7 +744,7 @@ void sd_fleet_free(sd_daemon *d) {
 
 void sd_fleet_pack_info(msgpack_packer *pk, const sd_daemon *d) {
     const sd_fleet *f = fleet_of(d);
-    msgpack_pack_map(pk, 10);
+    msgpack_pack_map(pk, 11);
     sp_pack_kstr(pk, "url", f ? f->url : "");
     sp_pack_kbool(pk, "connected", f && f->cmd_ready && f->sub_ready);
     sp_pack_knum(pk, "last_sync", f ? f->last_sync : 0);
@@ -759,4 +759,5 @@ void sd_fleet_pack_info(msgpack_packer *pk, const sd_daemon *d) {
     sp_pack_kint(pk, "items_sent", atomic_load(&d->dist_sent));
     sp_pack_kint(pk, "items_evaluated", atomic_load(&d->dist_evaluated));
     sp_pack_kint(pk, "items_reclaimed", atomic_load(&d->dist_reclaimed));
+    sp_pack_kint(pk, "items_dropped", atomic_load(&d->dist_dropped));
 }

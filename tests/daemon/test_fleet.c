@@ -675,15 +675,21 @@ START_TEST(fleet_distributed_evaluation_same_frontier) {
 }
 END_TEST
 
-/* A host that goes silent holding an item, as one killed mid-item: a consumer of A's work
- * stream that claims one item (blocked on the stream before A's search starts, so it gets one
- * of the first batch's) and never answers. Its pid; *key gets the stream. */
-static pid_t silent_host(char *key, size_t cap) {
-    // A's worker made the stream and its group when it first saw the model.
+/* The model's work stream in `key`: A's worker makes it, and its group, when it first sees the
+ * model. */
+static void work_stream(char *key, size_t cap) {
     double t0 = mono_ms();
     while (redis_cli("--scan --pattern 'searchd:work:*'", key, cap) != 0 && mono_ms() - t0 < 20000)
         td_sleep_ms(50);
     ck_assert_msg(key[0], "A made no work stream within 20 s");
+}
+
+/* A host that goes silent holding an item, as one killed mid-item: a consumer of A's work
+ * stream that claims one item (blocked on the stream before A's search starts, so it gets one
+ * of the first batch's) and never answers. Its pid; *key gets the stream. */
+static pid_t silent_host(char *key, size_t cap) {
+    work_stream(key, cap);
+    double t0;
     char port[16];
     snprintf(port, sizeof port, "%d", redis_port);
     pid_t pid = fork();
@@ -740,6 +746,36 @@ START_TEST(fleet_silent_host_items_reclaimed) {
 }
 END_TEST
 
+/* Items nobody will collect are dropped, not evaluated: one put on the stream by an originator
+ * long gone (its id is from 1970, older than any live batch) and one that is not an item. Both
+ * leave the stream; no host evaluates them. */
+START_TEST(fleet_orphan_items_dropped) {
+    if (!have_redis_cli()) return;
+    start_fleet();
+    char key[256], out[64], args[600];
+    work_stream(key, sizeof key);
+    snprintf(args, sizeof args,
+             "XADD %s 1000-1 reply searchd:reply:gone chunk 0 sched 'attn:1,1,1,1' index abcd "
+             "check 0",
+             key);
+    ck_assert_int_eq(redis_cli(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "XADD %s '*' not an-item", key);
+    ck_assert_int_eq(redis_cli(args, out, sizeof out), 0);
+    sdc_client *ca = td_connect(&host_a), *cb = td_connect(&host_b);
+    double t0 = mono_ms(), dropped = 0;
+    while ((dropped = fleet_info(ca, "items_dropped") + fleet_info(cb, "items_dropped")) < 2 &&
+           mono_ms() - t0 < 10000)
+        td_sleep_ms(50);
+    ck_assert_msg(dropped == 2, "%g item(s) dropped in 10 s, not 2", dropped);
+    snprintf(args, sizeof args, "XLEN %s", key);
+    ck_assert_int_eq(redis_cli(args, out, sizeof out), 0);
+    ck_assert_str_eq(out, "0");
+    ck_assert_double_eq(fleet_info(ca, "items_evaluated") + fleet_info(cb, "items_evaluated"), 0);
+    sdc_close(ca);
+    sdc_close(cb);
+}
+END_TEST
+
 Suite *fleet_suite(void) {
     Suite *s = suite_create("fleet");
     TCase *tc = tcase_create("two hosts, one redis");
@@ -757,6 +793,7 @@ Suite *fleet_suite(void) {
     tcase_add_checked_fixture(dist, fleet_setup, fleet_teardown);
     tcase_add_test(dist, fleet_distributed_evaluation_same_frontier);
     tcase_add_test(dist, fleet_silent_host_items_reclaimed);
+    tcase_add_test(dist, fleet_orphan_items_dropped);
     suite_add_tcase(s, dist);
     return s;
 }
