@@ -219,8 +219,13 @@ static int cmp_double(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
+/* Passes over the frontier, interleaved: one pass alone is at the mercy of whatever else the
+ * host runs while that record is timed. */
+#define TIMING_ROUNDS 3
+
 /* Runs every frontier schedule on (up to latency_examples of) `d` with one worker of one
- * thread, as the latency model was calibrated, and compares with its prediction there. */
+ * thread, as the latency model was calibrated, and compares with its prediction there: the
+ * mean over TIMING_ROUNDS interleaved passes, as the calibration averages its repeats. */
 static int measure(const en_model *m, const en_dataset *d, int count, const sc_frontier *f,
                    const sc_latency_model *lm, double *predicted, double *measured,
                    double *median_err) {
@@ -236,8 +241,11 @@ static int measure(const en_model *m, const en_dataset *d, int count, const sc_f
         len[i] = d->ex[idx[i]].n;
     }
     if (en_dataset_view(d, idx, n, &view) != 0) goto done;
-    for (int i = 0; i < f->count; i++) {
-        cli_progress("timing", i, f->count, NULL);
+    for (int i = 0; i < f->count; i++)
+        measured[i] = 0;
+    for (int t = 0; t < TIMING_ROUNDS * f->count; t++) {
+        int i = t % f->count;
+        cli_progress("timing", t, TIMING_ROUNDS * f->count, NULL);
         en_eval_opts eo = {.metric = f->rec[i].schedule.metric,
                            .ratios = f->rec[i].schedule.ratios,
                            .threads = 1,
@@ -253,7 +261,9 @@ static int measure(const en_model *m, const en_dataset *d, int count, const sc_f
             fprintf(stderr, "searchctl tune: timing: %s\n", diag.msg);
             goto done;
         }
-        measured[i] = res.latency_ms;
+        measured[i] += res.latency_ms / TIMING_ROUNDS;
+    }
+    for (int i = 0; i < f->count; i++) {
         predicted[i] = sc_latency_predict(lm, &m->cfg, &f->rec[i].schedule, len, n);
         err[i] = fabs(predicted[i] - measured[i]) / measured[i];
     }
