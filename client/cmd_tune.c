@@ -20,12 +20,19 @@
 static int write_svg(const ctl_args *a, const sc_frontier *front, const sc_frontier *fam,
                      const sc_record *chosen);
 static void on_progress(void *ud, const sc_progress *p);
+/* How the latency model did on the frontier: the median relative error, and the same once the
+ * host's drift since the calibration (the probe's time then and now) is taken out. */
+typedef struct lat_check {
+    double median_err; // -1: not timed
+    double drift;      // probe now / probe at calibration (0: no probe in the model)
+    double drift_err;  // median error of predicted * drift (-1: no drift known)
+} lat_check;
+
 static int measure(const en_model *m, const en_dataset *d, int count, const sc_frontier *f,
-                   const sc_latency_model *lm, double *predicted, double *measured,
-                   double *median_err);
+                   const sc_latency_model *lm, double *predicted, double *measured, lat_check *out);
 static void print_text(const ctl_args *a, const sc_latency_model *lm, const sc_frontier *f,
                        const sc_frontier *fam, const double *predicted, const double *measured,
-                       double median_err, const sc_search_stats *st, const sc_record *chosen);
+                       const lat_check *lc, const sc_search_stats *st, const sc_record *chosen);
 static json_t *record_json(const sc_record *r, double predicted, double measured);
 static double best_family(const sc_frontier *fam, double flops);
 static int save_frontier(const char *path, const sc_frontier *f);
@@ -93,10 +100,10 @@ int cmd_tune(ctl_args *ap, int argc, char **argv) {
     if (a.out && save_frontier(a.out, &front) != 0) goto done;
     measured = calloc((size_t)front.count + 1, sizeof *measured);
     predicted = calloc((size_t)front.count + 1, sizeof *predicted);
-    double median_err = -1;
+    lat_check lc = {-1, 0, -1};
     if (!measured || !predicted) goto done;
     if (a.latency_examples > 0 && measure(m, hold ? hold : data, a.latency_examples, &front, &lm,
-                                          predicted, measured, &median_err) != 0)
+                                          predicted, measured, &lc) != 0)
         goto done;
     // The question asked; without one, the usual: the cheapest within a 1% drop.
     if (q.max_drop < 0 && q.max_flops < 0 && q.max_latency_ms < 0) q.max_drop = SC_DEFAULT_MAX_DROP;
@@ -132,7 +139,11 @@ int cmd_tune(ctl_args *ap, int argc, char **argv) {
         }
         json_object_set_new(root, "gain_over_families", json_real(st.gain_over_families));
         json_object_set_new(root, "latency_median_error",
-                            median_err >= 0 ? json_real(median_err) : json_null());
+                            lc.median_err >= 0 ? json_real(lc.median_err) : json_null());
+        json_object_set_new(root, "latency_host_drift",
+                            lc.drift > 0 ? json_real(lc.drift) : json_null());
+        json_object_set_new(root, "latency_median_error_drift_removed",
+                            lc.drift_err >= 0 ? json_real(lc.drift_err) : json_null());
         json_object_set_new(
             root, "search",
             json_pack("{s:f, s:i, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:I}", "seconds",
@@ -148,7 +159,7 @@ int cmd_tune(ctl_args *ap, int argc, char **argv) {
         json_object_set_new(root, "latency_model", lat);
         print_json(root);
     } else {
-        print_text(&a, &lm, &front, &fam, predicted, measured, median_err, &st, chosen);
+        print_text(&a, &lm, &front, &fam, predicted, measured, &lc, &st, chosen);
         if (!chosen) fprintf(stderr, "searchctl tune: %s\n", diag.msg);
     }
     status = chosen && !svg_failed ? 0 : 1;
@@ -223,12 +234,18 @@ static int cmp_double(const void *x, const void *y) {
  * host runs while that record is timed. */
 #define TIMING_ROUNDS 3
 
+static double median_of(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 /* Runs every frontier schedule on (up to latency_examples of) `d` with one worker of one
  * thread, as the latency model was calibrated, and compares with its prediction there: the
- * mean over TIMING_ROUNDS interleaved passes, as the calibration averages its repeats. */
+ * mean over TIMING_ROUNDS interleaved passes, as the calibration averages its repeats. The
+ * latency probe runs before each record, so its mean covers the same minutes as the records. */
 static int measure(const en_model *m, const en_dataset *d, int count, const sc_frontier *f,
                    const sc_latency_model *lm, double *predicted, double *measured,
-                   double *median_err) {
+                   lat_check *out) {
     int n = d->count < count ? d->count : count;
     int *idx = malloc((size_t)n * sizeof *idx), *len = malloc((size_t)n * sizeof *len);
     double *err = malloc((size_t)(f->count + 1) * sizeof *err);
@@ -243,6 +260,7 @@ static int measure(const en_model *m, const en_dataset *d, int count, const sc_f
     if (en_dataset_view(d, idx, n, &view) != 0) goto done;
     for (int i = 0; i < f->count; i++)
         measured[i] = 0;
+    double probe_sum = 0;
     for (int t = 0; t < TIMING_ROUNDS * f->count; t++) {
         int i = t % f->count;
         cli_progress("timing", t, TIMING_ROUNDS * f->count, NULL);
@@ -254,7 +272,10 @@ static int measure(const en_model *m, const en_dataset *d, int count, const sc_f
         en_eval_result res = {0};
         en_diag diag = {{0}};
         en_model *narrowed = NULL; // the network the record runs
-        int erc = sc_width_narrow(m, f->width, &f->rec[i].schedule, &narrowed, &diag);
+        double probe = 0;
+        int erc = lm->probe_ms > 0 ? sc_latency_probe(m, 1, &probe, &diag) : 0;
+        probe_sum += probe;
+        if (erc == 0) erc = sc_width_narrow(m, f->width, &f->rec[i].schedule, &narrowed, &diag);
         if (erc == 0) erc = en_eval(narrowed ? narrowed : m, view, &eo, &res, &diag);
         en_model_free(narrowed);
         if (erc != 0) {
@@ -268,9 +289,13 @@ static int measure(const en_model *m, const en_dataset *d, int count, const sc_f
         err[i] = fabs(predicted[i] - measured[i]) / measured[i];
     }
     cli_progress_end();
-    qsort(err, (size_t)f->count, sizeof *err, cmp_double);
-    *median_err =
-        f->count % 2 ? err[f->count / 2] : 0.5 * (err[f->count / 2 - 1] + err[f->count / 2]);
+    out->median_err = median_of(err, f->count);
+    if (lm->probe_ms > 0) {
+        out->drift = probe_sum / (TIMING_ROUNDS * f->count) / lm->probe_ms;
+        for (int i = 0; i < f->count; i++)
+            err[i] = fabs(predicted[i] * out->drift - measured[i]) / measured[i];
+        out->drift_err = median_of(err, f->count);
+    }
     rc = 0;
 done:
     en_dataset_free_view(view);
@@ -282,7 +307,7 @@ done:
 
 static void print_text(const ctl_args *a, const sc_latency_model *lm, const sc_frontier *f,
                        const sc_frontier *fam, const double *predicted, const double *measured,
-                       double median_err, const sc_search_stats *st, const sc_record *chosen) {
+                       const lat_check *lc, const sc_search_stats *st, const sc_record *chosen) {
     char hw[512], text[SC_SCHEDULE_TEXT_MAX];
     sc_hw_format(&lm->hw, hw, sizeof hw);
     printf("hardware   %s\n", hw);
@@ -318,10 +343,15 @@ static void print_text(const ctl_args *a, const sc_latency_model *lm, const sc_f
                r->tokens_flops_ratio - r->flops_ratio, r->latency_ms, pred, meas, r->accuracy,
                100 * r->drop, 100 * r->drop_upper, vs);
     }
-    if (median_err >= 0)
+    if (lc->median_err >= 0)
         printf("\nlatency model: median error %.1f%% over the frontier (prediction for the timed "
                "examples vs en_eval, 1 worker, 1 thread)\n",
-               100 * median_err);
+               100 * lc->median_err);
+    if (lc->drift > 0)
+        printf("               the probe ran %.2fx its calibration time while the frontier was "
+               "timed (the host's load);\n               with that drift taken out, median "
+               "error %.1f%%\n",
+               lc->drift, 100 * lc->drift_err);
     printf("\nsimple families on their own frontier (held-out):\n");
     for (int i = 0; i < fam->count; i++) {
         sc_schedule_format(&fam->rec[i].schedule, text, sizeof text);

@@ -26,14 +26,22 @@ typedef struct sc_latency_model {
     double fixed_ms;      // embeddings + head, per sequence
     double calib_seconds; // how long the calibration took
     double fit_error;     // median relative error on the calibration points
+    double probe_ms;      // sc_latency_probe() during the calibration (0: not measured)
 } sc_latency_model;
 
 /// Measures `m` on this host with `threads` BLAS threads for about `seconds` seconds: random
 /// sequences of 2 to 128 tokens under random schedules (half of them narrowed to random
-/// widths, layers at random precisions), each en_ctx_layer() call timed, the
-/// mean of repeats fitted by least squares on relative error. Leaves BLAS at 1 thread.
+/// widths, layers at random precisions), a few sequences in a row per schedule as a data set
+/// runs, each en_ctx_layer() call timed, the mean of repeats fitted by least squares on relative
+/// error; and the probe (sc_latency_probe) once per pass. Leaves BLAS at 1 thread.
 int sc_latency_calibrate(const en_model *m, int threads, double seconds, sc_latency_model *out,
                          en_diag *diag);
+
+/// Times the probe on `m` now: unpruned F32 forwards of a fixed set of sequences (the same
+/// every call, and inside the calibration). Its time over lm->probe_ms is how much slower the
+/// host runs now than when `lm` was measured (other tenants, clocks), which no schedule causes.
+/// *ms: ms per probe pass. Leaves BLAS at 1 thread.
+int sc_latency_probe(const en_model *m, int threads, double *ms, en_diag *diag);
 
 /// Predicted mean latency (ms) per sequence of `s` over sequences of the given lengths
 /// (borrowed, `count` entries): what en_eval() measures with one worker of the same threads.

@@ -464,11 +464,12 @@ json_t *sc_latency_to_json(const sc_latency_model *lm) {
         json_array_append_new(layer8, json_real(lm->layer_int8[i]));
         json_array_append_new(last8, json_real(lm->last_int8[i]));
     }
-    return json_pack("{s:{s:s, s:s, s:i, s:i, s:s}, s:o, s:o, s:o, s:o, s:f, s:f, s:f}", "hw",
+    return json_pack("{s:{s:s, s:s, s:i, s:i, s:s}, s:o, s:o, s:o, s:o, s:f, s:f, s:f, s:f}", "hw",
                      "cpu", lm->hw.cpu, "simd", lm->hw.simd, "cores", lm->hw.cores, "threads",
                      lm->hw.threads, "blas", lm->hw.blas, "layer", layer, "last", last,
                      "layer_int8", layer8, "last_int8", last8, "fixed_ms", lm->fixed_ms,
-                     "calib_seconds", lm->calib_seconds, "fit_error", lm->fit_error);
+                     "calib_seconds", lm->calib_seconds, "fit_error", lm->fit_error, "probe_ms",
+                     lm->probe_ms);
 }
 
 /* `name`: an array of SC_LAT_TERMS finite numbers into out; an array of SC_LAT_TERMS_V1 (a
@@ -531,6 +532,10 @@ int sc_latency_from_json(const json_t *j, sc_latency_model *out, en_diag *diag) 
     if ((rc = get_num(j, l, "fixed_ms", -1e7, 1e7, &out->fixed_ms, diag)) ||
         (rc = get_num(j, l, "calib_seconds", 0, 1e7, &out->calib_seconds, diag)) ||
         (rc = get_num(j, l, "fit_error", 0, 1e7, &out->fit_error, diag)))
+        return rc;
+    // Saved before the probe: its drift is unknown (0)
+    if (json_object_get(j, "probe_ms") &&
+        (rc = get_num(j, l, "probe_ms", 0, 1e7, &out->probe_ms, diag)))
         return rc;
     return 0;
 }

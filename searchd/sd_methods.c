@@ -363,7 +363,7 @@ static int m_profile(sd_call *k) {
     if (!m->has_lat)
         return en_fail(&k->diag, SD_ENOPROFILE, "model %s has no latency profile yet", m->id);
     msgpack_packer *pk = k->pk;
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 13);
     sp_pack_kstr(pk, "model", m->id);
     sp_pack_kstr(pk, "hardware", m->hw_text);
     sp_pack_str(pk, "fingerprint");
@@ -380,6 +380,7 @@ static int m_profile(sd_call *k) {
     sp_pack_knum(pk, "fixed_ms", m->lat.fixed_ms);
     sp_pack_knum(pk, "calib_seconds", m->lat.calib_seconds);
     sp_pack_knum(pk, "fit_error", m->lat.fit_error);
+    sp_pack_knum(pk, "probe_ms", m->lat.probe_ms);
     sp_pack_kstr(pk, "host_hardware", k->d->hw_text);
     return 0;
 }

@@ -175,11 +175,20 @@ START_TEST(latency_json) {
     lm.layer[1] = 0.01;
     lm.last[1] = 0.004;
     lm.fixed_ms = 0.2;
+    lm.probe_ms = 3.5;
     json_t *j = sc_latency_to_json(&lm);
     ck_assert_int_eq(sc_latency_from_json(j, &back, NULL), 0);
     ck_assert(sc_hw_equal(&lm.hw, &back.hw));
     ck_assert(back.layer[1] == 0.01);
     ck_assert(back.last[1] == 0.004);
+    ck_assert(back.probe_ms == 3.5);
+    // a model saved before the probe: its drift is unknown, not an error
+    json_object_del(j, "probe_ms");
+    ck_assert_int_eq(sc_latency_from_json(j, &back, NULL), 0);
+    ck_assert(back.probe_ms == 0);
+    json_object_set_new(j, "probe_ms", json_string("fast"));
+    ck_assert_int_eq(sc_latency_from_json(j, &back, NULL), SC_ECORRUPT);
+    json_object_del(j, "probe_ms");
     // a model saved before the last layer had its own terms: it costs what the others do
     json_object_del(j, "last");
     ck_assert_int_eq(sc_latency_from_json(j, &back, NULL), 0);

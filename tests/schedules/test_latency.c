@@ -78,12 +78,37 @@ START_TEST(predicts_monotonically_and_near_measured) {
 }
 END_TEST
 
+START_TEST(probe_times_the_unpruned_forwards) {
+    const en_model *m = demo_model();
+    sc_latency_model lm;
+    en_diag diag = {{0}};
+    ck_assert_msg(sc_latency_calibrate(m, 1, 0.3, &lm, &diag) == 0, "%s", diag.msg);
+    // The probe is the unpruned network on sequences of 8, 16, 24, 32, 48 and 64 tokens: the
+    // model fitted on other sequences predicts about that much.
+    static const int lengths[] = {8, 16, 24, 32, 48, 64};
+    sc_schedule full;
+    sc_schedule_full(&full, EN_METRIC_ATTN, m->cfg.layers);
+    double pred = 6 * sc_latency_predict(&lm, &m->cfg, &full, lengths, 6);
+    ck_assert_msg(lm.probe_ms > pred / 3 && lm.probe_ms < pred * 3,
+                  "probe %.4f ms during calibration, predicted %.4f ms", lm.probe_ms, pred);
+    // Timed again now, it takes about as long: the ratio is the host's drift, near 1 here.
+    double now = 0, best = 1e9;
+    for (int r = 0; r < 5; r++) {
+        ck_assert_msg(sc_latency_probe(m, 1, &now, &diag) == 0, "%s", diag.msg);
+        best = now < best ? now : best;
+    }
+    ck_assert_msg(best > lm.probe_ms / 3 && best < lm.probe_ms * 3,
+                  "probe %.4f ms now, %.4f ms during calibration", best, lm.probe_ms);
+}
+END_TEST
+
 Suite *latency_suite(void) {
     Suite *s = suite_create("latency");
     TCase *tc = tcase_create("demo");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, hardware_fingerprint);
     tcase_add_test(tc, predicts_monotonically_and_near_measured);
+    tcase_add_test(tc, probe_times_the_unpruned_forwards);
     suite_add_tcase(s, tc);
     return s;
 }
