@@ -143,12 +143,18 @@ int sc_schedule_ffn_level(const sc_schedule *s, int l, int levels) {
 }
 
 double sc_schedule_flops(const en_config *cfg, const sc_schedule *s, int n0) {
+    return sc_schedule_flops_weighted(cfg, s, n0, 1.0);
+}
+
+double sc_schedule_flops_weighted(const en_config *cfg, const sc_schedule *s, int n0,
+                                  double int8_weight) {
     double total = en_flops_head(cfg);
     int n = n0;
     for (int l = 0; l < cfg->layers; l++) {
         int k = en_keep_count(s->ratios[l], n0, n);
         int m = sc_width_neurons(cfg->ffn, sc_schedule_ffn_level(s, l, SC_WIDTH_LEVELS));
-        total += en_flops_layer_width(cfg, n, k, sc_schedule_heads(s, l, cfg->heads), m);
+        double f = en_flops_layer_width(cfg, n, k, sc_schedule_heads(s, l, cfg->heads), m);
+        total += s->prec[l] == EN_PREC_INT8 ? int8_weight * f : f;
         n = k;
     }
     return total;

@@ -60,3 +60,7 @@ int sc_schedule_ffn_level(const sc_schedule *s, int l, int levels);
 /// FLOPs of one sequence of n0 tokens under `s` (shared/spec/width.md), with the neurons a
 /// width profile keeps at each layer's FFN level (sc_width_neurons).
 double sc_schedule_flops(const en_config *cfg, const sc_schedule *s, int n0);
+/// The same with each INT8 layer's FLOPs counted `int8_weight` times (its time relative to an
+/// F32 layer's): a cost that ranks precisions, where plain FLOPs cannot.
+double sc_schedule_flops_weighted(const en_config *cfg, const sc_schedule *s, int n0,
+                                  double int8_weight);

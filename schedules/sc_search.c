@@ -20,8 +20,8 @@ typedef struct cand {
     sc_schedule s;
     uint64_t hash;
     double flops, lat; // on the search part (latency predicted; 0 without a model)
-    double cost;       // what the search minimizes: lat over the unpruned model's predicted
-                       // latency (minimize latency, with a model), else flops
+    double cost;       // what the search explores by: flops, with INT8 layers discounted
+                       // (int8_weight)
     int family;        // a simple-family seed
     int full;          // evaluated on the whole search part
     uint8_t *ok;       // [ns]: right or wrong, in search-part order
@@ -46,8 +46,8 @@ typedef struct search {
     sc_prefix_cache *cache;  // the search part's states across generations; may be NULL
     sc_width_profile *width; // owned: with opts->width, the profile the search narrows with
     sc_width_bank bank;      // its narrowed layers (bank.m is NULL without width)
-    double lat_base;         // predicted latency of the unpruned model on the search part; 0 when
-                             // the search minimizes FLOPs
+    double int8_weight;      // an INT8 layer's cost relative to an F32 one in `cost` (0: not
+                             // known yet)
     double anchor_cost; // the cheapest answer to max_drop so far, and generations since it fell
     int stale;
     en_diag *diag;
@@ -81,6 +81,9 @@ static double best_family(const sc_record *fam, int n, double flops);
 static int within_budget(const search *S, const sc_schedule *s);
 static double flops_ratio(const search *S, const sc_schedule *s, const int *len, int n,
                           double base);
+static double explore_cost(const search *S, const sc_schedule *s, const int *len, int n,
+                           double base);
+static double precision_weight(const search *S);
 static int pareto(const search *S, int families_only, int *out);
 static int bucket_best(const search *S, int focus_only, int *out);
 static void report(search *S);
@@ -727,13 +730,31 @@ static int add_cand(search *S, const sc_schedule *s, int family) {
     c->family = family;
     c->flops = flops_ratio(S, s, S->slen, S->ns, S->sbase);
     c->lat = S->o->lat ? sc_latency_predict(S->o->lat, &S->m->cfg, s, S->slen, S->ns) : 0;
-    if (S->o->lat && S->o->budget.minimize == SC_MIN_LATENCY && S->lat_base == 0) {
-        sc_schedule full;
-        sc_schedule_full(&full, s->metric, S->m->cfg.layers);
-        S->lat_base = sc_latency_predict(S->o->lat, &S->m->cfg, &full, S->slen, S->ns);
-    }
-    c->cost = S->lat_base > 0 ? c->lat / S->lat_base : c->flops;
+    if (S->int8_weight == 0) S->int8_weight = precision_weight(S);
+    c->cost = S->int8_weight == 1 || !sc_schedule_has_precision(s)
+                  ? c->flops
+                  : explore_cost(S, s, S->slen, S->ns, S->sbase);
     return S->nc++;
+}
+
+/* The search explores by FLOPs, not by predicted latency: a latency model carries its
+ * calibration's noise, and a noisy cost steers the evolutionary search down a different path
+ * each run (five runs chose four schedules, 0.38-0.46 of the FLOPs; by FLOPs the same seed
+ * reaches 0.36 every time, also the fastest in ms: docs/figures.md). Predicted latency picks
+ * among the frontier's records. FLOPs cannot rank precisions, so with a latency model an INT8
+ * layer counts as its predicted time over an F32 layer's (the unpruned network's, on the search
+ * part's lengths), rounded to 0.05 so that calibrations of one host agree on it. */
+static double precision_weight(const search *S) {
+    if (!S->o->int8 || !S->o->lat || S->o->budget.minimize != SC_MIN_LATENCY) return 1;
+    sc_schedule f32, int8;
+    sc_schedule_full(&f32, EN_METRIC_ATTN, S->m->cfg.layers);
+    int8 = f32;
+    for (int l = 0; l < int8.layers; l++)
+        int8.prec[l] = EN_PREC_INT8;
+    double tf = sc_latency_predict(S->o->lat, &S->m->cfg, &f32, S->slen, S->ns);
+    double ti = sc_latency_predict(S->o->lat, &S->m->cfg, &int8, S->slen, S->ns);
+    double w = tf > 0 ? round(20 * ti / tf) / 20 : 1;
+    return w < 0.05 ? 0.05 : w > 2 ? 2 : w;
 }
 
 /* Budgets hold by construction, on both parts' lengths. */
@@ -753,6 +774,14 @@ static double flops_ratio(const search *S, const sc_schedule *s, const int *len,
     double sum = 0;
     for (int i = 0; i < n; i++)
         sum += sc_schedule_flops(&S->m->cfg, s, len[i]);
+    return sum / n / base;
+}
+
+static double explore_cost(const search *S, const sc_schedule *s, const int *len, int n,
+                           double base) {
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += sc_schedule_flops_weighted(&S->m->cfg, s, len[i], S->int8_weight);
     return sum / n / base;
 }
 

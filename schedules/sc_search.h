@@ -1,7 +1,9 @@
 #pragma once
 /* Search for per-layer keep ratios and metric: builds the Pareto frontier of held-out accuracy
- * against cost: latency predicted by the host's latency model (the default, when a model is
- * given), or FLOPs (budget.minimize = SC_MIN_FLOPS, or no latency model). Seeds with simple
+ * against cost. It explores by FLOPs, which no timing noise moves (with a latency model and
+ * `int8`, an INT8 layer's FLOPs weighed by its predicted time over an F32 layer's, rounded), and
+ * answers by budget.minimize: the record of least predicted latency (the default, when a model
+ * is given) or of least FLOPs (SC_MIN_FLOPS, or no latency model). Seeds with simple
  * families (one ratio for all layers; a linear ramp keeping the first layers whole; with width, the
  * same at a few uniform widths), then improves by evolutionary search over keep ratios, metric and
  * (with width) heads and FFN neurons per layer. Shares the hidden states of common layer prefixes,
@@ -19,8 +21,8 @@
 typedef struct sc_progress {
     int done, total;      // candidates evaluated / planned
     double best_accuracy; // best held-out-free (search part) accuracy meeting the budget so far
-    double best_cost;     // its cost: predicted latency over the unpruned model's (minimizing
-                          // latency with a latency model), else its FLOPs ratio
+    double best_cost;     // its exploration cost: its FLOPs ratio, INT8 layers weighed (see
+                          // above)
     double best_flops;    // its FLOPs ratio
     int found;            // 1 when some candidate meets the budget asked for (else the best_*
                           // fields are 0): a drop bound under max_drop on the search part (1%

@@ -307,6 +307,62 @@ START_TEST(latency_objective) {
 }
 END_TEST
 
+/* The search explores by FLOPs (INT8 layers weighed by their predicted time, rounded), so two
+ * calibrations of one host that differ by noise explore the same candidates and measure the
+ * same frontier; only the records' predicted latency, and so maybe the pick, follows each model.
+ * The second model is the first with its terms moved 10-20% either way, INT8 at about half of
+ * F32 in both. */
+START_TEST(noise_does_not_steer_the_search) {
+    sc_latency_model lm[2];
+    memset(lm, 0, sizeof lm);
+    const double noise[SC_LAT_TERMS] = {1.1, 1, 0.85, 1, 1.2, 1, 1, 0.9, 1.15, 1};
+    for (int k = 0; k < 2; k++) {
+        lm[k].layer[0] = 0.05, lm[k].layer[2] = 0.01, lm[k].layer[4] = 0.01;
+        lm[k].layer[7] = 0.0002, lm[k].layer[9] = 0.01;
+        lm[k].fixed_ms = 0.05;
+        for (int t = 0; t < SC_LAT_TERMS; t++) {
+            if (k == 1) lm[k].layer[t] *= noise[t];
+            lm[k].last[t] = lm[k].layer[t];
+            lm[k].layer_int8[t] = lm[k].last_int8[t] = 0.5 * lm[k].layer[t];
+        }
+    }
+    for (int int8 = 0; int8 < 2; int8++) {
+        sc_frontier f[2];
+        sc_search_stats st[2];
+        for (int k = 0; k < 2; k++) {
+            sc_search_opts o = small_opts(9);
+            o.lat = &lm[k];
+            o.int8 = int8;
+            o.budget.max_drop = 0.05;
+            run_ok(&o, &f[k], &st[k]);
+        }
+        ck_assert_int_eq(st[1].candidates, st[0].candidates);
+        ck_assert_int_eq(st[1].layer_evals, st[0].layer_evals);
+        ck_assert_int_eq(st[1].dropped_early, st[0].dropped_early);
+        // The records (measured on the held-out part) are the same schedules, each kept unless
+        // the other model's latency lets another record dominate it.
+        int with_int8 = 0, same = 0;
+        for (int i = 0; i < f[0].count; i++) {
+            for (int j = 0; j < f[1].count; j++)
+                if (sc_schedule_hash(&f[1].rec[j].schedule) ==
+                    sc_schedule_hash(&f[0].rec[i].schedule)) {
+                    ck_assert_double_eq(f[1].rec[j].accuracy, f[0].rec[i].accuracy);
+                    same++;
+                }
+            with_int8 += sc_schedule_has_precision(&f[0].rec[i].schedule);
+        }
+        ck_assert_int_ge(2 * same, f[0].count);
+        // With --int8 at half the time, INT8 layers reach the frontier; without, none.
+        if (int8)
+            ck_assert_int_gt(with_int8, 0);
+        else
+            ck_assert_int_eq(with_int8, 0);
+        for (int k = 0; k < 2; k++)
+            sc_frontier_free(&f[k]);
+    }
+}
+END_TEST
+
 static void cancel_on_progress(void *ud, const sc_progress *p) {
     ck_assert(p->done <= p->total);
     atomic_store((atomic_int *)ud, 1);
@@ -457,6 +513,7 @@ Suite *search_suite(void) {
     tcase_add_test(tc, drop_bound_threads_and_cache);
     tcase_add_test(tc, evaluator_hook_same_frontier);
     tcase_add_test(tc, latency_objective);
+    tcase_add_test(tc, noise_does_not_steer_the_search);
     tcase_add_test(tc, width_records_reproduce);
     tcase_add_test(tc, progress_within_budget);
     tcase_add_test(tc, bad_input);

@@ -52,14 +52,21 @@ START_TEST(flops_by_hand) {
     ck_assert_int_eq(
         sc_schedule_parse("attn:1,0.5,0.5,0.5;heads:1,0.5,1,1;ffn:1,0.25,1,0", 4, &s, NULL), 0);
     double H = cfg->hidden, d = H / cfg->heads, n = 20, k = 10, I = cfg->ffn;
-    double want = 2 * H * H + 2 * H * cfg->num_labels; // head
-    want += 2 * n * H * 3 * H + 2 * n * n * H + 2 * n * n * H + 2 * n * H * H + 4 * n * H * I;
+    double head = 2 * H * H + 2 * H * cfg->num_labels;
+    double l0 = 2 * n * H * 3 * H + 2 * n * n * H + 2 * n * n * H + 2 * n * H * H + 4 * n * H * I;
     double g = 1, m1 = round(0.25 * I);
-    want += 2 * n * H * 3 * g * d + 2 * n * n * g * d + 2 * k * n * g * d + 2 * k * g * d * H +
-            4 * k * H * m1;
-    want += 2 * k * H * 3 * H + 2 * k * k * H + 2 * k * k * H + 2 * k * H * H + 4 * k * H * I;
-    want += 2 * k * H * 3 * H + 2 * k * k * H + 2 * k * k * H + 2 * k * H * H; // no neurons
+    double l1 = 2 * n * H * 3 * g * d + 2 * n * n * g * d + 2 * k * n * g * d + 2 * k * g * d * H +
+                4 * k * H * m1;
+    double l2 = 2 * k * H * 3 * H + 2 * k * k * H + 2 * k * k * H + 2 * k * H * H + 4 * k * H * I;
+    double l3 = 2 * k * H * 3 * H + 2 * k * k * H + 2 * k * k * H + 2 * k * H * H; // no neurons
+    double want = head + l0 + l1 + l2 + l3;
     ck_assert_double_eq_tol(sc_schedule_flops(cfg, &s, 20), want, 1e-6 * want);
+    // Weighed: only the INT8 layers' FLOPs scale (the head stays F32).
+    s.prec[1] = s.prec[3] = EN_PREC_INT8;
+    ck_assert_double_eq_tol(sc_schedule_flops(cfg, &s, 20), want, 1e-6 * want);
+    double weighed = head + l0 + 0.4 * l1 + l2 + 0.4 * l3;
+    ck_assert_double_eq_tol(sc_schedule_flops_weighted(cfg, &s, 20, 0.4), weighed, 1e-6 * want);
+    ck_assert_double_eq_tol(sc_schedule_flops_weighted(cfg, &s, 20, 1), want, 1e-6 * want);
 }
 END_TEST
 
