@@ -46,8 +46,7 @@ typedef struct search {
     sc_prefix_cache *cache;  // the search part's states across generations; may be NULL
     sc_width_profile *width; // owned: with opts->width, the profile the search narrows with
     sc_width_bank bank;      // its narrowed layers (bank.m is NULL without width)
-    double int8_weight;      // an INT8 layer's cost relative to an F32 one in `cost` (0: not
-                             // known yet)
+    double int8_weight;      // an INT8 layer's cost relative to an F32 one in `cost`
     double anchor_cost; // the cheapest answer to max_drop so far, and generations since it fell
     int stale;
     en_diag *diag;
@@ -81,8 +80,8 @@ static double best_family(const sc_record *fam, int n, double flops);
 static int within_budget(const search *S, const sc_schedule *s);
 static double flops_ratio(const search *S, const sc_schedule *s, const int *len, int n,
                           double base);
-static double explore_cost(const search *S, const sc_schedule *s, const int *len, int n,
-                           double base);
+static double weighed_ratio(const search *S, const sc_schedule *s, const int *len, int n,
+                            double base, double int8_weight);
 static double precision_weight(const search *S);
 static int pareto(const search *S, int families_only, int *out);
 static int bucket_best(const search *S, int focus_only, int *out);
@@ -120,6 +119,7 @@ int sc_search_run(const en_model *m, const en_dataset *data, const en_dataset *h
         if (sc_prefix_cache_new(m, S.sd, S.si, S.ns, mb << 20, &S.cache) != 0)
             rc = en_fail(diag, EN_ENOMEM, "cannot allocate the state cache");
     }
+    if (rc == 0) S.int8_weight = precision_weight(&S); // on the search part's lengths
     if (rc == 0 && opts->width) rc = width_setup(&S);
     if (rc == 0 && (rc = baseline(&S)) == 0) {
         S.total = S.nc + 0;
@@ -730,10 +730,9 @@ static int add_cand(search *S, const sc_schedule *s, int family) {
     c->family = family;
     c->flops = flops_ratio(S, s, S->slen, S->ns, S->sbase);
     c->lat = S->o->lat ? sc_latency_predict(S->o->lat, &S->m->cfg, s, S->slen, S->ns) : 0;
-    if (S->int8_weight == 0) S->int8_weight = precision_weight(S);
     c->cost = S->int8_weight == 1 || !sc_schedule_has_precision(s)
                   ? c->flops
-                  : explore_cost(S, s, S->slen, S->ns, S->sbase);
+                  : weighed_ratio(S, s, S->slen, S->ns, S->sbase, S->int8_weight);
     return S->nc++;
 }
 
@@ -771,17 +770,15 @@ static int within_budget(const search *S, const sc_schedule *s) {
 
 static double flops_ratio(const search *S, const sc_schedule *s, const int *len, int n,
                           double base) {
-    double sum = 0;
-    for (int i = 0; i < n; i++)
-        sum += sc_schedule_flops(&S->m->cfg, s, len[i]);
-    return sum / n / base;
+    return weighed_ratio(S, s, len, n, base, 1);
 }
 
-static double explore_cost(const search *S, const sc_schedule *s, const int *len, int n,
-                           double base) {
+/* Mean FLOPs over the given lengths, INT8 layers counted int8_weight times, over `base`. */
+static double weighed_ratio(const search *S, const sc_schedule *s, const int *len, int n,
+                            double base, double int8_weight) {
     double sum = 0;
     for (int i = 0; i < n; i++)
-        sum += sc_schedule_flops_weighted(&S->m->cfg, s, len[i], S->int8_weight);
+        sum += sc_schedule_flops_weighted(&S->m->cfg, s, len[i], int8_weight);
     return sum / n / base;
 }
 
