@@ -146,7 +146,7 @@ const ctl_opt ctl_options[] = {
                     "candidates per generation"},
     [O_CACHE_MB] = {"--cache-mb", 0, CTL_INT, F_(cache_mb), 0, 1 << 20, SC_SEARCH_CACHE_MB, 0, "N",
                     "MB for hidden states kept across generations; 0: none"},
-    [O_LATENCY_EXAMPLES] = {"--latency-examples", 0, CTL_INT, F_(latency_examples), 0, INT_MAX, 300,
+    [O_LATENCY_EXAMPLES] = {"--latency-examples", 0, CTL_INT, F_(latency_examples), 0, INT_MAX, 150,
                             0, "N",
                             "examples timed per frontier schedule to check the latency model "
                             "(0 skips)"},

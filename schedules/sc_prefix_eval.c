@@ -7,15 +7,20 @@
 
 #include "sc_width.h"
 
-/* One cached prefix of one example: the hidden state after `depth` layers (depth < L), or the
- * logits of a whole path (depth == L, rows == 0). One allocation holds x, pos and key. */
+/* One cached prefix of one example: the output of a run of layer depth - 1 (depth < L), or the
+ * logits of a whole path (depth == L, rows == 0). A run's output serves every path that keeps
+ * fewer of its rows at that layer with the same metric (the rows of rank below the count), so
+ * the key's last keep count is the most the entry can give. One allocation holds x, pos, rank
+ * and key. */
 typedef struct centry {
     int depth, rows;
+    en_metric metric;    // what `rank` ranks by
     int kept;            // on the path of a schedule the caller said to keep: goes last
     unsigned long stamp; // last use: the least recently used goes first
     size_t bytes;        // counted against the budget, this struct included
     float *x;            // [rows * H] state, or [num_labels] logits; owns the allocation
     int32_t *pos;        // [rows]
+    int32_t *rank;       // [rows]: each row's importance rank in the layer (en_ctx_rank)
     int *key;            // [depth]: the path keys of layers 0 .. depth - 1
 } centry;
 
@@ -95,7 +100,8 @@ static void worker_fini(worker *w);
 static void fail(shared *sh, int code, const char *msg);
 static void cache_touch(cslot *cs, const int *key, int depth);
 static void cache_put(cslot *cs, const int *key, int depth, int rows, const float *x,
-                      const int32_t *pos, int width);
+                      const int32_t *pos, const int32_t *rank, en_metric metric, int width);
+static int covers(const centry *c, const int *key);
 
 int sc_prefix_eval(const sc_prefix_job *job, sc_prefix_stats *st, en_diag *diag) {
     int layers = job->m->cfg.layers;
@@ -208,7 +214,7 @@ int sc_prefix_cache_keep(sc_prefix_cache *c, const sc_schedule *sched, int count
             centry *en = &cs->e[j];
             en->kept = 0;
             for (int s = 0; s < count && !en->kept; s++)
-                en->kept = memcmp(en->key, &key[s * L], (size_t)en->depth * sizeof *key) == 0;
+                en->kept = covers(en, &key[s * L]);
         }
     }
     free(key);
@@ -263,8 +269,9 @@ static int key_cmp(const int *a, const int *b, int layers) {
 static int cache_find_at(const cslot *cs, const int *key, int depth);
 
 /* Runs the batch of runs [r0, r1) of depth d (layer d): each run is a node's state with the
- * largest keep count of the children it serves; each child narrows the output to its own. */
-static int run_batch(worker *w, int d, int r0, int r1, int n0, const en_example *ex) {
+ * largest keep count of the children it serves; each child narrows the output to its own. The
+ * runs' outputs go into the cache `cs` (may be NULL). */
+static int run_batch(worker *w, cslot *cs, int d, int r0, int r1, int n0, const en_example *ex) {
     const sc_prefix_job *job = w->sh->job;
     int H = job->m->cfg.hidden, max_n = job->d->max_n, L = job->m->cfg.layers;
     const float *xs[MAX_SEQ];
@@ -307,6 +314,14 @@ static int run_batch(worker *w, int d, int r0, int r1, int n0, const en_example 
             ch->pos = w->pnext + (size_t)c * max_n;
             if ((rc = en_state_keep_top(x, pos, rank, k, H, ch->rows, ch->x, ch->pos)) != 0)
                 return rc;
+        }
+        if (cs) { // the run's path: its node's, then layer d at the run's count and metric
+            int key[EN_MAX_LAYERS];
+            const node *nd = &w->cur[w->run_node[r0 + r]];
+            memcpy(key, &w->key[w->order[nd->a] * L], (size_t)d * sizeof *key);
+            en_metric m = w->run_metric[r0 + r];
+            key[d] = code << KEY_WIDTH | k << 3 | (k < nd->rows ? (int)m + 1 : 0);
+            cache_put(cs, key, d + 1, k, x, pos, rank, m, H);
         }
     }
     return 0;
@@ -386,7 +401,7 @@ static int run_example(worker *w, int e, int slot) {
         // The children of every node (schedules equal on layer d's key too), and the runs.
         int nruns = 0;
         w->nnext = 0;
-        for (int i = 0; i < w->ncur; i++) {
+        for (int i = 0; i < w->ncur && rc == 0; i++) {
             const node *nd = &w->cur[i];
             int first_run = nruns;
             for (int a = nd->a; a < nd->b;) {
@@ -398,11 +413,13 @@ static int run_example(worker *w, int e, int slot) {
                 w->child_run[c] = -1;
                 int ce = cs && d + 1 < L ? cache_find_at(cs, &w->key[w->order[a] * L], d + 1) : -1;
                 if (ce >= 0) { // from the cache (copied: a later put may evict the entry)
+                    const centry *en = &cs->e[ce];
                     cache_touch(cs, &w->key[w->order[a] * L], d + 1);
                     w->next[c].x = w->xnext + (size_t)c * max_n * H;
                     w->next[c].pos = w->pnext + (size_t)c * max_n;
-                    memcpy(w->next[c].x, cs->e[ce].x, (size_t)cs->e[ce].rows * H * sizeof(float));
-                    memcpy(w->next[c].pos, cs->e[ce].pos, (size_t)cs->e[ce].rows * sizeof(int32_t));
+                    rc = en_state_keep_top(en->x, en->pos, en->rank, en->rows, H, KEY_KEEP(kd),
+                                           w->next[c].x, w->next[c].pos);
+                    if (rc != 0) break;
                     w->cached++;
                 } else {
                     // A run of this node at this child's width, ranking as it does (keep-all
@@ -433,7 +450,7 @@ static int run_example(worker *w, int e, int slot) {
             while (r1 < nruns && r1 - r0 < MAX_SEQ && w->run_width[r1] == w->run_width[r0] &&
                    (r1 == r0 || rows + w->cur[w->run_node[r1]].rows <= BATCH_ROWS))
                 rows += w->cur[w->run_node[r1++]].rows;
-            rc = run_batch(w, d, r0, r1, ex->n, ex);
+            rc = run_batch(w, d + 1 < L ? cs : NULL, d, r0, r1, ex->n, ex);
             if (rc == 0 && d == L - 1) { // the logits of each run's node
                 rc = en_ctx_finish_batch(w->ctx, &w->logit[(size_t)r0 * C]);
             }
@@ -459,15 +476,11 @@ static int run_example(worker *w, int e, int slot) {
                     if (job->logits)
                         memcpy(&job->logits[((size_t)s * n + slot) * C], lg, C * sizeof *lg);
                 }
-                if (cs) cache_put(cs, &w->key[w->order[w->next[c].a] * L], L, 0, lg, NULL, C);
+                if (cs)
+                    cache_put(cs, &w->key[w->order[w->next[c].a] * L], L, 0, lg, NULL, NULL, 0, C);
             }
             break;
         }
-        // New states go into the cache (deeper than any found there on their path).
-        for (int c = 0; cs && c < w->nnext; c++)
-            if (w->child_run[c] >= 0)
-                cache_put(cs, &w->key[w->order[w->next[c].a] * L], d + 1, w->next[c].rows,
-                          w->next[c].x, w->next[c].pos, H);
         // The children become the nodes; their states move with them.
         node *tn = w->cur;
         w->cur = w->next, w->next = tn, w->ncur = w->nnext;
@@ -482,14 +495,30 @@ static int run_example(worker *w, int e, int slot) {
     return rc;
 }
 
-/* The entry at exactly `depth` on the path `key` (the logits entry for depth L); -1 when
- * none. */
+/* Whether entry `c` gives the prefix of path `key` up to its depth: the same keys before its
+ * last layer, and at that layer the same key, or the same width and metric with no fewer rows
+ * (the rows of rank below the path's count are its state). Logits only for the same path. */
+static int covers(const centry *c, const int *key) {
+    int last = c->depth - 1;
+    if (c->rows == 0) return memcmp(c->key, key, (size_t)c->depth * sizeof *key) == 0;
+    if (memcmp(c->key, key, (size_t)last * sizeof *key) != 0) return 0;
+    int have = c->key[last], want = key[last];
+    if (have == want) return 1;
+    int code = want & 7; // a path that keeps every row needs an entry that kept them all
+    return have >> KEY_WIDTH == want >> KEY_WIDTH && code != 0 && (int)c->metric == code - 1 &&
+           KEY_KEEP(want) < KEY_KEEP(have);
+}
+
+/* An entry at exactly `depth` covering the path `key` (the logits entry for depth L), the one
+ * with fewest rows; -1 when none. */
 static int cache_find_at(const cslot *cs, const int *key, int depth) {
+    int best = -1;
     for (int j = 0; j < cs->n; j++) {
         const centry *c = &cs->e[j];
-        if (c->depth == depth && memcmp(c->key, key, (size_t)depth * sizeof *key) == 0) return j;
+        if (c->depth == depth && covers(c, key) && (best < 0 || c->rows < cs->e[best].rows))
+            best = j;
     }
-    return -1;
+    return best;
 }
 
 /* Marks the entries on path `key` up to `depth` as just used: the shallower ones are what the
@@ -498,21 +527,38 @@ static void cache_touch(cslot *cs, const int *key, int depth) {
     unsigned long now = ++cs->clock;
     for (int j = 0; j < cs->n; j++) {
         centry *c = &cs->e[j];
-        if (c->depth <= depth && memcmp(c->key, key, (size_t)c->depth * sizeof *key) == 0)
-            c->stamp = now;
+        if (c->depth <= depth && covers(c, key)) c->stamp = now;
     }
 }
 
-/* Adds the state after `depth` layers of path `key` (`rows` rows of `width` floats and their
- * positions), or with rows == 0 the `width` logits of the whole path, evicting the least
- * recently used entries to stay within the budget. The caller knows it is not there yet. */
+static void cache_drop(cslot *cs, int j) {
+    cs->bytes -= cs->e[j].bytes;
+    free(cs->e[j].x);
+    cs->e[j] = cs->e[--cs->n];
+}
+
+/* Adds a run's output after `depth` layers of path `key` (`rows` rows of `width` floats, their
+ * positions and ranks by `metric`), or with rows == 0 the `width` logits of the whole path,
+ * evicting the least recently used entries to stay within the budget. Entries it covers go (it
+ * serves their paths too); nothing is added when one that serves the same paths is there. */
 static void cache_put(cslot *cs, const int *key, int depth, int rows, const float *x,
-                      const int32_t *pos, int width) {
+                      const int32_t *pos, const int32_t *rank, en_metric metric, int width) {
     size_t floats = rows > 0 ? (size_t)rows * width : (size_t)width;
     size_t data =
-        floats * sizeof(float) + (size_t)rows * sizeof(int32_t) + (size_t)depth * sizeof(int);
+        floats * sizeof(float) + (size_t)rows * 2 * sizeof(int32_t) + (size_t)depth * sizeof(int);
     size_t bytes = data + sizeof(centry);
     if (bytes > cs->budget) return;
+    centry probe = {.depth = depth, .rows = rows, .metric = metric, .key = (int *)key};
+    int kept = 0;
+    for (int j = 0; j < cs->n; j++) {
+        centry *c = &cs->e[j];
+        if (c->depth != depth) continue;
+        if (covers(c, key) && (rows == 0 || c->metric == metric)) return; // serves as much
+        if (rows > 0 && c->metric == metric && covers(&probe, c->key)) {
+            kept |= c->kept;
+            cache_drop(cs, j--);
+        }
+    }
     // Evicted first: off the kept paths, then states before whole-path logits (a few bytes
     // that save every layer), then the least recently used.
     while (cs->bytes + bytes > cs->budget && cs->n > 0) {
@@ -523,9 +569,7 @@ static void cache_put(cslot *cs, const int *key, int depth, int rows, const floa
             if (a->kept != o->kept ? a->kept < o->kept : la != lo ? la < lo : a->stamp < o->stamp)
                 old = j;
         }
-        cs->bytes -= cs->e[old].bytes;
-        free(cs->e[old].x);
-        cs->e[old] = cs->e[--cs->n];
+        cache_drop(cs, old);
     }
     if (cs->n == cs->cap) {
         int cap = cs->cap ? 2 * cs->cap : 8;
@@ -539,14 +583,19 @@ static void cache_put(cslot *cs, const int *key, int depth, int rows, const floa
     centry *c = &cs->e[cs->n++];
     c->depth = depth;
     c->rows = rows;
-    c->kept = 0;
+    c->metric = metric;
+    c->kept = kept;
     c->stamp = ++cs->clock;
     c->bytes = bytes;
     c->x = buf;
     c->pos = (int32_t *)(buf + floats);
-    c->key = (int *)(c->pos + rows);
+    c->rank = c->pos + rows;
+    c->key = (int *)(c->rank + rows);
     memcpy(c->x, x, floats * sizeof *x);
-    if (rows > 0) memcpy(c->pos, pos, (size_t)rows * sizeof *pos);
+    if (rows > 0) {
+        memcpy(c->pos, pos, (size_t)rows * sizeof *pos);
+        memcpy(c->rank, rank, (size_t)rows * sizeof *rank);
+    }
     memcpy(c->key, key, (size_t)depth * sizeof *key);
     cs->bytes += bytes;
 }

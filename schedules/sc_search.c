@@ -116,6 +116,9 @@ int sc_search_run(const en_model *m, const en_dataset *data, const en_dataset *h
     int kids = opts->children > 0 ? opts->children : SC_SEARCH_CHILDREN;
     if ((rc = split(&S, data, holdout)) == 0 && opts->cache_mb >= 0) {
         size_t mb = opts->cache_mb > 0 ? (size_t)opts->cache_mb : SC_SEARCH_CACHE_MB;
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        size_t host_mb = pages > 0 && page > 0 ? (size_t)pages * (size_t)page >> 20 : 0;
+        if (host_mb > 0 && mb > host_mb / 4) mb = host_mb / 4; // a cache, not the machine
         if (sc_prefix_cache_new(m, S.sd, S.si, S.ns, mb << 20, &S.cache) != 0)
             rc = en_fail(diag, EN_ENOMEM, "cannot allocate the state cache");
     }
@@ -322,11 +325,12 @@ static int width_setup(search *S) {
 }
 
 /* Unpruned outcomes on both parts: the reference every drop is paired against. */
+/* The unpruned model on the search part (the held-out part's outcomes come with the frontier's,
+ * in finish). */
 static int baseline(search *S) {
     sc_schedule full;
     sc_schedule_full(&full, EN_METRIC_ATTN, S->m->cfg.layers);
-    int n = S->ns > S->nh ? S->ns : S->nh;
-    int *pred = malloc((size_t)n * sizeof *pred);
+    int *pred = malloc((size_t)(S->ns ? S->ns : 1) * sizeof *pred);
     if (!pred) return en_fail(S->diag, EN_ENOMEM, "cannot allocate predictions");
     sc_prefix_job job = {.m = S->m,
                          .bank = S->width ? &S->bank : NULL,
@@ -343,12 +347,6 @@ static int baseline(search *S) {
     int rc = sc_prefix_eval(&job, &ps, S->diag);
     for (int i = 0; rc == 0 && i < S->ns; i++)
         S->s_ok[i] = pred[i] == S->sd->ex[S->si[i]].label;
-    if (rc == 0) {
-        job.d = S->hd, job.index = S->hi, job.n_index = S->nh, job.cache = NULL;
-        rc = sc_prefix_eval(&job, &ps, S->diag);
-    }
-    for (int i = 0; rc == 0 && i < S->nh; i++)
-        S->h_ok[i] = pred[i] == S->hd->ex[S->hi[i]].label;
     free(pred);
     S->st->layer_evals += ps.layer_evals;
     if (rc != 0) return rc;
@@ -602,7 +600,8 @@ done:
 }
 
 /* The held-out part measures the search part's frontier (and the families' own), and those
- * measurements alone go into the records. */
+ * measurements alone go into the records. The unpruned model runs with them (first), sharing
+ * their prefixes: the baseline of every held-out figure. */
 static int finish(search *S, sc_frontier *out) {
     int *pick = malloc((size_t)3 * S->nc * sizeof *pick);
     if (!pick) return en_fail(S->diag, EN_ENOMEM, "cannot allocate the frontier");
@@ -616,7 +615,7 @@ static int finish(search *S, sc_frontier *out) {
             seen = pick[j] == pick[i];
         if (!seen) pick[n++] = pick[i];
     }
-    size_t cap = (size_t)(n ? n : 1);
+    size_t cap = (size_t)n + 1;
     sc_schedule *sched = malloc(cap * sizeof *sched);
     int *pred = malloc(cap * S->nh * sizeof *pred);
     uint8_t *ok = malloc((size_t)S->nh);
@@ -627,8 +626,9 @@ static int finish(search *S, sc_frontier *out) {
         rc = en_fail(S->diag, EN_ENOMEM, "cannot allocate the frontier");
         goto done;
     }
+    sc_schedule_full(&sched[0], EN_METRIC_ATTN, S->m->cfg.layers);
     for (int i = 0; i < n; i++)
-        sched[i] = S->c[pick[i]].s;
+        sched[i + 1] = S->c[pick[i]].s;
     sc_prefix_stats ps = {0};
     sc_prefix_job job = {.m = S->m,
                          .bank = S->width ? &S->bank : NULL,
@@ -636,28 +636,31 @@ static int finish(search *S, sc_frontier *out) {
                          .index = S->hi,
                          .n_index = S->nh,
                          .sched = sched,
-                         .count = n,
+                         .count = n + 1,
                          .threads = S->threads,
                          .cancel = S->o->cancel,
                          .pred = pred};
     if ((rc = sc_prefix_eval(&job, &ps, S->diag)) != 0) goto done;
+    for (int e = 0; e < S->nh; e++)
+        S->h_ok[e] = pred[e] == S->hd->ex[S->hi[e]].label;
     S->st->layer_evals += ps.layer_evals;
     S->st->layer_evals_saved += ps.layer_evals_saved;
     S->st->layer_evals_sibling += ps.layer_evals_sibling;
     for (int i = 0; i < n; i++) {
+        const sc_schedule *si = &sched[i + 1];
         for (int e = 0; e < S->nh; e++)
-            ok[e] = pred[(size_t)i * S->nh + e] == S->hd->ex[S->hi[e]].label;
+            ok[e] = pred[(size_t)(i + 1) * S->nh + e] == S->hd->ex[S->hi[e]].label;
         sc_paired p;
         sc_paired_compare(S->h_ok, ok, NULL, S->nh, &p);
         sc_record *r = &out->rec[out->count++];
-        r->schedule = sched[i];
-        r->flops_ratio = flops_ratio(S, &sched[i], S->hlen, S->nh, S->hbase);
-        sc_schedule tokens = sched[i];
+        r->schedule = *si;
+        r->flops_ratio = flops_ratio(S, si, S->hlen, S->nh, S->hbase);
+        sc_schedule tokens = *si;
         memset(tokens.heads_cut, 0, sizeof tokens.heads_cut);
         memset(tokens.ffn_cut, 0, sizeof tokens.ffn_cut);
         r->tokens_flops_ratio = flops_ratio(S, &tokens, S->hlen, S->nh, S->hbase);
         r->latency_ms =
-            S->o->lat ? sc_latency_predict(S->o->lat, &S->m->cfg, &sched[i], S->hlen, S->nh) : 0;
+            S->o->lat ? sc_latency_predict(S->o->lat, &S->m->cfg, si, S->hlen, S->nh) : 0;
         r->accuracy = (double)p.correct / S->nh;
         r->baseline_accuracy = (double)p.base_correct / S->nh;
         r->drop = p.drop;

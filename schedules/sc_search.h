@@ -42,7 +42,8 @@ typedef struct sc_search_opts {
     int generations;             // <= 0: default (SC_SEARCH_GENERATIONS)
     int children;                // candidates per generation (<= 0: SC_SEARCH_CHILDREN)
     int cache_mb;                // hidden states of the search part's examples kept across
-                                 // generations (0: SC_SEARCH_CACHE_MB; < 0: none)
+                                 // generations (0: SC_SEARCH_CACHE_MB; < 0: none; never more
+                                 // than a quarter of the host's memory)
     void (*progress)(void *ud, const sc_progress *p); // called from a search thread; may be NULL
     void *progress_ud;
     atomic_int *cancel;    // borrowed; when set non-zero the search stops with EN_ECANCELED
@@ -67,7 +68,7 @@ typedef struct sc_search_opts {
 
 #define SC_SEARCH_GENERATIONS 16 // at most: with max_drop it stops once the answer stops improving
 #define SC_SEARCH_CHILDREN 16
-#define SC_SEARCH_CACHE_MB 256
+#define SC_SEARCH_CACHE_MB 1024 // 256 MB ran 15% more layers on sst2-bert-L6-H256 (docs/search.md)
 
 void sc_search_opts_default(sc_search_opts *o);
 

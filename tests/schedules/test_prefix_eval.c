@@ -167,6 +167,65 @@ START_TEST(cache_across_calls) {
 }
 END_TEST
 
+/* A cached run of a layer serves a later schedule that keeps fewer of its rows at that layer
+ * with the same metric (the rows of rank below its count), and only such a schedule. Expected
+ * counts from the keep counts alone: each example runs on its own, so its counters are its. */
+START_TEST(cache_narrows_a_wider_run) {
+    const en_model *m = demo_model();
+    en_dataset *d = demo_slice(0, N_EX, 5);
+    int L = m->cfg.layers, C = m->cfg.num_labels;
+    const char *text[3] = {"attn:1,0.7,0.5,0.3", "attn:1,0.6,0.5,0.3", "cls:1,0.6,0.5,0.3"};
+    sc_schedule s[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(sc_schedule_parse(text[i], L, &s[i], NULL), 0);
+    sc_prefix_cache *cache;
+    ck_assert_int_eq(sc_prefix_cache_new(m, d, NULL, 0, (size_t)8 << 20, &cache), 0);
+    en_ctx *ctx;
+    ck_assert_int_eq(en_ctx_new(m, d->max_n, &ctx), 0);
+    int narrowed = 0;
+    for (int e = 0; e < N_EX; e++) {
+        const en_example *ex = &d->ex[e];
+        int n0 = ex->n, wide = en_keep_count(0.7, n0, n0), narrow = en_keep_count(0.6, n0, n0);
+        // Layer 0 keeps every row (any metric); then A's layer-1 run serves B when B keeps fewer
+        // rows, and the whole path when it keeps as many; C ranks layer 1 by another metric.
+        long want[3] = {0, narrow < wide ? 2 : L, narrow < n0 ? 1 : -1};
+        narrowed += narrow < wide;
+        for (int k = 0; k < 3; k++) {
+            int pred;
+            float logits[8], ref[8];
+            sc_prefix_job job = {.m = m,
+                                 .d = d,
+                                 .index = &e,
+                                 .n_index = 1,
+                                 .sched = &s[k],
+                                 .count = 1,
+                                 .threads = 1,
+                                 .cache = cache,
+                                 .pred = &pred,
+                                 .logits = logits};
+            sc_prefix_stats st = {0};
+            en_diag diag = {{0}};
+            ck_assert_msg(sc_prefix_eval(&job, &st, &diag) == 0, "%s", diag.msg);
+            if (want[k] >= 0)
+                ck_assert_msg(st.layer_evals_cached == want[k],
+                              "%s, example %d (%d tokens): %ld "
+                              "layers from the cache, expected %ld",
+                              text[k], e, n0, st.layer_evals_cached, want[k]);
+            ck_assert_int_eq(en_forward(ctx, ex->ids, ex->type_ids, n0, s[k].metric, s[k].ratios,
+                                        ref, NULL, NULL),
+                             0);
+            for (int c = 0; c < C; c++)
+                ck_assert_msg(logits[c] == ref[c], "%s, example %d, logit %d: %.9g vs %.9g",
+                              text[k], e, c, logits[c], ref[c]);
+        }
+    }
+    ck_assert_int_gt(narrowed, N_EX / 2); // the case under test is the common one
+    en_ctx_free(ctx);
+    sc_prefix_cache_free(cache);
+    en_dataset_free_view(d);
+}
+END_TEST
+
 START_TEST(subset_cancel_and_bad_schedule) {
     const en_model *m = demo_model();
     const en_dataset *d = demo_data();
@@ -211,6 +270,7 @@ Suite *prefix_eval_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, same_as_plain_forward);
     tcase_add_test(tc, cache_across_calls);
+    tcase_add_test(tc, cache_narrows_a_wider_run);
     tcase_add_test(tc, subset_cancel_and_bad_schedule);
     suite_add_tcase(s, tc);
     return s;
