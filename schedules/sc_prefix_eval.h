@@ -11,12 +11,13 @@
  * are part of its key: runs share a layer only when they share both, and a batch runs one. The
  * results are exactly those of en_forward() on the narrowed model.
  *
- * Across calls, an optional sc_prefix_cache keeps, per example, the hidden states of prefixes
- * already run (and the logits of whole paths) within a fixed memory budget, so a schedule of a
- * later call (a child in the next generation of a search) resumes where an earlier one sharing
- * its first layers' keep counts left off. Each example's share of the budget is its own, and an
- * example is run by one worker at a time, so what the cache holds, and the counters, depend only
- * on the sequence of calls, never on the thread count. */
+ * Across calls, an optional sc_prefix_cache keeps, per example, the output of each layer run
+ * already, with its rows' ranks (and the logits of whole paths), within a fixed memory budget, so
+ * a schedule of a later call (a child in the next generation of a search) resumes where an
+ * earlier one sharing its first layers' keep counts left off, or kept more rows of the same
+ * layer with the same metric (by the sibling rule above). Each example's share of the budget is
+ * its own, and an example is run by one worker at a time, so what the cache holds, and the
+ * counters, depend only on the sequence of calls, never on the thread count. */
 
 #include <stdatomic.h>
 
