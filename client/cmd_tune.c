@@ -230,9 +230,13 @@ static int cmp_double(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
-/* Passes over the frontier, interleaved: one pass alone is at the mercy of whatever else the
- * host runs while that record is timed. */
-#define TIMING_ROUNDS 3
+/* Rounds over the frontier, each on one of TIMING_SUBSETS interleaved thirds of the timed
+ * examples, so every record runs each example TIMING_ROUNDS / TIMING_SUBSETS times. The host's
+ * speed moves over seconds (other tenants): short rounds spread over the whole timing let every
+ * record sample the same mix of slow and fast moments, where a few long passes each landed in
+ * one (records timed seconds apart differed by ±20% in one run, with 3 passes of 150). */
+#define TIMING_SUBSETS 3
+#define TIMING_ROUNDS 9
 
 static double median_of(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
@@ -240,30 +244,38 @@ static double median_of(double *v, int n) {
 }
 
 /* Runs every frontier schedule on (up to latency_examples of) `d` with one worker of one
- * thread, as the latency model was calibrated, and compares with its prediction there: the
- * mean over TIMING_ROUNDS interleaved passes, as the calibration averages its repeats. The
- * latency probe runs before each record, so its mean covers the same minutes as the records. */
+ * thread, as the latency model was calibrated, and compares with its prediction there: the mean
+ * over TIMING_ROUNDS interleaved rounds, as the calibration averages its repeats. The latency
+ * probe runs before each round, so its mean covers the same minutes as the records. */
 static int measure(const en_model *m, const en_dataset *d, int count, const sc_frontier *f,
                    const sc_latency_model *lm, double *predicted, double *measured,
                    lat_check *out) {
     int n = d->count < count ? d->count : count;
     int *idx = malloc((size_t)n * sizeof *idx), *len = malloc((size_t)n * sizeof *len);
+    int *sub = malloc((size_t)n * sizeof *sub), sub_n[TIMING_SUBSETS] = {0};
     double *err = malloc((size_t)(f->count + 1) * sizeof *err);
-    en_dataset *view = NULL;
+    en_dataset *view[TIMING_SUBSETS] = {NULL};
     int rc = -1;
-    if (!idx || !len || !err) goto done;
+    if (!idx || !len || !sub || !err) goto done;
     for (int i = 0; i < n; i++) {
         // Spread over the file, not its first lines.
         idx[i] = (int)((long)i * d->count / n);
         len[i] = d->ex[idx[i]].n;
     }
-    if (en_dataset_view(d, idx, n, &view) != 0) goto done;
+    for (int s = 0; s < TIMING_SUBSETS; s++) { // subset s: every TIMING_SUBSETS-th from s
+        for (int j = s; j < n; j += TIMING_SUBSETS)
+            sub[sub_n[s]++] = idx[j];
+        if (sub_n[s] > 0 && en_dataset_view(d, sub, sub_n[s], &view[s]) != 0) goto done;
+    }
     for (int i = 0; i < f->count; i++)
         measured[i] = 0;
     double probe_sum = 0;
+    int probes = 0, runs = 0; // runs: sequences each record ran
     for (int t = 0; t < TIMING_ROUNDS * f->count; t++) {
-        int i = t % f->count;
+        int i = t % f->count, s = t / f->count % TIMING_SUBSETS;
         cli_progress("timing", t, TIMING_ROUNDS * f->count, NULL);
+        if (!view[s]) continue;
+        if (i == 0) runs += sub_n[s];
         en_eval_opts eo = {.metric = f->rec[i].schedule.metric,
                            .ratios = f->rec[i].schedule.ratios,
                            .threads = 1,
@@ -272,35 +284,42 @@ static int measure(const en_model *m, const en_dataset *d, int count, const sc_f
         en_eval_result res = {0};
         en_diag diag = {{0}};
         en_model *narrowed = NULL; // the network the record runs
-        double probe = 0;
-        int erc = lm->probe_ms > 0 ? sc_latency_probe(m, 1, &probe, &diag) : 0;
-        probe_sum += probe;
+        int erc = 0;
+        if (i == 0 && lm->probe_ms > 0) {
+            double probe = 0;
+            erc = sc_latency_probe(m, 1, &probe, &diag);
+            probe_sum += probe;
+            probes++;
+        }
         if (erc == 0) erc = sc_width_narrow(m, f->width, &f->rec[i].schedule, &narrowed, &diag);
-        if (erc == 0) erc = en_eval(narrowed ? narrowed : m, view, &eo, &res, &diag);
+        if (erc == 0) erc = en_eval(narrowed ? narrowed : m, view[s], &eo, &res, &diag);
         en_model_free(narrowed);
         if (erc != 0) {
             fprintf(stderr, "searchctl tune: timing: %s\n", diag.msg);
             goto done;
         }
-        measured[i] += res.latency_ms / TIMING_ROUNDS;
+        measured[i] += res.latency_ms * sub_n[s]; // ms in all, then per sequence below
     }
     for (int i = 0; i < f->count; i++) {
+        measured[i] /= runs;
         predicted[i] = sc_latency_predict(lm, &m->cfg, &f->rec[i].schedule, len, n);
         err[i] = fabs(predicted[i] - measured[i]) / measured[i];
     }
     cli_progress_end();
     out->median_err = median_of(err, f->count);
-    if (lm->probe_ms > 0) {
-        out->drift = probe_sum / (TIMING_ROUNDS * f->count) / lm->probe_ms;
+    if (probes > 0) {
+        out->drift = probe_sum / probes / lm->probe_ms;
         for (int i = 0; i < f->count; i++)
             err[i] = fabs(predicted[i] * out->drift - measured[i]) / measured[i];
         out->drift_err = median_of(err, f->count);
     }
     rc = 0;
 done:
-    en_dataset_free_view(view);
+    for (int s = 0; s < TIMING_SUBSETS; s++)
+        en_dataset_free_view(view[s]);
     free(idx);
     free(len);
+    free(sub);
     free(err);
     return rc;
 }

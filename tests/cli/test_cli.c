@@ -303,6 +303,9 @@ START_TEST(tune_json_has_frontier_and_choice) {
     json_array_foreach(frontier, i, r) {
         found |= strcmp(json_string_value(json_object_get(r, "schedule")),
                         json_string_value(json_object_get(chosen, "schedule"))) == 0;
+        // every record was timed (in rounds over the frontier) beside its prediction
+        ck_assert(json_number_value(json_object_get(r, "timed_measured_ms")) > 0);
+        ck_assert(json_number_value(json_object_get(r, "timed_predicted_ms")) > 0);
         /* the fastest within the bound: nothing cheaper on the frontier meets it */
         if (json_number_value(json_object_get(r, "flops_ratio")) <
                 json_number_value(json_object_get(chosen, "flops_ratio")) - 1e-12 &&
@@ -311,6 +314,8 @@ START_TEST(tune_json_has_frontier_and_choice) {
             ck_assert(json_number_value(json_object_get(r, "drop_upper")) >= 0.05);
     }
     ck_assert(found);
+    ck_assert(json_number_value(json_object_get(j, "latency_host_drift")) > 0);
+    ck_assert(json_number_value(json_object_get(j, "latency_median_error")) >= 0);
     json_decref(j);
     free(out);
 }
