@@ -234,7 +234,7 @@ static int cmp_double(const void *x, const void *y) {
  * examples, so every record runs each example TIMING_ROUNDS / TIMING_SUBSETS times. The host's
  * speed moves over seconds (other tenants): short rounds spread over the whole timing let every
  * record sample the same mix of slow and fast moments, where a few long passes each landed in
- * one (records timed seconds apart differed by ±20% in one run, with 3 passes of 150). */
+ * one (the records of one run erred by +4% to +44%, with 3 passes of 150). */
 #define TIMING_SUBSETS 3
 #define TIMING_ROUNDS 9
 

@@ -324,9 +324,8 @@ static int width_setup(search *S) {
     return 0;
 }
 
-/* Unpruned outcomes on both parts: the reference every drop is paired against. */
-/* The unpruned model on the search part (the held-out part's outcomes come with the frontier's,
- * in finish). */
+/* Unpruned outcomes on the search part, the reference every drop there is paired against (the
+ * held-out part's come with the frontier's, in finish). */
 static int baseline(search *S) {
     sc_schedule full;
     sc_schedule_full(&full, EN_METRIC_ATTN, S->m->cfg.layers);
